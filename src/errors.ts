@@ -1,0 +1,151 @@
+/**
+ * Errors thrown by txloop. Each is a small class with a stable `name` and readonly context fields,
+ * so callers can branch on `instanceof` (or on `name` across process boundaries).
+ */
+
+export const Outcome = {
+  COMMIT: 'commit',
+  ROLLBACK: 'rollback',
+} as const;
+export type Outcome = (typeof Outcome)[keyof typeof Outcome];
+
+/** Base class of every error txloop throws on purpose. */
+export class TxloopError extends Error {
+  override readonly name: string = 'TxloopError';
+}
+
+/** An argument, option, header or HTTP body failed validation; `field` says which one. */
+export class ValidationError extends TxloopError {
+  override readonly name = 'ValidationError';
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(`${field}: ${message}`);
+  }
+}
+
+/** A payload does not fit in one etcd value (or is not JSON-serialisable). */
+export class PayloadError extends ValidationError {}
+
+export class TransactionNotFound extends TxloopError {
+  override readonly name = 'TransactionNotFound';
+  constructor(readonly xid: string) {
+    super(`transaction ${xid} does not exist (never begun, or already collected after its retention)`);
+  }
+}
+
+/**
+ * The global transaction already left TRYING. `outcome` names the decision that won, `status` is the
+ * global's status when the call lost the race.
+ */
+export class TransactionAlreadyDecided extends TxloopError {
+  override readonly name = 'TransactionAlreadyDecided';
+  constructor(
+    readonly xid: string,
+    readonly outcome: Outcome,
+    readonly status: string,
+    readonly decidedBy: string,
+  ) {
+    super(`transaction ${xid} was already decided: ${outcome} (by ${decidedBy}, now ${status})`);
+  }
+}
+
+/** The transaction's deadline passed (or the caller's AbortSignal fired) before the call could finish. */
+export class DeadlineExceeded extends TxloopError {
+  override readonly name = 'DeadlineExceeded';
+  constructor(
+    readonly xid: string | undefined,
+    message?: string,
+  ) {
+    super(message ?? `deadline exceeded${xid ? ` for transaction ${xid}` : ''}`);
+  }
+}
+
+/** commit() refused: some branches have not reported a successful Try, so nothing can be confirmed. */
+export class BranchesNotPrepared extends TxloopError {
+  override readonly name = 'BranchesNotPrepared';
+  constructor(
+    readonly xid: string,
+    readonly branchIds: readonly string[],
+  ) {
+    super(
+      `transaction ${xid} cannot commit: branch(es) ${branchIds.join(', ')} have no successful Try; ` +
+        'roll it back (or wait for the Try calls to return)',
+    );
+  }
+}
+
+/** A Try was refused because its global transaction already left TRYING (anti-hanging). */
+export class BranchRegistrationRefused extends TxloopError {
+  override readonly name = 'BranchRegistrationRefused';
+  constructor(
+    readonly xid: string,
+    readonly status: string,
+  ) {
+    super(`transaction ${xid} is ${status}: no new branch may join it`);
+  }
+}
+
+/** The Try handler of a branch threw; the branch is recorded as failed and the global should roll back. */
+export class TryFailed extends TxloopError {
+  override readonly name = 'TryFailed';
+  constructor(
+    readonly xid: string,
+    readonly branchId: string,
+    readonly resource: string,
+    override readonly cause: unknown,
+  ) {
+    super(`try of ${resource} in ${xid} (branch ${branchId}) failed: ${errorMessage(cause)}`);
+  }
+}
+
+export class UnknownResource extends TxloopError {
+  override readonly name = 'UnknownResource';
+  constructor(
+    readonly app: string,
+    readonly resource: string,
+  ) {
+    super(`service ${app} has no TCC resource named ${JSON.stringify(resource)}; register it with service.resource()`);
+  }
+}
+
+export class BranchNotFound extends TxloopError {
+  override readonly name = 'BranchNotFound';
+  constructor(
+    readonly xid: string,
+    readonly branchId: string,
+  ) {
+    super(`branch ${branchId} of transaction ${xid} does not exist`);
+  }
+}
+
+/** A repair (retry/resolve/abort) that the invariants forbid in the record's current state. */
+export class OperationRefused extends TxloopError {
+  override readonly name = 'OperationRefused';
+  constructor(
+    readonly xid: string,
+    message: string,
+    readonly branchId?: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The service was closed; no further calls are accepted. */
+export class ServiceClosed extends TxloopError {
+  override readonly name = 'ServiceClosed';
+  constructor(readonly app: string) {
+    super(`txloop service ${app} is closed`);
+  }
+}
+
+export function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  if (typeof err === 'string') return err;
+  try {
+    return JSON.stringify(err) ?? String(err);
+  } catch {
+    return String(err);
+  }
+}

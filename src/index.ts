@@ -1,0 +1,60 @@
+/**
+ * txloop: distributed TCC transactions with no central coordinator. etcd is the only shared part;
+ * every service runs a control loop that drives its own branches to completion.
+ *
+ * @example
+ * ```ts
+ * import { TxloopService, extractContext } from 'txloop';
+ *
+ * // A participant: registers its TCC resource and runs the control loop (leader-elected).
+ * const accounts = new TxloopService({ app: 'accounts', etcd: { endpoints: ['http://127.0.0.1:2379'] } });
+ * accounts.resource<{ account: string; amount: number }>('debit', {
+ *   try: async ({ payload }) => freeze(payload.account, payload.amount),
+ *   confirm: async ({ payload }) => applyFrozen(payload.account, payload.amount),
+ *   cancel: async ({ payload, tryCompleted }) => { if (tryCompleted) await unfreeze(payload.account, payload.amount); },
+ * });
+ * await accounts.start();
+ * // in its HTTP handler for POST /try:
+ * //   await accounts.tryBranch(extractContext(req.headers)!, 'debit', body);
+ *
+ * // An initiator: begins, calls the participants' Try with the xid in headers, then decides.
+ * const orders = new TxloopService({ app: 'orders' });
+ * await orders.start();
+ * await orders.transaction({ name: 'pay order 42', timeoutMs: 10_000 }, async (tx) => {
+ *   await fetch('http://127.0.0.1:8081/try', { method: 'POST', headers: tx.headers(), body: '{"account":"a","amount":30}', signal: tx.signal });
+ * }); // commit: the accounts service's leader confirms; a throw above rolls back and it cancels
+ * ```
+ */
+export {
+  TxloopService,
+  GlobalTransaction,
+  type BeginOptions,
+  type DecideCallOptions,
+  type TryOptions,
+  type TryResult,
+  type TransactionView,
+  type BranchView,
+  type ServiceEvents,
+  type ServiceStats,
+} from './service.js';
+export type { ServiceOptions, EtcdConnectionOptions } from './internal/options.js';
+export type { TccResource, TryContext, PhaseTwoContext } from './resource.js';
+export { XID_HEADER, DEADLINE_HEADER, injectHeaders, extractContext, type TxContext } from './context.js';
+export {
+  Outcome,
+  TxloopError,
+  ValidationError,
+  PayloadError,
+  TransactionNotFound,
+  TransactionAlreadyDecided,
+  DeadlineExceeded,
+  BranchesNotPrepared,
+  BranchRegistrationRefused,
+  TryFailed,
+  UnknownResource,
+  BranchNotFound,
+  OperationRefused,
+  ServiceClosed,
+} from './errors.js';
+export { GlobalStatus, TryState, Action, Phase2State } from './internal/records.js';
+export type { Phase2Outcome } from './internal/branch-reconciler.js';

@@ -1,0 +1,206 @@
+/**
+ * Reconciles one branch this service owns (key `<xid>/<branchId>`): level-based, it re-reads the
+ * branch and its phase-2 order from the informer cache and moves the branch one step on.
+ *
+ * Outcomes: done (nothing to do), requeue after a delay (waiting for a deadline or a retry time), or
+ * throw (etcd trouble; the workqueue backs off). Handler failures are not thrown: they are recorded
+ * in etcd (attempts, last error, next retry time) so the backoff and the dead threshold survive
+ * restarts and leader changes.
+ */
+import type { Logger } from 'pino';
+import { DeadlineExceeded, TransactionAlreadyDecided, TransactionNotFound, UnknownResource, errorMessage } from '../errors.js';
+import type { PhaseTwoContext, TccResource } from '../resource.js';
+import type { ReconcileResult } from './controller.js';
+import type { CachedKv } from './informer.js';
+import type { ResolvedOptions } from './options.js';
+import { Action, GlobalStatus, MalformedRecord, Phase2State, TryState, actionFor, parseBranch, parseOrder, withEvent, type BranchRecord, type OrderRecord, type Phase2 } from './records.js';
+import { LeadershipLost, type Fence, type Store } from './store.js';
+import { itemBackoffMs } from './workqueue.js';
+
+export interface ReconcileDeps {
+  app: string;
+  store: Store;
+  cache: ReadonlyMap<string, CachedKv>;
+  options: ResolvedOptions;
+  logger: Logger;
+  fence(): Fence | undefined;
+  resources: ReadonlyMap<string, TccResource>;
+  onPhase2(outcome: Phase2Outcome): void;
+}
+
+export interface Phase2Outcome {
+  xid: string;
+  branchId: string;
+  resource: string;
+  action: Action;
+  result: 'succeeded' | 'failed' | 'parked';
+  attempt: number;
+  error?: string;
+  durationMs: number;
+}
+
+export function branchQueueKey(xid: string, branchId: string): string {
+  return `${xid}/${branchId}`;
+}
+
+export async function reconcileBranch(deps: ReconcileDeps, queueKey: string, signal: AbortSignal): Promise<ReconcileResult> {
+  const { app, store, cache, options, logger } = deps;
+  const [xid, branchId] = queueKey.split('/') as [string, string];
+  const bkey = store.keys.branch(app, xid, branchId);
+  const bkv = cache.get(bkey);
+  if (!bkv) return;
+  let branch: BranchRecord;
+  let order: OrderRecord | undefined;
+  try {
+    branch = parseBranch(bkey, bkv.value);
+    const okey = store.keys.order(app, xid, branchId);
+    const okv = cache.get(okey);
+    if (okv) order = parseOrder(okey, okv.value);
+  } catch (err) {
+    if (err instanceof MalformedRecord) {
+      // Nothing sensible to retry until someone rewrites the record; its next change re-queues it.
+      logger.error({ xid, branch: branchId, key: err.key, problem: err.problem }, 'skipping malformed record');
+      return;
+    }
+    throw err;
+  }
+  const log = logger.child({ xid, branch: branchId, resource: branch.resource });
+  const p = branch.phase2;
+  if (p && p.state !== Phase2State.ACTIVE) return;
+  const now = Date.now();
+
+  if (!p && !order) return waitForDecision(deps, branch, log);
+
+  const action = p?.action ?? order!.action;
+  if (p?.nextRetryAt !== undefined && now < p.nextRetryAt) return { requeueAfterMs: p.nextRetryAt - now };
+
+  const fence = deps.fence();
+  if (!fence) throw new LeadershipLost(store.keys.leader(app));
+  const current = { key: bkey, record: branch, modRevision: bkv.modRevision };
+  const attempt = (p?.attempts ?? 0) + 1;
+
+  if (action === Action.CONFIRM && branch.tryState !== TryState.SUCCEEDED) {
+    // Invariant 4: never confirm what was not tried. commit() refuses this, so only a hand-edited or
+    // corrupt record gets here; park it for a human rather than guess.
+    const message = `confirm ordered but the Try is ${branch.tryState}; refusing to confirm`;
+    log.error({ tryState: branch.tryState }, message);
+    await store.recordProgress(fence, current, withEvent({ ...branch, phase2: { action, state: Phase2State.FAILED, attempts: p?.attempts ?? 0, lastError: message } }, 'Parked', message));
+    deps.onPhase2({ xid, branchId, resource: branch.resource, action, result: 'parked', attempt, error: message, durationMs: 0 });
+    return;
+  }
+  if (action === Action.CANCEL && branch.tryState === TryState.PENDING) {
+    // The Try may still be running somewhere; give it until the deadline plus grace to finish (its
+    // signal aborts at the deadline) so the cancel knows whether there is anything to undo.
+    const waitUntil = branch.deadline + options.graceMs;
+    if (now < waitUntil) return { requeueAfterMs: waitUntil - now };
+  }
+
+  const handler = deps.resources.get(branch.resource);
+  const started = Date.now();
+  let error: string | undefined;
+  if (!handler) {
+    error = new UnknownResource(app, branch.resource).message;
+  } else {
+    try {
+      await runWithTimeout(handler, action, {
+        xid,
+        branchId,
+        resource: branch.resource,
+        payload: branch.payload,
+        action,
+        attempt,
+        tryCompleted: branch.tryState === TryState.SUCCEEDED,
+      }, options.handlerTimeoutMs, signal);
+    } catch (err) {
+      error = errorMessage(err) || 'handler failed without a message';
+    }
+  }
+  const durationMs = Date.now() - started;
+  const doneAt = Date.now();
+  let next: BranchRecord;
+  let result: Phase2Outcome['result'];
+  let requeueAfterMs: number | undefined;
+  if (error === undefined) {
+    const phase2: Phase2 = { action, state: Phase2State.DONE, attempts: attempt, lastAttemptAt: started, doneAt };
+    next = withEvent({ ...branch, phase2 }, action === Action.CONFIRM ? 'Confirmed' : 'Cancelled', `${action} succeeded on attempt ${attempt}${action === Action.CANCEL && branch.tryState !== TryState.SUCCEEDED ? ' (empty rollback)' : ''}`, doneAt);
+    result = 'succeeded';
+  } else if (attempt >= options.deadThreshold) {
+    const phase2: Phase2 = { action, state: Phase2State.FAILED, attempts: attempt, lastAttemptAt: started, lastError: error.slice(0, 2000) };
+    next = withEvent({ ...branch, phase2 }, 'Parked', `${action} failed ${attempt} times; parked for a human: ${error}`, doneAt);
+    result = 'parked';
+    log.error({ attempt, err: error }, `${action} failed ${attempt} times; branch parked as FAILED`);
+  } else {
+    requeueAfterMs = itemBackoffMs(attempt - 1, options.retryBaseMs, options.retryMaxMs);
+    const phase2: Phase2 = { action, state: Phase2State.ACTIVE, attempts: attempt, lastAttemptAt: started, lastError: error.slice(0, 2000), nextRetryAt: doneAt + requeueAfterMs };
+    next = withEvent({ ...branch, phase2 }, 'AttemptFailed', `${action} attempt ${attempt} failed: ${error}`, doneAt);
+    result = 'failed';
+    log.warn({ attempt, err: error, retryInMs: requeueAfterMs }, `${action} failed; will retry`);
+  }
+  await store.recordProgress(fence, current, next);
+  if (result === 'succeeded') log.info({ attempt, action, durationMs }, `${action} done`);
+  deps.onPhase2({ xid, branchId, resource: branch.resource, action, result, attempt, ...(error !== undefined ? { error } : {}), durationMs });
+  return requeueAfterMs !== undefined ? { requeueAfterMs } : undefined;
+}
+
+/**
+ * No order yet. Normally the initiator decides; once the deadline plus grace has passed, this
+ * participant looks at the global itself (invariant 10): it rolls back a global still TRYING, and
+ * writes its own order for a decided one whose fan-out has not reached it.
+ */
+async function waitForDecision(deps: ReconcileDeps, branch: BranchRecord, log: Logger): Promise<ReconcileResult> {
+  const { store, options, app } = deps;
+  const due = branch.deadline + options.graceMs;
+  const now = Date.now();
+  if (now < due) return { requeueAfterMs: due - now };
+  if (!deps.fence()) throw new LeadershipLost(store.keys.leader(app));
+  const global = await store.getGlobal(branch.xid);
+  let action: Action | undefined;
+  let by = `participant:${app}`;
+  let at = now;
+  if (!global) {
+    // A global is collected only after every branch is done, so a missing one was never committed.
+    action = Action.CANCEL;
+    log.warn('global record is gone while this branch waits for a decision; cancelling');
+  } else if (global.record.status === GlobalStatus.TRYING) {
+    try {
+      await store.decide(branch.xid, { outcome: 'rollback', by: `participant:${app}`, reason: `deadline + ${options.graceMs}ms grace passed and the initiator had not decided` });
+      log.warn({ deadline: new Date(branch.deadline).toISOString() }, 'rolled back a global stuck past its deadline');
+      return { requeueAfterMs: 100 };
+    } catch (err) {
+      if (!(err instanceof TransactionAlreadyDecided) && !(err instanceof TransactionNotFound)) throw err;
+      return { requeueAfterMs: 100 };
+    }
+  } else {
+    action = actionFor(global.record.status);
+    by = global.record.decision?.by ?? by;
+    at = global.record.decision?.at ?? at;
+  }
+  if (action) await store.ensureOrder(branch, action, by, at);
+  return undefined;
+}
+
+async function runWithTimeout(handler: TccResource, action: Action, ctx: Omit<PhaseTwoContext, 'signal'>, timeoutMs: number, parent: AbortSignal): Promise<void> {
+  const controller = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  let onParentAbort: (() => void) | undefined;
+  // Settles when the attempt must end early: the handler timeout passed or leadership was lost.
+  const cutoff = new Promise<never>((_, reject) => {
+    const stop = (err: unknown): void => {
+      controller.abort(err);
+      reject(err instanceof Error ? err : new Error(String(err)));
+    };
+    timer = setTimeout(() => stop(new DeadlineExceeded(ctx.xid, `${action} handler timed out after ${timeoutMs}ms`)), timeoutMs);
+    onParentAbort = () => stop(parent.reason);
+    if (parent.aborted) onParentAbort();
+    else parent.addEventListener('abort', onParentAbort, { once: true });
+  });
+  cutoff.catch(() => undefined);
+  try {
+    const fn = action === Action.CONFIRM ? handler.confirm : handler.cancel;
+    // A handler that ignores its signal keeps running, but the attempt is over for the queue.
+    await Promise.race([Promise.resolve().then(() => fn.call(handler, { ...ctx, signal: controller.signal })), cutoff]);
+  } finally {
+    clearTimeout(timer);
+    if (onParentAbort) parent.removeEventListener('abort', onParentAbort);
+  }
+}

@@ -1,0 +1,11 @@
+/** Builds the etcd3 client from connection options; TLS and auth are passed through untouched. */
+import { Etcd3, type IOptions } from 'etcd3';
+import { defaultEndpoints, validateEndpoints, type EtcdConnectionOptions } from './options.js';
+
+export function createEtcdClient(options: EtcdConnectionOptions = {}): Etcd3 {
+  const hosts = options.endpoints ? validateEndpoints(options.endpoints) : defaultEndpoints();
+  const config: IOptions = { hosts, dialTimeout: options.dialTimeoutMs ?? 5_000 };
+  if (options.credentials) config.credentials = options.credentials;
+  if (options.auth) config.auth = { username: options.auth.username, password: options.auth.password };
+  return new Etcd3(config);
+}

@@ -1,0 +1,94 @@
+/**
+ * Reconciles one global transaction this service initiated (key: xid), on the leader only:
+ * expires its deadline, finishes a fan-out that did not fit the decision Txn, completes it once
+ * every branch is done, and collects it after the retention.
+ */
+import { TransactionAlreadyDecided, TransactionNotFound } from '../errors.js';
+import type { ReconcileResult } from './controller.js';
+import type { ReconcileDeps } from './branch-reconciler.js';
+import { GlobalStatus, MalformedRecord, Phase2State, parseGlobal, parseLink, type GlobalRecord, type LinkRecord } from './records.js';
+import { LeadershipLost } from './store.js';
+
+export interface GlobalReconcileDeps extends ReconcileDeps {
+  onCompleted(global: GlobalRecord): void;
+  onCollected(xid: string): void;
+  /** Keys of the global's links currently in the cache. */
+  linkKeys(xid: string): Iterable<string>;
+}
+
+export async function reconcileGlobal(deps: GlobalReconcileDeps, xid: string): Promise<ReconcileResult> {
+  const { store, cache, options, logger } = deps;
+  const gkey = store.keys.global(xid);
+  const gkv = cache.get(gkey);
+  if (!gkv) return;
+  let global: GlobalRecord;
+  try {
+    global = parseGlobal(gkey, gkv.value);
+  } catch (err) {
+    if (err instanceof MalformedRecord) {
+      logger.error({ xid, key: err.key, problem: err.problem }, 'skipping malformed global record');
+      return;
+    }
+    throw err;
+  }
+  const log = logger.child({ xid });
+  const fence = deps.fence();
+  if (!fence) throw new LeadershipLost(store.keys.leader(deps.app));
+  const now = Date.now();
+
+  switch (global.status) {
+    case GlobalStatus.TRYING: {
+      if (now < global.deadline) return { requeueAfterMs: global.deadline - now };
+      try {
+        await store.decide(xid, { outcome: 'rollback', by: 'deadline', reason: `timeout of ${global.timeoutMs}ms passed` });
+        log.warn({ timeoutMs: global.timeoutMs }, 'deadline passed; rolled back');
+      } catch (err) {
+        if (!(err instanceof TransactionAlreadyDecided) && !(err instanceof TransactionNotFound)) throw err;
+      }
+      return;
+    }
+    case GlobalStatus.COMMITTING:
+    case GlobalStatus.ROLLING_BACK: {
+      if (global.fannedOut === false) {
+        await store.finishFanOut(xid);
+        return;
+      }
+      const links = linksOf(deps, xid);
+      if (links === undefined) return;
+      if (!links.every((l) => l.state === Phase2State.DONE)) return;
+      const wanted = global.status === GlobalStatus.COMMITTING ? 'confirmed' : 'cancelled';
+      const heuristic = links.some((l) => l.resolution !== undefined && l.resolution !== wanted);
+      const done = await store.complete({ key: gkey, record: global, modRevision: gkv.modRevision }, fence, heuristic);
+      log.info({ status: done.status, branches: links.length, heuristic }, `transaction ${done.status}`);
+      deps.onCompleted(done);
+      return;
+    }
+    case GlobalStatus.COMMITTED:
+    case GlobalStatus.ROLLED_BACK: {
+      const due = (global.completedAt ?? now) + options.retentionMs;
+      if (now < due) return { requeueAfterMs: due - now };
+      if (await store.collect(xid, fence)) {
+        log.debug('collected after retention');
+        deps.onCollected(xid);
+      }
+      return;
+    }
+  }
+}
+
+/** The global's links from the cache; undefined when one is malformed (completion must not guess). */
+function linksOf(deps: GlobalReconcileDeps, xid: string): LinkRecord[] | undefined {
+  const links: LinkRecord[] = [];
+  for (const key of deps.linkKeys(xid)) {
+    const kv = deps.cache.get(key);
+    if (!kv) continue;
+    try {
+      links.push(parseLink(key, kv.value));
+    } catch (err) {
+      if (!(err instanceof MalformedRecord)) throw err;
+      deps.logger.error({ xid, key, problem: err.problem }, 'malformed branch link; completion waits until it is repaired');
+      return undefined;
+    }
+  }
+  return links;
+}

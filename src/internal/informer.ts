@@ -1,0 +1,166 @@
+/**
+ * List-then-watch over one key prefix, keeping a local cache (client-go's reflector + store).
+ *
+ * Invariant 6, no missed events: list at revision R, watch from R + 1; when etcd reports the watch
+ * revision compacted, or the watch reconnects, list again; and relist periodically as a safety net
+ * (etcd3's watcher resumes from the last response header revision, not the last event it delivered).
+ * Every key whose value changed, appeared or vanished is handed to `onChange`; level-based
+ * reconcilers re-read the cache, so a redundant notification costs nothing but a queue add.
+ */
+import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
+import type { Logger } from 'pino';
+import type { Store } from './store.js';
+
+export interface CachedKv {
+  value: Buffer;
+  modRevision: string;
+  createRevision: string;
+}
+
+export interface InformerOptions {
+  client: Etcd3;
+  store: Store;
+  prefix: string;
+  /** Full relist interval. @default 30_000 */
+  resyncMs?: number;
+  logger: Logger;
+  onChange: (key: string, kv: CachedKv | undefined) => void;
+}
+
+export class Informer {
+  readonly cache = new Map<string, CachedKv>();
+  private watcher: Watcher | undefined;
+  private stopped = false;
+  private resyncTimer: NodeJS.Timeout | undefined;
+  private relisting: Promise<void> | undefined;
+  private lastRevision = '0';
+  /** Times the cache was rebuilt from a full list (first list included). */
+  relists = 0;
+
+  constructor(private readonly options: InformerOptions) {}
+
+  async start(): Promise<void> {
+    await this.relist('initial list');
+    const every = this.options.resyncMs ?? 30_000;
+    this.resyncTimer = setInterval(() => void this.relist('periodic resync'), every);
+    this.resyncTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.resyncTimer);
+    await this.relisting?.catch(() => undefined);
+    await this.closeWatcher();
+  }
+
+  get revision(): string {
+    return this.lastRevision;
+  }
+
+  /** Lists the prefix and restarts the watch just after the list's revision; concurrent calls share one run. */
+  relist(reason: string): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    this.relisting ??= this.doRelist(reason).finally(() => {
+      this.relisting = undefined;
+    });
+    return this.relisting;
+  }
+
+  private async doRelist(reason: string): Promise<void> {
+    const { store, prefix, logger } = this.options;
+    for (let attempt = 0; !this.stopped; attempt++) {
+      try {
+        await this.closeWatcher();
+        const { kvs, revision } = await store.range(prefix);
+        this.replace(kvs);
+        this.lastRevision = revision;
+        this.relists++;
+        await this.openWatcher(revision);
+        if (reason !== 'periodic resync') logger.debug({ prefix, revision, keys: kvs.length, reason }, 'listed');
+        return;
+      } catch (err) {
+        logger.warn({ prefix, err: (err as Error).message, reason }, 'list failed; retrying');
+        await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** Math.min(attempt, 5))).unref());
+      }
+    }
+  }
+
+  private replace(kvs: IKeyValue[]): void {
+    const seen = new Set<string>();
+    for (const kv of kvs) {
+      const key = kv.key.toString();
+      seen.add(key);
+      const next = { value: kv.value, modRevision: kv.mod_revision, createRevision: kv.create_revision };
+      this.cache.set(key, next);
+      // Resync delivers every key, changed or not: reconcilers are level-based and the queue dedups.
+      this.options.onChange(key, next);
+    }
+    for (const key of [...this.cache.keys()]) {
+      if (!seen.has(key)) {
+        this.cache.delete(key);
+        this.options.onChange(key, undefined);
+      }
+    }
+  }
+
+  private async openWatcher(listRevision: string): Promise<void> {
+    const { client, prefix, logger } = this.options;
+    const start = (BigInt(listRevision) + 1n).toString();
+    const watcher = client.watch().prefix(prefix).startRevision(start).watcher();
+    this.watcher = watcher;
+    let disconnected = false;
+    watcher.on('put', (kv) => {
+      if (watcher !== this.watcher) return;
+      const key = kv.key.toString();
+      const prev = this.cache.get(key);
+      if (prev && BigInt(prev.modRevision) >= BigInt(kv.mod_revision)) return;
+      const next = { value: kv.value, modRevision: kv.mod_revision, createRevision: kv.create_revision };
+      this.cache.set(key, next);
+      this.bump(kv.mod_revision);
+      this.options.onChange(key, next);
+    });
+    watcher.on('delete', (kv) => {
+      if (watcher !== this.watcher) return;
+      const key = kv.key.toString();
+      this.bump(kv.mod_revision);
+      if (this.cache.delete(key)) this.options.onChange(key, undefined);
+    });
+    watcher.on('disconnected', () => {
+      disconnected = true;
+    });
+    watcher.on('connected', () => {
+      if (disconnected && watcher === this.watcher) {
+        disconnected = false;
+        void this.relist('watch reconnected');
+      }
+    });
+    watcher.on('error', (err) => {
+      if (watcher !== this.watcher) return;
+      const compacted = /compact/i.test(err.message);
+      logger.warn({ prefix, err: err.message, compacted }, compacted ? 'watch revision compacted; relisting' : 'watch error; relisting');
+      void this.relist(compacted ? 'compacted' : 'watch error');
+    });
+    await new Promise<void>((resolve, reject) => {
+      const onConnected = (): void => {
+        watcher.off('error', onError);
+        resolve();
+      };
+      const onError = (err: Error): void => {
+        watcher.off('connected', onConnected);
+        reject(err);
+      };
+      watcher.once('connected', onConnected);
+      watcher.once('error', onError);
+    });
+  }
+
+  private bump(revision: string): void {
+    if (BigInt(revision) > BigInt(this.lastRevision)) this.lastRevision = revision;
+  }
+
+  private async closeWatcher(): Promise<void> {
+    const w = this.watcher;
+    this.watcher = undefined;
+    if (w) await w.cancel().catch(() => undefined);
+  }
+}

@@ -1,0 +1,157 @@
+/**
+ * The etcd key layout. Everything a service reconciles lives under its own prefix `<ns><app>/`, so one
+ * list + one watch per service sees its globals (as initiator), the links to their branches, the
+ * branches it owns (as participant), the phase-2 orders for them and its leader key.
+ *
+ *   <ns><app>/gtx/<xid>                      global transaction record (initiator)
+ *   <ns><app>/link/<xid>/<owner>/<branchId>  the initiator's mirror of one branch (status summary)
+ *   <ns><owner>/branch/<xid>/<branchId>      branch record (participant; payload, try state, phase-2 progress)
+ *   <ns><owner>/order/<xid>/<branchId>       phase-2 order written by the decision: confirm | cancel
+ *   <ns><app>/leader                         leader election (lease-bound)
+ *   <ns><app>/stats                          leader's workqueue figures for `txloop top` (lease-bound)
+ *
+ * Every prefix ends in `/`, so app `pay` never matches `payments`.
+ */
+import { randomBytes } from 'node:crypto';
+import { ValidationError } from '../errors.js';
+
+export const DEFAULT_NAMESPACE = 'txloop/';
+
+const APP_RE = /^[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?$/;
+const XID_RE = /^([a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?)\.([0-9a-z]{8,40})$/;
+const BRANCH_ID_RE = /^[0-9a-z]{4,40}$/;
+const RESOURCE_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+export function validateApp(app: unknown, field = 'app'): string {
+  if (typeof app !== 'string' || !APP_RE.test(app)) {
+    throw new ValidationError(
+      field,
+      `${JSON.stringify(app)} is not a valid service name: use 1-63 lowercase letters, digits and '-', starting and ending with a letter or digit (like a Kubernetes name)`,
+    );
+  }
+  return app;
+}
+
+export function validateNamespace(ns: unknown): string {
+  if (typeof ns !== 'string' || ns.length === 0 || ns.length > 200 || !ns.endsWith('/') || /[\s\0]/.test(ns)) {
+    throw new ValidationError('namespace', `${JSON.stringify(ns)} must be a non-empty key prefix ending in '/', e.g. "txloop/"`);
+  }
+  return ns;
+}
+
+export function validateXid(xid: unknown, field = 'xid'): string {
+  if (typeof xid !== 'string' || !XID_RE.test(xid)) {
+    throw new ValidationError(field, `${JSON.stringify(xid)} is not a txloop transaction id (expected "<app>.<id>", e.g. "bank-a.m3x9k2a7f1c0q8wz")`);
+  }
+  return xid;
+}
+
+export function validateBranchId(branchId: unknown, field = 'branchId'): string {
+  if (typeof branchId !== 'string' || !BRANCH_ID_RE.test(branchId)) {
+    throw new ValidationError(field, `${JSON.stringify(branchId)} is not a branch id (4-40 lowercase letters and digits)`);
+  }
+  return branchId;
+}
+
+export function validateResource(resource: unknown, field = 'resource'): string {
+  if (typeof resource !== 'string' || !RESOURCE_RE.test(resource)) {
+    throw new ValidationError(field, `${JSON.stringify(resource)} is not a valid resource name: 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit`);
+  }
+  return resource;
+}
+
+/** The initiator app is encoded in the xid, so any service can find the global from the xid alone. */
+export function appOfXid(xid: string): string {
+  const m = XID_RE.exec(xid);
+  if (!m?.[1]) throw new ValidationError('xid', `${JSON.stringify(xid)} is not a txloop transaction id`);
+  return m[1];
+}
+
+/** Time-ordered ids: listing keys sorts transactions by creation time. */
+export function newXid(app: string, now = Date.now()): string {
+  return `${app}.${now.toString(36).padStart(9, '0')}${randomId(8)}`;
+}
+
+export function newBranchId(): string {
+  return randomId(12);
+}
+
+export function newWriteId(): string {
+  return randomId(16);
+}
+
+function randomId(length: number): string {
+  const alphabet = '0123456789abcdefghijklmnopqrstuvwxyz';
+  const bytes = randomBytes(length);
+  let out = '';
+  for (const b of bytes) out += alphabet[b % 36];
+  return out;
+}
+
+export class Keys {
+  constructor(readonly ns: string) {}
+
+  app(app: string): string {
+    return `${this.ns}${app}/`;
+  }
+  global(xid: string): string {
+    return `${this.ns}${appOfXid(xid)}/gtx/${xid}`;
+  }
+  globalsOf(app: string): string {
+    return `${this.ns}${app}/gtx/`;
+  }
+  links(xid: string): string {
+    return `${this.ns}${appOfXid(xid)}/link/${xid}/`;
+  }
+  link(xid: string, owner: string, branchId: string): string {
+    return `${this.links(xid)}${owner}/${branchId}`;
+  }
+  branch(owner: string, xid: string, branchId: string): string {
+    return `${this.ns}${owner}/branch/${xid}/${branchId}`;
+  }
+  order(owner: string, xid: string, branchId: string): string {
+    return `${this.ns}${owner}/order/${xid}/${branchId}`;
+  }
+  leader(app: string): string {
+    return `${this.ns}${app}/leader`;
+  }
+  stats(app: string): string {
+    return `${this.ns}${app}/stats`;
+  }
+
+  /** Classifies a key read from etcd; undefined for keys txloop does not own (they are ignored). */
+  parse(key: string): ParsedKey | undefined {
+    if (!key.startsWith(this.ns)) return undefined;
+    const parts = key.slice(this.ns.length).split('/');
+    const [app, kind, a, b, c] = parts;
+    if (!app || !APP_RE.test(app)) return undefined;
+    if (parts.length === 2 && kind === 'leader') return { kind: 'leader', app };
+    if (parts.length === 2 && kind === 'stats') return { kind: 'stats', app };
+    if (parts.length === 3 && kind === 'gtx' && a && XID_RE.test(a)) return { kind: 'global', app, xid: a };
+    if (parts.length === 5 && kind === 'link' && a && b && c && XID_RE.test(a) && APP_RE.test(b) && BRANCH_ID_RE.test(c)) {
+      return { kind: 'link', app, xid: a, owner: b, branchId: c };
+    }
+    if (parts.length === 4 && (kind === 'branch' || kind === 'order') && a && b && XID_RE.test(a) && BRANCH_ID_RE.test(b)) {
+      return { kind, app, owner: app, xid: a, branchId: b };
+    }
+    return undefined;
+  }
+}
+
+export type ParsedKey =
+  | { kind: 'leader' | 'stats'; app: string }
+  | { kind: 'global'; app: string; xid: string }
+  | { kind: 'link'; app: string; xid: string; owner: string; branchId: string }
+  | { kind: 'branch' | 'order'; app: string; owner: string; xid: string; branchId: string };
+
+/** The key just past every key that starts with `prefix` (etcd's range_end for a prefix). */
+export function prefixEnd(prefix: string): Buffer {
+  const buf = Buffer.from(prefix);
+  for (let i = buf.length - 1; i >= 0; i--) {
+    if (buf[i]! < 0xff) {
+      buf[i] = buf[i]! + 1;
+      return buf.subarray(0, i + 1);
+    }
+  }
+  return Buffer.from([0]);
+}

@@ -1,0 +1,247 @@
+/**
+ * Leader election on an etcd lease: one replica of a service holds `<ns><app>/leader`, bound to its
+ * lease. Only the leader reconciles; its writes are fenced on the key's create_revision (store.ts).
+ *
+ * Two pitfalls of etcd3's own Election shape this module:
+ * - its `lost` event can fire about two TTLs late, so leadership is also dropped locally once the last
+ *   confirmed keep-alive is older than the TTL minus a safety margin;
+ * - a campaign can "win" after its lease already expired; here the put carries the lease, so etcd
+ *   itself refuses a put on an expired lease, and a stale lease is revoked and discarded.
+ */
+import { EventEmitter } from 'node:events';
+import { hostname } from 'node:os';
+import type { Etcd3, Lease, Watcher } from 'etcd3';
+import type { Logger } from 'pino';
+import { cmp, op, type Fence } from './store.js';
+
+export interface LeaderRecord {
+  identity: string;
+  host: string;
+  pid: number;
+  since: number;
+  lease: string;
+}
+
+export interface LeaderElectorOptions {
+  client: Etcd3;
+  key: string;
+  identity: string;
+  ttlSeconds: number;
+  logger: Logger;
+}
+
+export interface LeaderElectorEvents {
+  started: [fence: Fence, signal: AbortSignal];
+  stopped: [reason: string];
+}
+
+export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
+  private stopped = false;
+  private lease: Lease | undefined;
+  private grantedLease: string | undefined;
+  private leading: { fence: Fence; abort: AbortController } | undefined;
+  /** Send time of the newest keep-alive etcd acknowledged: the lease lives at least TTL past it. */
+  private confirmedAt = 0;
+  private firedAt = 0;
+  private loop: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+  private watcher: Watcher | undefined;
+  private checkTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly options: LeaderElectorOptions) {
+    super();
+  }
+
+  start(): void {
+    if (this.loop) return;
+    this.loop = this.run();
+  }
+
+  /** The lease of the current term, for keys that must vanish with this leader. */
+  get leaseId(): string | undefined {
+    return this.leading ? this.grantedLease : undefined;
+  }
+
+  isLeader(): boolean {
+    return this.leading !== undefined && this.leaseFresh();
+  }
+
+  /** The fence for writes, or undefined when this replica must not write as leader. */
+  fence(): Fence | undefined {
+    return this.isLeader() ? this.leading?.fence : undefined;
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return this.loop;
+    this.stopped = true;
+    const fence = this.leading?.fence;
+    this.stepDown('service stopping');
+    this.wake?.();
+    if (fence) {
+      // Resign so a standby takes over now rather than after the TTL.
+      await this.options.client.kv
+        .txn({ compare: [cmp.created(fence.key, fence.createRevision)], success: [op.del(fence.key)], failure: [] })
+        .catch(() => undefined);
+    }
+    await this.dropLease();
+    await this.loop;
+  }
+
+  private leaseFresh(): boolean {
+    const ttlMs = this.options.ttlSeconds * 1000;
+    const margin = Math.min(1000, ttlMs / 5);
+    return Date.now() < this.confirmedAt + ttlMs - margin;
+  }
+
+  private async run(): Promise<void> {
+    const { logger } = this.options;
+    while (!this.stopped) {
+      try {
+        if (!this.lease || !this.leaseFresh()) await this.newLease();
+        const won = await this.campaign();
+        if (this.stopped) break;
+        if (won) {
+          await this.holdLeadership();
+        } else {
+          await this.waitForVacancy();
+        }
+      } catch (err) {
+        if (this.stopped) break;
+        logger.warn({ err: (err as Error).message }, 'leader election: retrying after error');
+        this.stepDown('election error');
+        await this.dropLease();
+        await this.sleep(Math.min(1000, (this.options.ttlSeconds * 1000) / 4));
+      }
+    }
+  }
+
+  private async newLease(): Promise<void> {
+    await this.dropLease();
+    const lease = this.options.client.lease(this.options.ttlSeconds, { autoKeepAlive: true });
+    lease.on('keepaliveFired', () => {
+      this.firedAt = Date.now();
+    });
+    lease.on('keepaliveSucceeded', () => {
+      this.confirmedAt = Math.max(this.confirmedAt, this.firedAt);
+    });
+    lease.on('lost', (err) => {
+      this.options.logger.warn({ err: err.message }, 'leader election: lease lost');
+      if (this.lease === lease) {
+        this.lease = undefined;
+        this.stepDown('lease lost');
+        this.wake?.();
+      }
+    });
+    const sentAt = Date.now();
+    this.grantedLease = await lease.grant();
+    this.confirmedAt = sentAt;
+    this.lease = lease;
+  }
+
+  private async dropLease(): Promise<void> {
+    const lease = this.lease;
+    this.lease = undefined;
+    this.grantedLease = undefined;
+    if (lease) await lease.revoke().catch(() => undefined);
+  }
+
+  private async campaign(): Promise<boolean> {
+    const { client, key, identity, logger } = this.options;
+    const leaseId = this.grantedLease;
+    if (!leaseId) return false;
+    const record: LeaderRecord = { identity, host: hostname(), pid: process.pid, since: Date.now(), lease: leaseId };
+    const res = await client.kv.txn({ compare: [cmp.absent(key)], success: [op.put(key, record, leaseId)], failure: [] });
+    if (!res.succeeded) return false;
+    if (!this.leaseFresh() || this.stopped) {
+      // Won on a lease that may already be gone: give it back rather than lead without a lease.
+      await client.kv.txn({ compare: [cmp.created(key, res.header.revision)], success: [op.del(key)], failure: [] }).catch(() => undefined);
+      return false;
+    }
+    const abort = new AbortController();
+    this.leading = { fence: { key, createRevision: res.header.revision }, abort };
+    logger.info({ leaderKey: key, identity }, 'became leader');
+    this.emit('started', this.leading.fence, abort.signal);
+    return true;
+  }
+
+  /** Holds until the lease goes stale, the key changes hands, or stop(). */
+  private async holdLeadership(): Promise<void> {
+    const { client, key } = this.options;
+    const fence = this.leading!.fence;
+    const watcher = await client.watch().key(key).create();
+    this.watcher = watcher;
+    const ttlMs = this.options.ttlSeconds * 1000;
+    try {
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+        watcher.on('delete', () => {
+          this.stepDown('leader key deleted');
+          resolve();
+        });
+        watcher.on('put', (kv) => {
+          if (kv.create_revision !== fence.createRevision) {
+            this.stepDown('leader key taken over');
+            resolve();
+          }
+        });
+        this.checkTimer = setInterval(() => {
+          if (!this.leading || !this.leaseFresh()) {
+            this.stepDown('lease keep-alive is stale');
+            resolve();
+          }
+        }, Math.max(50, Math.min(500, ttlMs / 10)));
+        if (!this.leading) resolve();
+      });
+    } finally {
+      clearInterval(this.checkTimer);
+      this.wake = undefined;
+      this.watcher = undefined;
+      await watcher.cancel().catch(() => undefined);
+    }
+    if (!this.stopped) {
+      // A new lease for the next campaign: the old one may be what failed.
+      await this.dropLease();
+    }
+  }
+
+  /** Waits until the leader key is deleted (resignation or lease expiry), or a safety re-check time. */
+  private async waitForVacancy(): Promise<void> {
+    const { client, key } = this.options;
+    const watcher = await client.watch().key(key).create();
+    this.watcher = watcher;
+    try {
+      const stillThere = await client.get(key).exists();
+      if (!stillThere) return;
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+        watcher.on('delete', () => resolve());
+        const t = setTimeout(resolve, Math.max(200, (this.options.ttlSeconds * 1000) / 2));
+        t.unref();
+      });
+    } finally {
+      this.wake = undefined;
+      this.watcher = undefined;
+      await watcher.cancel().catch(() => undefined);
+    }
+  }
+
+  private stepDown(reason: string): void {
+    const leading = this.leading;
+    if (!leading) return;
+    this.leading = undefined;
+    leading.abort.abort(new Error(`leadership lost: ${reason}`));
+    this.options.logger.warn({ leaderKey: this.options.key, reason }, 'stopped leading');
+    this.emit('stopped', reason);
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(resolve, ms);
+      t.unref();
+      this.wake = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+  }
+}

@@ -1,0 +1,568 @@
+/**
+ * A txloop service: the initiator API (begin/commit/rollback/get), the participant API (TCC
+ * resources and their Try), and the control loop that drives this service's part of every
+ * transaction to completion on the elected leader replica.
+ */
+import { EventEmitter } from 'node:events';
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import type { Etcd3 } from 'etcd3';
+import type { Logger } from 'pino';
+import { injectHeaders, type TxContext } from './context.js';
+import {
+  DeadlineExceeded,
+  ServiceClosed,
+  TransactionAlreadyDecided,
+  TransactionNotFound,
+  TryFailed,
+  UnknownResource,
+  ValidationError,
+  errorMessage,
+} from './errors.js';
+import type { TccResource } from './resource.js';
+import { branchQueueKey, reconcileBranch, type Phase2Outcome } from './internal/branch-reconciler.js';
+import { Controller } from './internal/controller.js';
+import { createEtcdClient } from './internal/etcd-client.js';
+import { reconcileGlobal } from './internal/global-reconciler.js';
+import { Informer, type CachedKv } from './internal/informer.js';
+import { appOfXid, newBranchId, newWriteId, newXid, validateResource, validateXid } from './internal/keys.js';
+import { LeaderElector } from './internal/leader.js';
+import { defaultLogger } from './internal/logger.js';
+import { resolveOptions, type ResolvedOptions, type ServiceOptions } from './internal/options.js';
+import {
+  GlobalStatus,
+  TryState,
+  branchStatus,
+  encodePayload,
+  isTerminal,
+  withEvent,
+  type BranchRecord,
+  type GlobalRecord,
+  type LinkRecord,
+} from './internal/records.js';
+import { Store, cmp, op, type Fence } from './internal/store.js';
+import { Workqueue, type WorkqueueStats } from './internal/workqueue.js';
+
+export interface BeginOptions {
+  /** What the transaction does, for people reading `txloop get`. 1-128 characters. */
+  name: string;
+  /** Rolled back if not decided within this many ms. @default ServiceOptions.defaultTimeoutMs */
+  timeoutMs?: number;
+  /** Aborting it before begin() finishes leaves nothing behind. */
+  signal?: AbortSignal;
+}
+
+export interface DecideCallOptions {
+  /** Recorded with the decision and shown by `txloop describe`. */
+  reason?: string;
+  signal?: AbortSignal;
+}
+
+export interface TryOptions {
+  /** Aborts the Try handler early (it is also aborted at the transaction's deadline). */
+  signal?: AbortSignal;
+}
+
+export interface TryResult<R> {
+  branchId: string;
+  result: R;
+}
+
+/** A branch as the initiator sees it. */
+export interface BranchView {
+  branchId: string;
+  owner: string;
+  resource: string;
+  tryState: LinkRecord['tryState'];
+  action?: LinkRecord['action'];
+  state?: LinkRecord['state'];
+  attempts: number;
+  lastError?: string;
+  resolution?: LinkRecord['resolution'];
+}
+
+export interface TransactionView {
+  xid: string;
+  app: string;
+  name: string;
+  status: GlobalStatus;
+  createdAt: Date;
+  deadline: Date;
+  decision?: GlobalRecord['decision'];
+  completedAt?: Date;
+  heuristic: boolean;
+  branches: BranchView[];
+}
+
+export interface ServiceEvents {
+  /** This replica started or stopped leading its service. */
+  leader: [{ leading: boolean }];
+  /** A confirm/cancel attempt finished on this replica. */
+  phase2: [Phase2Outcome];
+  /** A global this service initiated became COMMITTED or ROLLED_BACK. */
+  completed: [{ xid: string; status: GlobalStatus; heuristic: boolean }];
+  /** A finished global was deleted after its retention. */
+  collected: [{ xid: string }];
+}
+
+/** Handle on a transaction this service began. Pass `context` (or `headers()`) along with Try calls. */
+export class GlobalTransaction implements TxContext {
+  /** Aborts at the deadline: hand it to fetch() and friends so Try calls stop when it passes. */
+  readonly signal: AbortSignal;
+
+  constructor(
+    private readonly service: TxloopService,
+    readonly xid: string,
+    readonly name: string,
+    readonly deadline: number,
+  ) {
+    this.signal = AbortSignal.timeout(Math.max(0, deadline - Date.now()));
+  }
+
+  get context(): TxContext {
+    return { xid: this.xid, deadline: this.deadline };
+  }
+
+  /** Headers that carry this transaction to a participant over HTTP. */
+  headers(extra: Record<string, string> = {}): Record<string, string> {
+    return injectHeaders(this.context, extra);
+  }
+
+  commit(options?: DecideCallOptions): Promise<void> {
+    return this.service.commit(this.xid, options);
+  }
+
+  rollback(options?: DecideCallOptions): Promise<void> {
+    return this.service.rollback(this.xid, options);
+  }
+}
+
+interface LeaderState {
+  fence: Fence;
+  globals: Workqueue;
+  branches: Workqueue;
+  controllers: Controller[];
+  statsTimer: NodeJS.Timeout;
+}
+
+export class TxloopService extends EventEmitter<ServiceEvents> {
+  readonly app: string;
+  readonly logger: Logger;
+  private readonly options: ResolvedOptions;
+  private readonly client: Etcd3;
+  private readonly ownsClient: boolean;
+  private readonly store: Store;
+  private readonly resources = new Map<string, TccResource>();
+  private readonly identity: string;
+  private informer: Informer | undefined;
+  private elector: LeaderElector | undefined;
+  private leader: LeaderState | undefined;
+  /** xid → link keys in the cache, so completion checks don't scan the whole cache. */
+  private readonly linkIndex = new Map<string, Set<string>>();
+  private starting: Promise<void> | undefined;
+  private closing: Promise<void> | undefined;
+  private readonly counters = { succeeded: 0, failed: 0, parked: 0, completed: 0, collected: 0 };
+
+  constructor(options: ServiceOptions) {
+    super();
+    this.options = resolveOptions(options);
+    this.app = this.options.app;
+    this.logger = this.options.logger ?? defaultLogger(this.app);
+    this.identity = this.options.identity || `${hostname()}/${process.pid}/${randomBytes(3).toString('hex')}`;
+    this.ownsClient = !this.options.client;
+    this.client = this.options.client ?? createEtcdClient(this.options.etcd);
+    this.store = new Store(this.client, this.options.namespace, this.options.maxTxnOps);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Participant API
+
+  /** Registers a TCC resource by name. Register every resource before start() so no branch waits on it. */
+  resource<P = unknown, R = unknown>(name: string, handlers: TccResource<P, R>): this {
+    validateResource(name, 'name');
+    if (typeof handlers !== 'object' || handlers === null) throw new ValidationError('handlers', 'must be an object with try, confirm and cancel functions');
+    for (const fn of ['try', 'confirm', 'cancel'] as const) {
+      if (typeof handlers[fn] !== 'function') throw new ValidationError(`handlers.${fn}`, `resource ${name} needs a ${fn} function`);
+    }
+    if (this.resources.has(name)) throw new ValidationError('name', `resource ${name} is already registered`);
+    this.resources.set(name, handlers as TccResource);
+    return this;
+  }
+
+  /**
+   * Runs this service's Try for `resource` inside the initiator's transaction: registers the branch
+   * first (refused once the global was decided: anti-hanging), then runs the handler, then records
+   * whether it succeeded. Throws TryFailed if the handler threw.
+   */
+  async tryBranch<R = unknown>(ctx: TxContext, resource: string, payload: unknown, options: TryOptions = {}): Promise<TryResult<R>> {
+    this.assertOpen();
+    if (typeof ctx !== 'object' || ctx === null) throw new ValidationError('ctx', 'must be a transaction context { xid, deadline }');
+    const xid = validateXid(ctx.xid, 'ctx.xid');
+    if (typeof ctx.deadline !== 'number' || !Number.isSafeInteger(ctx.deadline) || ctx.deadline <= 0) {
+      throw new ValidationError('ctx.deadline', 'must be epoch milliseconds');
+    }
+    validateResource(resource);
+    const handler = this.resources.get(resource);
+    if (!handler) throw new UnknownResource(this.app, resource);
+    const data = encodePayload(payload, this.options.maxPayloadBytes);
+    throwIfAborted(options.signal, xid);
+    if (Date.now() >= ctx.deadline) throw new DeadlineExceeded(xid, `transaction ${xid} passed its deadline; Try not started`);
+
+    const now = Date.now();
+    const branchId = newBranchId();
+    const record: BranchRecord = withEvent(
+      { v: 1, xid, app: appOfXid(xid), branchId, owner: this.app, resource, payload: data, createdAt: now, deadline: ctx.deadline, tryState: TryState.PENDING, updatedAt: now, writeId: newWriteId(), events: [] },
+      'Registered',
+      `branch joined by ${this.identity}`,
+      now,
+    );
+    const log = this.logger.child({ xid, branch: branchId, resource });
+    const registered = await this.store.registerBranch(record);
+    const signals = [AbortSignal.timeout(Math.max(0, ctx.deadline - Date.now()))];
+    if (options.signal) signals.push(options.signal);
+    const signal = AbortSignal.any(signals);
+    let result: R;
+    try {
+      result = (await handler.try({ xid, branchId, resource, payload: data, deadline: ctx.deadline, signal })) as R;
+    } catch (err) {
+      log.info({ err: errorMessage(err) }, 'try failed');
+      await this.withRetries(() => this.store.recordTryResult(registered, TryState.FAILED, errorMessage(err)));
+      throw new TryFailed(xid, branchId, resource, err);
+    }
+    await this.withRetries(() => this.store.recordTryResult(registered, TryState.SUCCEEDED));
+    log.debug('try succeeded');
+    return { branchId, result };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Initiator API
+
+  /** Starts a global transaction (TRYING until commit, rollback or its deadline). */
+  async begin(options: BeginOptions): Promise<GlobalTransaction> {
+    this.assertOpen();
+    if (typeof options !== 'object' || options === null) throw new ValidationError('options', 'must be { name, timeoutMs? }');
+    const { name } = options;
+    if (typeof name !== 'string' || name.trim().length === 0 || name.length > 128 || /[\n\r\t\0]/.test(name)) {
+      throw new ValidationError('name', 'must be 1-128 printable characters describing the transaction, e.g. "transfer"');
+    }
+    const timeoutMs = options.timeoutMs ?? this.options.defaultTimeoutMs;
+    if (typeof timeoutMs !== 'number' || !Number.isInteger(timeoutMs) || timeoutMs <= 0 || timeoutMs > 7 * 24 * 3_600_000) {
+      throw new ValidationError('timeoutMs', `must be a whole number of milliseconds from 1 to 604800000 (7 days), got ${JSON.stringify(timeoutMs)}`);
+    }
+    throwIfAborted(options.signal, undefined);
+    const now = Date.now();
+    const xid = newXid(this.app, now);
+    const record: GlobalRecord = withEvent(
+      { v: 1, xid, app: this.app, name, mode: 'tcc', status: GlobalStatus.TRYING, createdAt: now, timeoutMs, deadline: now + timeoutMs, events: [] },
+      'Began',
+      `began by ${this.identity} with timeout ${timeoutMs}ms`,
+      now,
+    );
+    await this.store.createGlobal(record);
+    this.logger.debug({ xid, name, timeoutMs }, 'began');
+    return new GlobalTransaction(this, xid, name, record.deadline);
+  }
+
+  /**
+   * Decides commit with one compare-and-swap and returns; the participants' control loops confirm.
+   * Throws TransactionAlreadyDecided if rollback or the deadline won, BranchesNotPrepared if some
+   * Try has not succeeded.
+   */
+  async commit(xid: string, options: DecideCallOptions = {}): Promise<void> {
+    await this.decide(xid, 'commit', options);
+  }
+
+  /** Decides rollback with one compare-and-swap; the participants' control loops cancel. */
+  async rollback(xid: string, options: DecideCallOptions = {}): Promise<void> {
+    await this.decide(xid, 'rollback', options);
+  }
+
+  private async decide(xid: string, outcome: 'commit' | 'rollback', options: DecideCallOptions): Promise<void> {
+    this.assertOpen();
+    validateXid(xid);
+    if (options.reason !== undefined && (typeof options.reason !== 'string' || options.reason.length > 1000)) {
+      throw new ValidationError('reason', 'must be a string of at most 1000 characters');
+    }
+    throwIfAborted(options.signal, xid);
+    const result = await this.store.decide(xid, { outcome, by: outcome, ...(options.reason ? { reason: options.reason } : {}) });
+    this.logger.info({ xid, outcome, branches: result.total }, `decided ${outcome}`);
+  }
+
+  /**
+   * Begins a transaction, runs `fn`, commits if it returns and rolls back if it throws (then rethrows).
+   * `fn` makes the Try calls, passing `tx.context` or `tx.headers()` to the participants.
+   */
+  async transaction<T>(options: BeginOptions, fn: (tx: GlobalTransaction) => Promise<T>): Promise<{ xid: string; result: T }> {
+    const tx = await this.begin(options);
+    let result: T;
+    try {
+      result = await fn(tx);
+    } catch (err) {
+      await tx.rollback({ reason: `aborted: ${errorMessage(err)}`.slice(0, 1000) }).catch((rollbackErr: unknown) => {
+        if (!(rollbackErr instanceof TransactionAlreadyDecided)) this.logger.warn({ xid: tx.xid, err: errorMessage(rollbackErr) }, 'rollback after failure did not go through; the deadline will roll it back');
+      });
+      throw err;
+    }
+    await tx.commit();
+    return { xid: tx.xid, result };
+  }
+
+  /** Reads a transaction and its branches. */
+  async get(xid: string): Promise<TransactionView> {
+    validateXid(xid);
+    const { global, links } = await this.store.readTransaction(xid);
+    if (!global) throw new TransactionNotFound(xid);
+    return toView(global.record, links.map((l) => l.record));
+  }
+
+  /** Resolves once the transaction is COMMITTED or ROLLED_BACK (or rejects on timeout/abort). */
+  async waitForCompletion(xid: string, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<TransactionView> {
+    validateXid(xid);
+    const deadline = Date.now() + (options.timeoutMs ?? 60_000);
+    const key = this.store.keys.global(xid);
+    const watcher = await this.client.watch().key(key).create();
+    try {
+      let wake: (() => void) | undefined;
+      watcher.on('put', () => wake?.());
+      watcher.on('delete', () => wake?.());
+      for (;;) {
+        const view = await this.get(xid);
+        if (isTerminal(view.status)) return view;
+        throwIfAborted(options.signal, xid);
+        const left = deadline - Date.now();
+        if (left <= 0) throw new DeadlineExceeded(xid, `transaction ${xid} still ${view.status} after waiting`);
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, Math.min(left, 1000));
+          wake = () => {
+            clearTimeout(t);
+            resolve();
+          };
+        });
+      }
+    } finally {
+      await watcher.cancel().catch(() => undefined);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Control loop
+
+  /** Joins the leader election and, while leading, reconciles this service's globals and branches. */
+  start(): Promise<void> {
+    this.assertOpen();
+    this.starting ??= this.doStart();
+    return this.starting;
+  }
+
+  isLeader(): boolean {
+    return this.elector?.isLeader() ?? false;
+  }
+
+  private async doStart(): Promise<void> {
+    const informer = new Informer({
+      client: this.client,
+      store: this.store,
+      prefix: this.store.keys.app(this.app),
+      resyncMs: this.options.resyncMs,
+      logger: this.logger,
+      onChange: (key, kv) => this.onChange(key, kv),
+    });
+    this.informer = informer;
+    await informer.start();
+    const elector = new LeaderElector({
+      client: this.client,
+      key: this.store.keys.leader(this.app),
+      identity: this.identity,
+      ttlSeconds: this.options.leaseTtlSeconds,
+      logger: this.logger,
+    });
+    this.elector = elector;
+    elector.on('started', (fence) => this.startLeading(fence));
+    elector.on('stopped', () => void this.stopLeading());
+    elector.start();
+  }
+
+  private onChange(key: string, kv: CachedKv | undefined): void {
+    const parsed = this.store.keys.parse(key);
+    if (!parsed || parsed.app !== this.app) return;
+    if (parsed.kind === 'link') {
+      let set = this.linkIndex.get(parsed.xid);
+      if (kv) {
+        if (!set) this.linkIndex.set(parsed.xid, (set = new Set()));
+        set.add(key);
+      } else if (set) {
+        set.delete(key);
+        if (set.size === 0) this.linkIndex.delete(parsed.xid);
+      }
+    }
+    const leader = this.leader;
+    if (!leader) return;
+    if (parsed.kind === 'global' || parsed.kind === 'link') leader.globals.add(parsed.xid);
+    else if (parsed.kind === 'branch' || parsed.kind === 'order') leader.branches.add(branchQueueKey(parsed.xid, parsed.branchId));
+  }
+
+  private startLeading(fence: Fence): void {
+    if (this.closing) return;
+    const { logger, options } = this;
+    const informer = this.informer!;
+    const globals = new Workqueue({ name: `${this.app}-globals` });
+    const branches = new Workqueue({ name: `${this.app}-branches` });
+    const deps = {
+      app: this.app,
+      store: this.store,
+      cache: informer.cache,
+      options,
+      logger,
+      fence: () => {
+        const f = this.elector?.fence();
+        return f && f.createRevision === fence.createRevision ? f : undefined;
+      },
+      resources: this.resources,
+      onPhase2: (o: Phase2Outcome) => {
+        this.counters[o.result === 'succeeded' ? 'succeeded' : o.result === 'parked' ? 'parked' : 'failed']++;
+        this.emit('phase2', o);
+      },
+      onCompleted: (g: GlobalRecord) => {
+        this.counters.completed++;
+        this.emit('completed', { xid: g.xid, status: g.status, heuristic: g.heuristic ?? false });
+      },
+      onCollected: (xid: string) => {
+        this.counters.collected++;
+        this.emit('collected', { xid });
+      },
+      linkKeys: (xid: string) => this.linkIndex.get(xid) ?? [],
+    };
+    const onError = (kind: string) => (key: string, err: unknown) => {
+      const xid = key.split('/')[0];
+      logger.warn({ xid, key, queue: kind, err: errorMessage(err) }, 'reconcile failed; retrying with backoff');
+    };
+    const controllers = [
+      new Controller({ name: globals.name, queue: globals, concurrency: Math.max(2, Math.ceil(options.concurrency / 2)), reconcile: (xid) => reconcileGlobal(deps, xid), onError: onError('globals') }),
+      new Controller({ name: branches.name, queue: branches, concurrency: options.concurrency, reconcile: (key, signal) => reconcileBranch(deps, key, signal), onError: onError('branches') }),
+    ];
+    const statsTimer = setInterval(() => void this.publishStats(), options.statsIntervalMs);
+    statsTimer.unref();
+    this.leader = { fence, globals, branches, controllers, statsTimer };
+    for (const c of controllers) c.start();
+    for (const key of informer.cache.keys()) {
+      const parsed = this.store.keys.parse(key);
+      if (!parsed || parsed.app !== this.app) continue;
+      if (parsed.kind === 'global') globals.add(parsed.xid);
+      else if (parsed.kind === 'branch') branches.add(branchQueueKey(parsed.xid, parsed.branchId));
+    }
+    void this.publishStats();
+    this.emit('leader', { leading: true });
+  }
+
+  private async stopLeading(): Promise<void> {
+    const leader = this.leader;
+    if (!leader) return;
+    this.leader = undefined;
+    clearInterval(leader.statsTimer);
+    await Promise.all(leader.controllers.map((c) => c.stop()));
+    this.emit('leader', { leading: false });
+  }
+
+  /** Queue figures for `txloop top` and `txloop get leaders`, bound to the leader's lease. */
+  private async publishStats(): Promise<void> {
+    const leader = this.leader;
+    const fence = this.elector?.fence();
+    const lease = this.elector?.leaseId;
+    if (!leader || !fence || !lease) return;
+    const stats: ServiceStats = {
+      identity: this.identity,
+      at: Date.now(),
+      queues: { globals: leader.globals.stats(), branches: leader.branches.stats() },
+      phase2: { ...this.counters },
+      branches: this.countBranches(),
+    };
+    await this.client.kv
+      .txn({ compare: [cmp.created(fence.key, fence.createRevision)], success: [op.put(this.store.keys.stats(this.app), stats, lease)], failure: [] })
+      .catch((err: unknown) => this.logger.debug({ err: errorMessage(err) }, 'could not publish stats'));
+  }
+
+  private countBranches(): Record<string, number> {
+    const counts: Record<string, number> = {};
+    const cache = this.informer?.cache;
+    if (!cache) return counts;
+    for (const [key, kv] of cache) {
+      const parsed = this.store.keys.parse(key);
+      if (parsed?.kind !== 'branch') continue;
+      try {
+        const b = JSON.parse(kv.value.toString()) as BranchRecord;
+        const s = branchStatus(b);
+        counts[s] = (counts[s] ?? 0) + 1;
+      } catch {
+        counts.MALFORMED = (counts.MALFORMED ?? 0) + 1;
+      }
+    }
+    return counts;
+  }
+
+  /** Stops reconciling (resigning leadership so a standby takes over at once) and closes the etcd client it created. Safe to call twice. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await this.starting?.catch(() => undefined);
+      await this.stopLeading();
+      await this.elector?.stop();
+      await this.informer?.stop();
+      if (this.ownsClient) this.client.close();
+    })();
+    return this.closing;
+  }
+
+  private assertOpen(): void {
+    if (this.closing) throw new ServiceClosed(this.app);
+  }
+
+  private async withRetries<T>(fn: () => Promise<T>): Promise<T> {
+    let last: unknown;
+    for (let i = 0; i < 5; i++) {
+      try {
+        return await fn();
+      } catch (err) {
+        last = err;
+        await new Promise((r) => setTimeout(r, 50 * 2 ** i));
+      }
+    }
+    throw last;
+  }
+}
+
+export interface ServiceStats {
+  identity: string;
+  at: number;
+  queues: { globals: WorkqueueStats; branches: WorkqueueStats };
+  phase2: { succeeded: number; failed: number; parked: number; completed: number; collected: number };
+  branches: Record<string, number>;
+}
+
+function throwIfAborted(signal: AbortSignal | undefined, xid: string | undefined): void {
+  if (signal?.aborted) throw new DeadlineExceeded(xid, `aborted by the caller's signal${xid ? ` (transaction ${xid})` : ''}: ${errorMessage(signal.reason)}`);
+}
+
+function toView(g: GlobalRecord, links: LinkRecord[]): TransactionView {
+  return {
+    xid: g.xid,
+    app: g.app,
+    name: g.name,
+    status: g.status,
+    createdAt: new Date(g.createdAt),
+    deadline: new Date(g.deadline),
+    ...(g.decision ? { decision: g.decision } : {}),
+    ...(g.completedAt !== undefined ? { completedAt: new Date(g.completedAt) } : {}),
+    heuristic: g.heuristic ?? false,
+    branches: links.map((l) => ({
+      branchId: l.branchId,
+      owner: l.owner,
+      resource: l.resource,
+      tryState: l.tryState,
+      ...(l.action ? { action: l.action } : {}),
+      ...(l.state ? { state: l.state } : {}),
+      attempts: l.attempts ?? 0,
+      ...(l.lastError ? { lastError: l.lastError } : {}),
+      ...(l.resolution ? { resolution: l.resolution } : {}),
+    })),
+  };
+}
+
