@@ -405,6 +405,38 @@ export class Store {
     return (await this.recordProgress(undefined, cur, next)).record;
   }
 
+  /**
+   * Re-queues every parked (FAILED) branch of a transaction in one Txn: all of them or none (the Txn
+   * compares each branch's mod revision, so a branch that changed meanwhile fails the whole retry).
+   */
+  async retryParkedBranches(xid: string, by: string, dryRun = false): Promise<BranchRecord[]> {
+    const { global, links } = await this.readTransaction(xid);
+    if (!global && links.length === 0) throw new TransactionNotFound(xid);
+    const parked = links.filter((l) => l.record.state === Phase2State.FAILED);
+    if (parked.length === 0) throw new OperationRefused(xid, `transaction ${xid} has no parked (FAILED) branch; only parked branches can be retried`);
+    if (parked.length * 2 > this.maxTxnOps) throw new OperationRefused(xid, `transaction ${xid} has ${parked.length} parked branches, more than one Txn can re-queue; retry them one by one (XID/BRANCH)`);
+    const current: Versioned<BranchRecord>[] = [];
+    const next: BranchRecord[] = [];
+    for (const l of parked) {
+      const cur = await this.getBranch(l.record.owner, xid, l.record.branchId);
+      const p = cur?.record.phase2;
+      if (!cur || !p || p.state !== Phase2State.FAILED) throw new WriteConflict(l.key);
+      current.push(cur);
+      next.push({
+        ...withEvent({ ...cur.record, phase2: { action: p.action, state: Phase2State.ACTIVE, attempts: 0, ...(p.lastError ? { lastError: p.lastError } : {}) } }, 'Retried', `re-queued by ${by}`),
+        updatedAt: Date.now(),
+        writeId: newWriteId(),
+      });
+    }
+    if (dryRun) return next;
+    const res = await this.txn(
+      current.map((c) => cmp.mod(c.key, c.modRevision)),
+      next.flatMap((b, i) => [op.put(current[i]!.key, b), op.put(this.keys.link(xid, b.owner, b.branchId), linkOf(b))]),
+    );
+    if (!res.succeeded) throw new WriteConflict(this.keys.links(xid));
+    return next;
+  }
+
   /** Records a human's heuristic decision for a branch: it counts as done and completion can proceed. */
   async resolveBranch(owner: string, xid: string, branchId: string, as: 'confirmed' | 'cancelled', reason: string, by: string, dryRun = false): Promise<BranchRecord> {
     const cur = await this.getBranch(owner, xid, branchId);
