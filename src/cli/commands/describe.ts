@@ -1,0 +1,174 @@
+/**
+ * `txloop describe gtx XID` / `describe branch XID/BRANCHID`: kubectl describe layout: fields, every
+ * branch with attempts, errors, next retry and resolution, then Events (the merged timeline).
+ */
+import { Command } from 'commander';
+import { TransactionNotFound, BranchNotFound } from '../../errors.js';
+import type { TimelineEvent } from '../../internal/records.js';
+import { op } from '../../internal/store.js';
+import { UsageError } from '../errors.js';
+import { NONE, age, relative, renderRows, timestamp } from '../format.js';
+import { Model, problemsOf, type BranchItem, type GlobalItem } from '../model.js';
+import { ownerOf, parseBranchArg, parseXidArg } from '../refs.js';
+import { action, type Io } from '../runtime.js';
+
+export function describeCommand(name: string): Command {
+  return new Command('describe')
+    .description('Show one transaction (or branch) in detail, with its timeline of events')
+    .argument('<resource>', 'gtx (globals) or branch (br)')
+    .argument('<names...>', 'XIDs for gtx, XID/BRANCHID for branch')
+    .addHelpText('after', `\nExamples:\n  ${name} describe gtx orders.m3x9k2a7f1c0q8wz\n  ${name} describe branch orders.m3x9k2a7f1c0q8wz/k3j4h5g6f7d8`)
+    .action(
+      action(async (io, args) => {
+        const resource = (args[0] as string).toLowerCase();
+        const names = args[1] as string[];
+        const isGtx = ['gtx', 'gtxs', 'global', 'globals', 'transaction', 'tx'].includes(resource);
+        const isBranch = ['branch', 'branches', 'br'].includes(resource);
+        if (!isGtx && !isBranch) throw new UsageError(`cannot describe ${JSON.stringify(args[0])}: use gtx or branch`);
+        const refs = names.map((n) => (isGtx ? { xid: parseXidArg(n) } : parseBranchArg(n)));
+        const texts: string[] = [];
+        for (const ref of refs) texts.push('branchId' in ref ? await describeBranch(io, ref.xid, ref.branchId) : await describeGlobal(io, ref.xid));
+        io.out(texts.join('\n\n'));
+      }),
+    );
+}
+
+/** Reads the global, its links, and every branch and order they point to into a Model. */
+async function readTransactionModel(io: Io, xid: string): Promise<Model> {
+  const { store } = await io.connect();
+  const keys = store.keys;
+  const first = await io.etcd(store.txn([], [op.get(keys.global(xid)), op.getPrefix(keys.links(xid))]));
+  const model = new Model(io.config.namespace);
+  const linkKvs = first.responses[1]?.response_range.kvs ?? [];
+  for (const r of first.responses) for (const kv of r.response_range.kvs) model.set(kv.key.toString(), kv.value);
+  const gets = linkKvs.flatMap((kv) => {
+    const p = keys.parse(kv.key.toString());
+    return p?.kind === 'link' ? [op.get(keys.branch(p.owner, xid, p.branchId)), op.get(keys.order(p.owner, xid, p.branchId))] : [];
+  });
+  for (let i = 0; i < gets.length; i += 100) {
+    const res = await io.etcd(store.txn([], gets.slice(i, i + 100)));
+    for (const r of res.responses) for (const kv of r.response_range.kvs) model.set(kv.key.toString(), kv.value);
+  }
+  return model;
+}
+
+async function describeGlobal(io: Io, xid: string): Promise<string> {
+  const model = await readTransactionModel(io, xid);
+  const g = model.global(xid);
+  if (!g) throw new TransactionNotFound(xid);
+  io.malformed([...problemsOf(g.entry, ...g.links), ...g.branches.flatMap((b) => problemsOf(b.entry, b.order))]);
+  return renderGlobal(g);
+}
+
+async function describeBranch(io: Io, xid: string, branchId: string): Promise<string> {
+  const { store } = await io.connect();
+  const owner = await io.etcd(ownerOf(store, { xid, branchId }));
+  const model = await readTransactionModel(io, xid);
+  const b = model.branch(store.keys.branch(owner, xid, branchId));
+  if (!b) throw new BranchNotFound(xid, branchId);
+  io.malformed(problemsOf(b.entry, b.order));
+  const lines = fields([
+    ['Name', `${xid}/${branchId}`],
+    ['Transaction', `${xid} (${model.global(xid)?.status ?? 'not found'})`],
+  ]);
+  lines.push(...branchLines(b, '', false));
+  lines.push(...eventLines(b.entry.record?.events.map((e) => ({ ...e, from: `${b.owner}/${b.branchId}` })) ?? []));
+  return lines.join('\n');
+}
+
+function renderGlobal(g: GlobalItem): string {
+  const r = g.entry.record;
+  const lines: string[] = [];
+  if (!r) {
+    lines.push(...fields([
+      ['Name', g.xid],
+      ['Status', `MALFORMED`],
+      ['Problem', g.entry.problem ?? NONE],
+      ['Key', g.key],
+    ]));
+  } else {
+    const d = r.decision;
+    lines.push(...fields([
+      ['Name', r.xid],
+      ['App', r.app],
+      ['Description', r.name || NONE],
+      ['Mode', r.mode.toUpperCase()],
+      ['Status', r.status + (r.heuristic ? ' (heuristic)' : '')],
+      ['Created', timestamp(r.createdAt)],
+      ['Timeout', `${r.timeoutMs}ms`],
+      ['Deadline', timestamp(r.deadline)],
+      ['Decision', d ? `${d.outcome} by ${d.by} at ${timestamp(d.at)}` : NONE],
+      ['Reason', d?.reason ?? NONE],
+      ['Completed', timestamp(r.completedAt)],
+      ['Heuristic', String(r.heuristic ?? false)],
+    ]));
+  }
+  lines.push(...fields([['Branches', `${g.done}/${g.total} done${g.parked > 0 ? `, ${g.parked} parked (FAILED)` : ''}`]]));
+  if (g.total === 0) lines.push(`  ${NONE}`);
+  for (const b of g.branches) lines.push(...branchLines(b, '  '));
+  // A link whose branch record is gone (collected, or never written by its owner).
+  const seen = new Set(g.branches.map((b) => b.branchId));
+  for (const l of g.links) if (l.record && !seen.has(l.record.branchId)) lines.push(`  ${l.record.branchId}:`, `    Owner:         ${l.record.owner}`, `    Status:        branch record missing (link says ${l.record.state ?? l.record.tryState})`);
+  const events = [
+    ...(r?.events.map((e) => ({ ...e, from: r.app })) ?? []),
+    ...g.branches.flatMap((b) => b.entry.record?.events.map((e) => ({ ...e, from: `${b.owner}/${b.branchId}` })) ?? []),
+  ];
+  lines.push(...eventLines(events));
+  return lines.join('\n');
+}
+
+function branchLines(b: BranchItem, indent: string, header = true): string[] {
+  const r = b.entry.record;
+  const lines = header ? [`${indent}${b.branchId}:`] : [];
+  const i = header ? `${indent}  ` : indent;
+  if (!r) {
+    lines.push(...fields([['Owner', b.owner], ['Status', 'MALFORMED'], ['Problem', b.entry.problem ?? NONE], ['Key', b.key]], i));
+    return lines;
+  }
+  const p = r.phase2;
+  const res = p?.resolution;
+  lines.push(
+    ...fields(
+      [
+        ['Owner', r.owner],
+        ['Resource', r.resource],
+        ['Status', b.status],
+        ['Try', r.tryState + (r.tryError ? `: ${r.tryError}` : '')],
+        ['Action', p?.action ?? b.order?.record?.action ?? NONE],
+        ['Ordered', b.order?.record ? `${b.order.record.action} by ${b.order.record.by} at ${timestamp(b.order.record.decidedAt)}` : NONE],
+        ['Attempts', String(p?.attempts ?? 0)],
+        ['Last Attempt', timestamp(p?.lastAttemptAt)],
+        ['Next Retry', p?.state === 'ACTIVE' && p.nextRetryAt !== undefined ? relative(Math.max(p.nextRetryAt, Date.now())) : NONE],
+        ['Last Error', p?.lastError ?? NONE],
+        ['Done', timestamp(p?.doneAt)],
+        ['Resolution', res ? `${res.as} by ${res.by} at ${timestamp(res.at)}: ${res.reason}` : NONE],
+        ['Payload', truncate(JSON.stringify(r.payload) ?? 'null', 200)],
+      ],
+      i,
+    ),
+  );
+  return lines;
+}
+
+const WARNING_EVENTS = new Set(['AttemptFailed', 'Parked', 'TryFailed', 'LateTry', 'Resolved']);
+
+function eventLines(events: (TimelineEvent & { from: string })[]): string[] {
+  if (events.length === 0) return fields([['Events', NONE]]);
+  const sorted = [...events].sort((a, b) => a.at - b.at);
+  const now = Date.now();
+  const rows = [
+    ['Type', 'Reason', 'Age', 'From', 'Message'],
+    ['----', '------', '----', '----', '-------'],
+    ...sorted.map((e) => [WARNING_EVENTS.has(e.type) || /deadline/.test(e.message) ? 'Warning' : 'Normal', e.type, age(e.at, now), e.from, e.message.replace(/\s+/g, ' ')]),
+  ];
+  return ['Events:', ...renderRows(rows).map((l) => `  ${l}`)];
+}
+
+function fields(pairs: [string, string][], indent = ''): string[] {
+  const width = Math.max(15 - indent.length, ...pairs.map(([k]) => k.length + 2));
+  return pairs.map(([k, v]) => `${indent}${`${k}:`.padEnd(width)}${v}`);
+}
+
+function truncate(s: string, max: number): string {
+  return s.length > max ? `${s.slice(0, max - 3)}...` : s;
+}

@@ -1,0 +1,85 @@
+/** `txloop get globals|branches|leaders [NAME…]`: tables, -o wide|json|yaml|name, --sort-by, -w. */
+import { Command, Option } from 'commander';
+import { CliError } from '../errors.js';
+import { OUTPUT_FORMATS, document, renderRows, serialize, tableCells } from '../format.js';
+import { loadModel } from '../read.js';
+import { action, type Io } from '../runtime.js';
+import { sorter } from '../views.js';
+import { RESOURCE_HELP, filterOf, kindOf, type FilterFlags, type Kind } from './kinds.js';
+import { watch } from './watch.js';
+
+export interface GetFlags extends FilterFlags {
+  output?: 'wide' | 'json' | 'yaml' | 'name';
+  watch?: boolean;
+  sortBy?: string;
+  headers?: boolean;
+}
+
+export function outputOption(): Option {
+  return new Option('-o, --output <format>', 'output format').choices(OUTPUT_FORMATS);
+}
+
+export function getCommand(name: string): Command {
+  return new Command('get')
+    .description('List transactions, branches or service leaders in a table')
+    .argument('<resource>', `what to list: ${RESOURCE_HELP}`)
+    .argument('[names...]', 'only these: XIDs for globals, XID or XID/BRANCHID for branches, app names for leaders')
+    .option('--app <app>', 'only this service: the initiator for globals, the owner for branches')
+    .option('-A, --all-apps', 'every service in the namespace (the default)')
+    .option('--status <status>', 'only these statuses, comma-separated (see below)')
+    .addOption(outputOption())
+    .option('-w, --watch', 'after listing, print a row whenever one changes (until Ctrl-C)')
+    .option('--sort-by <column>', 'sort by a column (age, status, attempts, next-retry, ...) or a JSON path like .createdAt')
+    .option('--no-headers', 'omit the header row')
+    .addHelpText(
+      'after',
+      `
+Statuses:
+  globals:  trying, committing, rolling_back, committed, rolled_back, malformed,
+            active (not finished), done (finished), failed (has a parked branch)
+  branches: trying, prepared, try_failed, confirming, cancelling, confirmed, cancelled,
+            resolved_confirmed, resolved_cancelled, failed (parked), malformed,
+            pending (still in progress), done, resolved
+
+Examples:
+  ${name} get gtx                              # every transaction in every service
+  ${name} get gtx --status active -o wide      # unfinished ones, with deadline and decision
+  ${name} get branches --status failed         # parked branches waiting for a human
+  ${name} get gtx orders.m3x9k2a7f1c0q8wz -o yaml
+  ${name} get gtx -w                           # stream changes
+  ${name} get leaders`,
+    )
+    .action(action<GetFlags>(async (io, args, flags) => get(io, args[0] as string, (args[1] as string[] | undefined) ?? [], flags)));
+}
+
+async function get(io: Io, resource: string, names: string[], flags: GetFlags): Promise<void> {
+  const kind = kindOf(resource);
+  const filter = filterOf(kind, flags, names);
+  const sort = sorter(flags.sortBy, kind.columns, kind.json);
+  const { client } = await io.connect();
+  if (flags.watch) return watch(io, kind, filter, flags, sort);
+  const { model } = await io.etcd(loadModel(client, io.config.namespace));
+  const items = kind.list(model, filter);
+  if (sort) items.sort(sort);
+  print(io, kind, items, flags, names.length > 0);
+  const missing = kind.missing(model, filter);
+  if (missing.length > 0) throw new CliError(`${kind.name} ${missing.join(', ')} not found in namespace ${io.config.namespace}`);
+}
+
+export function print<R>(io: Io, kind: Kind<R>, items: R[], flags: GetFlags, named: boolean): void {
+  const format = flags.output;
+  for (const item of items) io.malformed(kind.problems(item));
+  if (format === 'json' || format === 'yaml') {
+    io.out(serialize(document(items.map(kind.json), named), format));
+    return;
+  }
+  if (format === 'name') {
+    for (const item of items) io.out(`${kind.name}/${kind.id(item)}`);
+    return;
+  }
+  if (items.length === 0) {
+    if (!named) io.warn(`No ${kind.plural} found in namespace ${io.config.namespace}.`);
+    return;
+  }
+  for (const line of renderRows(tableCells(kind.columns, items, format === 'wide', flags.headers !== false))) io.out(line);
+}

@@ -1,0 +1,157 @@
+/**
+ * Repairs: retry, abort, resolve. Each change is one etcd Txn from store.ts whose compares enforce the
+ * invariants; when they forbid the change the command refuses (exit 1) and changes nothing.
+ * --dry-run runs every check and prints what would change, without writing.
+ */
+import { userInfo } from 'node:os';
+import { Command, Option } from 'commander';
+import { TransactionAlreadyDecided, TransactionNotFound } from '../../errors.js';
+import { GlobalStatus, type BranchRecord } from '../../internal/records.js';
+import { CliError, ReportedError, UsageError, messageOf } from '../errors.js';
+import { ownerOf, parseBranchArg, parseRef, parseXidArg } from '../refs.js';
+import { action, type Io } from '../runtime.js';
+
+interface DryRun {
+  dryRun?: boolean;
+}
+
+function operator(): string {
+  try {
+    return `operator:${userInfo().username}`;
+  } catch {
+    return 'operator';
+  }
+}
+
+function reasonArg(reason: string | undefined, required: boolean): string | undefined {
+  if (reason === undefined) {
+    if (required) throw new UsageError('--reason is required: say why, it is kept in the record and shown by describe');
+    return undefined;
+  }
+  const r = reason.trim();
+  if (r.length === 0 || r.length > 1000) throw new UsageError('--reason must be 1-1000 characters');
+  return r;
+}
+
+const suffix = (dryRun: boolean | undefined): string => (dryRun ? ' (dry run)' : '');
+
+// ---------------------------------------------------------------------------------------------
+
+export function retryCommand(name: string): Command {
+  return new Command('retry')
+    .description('Re-queue parked (FAILED) branches now, with a fresh attempt budget')
+    .argument('<targets...>', 'XID/BRANCHID for one branch, or XID for every parked branch of that transaction')
+    .option('--dry-run', 'check and show what would be re-queued, change nothing')
+    .addHelpText('after', `\nExamples:\n  ${name} retry orders.m3x9k2a7f1c0q8wz/k3j4h5g6f7d8\n  ${name} retry orders.m3x9k2a7f1c0q8wz --dry-run\n  ${name} retry $(${name} get branches --status failed -o name)`)
+    .action(
+      action<DryRun>(async (io, args, opts) => {
+        const refs = (args[0] as string[]).map(parseRef);
+        await eachTarget(io, refs, async (ref) => {
+          const { store } = await io.connect();
+          if (ref.kind === 'branch') {
+            const owner = await io.etcd(ownerOf(store, ref));
+            const b = await io.etcd(store.retryBranch(owner, ref.xid, ref.branchId, operator(), opts.dryRun));
+            io.out(`${branchName(b)} ${opts.dryRun ? 'would be re-queued' : 're-queued'} for ${b.phase2?.action ?? 'phase 2'}${suffix(opts.dryRun)}`);
+            return;
+          }
+          const branches = await io.etcd(store.retryParkedBranches(ref.xid, operator(), opts.dryRun));
+          for (const b of branches) io.out(`${branchName(b)} ${opts.dryRun ? 'would be re-queued' : 're-queued'} for ${b.phase2?.action ?? 'phase 2'}${suffix(opts.dryRun)}`);
+        });
+      }),
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+
+interface AbortFlags extends DryRun {
+  reason?: string;
+}
+
+export function abortCommand(name: string): Command {
+  return new Command('abort')
+    .description('Roll back a TRYING transaction (the same compare-and-swap as rollback(); refused once decided)')
+    .argument('<xid>', 'the transaction to roll back')
+    .option('--reason <text>', 'why; recorded with the decision and shown by describe')
+    .option('--dry-run', 'check that the abort would be accepted, change nothing')
+    .addHelpText('after', `\nExample:\n  ${name} abort orders.m3x9k2a7f1c0q8wz --reason "stuck Try on bank-b"`)
+    .action(
+      action<AbortFlags>(async (io, args, opts) => {
+        const xid = parseXidArg(args[0] as string);
+        const reason = reasonArg(opts.reason, false) ?? `aborted with txloop abort by ${operator()}`;
+        const { store } = await io.connect();
+        try {
+          if (opts.dryRun) {
+            const { global, links } = await io.etcd(store.readTransaction(xid));
+            if (!global) throw new TransactionNotFound(xid);
+            const g = global.record;
+            if (g.status !== GlobalStatus.TRYING) throw new TransactionAlreadyDecided(xid, g.decision?.outcome ?? 'rollback', g.status, g.decision?.by ?? 'unknown');
+            io.out(`gtx/${xid} would be rolled back: cancel ordered for ${links.length} branch(es)${suffix(true)}`);
+            return;
+          }
+          const res = await io.etcd(store.decide(xid, { outcome: 'rollback', by: 'operator', reason }));
+          io.out(`gtx/${xid} aborted: ${res.global.status}, cancel ordered for ${res.ordered}/${res.total} branch(es)`);
+        } catch (err) {
+          if (err instanceof TransactionAlreadyDecided) throw new CliError(`cannot abort ${xid}: ${err.message}; only a TRYING transaction can be aborted`);
+          throw err;
+        }
+      }),
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+
+interface ResolveFlags extends DryRun {
+  as: 'confirmed' | 'cancelled';
+  reason?: string;
+}
+
+export function resolveCommand(name: string): Command {
+  return new Command('resolve')
+    .description("Record a human's decision for a parked (FAILED) branch: it counts as done and the transaction can complete")
+    .argument('<branch>', 'XID/BRANCHID of a parked branch')
+    .addOption(new Option('--as <outcome>', 'what you did by hand for this branch').choices(['confirmed', 'cancelled']).makeOptionMandatory())
+    .option('--reason <text>', 'what was done and why (required; kept in the record, shown by describe)')
+    .option('--dry-run', 'check that the resolution would be accepted, change nothing')
+    .addHelpText(
+      'after',
+      `
+Resolving against the decision (e.g. --as cancelled when the transaction committed) is allowed: the
+transaction completes as "heuristic", which describe shows.
+
+Example:
+  ${name} resolve orders.m3x9k2a7f1c0q8wz/k3j4h5g6f7d8 --as confirmed --reason "credited by hand, ticket OPS-42"`,
+    )
+    .action(
+      action<ResolveFlags>(async (io, args, opts) => {
+        const ref = parseBranchArg(args[0] as string);
+        const reason = reasonArg(opts.reason, true)!;
+        const { store } = await io.connect();
+        const owner = await io.etcd(ownerOf(store, ref));
+        const b = await io.etcd(store.resolveBranch(owner, ref.xid, ref.branchId, opts.as, reason, operator(), opts.dryRun));
+        const wanted = b.phase2?.action === 'confirm' ? 'confirmed' : 'cancelled';
+        if (wanted !== opts.as) io.warn(`warning: the decision ordered ${b.phase2?.action ?? 'nothing'} for this branch; resolving it as ${opts.as} makes the transaction heuristic`);
+        io.out(`${branchName(b)} ${opts.dryRun ? 'would be resolved' : 'resolved'} as ${opts.as}${suffix(opts.dryRun)}`);
+      }),
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function branchName(b: BranchRecord): string {
+  return `branch/${b.xid}/${b.branchId}`;
+}
+
+/** Runs `fn` for every target; a failure is printed and the others still run; exit 1 if any failed. */
+async function eachTarget<T>(io: Io, targets: T[], fn: (t: T) => Promise<void>): Promise<void> {
+  if (targets.length === 1) return fn(targets[0]!);
+  let failed = 0;
+  for (const t of targets) {
+    try {
+      await fn(t);
+    } catch (err) {
+      failed++;
+      io.warn(`error: ${messageOf(err, io.config.endpoints)}`);
+    }
+  }
+  if (failed > 0) throw new ReportedError();
+}

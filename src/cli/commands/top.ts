@@ -1,0 +1,47 @@
+/** `txloop top`: per service, its leader and the workqueue figures the leader publishes every few seconds. */
+import { Command, Option } from 'commander';
+import { document, renderRows, serialize, tableCells } from '../format.js';
+import { loadModel } from '../read.js';
+import { action } from '../runtime.js';
+import { serviceJson, sorter, topColumns } from '../views.js';
+import { filterOf, leadersKind } from './kinds.js';
+
+interface TopFlags {
+  app?: string;
+  output?: 'json' | 'yaml';
+  sortBy?: string;
+  headers?: boolean;
+}
+
+export function topCommand(name: string): Command {
+  return new Command('top')
+    .description("Each service's leader, queue depth, retries and phase-2 failures")
+    .option('--app <app>', 'only this service')
+    .addOption(new Option('-o, --output <format>', 'output format').choices(['json', 'yaml']))
+    .option('--sort-by <column>', 'sort by a column (queue, retries, failed, parked, ...)')
+    .option('--no-headers', 'omit the header row')
+    .addHelpText(
+      'after',
+      `
+Columns: QUEUE, PROCESSING and WAITING are the leader's workqueues now (globals + branches);
+RETRIES is delayed re-adds since the leader started; SUCCEEDED / FAILED count phase-2 attempts;
+PARKED is branches parked as FAILED; UPDATED is how old the figures are (published every few
+seconds by the leader, gone with its lease).
+
+Example:
+  ${name} top --sort-by queue`,
+    )
+    .action(
+      action<TopFlags>(async (io, _args, flags) => {
+        const filter = filterOf(leadersKind, { ...(flags.app !== undefined ? { app: flags.app } : {}) }, []);
+        const sort = sorter(flags.sortBy, topColumns, serviceJson);
+        const { model } = await io.etcd(loadModel((await io.connect()).client, io.config.namespace));
+        const items = leadersKind.list(model, filter);
+        if (sort) items.sort(sort);
+        for (const item of items) io.malformed(leadersKind.problems(item));
+        if (flags.output) return io.out(serialize(document(items.map(serviceJson), false), flags.output));
+        if (items.length === 0) return io.warn(`No services found in namespace ${io.config.namespace}.`);
+        for (const line of renderRows(tableCells(topColumns, items, true, flags.headers !== false))) io.out(line);
+      }),
+    );
+}

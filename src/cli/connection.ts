@@ -1,0 +1,165 @@
+/**
+ * Connection flags and environment, etcdctl style: --endpoints, --namespace, TLS (--cacert, --cert,
+ * --key), --user user:password, --dial-timeout, --command-timeout; TXLOOP_* variables as defaults.
+ */
+import { readFileSync } from 'node:fs';
+import { Etcd3, type IOptions } from 'etcd3';
+import { DEFAULT_NAMESPACE, validateNamespace } from '../internal/keys.js';
+import { Store } from '../internal/store.js';
+import { CliError, UnreachableError, UsageError } from './errors.js';
+
+export interface GlobalOptions {
+  endpoints?: string;
+  namespace?: string;
+  cacert?: string;
+  cert?: string;
+  key?: string;
+  user?: string;
+  password?: string;
+  dialTimeout?: string;
+  commandTimeout?: string;
+}
+
+export interface ConnectionConfig {
+  endpoints: string[];
+  namespace: string;
+  dialTimeoutMs: number;
+  commandTimeoutMs: number;
+  tls?: { cacert?: string; cert?: string; key?: string };
+  auth?: { username: string; password: string };
+}
+
+export const ENV = {
+  endpoints: 'TXLOOP_ENDPOINTS',
+  namespace: 'TXLOOP_NAMESPACE',
+  cacert: 'TXLOOP_CACERT',
+  cert: 'TXLOOP_CERT',
+  key: 'TXLOOP_KEY',
+  user: 'TXLOOP_USER',
+  password: 'TXLOOP_PASSWORD',
+} as const;
+
+/** `500ms`, `3s`, `1m`, or a bare number of seconds. */
+export function parseDuration(value: string, flag: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(value.trim());
+  if (!m) throw new UsageError(`invalid ${flag} ${JSON.stringify(value)}: use a duration like 500ms, 3s or 1m`);
+  const n = Number(m[1]);
+  const ms = m[2] === 'ms' ? n : m[2] === 'm' ? n * 60_000 : n * 1000;
+  if (ms <= 0 || ms > 3_600_000) throw new UsageError(`invalid ${flag} ${JSON.stringify(value)}: must be between 1ms and 1h`);
+  return Math.round(ms);
+}
+
+export function resolveConnection(opts: GlobalOptions, env: NodeJS.ProcessEnv = process.env): ConnectionConfig {
+  const cacert = opts.cacert ?? env[ENV.cacert];
+  const cert = opts.cert ?? env[ENV.cert];
+  const key = opts.key ?? env[ENV.key];
+  if ((cert === undefined) !== (key === undefined)) throw new UsageError('--cert and --key must be given together (client certificate and its private key)');
+  const secure = cacert !== undefined || cert !== undefined;
+
+  const rawEndpoints = opts.endpoints ?? env[ENV.endpoints] ?? 'http://127.0.0.1:2379';
+  const endpoints = rawEndpoints
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean)
+    .map((e) => normalizeEndpoint(e, secure));
+  if (endpoints.length === 0) throw new UsageError('--endpoints is empty: give etcd client URLs like http://127.0.0.1:2379');
+  const schemes = new Set(endpoints.map((e) => new URL(e).protocol));
+  if (schemes.size > 1) throw new UsageError('--endpoints mixes http:// and https:// URLs; use one scheme');
+
+  let namespace = opts.namespace ?? env[ENV.namespace] ?? DEFAULT_NAMESPACE;
+  if (namespace !== '' && !namespace.endsWith('/')) namespace += '/';
+  try {
+    validateNamespace(namespace);
+  } catch (err) {
+    throw new UsageError(`invalid --namespace: ${(err as Error).message.replace(/^namespace: /, '')}`);
+  }
+
+  const config: ConnectionConfig = {
+    endpoints,
+    namespace,
+    dialTimeoutMs: parseDuration(opts.dialTimeout ?? '2s', '--dial-timeout'),
+    commandTimeoutMs: parseDuration(opts.commandTimeout ?? '5s', '--command-timeout'),
+  };
+  if (secure) config.tls = { ...(cacert !== undefined ? { cacert } : {}), ...(cert !== undefined ? { cert } : {}), ...(key !== undefined ? { key } : {}) };
+
+  const user = opts.user ?? env[ENV.user];
+  if (user !== undefined) {
+    const colon = user.indexOf(':');
+    const username = colon >= 0 ? user.slice(0, colon) : user;
+    const password = colon >= 0 ? user.slice(colon + 1) : (opts.password ?? env[ENV.password]);
+    if (!username) throw new UsageError('--user needs a user name: --user name:password (or --user name with --password / TXLOOP_PASSWORD)');
+    // Never echo the value: it may hold the password.
+    if (password === undefined) throw new UsageError(`--user ${username} has no password: use --user ${username}:PASSWORD, --password or ${ENV.password}`);
+    config.auth = { username, password };
+  } else if (opts.password !== undefined) {
+    throw new UsageError('--password needs --user');
+  }
+  return config;
+}
+
+function normalizeEndpoint(e: string, secure: boolean): string {
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(e) ? e : `${secure ? 'https' : 'http'}://${e}`;
+  let url: URL;
+  try {
+    url = new URL(withScheme);
+  } catch {
+    throw new UsageError(`invalid endpoint ${JSON.stringify(e)}: expected a URL like http://127.0.0.1:2379`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`invalid endpoint ${JSON.stringify(e)}: use http:// or https://`);
+  if (url.username || url.password) throw new UsageError('credentials in --endpoints are not supported; use --user');
+  return `${url.protocol}//${url.host}`;
+}
+
+function readPem(path: string, flag: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new CliError(`cannot read ${flag} file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
+export interface Connection {
+  config: ConnectionConfig;
+  client: Etcd3;
+  store: Store;
+  close(): void;
+}
+
+/**
+ * Opens an etcd client whose unary calls time out after --command-timeout. (The first request is
+ * bounded by --dial-timeout in runtime.ts, so an unreachable etcd fails within seconds.)
+ */
+export function connect(config: ConnectionConfig): Connection {
+  const options: IOptions = {
+    hosts: config.endpoints,
+    defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + config.commandTimeoutMs }),
+    grpcOptions: { 'grpc.initial_reconnect_backoff_ms': 200, 'grpc.max_reconnect_backoff_ms': 1000 },
+  };
+  if (config.tls) {
+    const root = config.tls.cacert !== undefined ? readPem(config.tls.cacert, '--cacert') : undefined;
+    options.credentials = {
+      // Without --cacert, grpc falls back to the system's trusted roots.
+      rootCertificate: root as Buffer,
+      ...(config.tls.key !== undefined ? { privateKey: readPem(config.tls.key, '--key') } : {}),
+      ...(config.tls.cert !== undefined ? { certChain: readPem(config.tls.cert, '--cert') } : {}),
+    };
+  }
+  if (config.auth) options.auth = { username: config.auth.username, password: config.auth.password, callOptions: () => ({ deadline: Date.now() + config.commandTimeoutMs }) };
+  const client = new Etcd3(options);
+  return {
+    config,
+    client,
+    store: new Store(client, config.namespace),
+    close: () => client.close(),
+  };
+}
+
+/** Rejects with an UnreachableError if `p` has not settled within `ms` (gRPC's deadlines apply per attempt, and etcd3 retries). */
+export function withDeadline<T>(p: Promise<T>, ms: number, endpoints: readonly string[]): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new UnreachableError(`cannot reach etcd at ${endpoints.join(',')}: no answer within ${ms / 1000}s (check --endpoints / TXLOOP_ENDPOINTS, TLS flags and that etcd is running)`)), ms);
+    timer.unref();
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}

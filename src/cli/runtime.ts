@@ -1,0 +1,75 @@
+/** What every command action gets: resolved connection settings, a lazy etcd connection, and output. */
+import type { Command } from 'commander';
+import { TxloopError } from '../errors.js';
+import { MalformedRecord } from '../internal/records.js';
+import { CliError, UsageError, messageOf } from './errors.js';
+import { connect, resolveConnection, withDeadline, type Connection, type ConnectionConfig, type GlobalOptions } from './connection.js';
+
+export interface Io {
+  readonly config: ConnectionConfig;
+  /** Opens the etcd connection on first use, checking that etcd answers within --dial-timeout. */
+  connect(): Promise<Connection>;
+  /** An etcd call, bounded by --dial-timeout + --command-timeout even if gRPC keeps retrying. */
+  etcd<T>(p: Promise<T>): Promise<T>;
+  out(text: string): void;
+  warn(text: string): void;
+  /** `warning: malformed record at <key>: <problem>` on stderr, once per record and problem. */
+  malformed(problems: string[]): void;
+  close(): void;
+}
+
+export function createIo(opts: GlobalOptions): Io {
+  const config = resolveConnection(opts);
+  let conn: Connection | undefined;
+  let ready: Promise<Connection> | undefined;
+  const warned = new Set<string>();
+  return {
+    config,
+    connect: () =>
+      (ready ??= (async () => {
+        conn = connect(config);
+        // A tiny request first: an etcd that does not answer it within the dial timeout is unreachable.
+        await withDeadline(conn.client.maintenance.status(), config.dialTimeoutMs, config.endpoints);
+        return conn;
+      })()),
+    etcd: (p) => withDeadline(p, config.commandTimeoutMs + 1000, config.endpoints),
+    out: (text) => void process.stdout.write(`${text}\n`),
+    warn: (text) => void process.stderr.write(`${text}\n`),
+    malformed: (problems) => {
+      for (const p of problems) {
+        if (warned.has(p)) continue;
+        warned.add(p);
+        process.stderr.write(`warning: malformed record at ${p}\n`);
+      }
+    },
+    close: () => {
+      conn?.close();
+      conn = undefined;
+      ready = undefined;
+    },
+  };
+}
+
+function config(io: Io): string[] {
+  return io.config.endpoints;
+}
+
+/**
+ * Adapts `fn` to a commander action: `args` are the command's positional arguments, `opts` its own
+ * options; connection flags are read from the program with optsWithGlobals().
+ */
+export function action<O>(fn: (io: Io, args: unknown[], opts: O, cmd: Command) => Promise<void>): (...params: unknown[]) => Promise<void> {
+  return async (...params: unknown[]) => {
+    const cmd = params[params.length - 1] as Command;
+    const io = createIo(cmd.optsWithGlobals<GlobalOptions>());
+    try {
+      await fn(io, cmd.processedArgs as unknown[], cmd.opts() as O, cmd);
+    } catch (err) {
+      if (err instanceof UsageError || err instanceof CliError || err instanceof TxloopError || err instanceof MalformedRecord) throw err;
+      // etcd/gRPC errors: one line naming the endpoints.
+      throw new CliError(messageOf(err, config(io)));
+    } finally {
+      io.close();
+    }
+  };
+}

@@ -1,0 +1,208 @@
+/** Columns, filters and JSON shapes of what `get`, `top` and `-w` print. */
+import { GlobalStatus } from '../internal/records.js';
+import { NONE, age, cell, relative, type Column } from './format.js';
+import { MALFORMED, type BranchItem, type GlobalItem, type ServiceItem } from './model.js';
+import { UsageError } from './errors.js';
+
+export interface Sortable<R> extends Column<R> {
+  /** What --sort-by compares for this column; the cell text when absent. */
+  sortKey?(row: R): string | number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Globals
+
+export const globalColumns: Sortable<GlobalItem>[] = [
+  { header: 'XID', value: (g) => g.xid },
+  { header: 'APP', value: (g) => g.app || NONE },
+  { header: 'MODE', value: (g) => g.entry.record?.mode.toUpperCase() ?? NONE },
+  { header: 'STATUS', value: (g) => g.status, minWidth: 12 },
+  { header: 'BRANCHES', value: (g) => `${g.done}/${g.total}`, sortKey: (g) => g.total - g.done, minWidth: 8 },
+  { header: 'FAILED', value: (g) => String(g.parked), wide: true, sortKey: (g) => g.parked },
+  { header: 'NAME', value: (g) => cell(g.entry.record?.name, 40), wide: true },
+  { header: 'DECIDED BY', value: (g) => cell(decisionText(g)), wide: true },
+  { header: 'DEADLINE', value: (g) => (g.entry.record?.status === GlobalStatus.TRYING ? relative(g.entry.record.deadline) : NONE), wide: true, sortKey: (g) => g.entry.record?.deadline ?? 0 },
+  { header: 'AGE', value: (g) => age(g.createdAt), sortKey: (g) => -(g.createdAt ?? 0) },
+];
+
+function decisionText(g: GlobalItem): string | undefined {
+  const d = g.entry.record?.decision;
+  return d ? `${d.outcome}:${d.by}` : undefined;
+}
+
+/**
+ * --status for globals: a status name (TRYING, COMMITTING, ROLLING_BACK, COMMITTED, ROLLED_BACK,
+ * MALFORMED), or `active` (not finished), `done` (finished), `failed` (has a parked branch).
+ */
+export const GLOBAL_STATUS_WORDS = [...Object.values(GlobalStatus), MALFORMED, 'ACTIVE', 'DONE', 'FAILED'];
+
+export function matchGlobal(g: GlobalItem, statuses: string[]): boolean {
+  if (statuses.length === 0) return true;
+  return statuses.some((s) => {
+    if (s === 'ACTIVE') return g.status === GlobalStatus.TRYING || g.status === GlobalStatus.COMMITTING || g.status === GlobalStatus.ROLLING_BACK;
+    if (s === 'DONE') return g.status === GlobalStatus.COMMITTED || g.status === GlobalStatus.ROLLED_BACK;
+    if (s === 'FAILED') return g.parked > 0;
+    return g.status === s;
+  });
+}
+
+export function globalJson(g: GlobalItem): unknown {
+  if (!g.entry.record) return malformedJson(g.entry.key, g.entry.problem, g.entry.raw);
+  return { ...g.entry.record, branches: g.branches.map(branchJson) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Branches
+
+export const branchColumns: Sortable<BranchItem>[] = [
+  { header: 'BRANCH', value: (b) => `${b.xid}/${b.branchId}` },
+  { header: 'OWNER', value: (b) => b.owner },
+  { header: 'RESOURCE', value: (b) => b.entry.record?.resource ?? NONE },
+  { header: 'ACTION', value: (b) => b.entry.record?.phase2?.action ?? b.order?.record?.action ?? NONE, minWidth: 7 },
+  { header: 'STATUS', value: (b) => b.status, minWidth: 18 },
+  { header: 'ATTEMPTS', value: (b) => String(b.entry.record?.phase2?.attempts ?? 0), sortKey: (b) => b.entry.record?.phase2?.attempts ?? 0 },
+  { header: 'NEXT RETRY', value: (b) => nextRetry(b), sortKey: (b) => b.entry.record?.phase2?.nextRetryAt ?? Number.MAX_SAFE_INTEGER },
+  { header: 'LAST ERROR', value: (b) => cell(lastError(b), 50) },
+  { header: 'TRY', value: (b) => b.entry.record?.tryState ?? NONE, wide: true },
+  { header: 'RESOLUTION', value: (b) => cell(resolution(b)), wide: true },
+  { header: 'AGE', value: (b) => age(b.createdAt), sortKey: (b) => -(b.createdAt ?? 0) },
+];
+
+function nextRetry(b: BranchItem): string {
+  const p = b.entry.record?.phase2;
+  if (!p || p.state !== 'ACTIVE' || p.nextRetryAt === undefined) return NONE;
+  return relative(Math.max(p.nextRetryAt, Date.now()));
+}
+
+function lastError(b: BranchItem): string | undefined {
+  if (!b.entry.record) return b.entry.problem;
+  return b.entry.record.phase2?.lastError ?? b.entry.record.tryError;
+}
+
+function resolution(b: BranchItem): string | undefined {
+  const r = b.entry.record?.phase2?.resolution;
+  return r ? `${r.as} by ${r.by}: ${r.reason}` : undefined;
+}
+
+/**
+ * --status for branches: a status word as shown (FAILED, CONFIRMING, CANCELLED, PREPARED, ...), or
+ * `pending` (not finished and not parked), `done` (confirmed, cancelled or resolved), `resolved`.
+ */
+export const BRANCH_STATUS_WORDS = [
+  'TRYING',
+  'PREPARED',
+  'TRY_FAILED',
+  'CONFIRMING',
+  'CANCELLING',
+  'CONFIRMED',
+  'CANCELLED',
+  'RESOLVED_CONFIRMED',
+  'RESOLVED_CANCELLED',
+  'FAILED',
+  MALFORMED,
+  'PENDING',
+  'DONE',
+  'RESOLVED',
+];
+
+export function matchBranch(b: BranchItem, statuses: string[]): boolean {
+  if (statuses.length === 0) return true;
+  return statuses.some((s) => {
+    if (s === 'PENDING') return ['TRYING', 'PREPARED', 'TRY_FAILED', 'CONFIRMING', 'CANCELLING'].includes(b.status);
+    if (s === 'DONE') return ['CONFIRMED', 'CANCELLED', 'RESOLVED_CONFIRMED', 'RESOLVED_CANCELLED'].includes(b.status);
+    if (s === 'RESOLVED') return b.status.startsWith('RESOLVED_');
+    return b.status === s;
+  });
+}
+
+export function branchJson(b: BranchItem): unknown {
+  if (!b.entry.record) return malformedJson(b.entry.key, b.entry.problem, b.entry.raw);
+  return { ...b.entry.record, status: b.status, ...(b.order?.record ? { order: b.order.record } : {}) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Services (get leaders, top)
+
+export const leaderColumns: Sortable<ServiceItem>[] = [
+  { header: 'APP', value: (s) => s.app },
+  { header: 'LEADER', value: (s) => (s.leader ? (s.leader.record?.identity ?? MALFORMED) : NONE) },
+  { header: 'HOST', value: (s) => s.leader?.record?.host ?? NONE },
+  { header: 'PID', value: (s) => (s.leader?.record?.pid !== undefined ? String(s.leader.record.pid) : NONE) },
+  { header: 'LEASE', value: (s) => s.leader?.record?.lease ?? NONE, wide: true },
+  { header: 'AGE', value: (s) => age(s.leader?.record?.since), sortKey: (s) => -(s.leader?.record?.since ?? 0) },
+];
+
+const queue = (s: ServiceItem, f: 'depth' | 'processing' | 'waiting' | 'retries'): number | undefined => {
+  const q = s.stats?.record?.queues;
+  return q ? (q.globals[f] ?? 0) + (q.branches[f] ?? 0) : undefined;
+};
+const num = (n: number | undefined): string => (n === undefined ? NONE : String(n));
+
+export const topColumns: Sortable<ServiceItem>[] = [
+  { header: 'APP', value: (s) => s.app },
+  { header: 'LEADER', value: (s) => (s.leader ? (s.leader.record?.identity ?? MALFORMED) : NONE) },
+  { header: 'QUEUE', value: (s) => num(queue(s, 'depth')), sortKey: (s) => queue(s, 'depth') ?? -1 },
+  { header: 'PROCESSING', value: (s) => num(queue(s, 'processing')) },
+  { header: 'WAITING', value: (s) => num(queue(s, 'waiting')) },
+  { header: 'RETRIES', value: (s) => num(queue(s, 'retries')), sortKey: (s) => queue(s, 'retries') ?? -1 },
+  { header: 'SUCCEEDED', value: (s) => num(s.stats?.record?.phase2.succeeded) },
+  { header: 'FAILED', value: (s) => num(s.stats?.record?.phase2.failed), sortKey: (s) => s.stats?.record?.phase2.failed ?? -1 },
+  { header: 'PARKED', value: (s) => num(s.stats?.record?.branches?.FAILED ?? (s.stats?.record ? 0 : undefined)), sortKey: (s) => s.stats?.record?.branches?.FAILED ?? -1 },
+  { header: 'UPDATED', value: (s) => age(s.stats?.record?.at) },
+];
+
+export function serviceJson(s: ServiceItem): unknown {
+  const part = (e: ServiceItem['leader'] | ServiceItem['stats']): unknown => (e ? (e.record ?? malformedJson(e.key, e.problem, e.raw)) : null);
+  return { app: s.app, leader: part(s.leader), stats: part(s.stats) };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function malformedJson(key: string, problem: string | undefined, raw: string | undefined): unknown {
+  return { key, status: MALFORMED, problem, raw };
+}
+
+/** Parses --status into upper-case words, refusing unknown ones (exit 2). */
+export function parseStatuses(value: string | undefined, allowed: string[], flag = '--status'): string[] {
+  if (value === undefined) return [];
+  const words = value
+    .split(',')
+    .map((s) => s.trim().toUpperCase().replace(/-/g, '_'))
+    .filter(Boolean);
+  for (const w of words) {
+    if (!allowed.includes(w)) throw new UsageError(`invalid ${flag} ${JSON.stringify(w.toLowerCase())}: use one of ${allowed.map((a) => a.toLowerCase()).join(', ')}`);
+  }
+  return words;
+}
+
+/**
+ * --sort-by: a column header (`age`, `status`, `next-retry`, ...) or a JSON path into the `-o json`
+ * object (`.createdAt`, `.phase2.attempts`), as kubectl takes.
+ */
+export function sorter<R>(spec: string | undefined, columns: Sortable<R>[], json: (r: R) => unknown): ((a: R, b: R) => number) | undefined {
+  if (spec === undefined) return undefined;
+  const s = spec.trim().replace(/^\{(.*)\}$/, '$1');
+  if (s.startsWith('.')) {
+    const path = s.slice(1).split('.').filter(Boolean);
+    const at = (r: R): unknown => path.reduce<unknown>((o, k) => (o !== null && typeof o === 'object' ? (o as Record<string, unknown>)[k] : undefined), json(r));
+    return (a, b) => compare(at(a), at(b));
+  }
+  const want = s.toUpperCase().replace(/[-_]/g, ' ');
+  const col = columns.find((c) => c.header === want);
+  if (!col) throw new UsageError(`invalid --sort-by ${JSON.stringify(spec)}: use a column (${columns.map((c) => c.header.toLowerCase().replace(/ /g, '-')).join(', ')}) or a JSON path like .createdAt`);
+  const key = col.sortKey ?? ((r: R) => col.value(r));
+  return (a, b) => compare(key(a), key(b));
+}
+
+function compare(a: unknown, b: unknown): number {
+  if (a === b) return 0;
+  if (a === undefined || a === null) return 1;
+  if (b === undefined || b === null) return -1;
+  if (typeof a === 'number' && typeof b === 'number') return a - b;
+  return String(a).localeCompare(String(b), 'en', { numeric: true });
+}
+
+/** Default order: oldest first, then by key (xids are time-ordered). */
+export function byCreation<R extends { createdAt?: number; key: string }>(a: R, b: R): number {
+  return (a.createdAt ?? 0) - (b.createdAt ?? 0) || a.key.localeCompare(b.key);
+}
