@@ -113,7 +113,8 @@ export class StreamingTable<R> {
   }
 
   private line(cells: string[]): string {
-    return cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(this.widths[i]! + 3))).join('').trimEnd();
+    // A value wider than its column still keeps three spaces before the next one.
+    return cells.map((c, i) => (i === cells.length - 1 ? c : `${c.padEnd(this.widths[i]!)}   `)).join('').trimEnd();
   }
 }
 

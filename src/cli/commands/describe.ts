@@ -150,11 +150,19 @@ function branchLines(b: BranchItem, indent: string, header = true): string[] {
   return lines;
 }
 
+const PHASES = [['Began'], ['Registered'], ['TrySucceeded', 'TryFailed'], ['Decided'], ['FannedOut']];
+function rank(type: string): number {
+  if (type === 'Completed') return PHASES.length + 1;
+  const i = PHASES.findIndex((p) => p.includes(type));
+  return i >= 0 ? i : PHASES.length;
+}
+
 const WARNING_EVENTS = new Set(['AttemptFailed', 'Parked', 'TryFailed', 'LateTry', 'Resolved']);
 
 function eventLines(events: (TimelineEvent & { from: string })[]): string[] {
   if (events.length === 0) return fields([['Events', NONE]]);
-  const sorted = [...events].sort((a, b) => a.at - b.at);
+  // Records have millisecond clocks: events of the same millisecond are put in protocol order.
+  const sorted = [...events].sort((a, b) => a.at - b.at || rank(a.type) - rank(b.type));
   const now = Date.now();
   const rows = [
     ['Type', 'Reason', 'Age', 'From', 'Message'],

@@ -1,0 +1,131 @@
+/** Runs the built `txloop` binary (dist/cli/main.js) as a real process, once or streaming (-w). */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+export const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+
+export function assertBuilt(): void {
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first (npm test does it)`);
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+const children = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const c of children) c.kill('SIGKILL');
+});
+
+/** Environment for the CLI: only what the test gives, plus PATH/HOME, so a developer's TXLOOP_* never leaks in. */
+function cliEnv(env: Record<string, string>): NodeJS.ProcessEnv {
+  const base: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME };
+  return { ...base, ...env };
+}
+
+export function runCli(args: string[], env: Record<string, string> = {}, { timeoutMs = 30_000, argv0 = CLI } = {}): Promise<CliResult> {
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [argv0, ...args], { env: cliEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+    children.add(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`txloop ${args.join(' ')} did not exit within ${timeoutMs}ms; stdout: ${stdout} stderr: ${stderr}`));
+    }, timeoutMs);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      children.delete(child);
+      resolve({ code, stdout, stderr, ms: Date.now() - started });
+    });
+  });
+}
+
+export interface Streaming {
+  readonly child: ChildProcess;
+  stdout(): string;
+  stderr(): string;
+  lines(): string[];
+  /** Resolves once some stdout line matches; rejects at the deadline with what was printed. */
+  waitForLine(match: (line: string) => boolean, what: string, timeoutMs?: number): Promise<string>;
+  /** Sends SIGINT and resolves with the exit code. */
+  interrupt(): Promise<number | null>;
+}
+
+export function spawnCli(args: string[], env: Record<string, string> = {}): Streaming {
+  const child = spawn(process.execPath, [CLI, ...args], { env: cliEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  let out = '';
+  let err = '';
+  let exitCode: number | null | undefined;
+  const exited = new Promise<number | null>((resolve) =>
+    child.on('close', (code) => {
+      children.delete(child);
+      exitCode = code;
+      resolve(code);
+    }),
+  );
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const lines = (): string[] => out.split('\n').filter((l) => l.length > 0);
+  return {
+    child,
+    stdout: () => out,
+    stderr: () => err,
+    lines,
+    async waitForLine(match, what, timeoutMs = 15_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const hit = lines().find(match);
+        if (hit !== undefined) return hit;
+        if (exitCode !== undefined) throw new Error(`txloop ${args.join(' ')} exited (${exitCode}) before printing ${what}; stdout:\n${out}\nstderr:\n${err}`);
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; stdout:\n${out}\nstderr:\n${err}`);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    },
+    async interrupt() {
+      if (exitCode === undefined) child.kill('SIGINT');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+      const code = await exited;
+      clearTimeout(timer);
+      return code;
+    },
+  };
+}
+
+/** Table rows as cells: columns are separated by two or more spaces. */
+export function table(stdout: string): { header: string[]; rows: string[][] } {
+  const [head, ...rest] = stdout.split('\n').filter((l) => l.trim().length > 0);
+  const split = (l: string): string[] => l.trim().split(/\s{2,}/);
+  return { header: head ? split(head) : [], rows: rest.map(split) };
+}
+
+/** The row whose first cell is `name`, as header → value. */
+export function row(stdout: string, name: string): Record<string, string> | undefined {
+  const { header, rows } = table(stdout);
+  const r = rows.find((cells) => cells[0] === name);
+  return r ? Object.fromEntries(header.map((h, i) => [h, r[i] ?? ''])) : undefined;
+}
+
+export async function waitFor<T>(check: () => Promise<T | undefined | false> | T | undefined | false, what: string, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
