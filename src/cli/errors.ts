@@ -36,6 +36,7 @@ export function messageOf(err: unknown, endpoints: readonly string[] = []): stri
     return `cannot reach etcd${where}: ${oneLine(shortGrpc(msg))} (check --endpoints / TXLOOP_ENDPOINTS, TLS flags and that etcd is running)`;
   }
   if (/UNIMPLEMENTED|HTTP status code/.test(msg)) return `cannot reach etcd${where}: the endpoint did not answer as etcd (${oneLine(shortGrpc(msg))}); check --endpoints`;
+  if (/user name is empty|token is not provided/i.test(msg)) return `etcd${where} requires authentication: use --user name:password (or TXLOOP_USER and TXLOOP_PASSWORD)`;
   if (/Authentication|InvalidAuthToken|Unauthenticated/.test(name)) return `etcd rejected the credentials${where}: ${oneLine(shortGrpc(msg))}`;
   if (/PermissionDenied/.test(name) || /permission denied/i.test(msg)) return `etcd denied access${where}: ${oneLine(shortGrpc(msg))}`;
   if (/authentication is not enabled/i.test(msg)) return `etcd${where} does not have authentication enabled; drop --user/--password`;
