@@ -32,6 +32,7 @@ import { resolveOptions, type ResolvedOptions, type ServiceOptions } from './int
 import {
   GlobalStatus,
   TryState,
+  actionFor,
   branchStatus,
   encodePayload,
   isTerminal,
@@ -42,6 +43,7 @@ import {
 } from './internal/records.js';
 import { Store, cmp, op, type Fence } from './internal/store.js';
 import { Workqueue, type WorkqueueStats } from './internal/workqueue.js';
+import { cancelWatcher } from './internal/watch.js';
 
 export interface BeginOptions {
   /** What the transaction does, for people reading `txloop get`. 1-128 characters. */
@@ -340,7 +342,7 @@ export class TxloopService extends EventEmitter<ServiceEvents> {
         });
       }
     } finally {
-      await watcher.cancel().catch(() => undefined);
+      await cancelWatcher(watcher);
     }
   }
 
@@ -557,7 +559,8 @@ function toView(g: GlobalRecord, links: LinkRecord[]): TransactionView {
       owner: l.owner,
       resource: l.resource,
       tryState: l.tryState,
-      ...(l.action ? { action: l.action } : {}),
+      // A decided global has ordered every branch, even before its owner recorded any progress.
+      ...((l.action ?? actionFor(g.status)) ? { action: l.action ?? actionFor(g.status) } : {}),
       ...(l.state ? { state: l.state } : {}),
       attempts: l.attempts ?? 0,
       ...(l.lastError ? { lastError: l.lastError } : {}),

@@ -76,7 +76,7 @@ export async function reconcileBranch(deps: ReconcileDeps, queueKey: string, sig
 
   const fence = deps.fence();
   if (!fence) throw new LeadershipLost(store.keys.leader(app));
-  const current = { key: bkey, record: branch, modRevision: bkv.modRevision };
+  let current = { key: bkey, record: branch, modRevision: bkv.modRevision };
   const attempt = (p?.attempts ?? 0) + 1;
 
   if (action === Action.CONFIRM && branch.tryState !== TryState.SUCCEEDED) {
@@ -93,6 +93,21 @@ export async function reconcileBranch(deps: ReconcileDeps, queueKey: string, sig
     // signal aborts at the deadline) so the cancel knows whether there is anything to undo.
     const waitUntil = branch.deadline + options.graceMs;
     if (now < waitUntil) return { requeueAfterMs: waitUntil - now };
+  }
+
+  if (inheritedFromEarlierTerm(bkv, okeyKv(deps, xid, branchId), fence)) {
+    // The previous leader may have died inside this very handler (a handler that kills its process
+    // would otherwise retry forever, uncounted): count the attempt before running it. Work that
+    // arrives during this term skips this write; its outcome write counts it.
+    if (p && p.attempts >= options.deadThreshold) {
+      const message = `attempt ${p.attempts} never reported back (its replica died during the handler); parked after ${p.attempts} attempts`;
+      await store.recordProgress(fence, current, withEvent({ ...branch, phase2: { ...p, state: Phase2State.FAILED, lastError: p.lastError ?? message } }, 'Parked', message));
+      log.error({ attempt: p.attempts }, message);
+      deps.onPhase2({ xid, branchId, resource: branch.resource, action, result: 'parked', attempt: p.attempts, error: message, durationMs: 0 });
+      return;
+    }
+    const phase2: Phase2 = { action, state: Phase2State.ACTIVE, attempts: attempt, lastAttemptAt: now, ...(p?.lastError ? { lastError: p.lastError } : {}) };
+    current = await store.recordProgress(fence, current, withEvent({ ...branch, phase2 }, 'AttemptStarted', `${action} attempt ${attempt} started by a new leader`, now));
   }
 
   const handler = deps.resources.get(branch.resource);
@@ -140,6 +155,16 @@ export async function reconcileBranch(deps: ReconcileDeps, queueKey: string, sig
   if (result === 'succeeded') log.info({ attempt, action, durationMs }, `${action} done`);
   deps.onPhase2({ xid, branchId, resource: branch.resource, action, result, attempt, ...(error !== undefined ? { error } : {}), durationMs });
   return requeueAfterMs !== undefined ? { requeueAfterMs } : undefined;
+}
+
+function okeyKv(deps: ReconcileDeps, xid: string, branchId: string): CachedKv | undefined {
+  return deps.cache.get(deps.store.keys.order(deps.app, xid, branchId));
+}
+
+/** Both the branch and its order were last written before this leader's term began. */
+function inheritedFromEarlierTerm(branch: CachedKv, order: CachedKv | undefined, fence: Fence): boolean {
+  const termStart = BigInt(fence.createRevision);
+  return BigInt(branch.modRevision) < termStart && (!order || BigInt(order.modRevision) < termStart);
 }
 
 /**

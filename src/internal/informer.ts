@@ -10,6 +10,7 @@
 import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
 import type { Logger } from 'pino';
 import type { Store } from './store.js';
+import { cancelWatcher } from './watch.js';
 
 export interface CachedKv {
   value: Buffer;
@@ -25,6 +26,8 @@ export interface InformerOptions {
   resyncMs?: number;
   logger: Logger;
   onChange: (key: string, kv: CachedKv | undefined) => void;
+  /** Runs between a list and the watch that follows it; lets tests make etcd compact in that gap. */
+  afterList?: (revision: string) => Promise<void>;
 }
 
 export class Informer {
@@ -33,6 +36,8 @@ export class Informer {
   private stopped = false;
   private resyncTimer: NodeJS.Timeout | undefined;
   private relisting: Promise<void> | undefined;
+  private relistAgain: string | undefined;
+  private readonly deadWatchers = new WeakSet<Watcher>();
   private lastRevision = '0';
   /** Times the cache was rebuilt from a full list (first list included). */
   relists = 0;
@@ -60,7 +65,20 @@ export class Informer {
   /** Lists the prefix and restarts the watch just after the list's revision; concurrent calls share one run. */
   relist(reason: string): Promise<void> {
     if (this.stopped) return Promise.resolve();
-    this.relisting ??= this.doRelist(reason).finally(() => {
+    if (this.relisting) {
+      // The running relist may already be past its list (e.g. the new watch was cancelled as
+      // compacted before the relist returned): run once more after it.
+      this.relistAgain = reason;
+      return this.relisting;
+    }
+    this.relisting = (async () => {
+      let why: string | undefined = reason;
+      while (why !== undefined && !this.stopped) {
+        this.relistAgain = undefined;
+        await this.doRelist(why);
+        why = this.relistAgain;
+      }
+    })().finally(() => {
       this.relisting = undefined;
     });
     return this.relisting;
@@ -75,6 +93,7 @@ export class Informer {
         this.replace(kvs);
         this.lastRevision = revision;
         this.relists++;
+        await this.options.afterList?.(revision);
         await this.openWatcher(revision);
         if (reason !== 'periodic resync') logger.debug({ prefix, revision, keys: kvs.length, reason }, 'listed');
         return;
@@ -135,8 +154,11 @@ export class Informer {
       }
     });
     watcher.on('error', (err) => {
+      // etcd3 has already dropped a watcher it reports as cancelled (compaction arrives as
+      // "Watcher canceled: " with an empty reason); cancelling it again would never settle.
+      this.deadWatchers.add(watcher);
       if (watcher !== this.watcher) return;
-      const compacted = /compact/i.test(err.message);
+      const compacted = /compact|canceled:\s*$/i.test(err.message);
       logger.warn({ prefix, err: err.message, compacted }, compacted ? 'watch revision compacted; relisting' : 'watch error; relisting');
       void this.relist(compacted ? 'compacted' : 'watch error');
     });
@@ -161,6 +183,7 @@ export class Informer {
   private async closeWatcher(): Promise<void> {
     const w = this.watcher;
     this.watcher = undefined;
-    if (w) await w.cancel().catch(() => undefined);
+    if (!w || this.deadWatchers.delete(w)) return;
+    await cancelWatcher(w);
   }
 }

@@ -13,6 +13,7 @@ import { hostname } from 'node:os';
 import type { Etcd3, Lease, Watcher } from 'etcd3';
 import type { Logger } from 'pino';
 import { cmp, op, type Fence } from './store.js';
+import { cancelWatcher } from './watch.js';
 
 export interface LeaderRecord {
   identity: string;
@@ -196,7 +197,7 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
       clearInterval(this.checkTimer);
       this.wake = undefined;
       this.watcher = undefined;
-      await watcher.cancel().catch(() => undefined);
+      await cancelWatcher(watcher);
     }
     if (!this.stopped) {
       // A new lease for the next campaign: the old one may be what failed.
@@ -221,7 +222,7 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
     } finally {
       this.wake = undefined;
       this.watcher = undefined;
-      await watcher.cancel().catch(() => undefined);
+      await cancelWatcher(watcher);
     }
   }
 
@@ -230,7 +231,8 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
     if (!leading) return;
     this.leading = undefined;
     leading.abort.abort(new Error(`leadership lost: ${reason}`));
-    this.options.logger.warn({ leaderKey: this.options.key, reason }, 'stopped leading');
+    const level = this.stopped ? 'info' : 'warn';
+    this.options.logger[level]({ leaderKey: this.options.key, reason }, 'stopped leading');
     this.emit('stopped', reason);
   }
 
