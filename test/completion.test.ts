@@ -1,0 +1,129 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Etcd3 } from 'etcd3';
+import { TransactionNotFound } from '../src/index.js';
+import { startEtcd, type EtcdServer } from '../src/testing.js';
+import { freshNamespace, gate, harness, waitFor, type Harness } from './helpers/harness.js';
+
+let etcd: EtcdServer;
+let h: Harness;
+let ns: string;
+let client: Etcd3;
+
+// A small --max-txn-ops makes "more branches than one Txn can carry" cheap to test.
+const MAX_TXN_OPS = 8;
+
+beforeAll(async () => {
+  etcd = await startEtcd({ maxTxnOps: MAX_TXN_OPS });
+  client = new Etcd3({ hosts: etcd.endpoints });
+});
+afterAll(async () => {
+  client?.close();
+  await etcd?.stop();
+});
+afterEach(async () => {
+  await h?.closeAll();
+});
+
+function setup(label: string): void {
+  ns = freshNamespace(label);
+  h = harness(() => etcd.endpoints, ns);
+}
+
+const noop = { try: () => undefined, confirm: () => undefined, cancel: () => undefined };
+
+describe('invariant 8: completion only when every branch is done; retention, then collection', () => {
+  it('the global stays COMMITTING while one branch is still confirming and becomes COMMITTED only after it', async () => {
+    setup('complete');
+    const g = gate();
+    const fast = h.service({ app: 'fast', maxTxnOps: MAX_TXN_OPS }).resource('r', noop);
+    const slow = h.service({ app: 'slow', maxTxnOps: MAX_TXN_OPS }).resource('r', { ...noop, confirm: () => g.wait });
+    const init = h.service({ app: 'shop', maxTxnOps: MAX_TXN_OPS });
+    await Promise.all([fast.start(), slow.start(), init.start()]);
+    const tx = await init.begin({ name: 'x', timeoutMs: 30_000 });
+    await fast.tryBranch(tx.context, 'r', {});
+    await slow.tryBranch(tx.context, 'r', {});
+    await tx.commit();
+    await waitFor(async () => (await init.get(tx.xid)).branches.find((b) => b.owner === 'fast')?.state === 'DONE', { what: 'fast branch confirmed' });
+    await new Promise((r) => setTimeout(r, 200));
+    expect((await init.get(tx.xid)).status).toBe('COMMITTING');
+    g.open();
+    const done = await init.waitForCompletion(tx.xid);
+    expect(done.status).toBe('COMMITTED');
+    expect(done.branches.every((b) => b.state === 'DONE')).toBe(true);
+  });
+
+  it('a finished transaction is kept for retentionMs, then every key of it is deleted', async () => {
+    setup('retention');
+    const p = h.service({ app: 'acct', maxTxnOps: MAX_TXN_OPS }).resource('r', noop);
+    const init = h.service({ app: 'shop', retentionMs: 1_500, maxTxnOps: MAX_TXN_OPS });
+    await Promise.all([p.start(), init.start()]);
+    const tx = await init.begin({ name: 'x', timeoutMs: 30_000 });
+    await p.tryBranch(tx.context, 'r', {});
+    await tx.commit();
+    const done = await init.waitForCompletion(tx.xid);
+    const completedAt = done.completedAt!.getTime();
+    // Still inspectable right after completion.
+    expect((await init.get(tx.xid)).status).toBe('COMMITTED');
+    await waitFor(async () => (await init.get(tx.xid).catch((e: unknown) => e)) instanceof TransactionNotFound, { what: 'collection', timeoutMs: 10_000 });
+    expect(Date.now() - completedAt).toBeGreaterThanOrEqual(1_500);
+    const left = await client.getAll().prefix(ns).keys();
+    expect(left.filter((k) => k.includes(tx.xid))).toEqual([]);
+  });
+
+  it('a decision with more branches than one etcd Txn can carry is still one CAS; reconciliation finishes the fan-out', async () => {
+    setup('fanout');
+    const confirmed = new Set<string>();
+    const p = h.service({ app: 'acct', maxTxnOps: MAX_TXN_OPS }).resource('r', {
+      ...noop,
+      confirm: ({ branchId }) => {
+        confirmed.add(branchId);
+      },
+    });
+    const init = h.service({ app: 'shop', maxTxnOps: MAX_TXN_OPS });
+    await Promise.all([p.start(), init.start()]);
+    const tx = await init.begin({ name: 'wide', timeoutMs: 30_000 });
+    const n = MAX_TXN_OPS * 3 + 1;
+    for (let i = 0; i < n; i++) await p.tryBranch(tx.context, 'r', { i });
+    await tx.commit();
+    const done = await init.waitForCompletion(tx.xid, { timeoutMs: 20_000 });
+    expect(done.status).toBe('COMMITTED');
+    expect(done.branches).toHaveLength(n);
+    expect(confirmed.size).toBe(n);
+    const decided = (await client.get(`${ns}shop/gtx/${tx.xid}`).json()) as { events: { type: string }[] };
+    expect(decided.events.map((e) => e.type)).toContain('FannedOut');
+  });
+});
+
+describe('invariant 10: no single service blocks recovery', () => {
+  it("a global left TRYING by an initiator with no running leader is rolled back by a participant's leader after deadline + grace", async () => {
+    setup('orphan');
+    const cancels: boolean[] = [];
+    const p = h.service({ app: 'acct', graceMs: 200, maxTxnOps: MAX_TXN_OPS }).resource('r', { ...noop, cancel: ({ tryCompleted }) => void cancels.push(tryCompleted) });
+    await p.start();
+    const init = h.service({ app: 'shop', maxTxnOps: MAX_TXN_OPS }); // never started: no leader for "shop"
+    const tx = await init.begin({ name: 'orphan', timeoutMs: 400 });
+    await p.tryBranch(tx.context, 'r', {});
+    await waitFor(() => cancels.length === 1, { what: 'participant-driven cancel' });
+    expect(cancels).toEqual([true]);
+    const view = await init.get(tx.xid);
+    expect(view.status).toBe('ROLLING_BACK'); // completion is the initiator's job; the work is done
+    expect(view.decision?.by).toBe('participant:acct');
+    expect(view.branches[0]?.state).toBe('DONE');
+  });
+
+  it('a decision whose fan-out was cut short (initiator gone) still reaches every branch: participants write their own orders', async () => {
+    setup('partial-fanout');
+    const confirmed = new Set<string>();
+    const p = h.service({ app: 'acct', graceMs: 200, maxTxnOps: MAX_TXN_OPS }).resource('r', { ...noop, confirm: ({ branchId }) => void confirmed.add(branchId) });
+    await p.start();
+    const init = h.service({ app: 'shop', maxTxnOps: MAX_TXN_OPS }); // no leader: nobody finishes the fan-out
+    const tx = await init.begin({ name: 'x', timeoutMs: 500 });
+    const n = MAX_TXN_OPS * 2;
+    for (let i = 0; i < n; i++) await p.tryBranch(tx.context, 'r', { i });
+    await tx.commit();
+    await waitFor(() => confirmed.size === n, { what: 'all branches confirmed', timeoutMs: 15_000 });
+    const view = await init.get(tx.xid);
+    expect(view.status).toBe('COMMITTING');
+    expect(view.branches.every((b) => b.state === 'DONE' && b.action === 'confirm')).toBe(true);
+  });
+});

@@ -1,0 +1,166 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Etcd3 } from 'etcd3';
+import {
+  BranchRegistrationRefused,
+  BranchesNotPrepared,
+  TransactionAlreadyDecided,
+  TransactionNotFound,
+  TryFailed,
+  type TxloopService,
+} from '../src/index.js';
+import { startEtcd, type EtcdServer } from '../src/testing.js';
+import { freshNamespace, harness, waitFor, type Harness } from './helpers/harness.js';
+
+let etcd: EtcdServer;
+let h: Harness;
+let ns: string;
+
+beforeAll(async () => {
+  etcd = await startEtcd();
+});
+afterAll(async () => {
+  await etcd?.stop();
+});
+afterEach(async () => {
+  await h?.closeAll();
+});
+
+function setup(label: string): void {
+  ns = freshNamespace(label);
+  h = harness(() => etcd.endpoints, ns);
+}
+
+function participant(app: string, calls: string[] = []): TxloopService {
+  return h.service({ app }).resource('r', {
+    try: () => {
+      calls.push('try');
+    },
+    confirm: () => {
+      calls.push('confirm');
+    },
+    cancel: ({ tryCompleted }) => {
+      calls.push(`cancel:${tryCompleted}`);
+    },
+  });
+}
+
+describe('invariant 1: one decision', () => {
+  it('commit and rollback racing from two separate clients: exactly one wins, the loser gets TransactionAlreadyDecided naming the winner', async () => {
+    setup('race');
+    const p = participant('acct');
+    const initA = h.service({ app: 'shop' });
+    const initB = h.service({ app: 'shop' }); // a second replica with its own etcd connection
+    for (let i = 0; i < 15; i++) {
+      const tx = await initA.begin({ name: `race ${i}`, timeoutMs: 30_000 });
+      await p.tryBranch(tx.context, 'r', { i });
+      const results = await Promise.allSettled([initA.commit(tx.xid), initB.rollback(tx.xid), initB.commit(tx.xid), initA.rollback(tx.xid)]);
+      const winners = results.filter((r) => r.status === 'fulfilled');
+      expect(winners).toHaveLength(1);
+      const view = await initA.get(tx.xid);
+      const outcome = view.decision?.outcome;
+      expect(['commit', 'rollback']).toContain(outcome);
+      for (const r of results) {
+        if (r.status === 'rejected') {
+          expect(r.reason).toBeInstanceOf(TransactionAlreadyDecided);
+          expect((r.reason as TransactionAlreadyDecided).outcome).toBe(outcome);
+          expect((r.reason as TransactionAlreadyDecided).xid).toBe(tx.xid);
+        }
+      }
+    }
+  });
+
+  it('deadline expiry races commit safely: a commit after the leader expired the deadline is refused with outcome rollback', async () => {
+    setup('deadline');
+    const p = participant('acct');
+    const init = h.service({ app: 'shop' });
+    await init.start();
+    const tx = await init.begin({ name: 'slow', timeoutMs: 300 });
+    await p.tryBranch(tx.context, 'r', {});
+    await waitFor(async () => (await init.get(tx.xid)).status !== 'TRYING', { what: 'deadline expiry' });
+    const err = await init.commit(tx.xid).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TransactionAlreadyDecided);
+    expect((err as TransactionAlreadyDecided).outcome).toBe('rollback');
+    expect((err as TransactionAlreadyDecided).decidedBy).toBe('deadline');
+  });
+
+  it('commit of an unknown transaction fails with TransactionNotFound', async () => {
+    setup('unknown');
+    const init = h.service({ app: 'shop' });
+    await expect(init.commit('shop.00000000000000000')).rejects.toBeInstanceOf(TransactionNotFound);
+  });
+
+  it('commit refuses while a Try has not succeeded (BranchesNotPrepared) and leaves the global TRYING', async () => {
+    setup('unprepared');
+    const p = h.service({ app: 'acct' }).resource('r', {
+      try: () => {
+        throw new Error('insufficient funds');
+      },
+      confirm: () => undefined,
+      cancel: () => undefined,
+    });
+    const init = h.service({ app: 'shop' });
+    const tx = await init.begin({ name: 'x', timeoutMs: 30_000 });
+    await expect(p.tryBranch(tx.context, 'r', {})).rejects.toBeInstanceOf(TryFailed);
+    const err = await init.commit(tx.xid).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BranchesNotPrepared);
+    expect((err as BranchesNotPrepared).branchIds).toHaveLength(1);
+    expect((await init.get(tx.xid)).status).toBe('TRYING');
+  });
+});
+
+describe('invariant 2: no branch after the decision (anti-hanging)', () => {
+  for (const decision of ['commit', 'rollback'] as const) {
+    it(`a Try arriving after ${decision} is refused before its handler runs and writes nothing`, async () => {
+      setup(`late-${decision}`);
+      const calls: string[] = [];
+      const p = participant('acct', calls);
+      const init = h.service({ app: 'shop' });
+      const tx = await init.begin({ name: 'x', timeoutMs: 30_000 });
+      await p.tryBranch(tx.context, 'r', {});
+      await init[decision](tx.xid);
+      const err = await p.tryBranch(tx.context, 'r', {}).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(BranchRegistrationRefused);
+      expect(calls.filter((c) => c === 'try')).toHaveLength(1);
+      const view = await init.get(tx.xid);
+      expect(view.branches).toHaveLength(1);
+      const client = new Etcd3({ hosts: etcd.endpoints });
+      try {
+        const branchKeys = await client.getAll().prefix(`${ns}acct/branch/${tx.xid}/`).keys();
+        expect(branchKeys).toHaveLength(1);
+      } finally {
+        client.close();
+      }
+    });
+  }
+
+  it('a Try for a transaction that does not exist is refused with TransactionNotFound', async () => {
+    setup('late-missing');
+    const calls: string[] = [];
+    const p = participant('acct', calls);
+    const err = await p.tryBranch({ xid: 'shop.00000000000000000', deadline: Date.now() + 10_000 }, 'r', {}).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TransactionNotFound);
+    expect(calls).toHaveLength(0);
+  });
+
+  it('registration racing the decision: every branch either joined before it (and gets phase 2) or was refused', async () => {
+    setup('race-register');
+    const calls: string[] = [];
+    const p = participant('acct', calls);
+    await p.start();
+    const init = h.service({ app: 'shop' });
+    await init.start();
+    const tx = await init.begin({ name: 'x', timeoutMs: 30_000 });
+    const tries = Array.from({ length: 20 }, (_, i) => p.tryBranch(tx.context, 'r', { i }).then(() => 'joined', (e: unknown) => e));
+    await new Promise((r) => setTimeout(r, 5));
+    const decided = await init.rollback(tx.xid).then(() => 'ok');
+    expect(decided).toBe('ok');
+    const outcomes = await Promise.all(tries);
+    for (const o of outcomes) if (o !== 'joined') expect(o).toBeInstanceOf(BranchRegistrationRefused);
+    const joined = outcomes.filter((o) => o === 'joined').length;
+    const done = await init.waitForCompletion(tx.xid, { timeoutMs: 15_000 });
+    expect(done.status).toBe('ROLLED_BACK');
+    // Every branch that got in (including Trys still running at the decision) was cancelled.
+    expect(done.branches.length).toBeGreaterThanOrEqual(joined);
+    expect(done.branches.every((b) => b.state === 'DONE' && b.action === 'cancel')).toBe(true);
+  });
+});

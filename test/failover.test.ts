@@ -1,0 +1,120 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Etcd3 } from 'etcd3';
+import { startEtcd, type EtcdServer } from '../src/testing.js';
+import { freshNamespace, harness, waitFor, type Harness } from './helpers/harness.js';
+import { spawnReplica, stopReplica, type Replica } from './helpers/processes.js';
+
+let etcd: EtcdServer;
+let client: Etcd3;
+let h: Harness;
+let replicas: Replica[] = [];
+
+beforeAll(async () => {
+  etcd = await startEtcd();
+  client = new Etcd3({ hosts: etcd.endpoints });
+});
+afterAll(async () => {
+  client?.close();
+  await etcd?.stop();
+});
+afterEach(async () => {
+  await Promise.all(replicas.map(stopReplica));
+  replicas = [];
+  await h?.closeAll();
+});
+
+const noop = { try: () => undefined, confirm: () => undefined, cancel: () => undefined };
+
+async function twoReplicas(ns: string, delayMs: number): Promise<{ leader: Replica; standby: Replica }> {
+  const env = { TXLOOP_ENDPOINTS: etcd.endpoints.join(','), NS: ns, APP: 'acct', PHASE2_DELAY_MS: String(delayMs) };
+  const r1 = spawnReplica('participant.ts', 'replica-1', env);
+  const r2 = spawnReplica('participant.ts', 'replica-2', env);
+  replicas.push(r1, r2);
+  await Promise.all([r1.waitForEvent((e) => e.event === 'started', 'start'), r2.waitForEvent((e) => e.event === 'started', 'start')]);
+  const leader = await waitFor(() => [r1, r2].find((r) => r.events.some((e) => e.event === 'leader' && e.leading === true)), { what: 'a leader replica' });
+  return { leader, standby: leader === r1 ? r2 : r1 };
+}
+
+async function probes(ns: string, xid: string): Promise<{ identity: string; action: string }[]> {
+  const all = await client.getAll().prefix(`${ns}probe/${xid}/`).strings();
+  return Object.entries(all).map(([k, action]) => ({ identity: k.split('/').at(-2)!, action }));
+}
+
+describe('leader failover with real processes (invariants 3 and 5)', () => {
+  it('SIGKILL of the leader replica mid-confirm: the standby takes over within the lease TTL and finishes the branch', async () => {
+    const ns = freshNamespace('kill');
+    h = harness(() => etcd.endpoints, ns);
+    const { leader, standby } = await twoReplicas(ns, 1_500);
+    const tryer = h.service({ app: 'acct' }).resource('r', noop); // runs the Try; not a control-loop replica
+    const init = h.service({ app: 'shop' });
+    await init.start();
+    const tx = await init.begin({ name: 'failover', timeoutMs: 60_000 });
+    await tryer.tryBranch(tx.context, 'r', {});
+    await tx.commit();
+    await leader.waitForEvent((e) => e.event === 'phase2-start' && e.xid === tx.xid, 'confirm started on the leader');
+    leader.kill('SIGKILL');
+    await waitFor(() => leader.exited(), { what: 'leader process gone' });
+    await standby.waitForEvent((e) => e.event === 'leader' && e.leading === true, 'standby becomes leader', 10_000);
+    const done = await init.waitForCompletion(tx.xid, { timeoutMs: 20_000 });
+    expect(done.status).toBe('COMMITTED');
+    expect(done.branches[0]?.state).toBe('DONE');
+    const executed = await probes(ns, tx.xid);
+    expect(executed.some((p) => p.identity === standby.identity && p.action === 'confirm')).toBe(true);
+    expect(executed.some((p) => p.identity === leader.identity)).toBe(false); // killed before it could finish
+  });
+
+  it('a SIGSTOPped leader loses its lease, the standby finishes the work, and on SIGCONT the old leader steps down without writing', async () => {
+    const ns = freshNamespace('pause');
+    h = harness(() => etcd.endpoints, ns);
+    const { leader, standby } = await twoReplicas(ns, 1_000);
+    const tryer = h.service({ app: 'acct' }).resource('r', noop);
+    const init = h.service({ app: 'shop' });
+    await init.start();
+    const tx = await init.begin({ name: 'pause', timeoutMs: 60_000 });
+    const { branchId } = await tryer.tryBranch(tx.context, 'r', {});
+    await tx.commit();
+    await leader.waitForEvent((e) => e.event === 'phase2-start' && e.xid === tx.xid, 'confirm started on the leader');
+    leader.kill('SIGSTOP');
+    await standby.waitForEvent((e) => e.event === 'leader' && e.leading === true, 'standby becomes leader', 10_000);
+    const done = await init.waitForCompletion(tx.xid, { timeoutMs: 20_000 });
+    expect(done.status).toBe('COMMITTED');
+    leader.kill('SIGCONT');
+    await leader.waitForEvent((e) => e.event === 'leader' && e.leading === false, 'old leader steps down after resuming', 10_000);
+    // Give the resumed process time to try its stale write; it must not land.
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(leader.events.some((e) => e.event === 'phase2' && e.xid === tx.xid && e.result === 'succeeded')).toBe(false);
+    const branch = JSON.parse((await client.get(`${ns}acct/branch/${tx.xid}/${branchId}`).string())!) as { events: { type: string }[]; phase2: { state: string } };
+    expect(branch.phase2.state).toBe('DONE');
+    expect(branch.events.filter((e) => e.type === 'Confirmed')).toHaveLength(1);
+  });
+
+  it('a handler that kills its own process every time is still counted (attempts recorded before inherited work) and parked after deadThreshold', async () => {
+    const ns = freshNamespace('crashloop');
+    h = harness(() => etcd.endpoints, ns);
+    const env = { TXLOOP_ENDPOINTS: etcd.endpoints.join(','), NS: ns, APP: 'acct', PHASE2_EXIT: '1', DEAD_THRESHOLD: '2' };
+    let spawned = 0;
+    // Like a Deployment: two replicas, each restarted when it dies.
+    const keepTwo = (): void => {
+      while (replicas.filter((r) => !r.exited()).length < 2) replicas.push(spawnReplica('participant.ts', `replica-${++spawned}`, env));
+    };
+    keepTwo();
+    const supervisor = setInterval(keepTwo, 200);
+    try {
+      const tryer = h.service({ app: 'acct' }).resource('r', noop);
+      const init = h.service({ app: 'shop' });
+      const tx = await init.begin({ name: 'crash loop', timeoutMs: 60_000 });
+      const { branchId } = await tryer.tryBranch(tx.context, 'r', {});
+      await tx.commit();
+      const parked = await waitFor(async () => {
+        const raw = await client.get(`${ns}acct/branch/${tx.xid}/${branchId}`).string();
+        const b = raw ? (JSON.parse(raw) as { phase2?: { state: string; attempts: number; lastError?: string } }) : undefined;
+        return b?.phase2?.state === 'FAILED' ? b.phase2 : undefined;
+      }, { what: 'crash-looping branch parked', timeoutMs: 45_000 });
+      expect(parked.attempts).toBe(2);
+      expect(parked.lastError).toMatch(/never reported back/);
+      expect(spawned).toBeGreaterThanOrEqual(4);
+    } finally {
+      clearInterval(supervisor);
+    }
+  }, 60_000);
+});

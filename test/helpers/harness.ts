@@ -1,0 +1,67 @@
+/** Shared test plumbing: fresh namespaces, quiet services against a real etcd, condition waits. */
+import { randomBytes } from 'node:crypto';
+import { pino } from 'pino';
+import { TxloopService, type ServiceOptions } from '../../src/index.js';
+
+export function freshNamespace(label: string): string {
+  return `t-${label}-${randomBytes(4).toString('hex')}/`;
+}
+
+/** Logs only errors unless TXLOOP_TEST_LOG is set, so failing tests stay readable. */
+export const quietLogger = pino({ level: process.env.TXLOOP_TEST_LOG ?? 'silent' });
+
+export interface Harness {
+  service(options: Omit<ServiceOptions, 'etcd' | 'namespace'> & Partial<Pick<ServiceOptions, 'namespace'>>): TxloopService;
+  closeAll(): Promise<void>;
+}
+
+/** Fast timings for tests; each test may override them. */
+export const fastTimings = {
+  leaseTtlSeconds: 2,
+  retryBaseMs: 20,
+  retryMaxMs: 200,
+  graceMs: 300,
+  resyncMs: 5_000,
+  statsIntervalMs: 500,
+} satisfies Partial<ServiceOptions>;
+
+export function harness(endpoints: () => string[], namespace: string): Harness {
+  const services: TxloopService[] = [];
+  return {
+    service(options) {
+      const s = new TxloopService({ ...fastTimings, logger: quietLogger, namespace, ...options, etcd: { endpoints: endpoints() } });
+      services.push(s);
+      return s;
+    },
+    async closeAll() {
+      await Promise.all(services.splice(0).map((s) => s.close()));
+    },
+  };
+}
+
+export async function waitFor<T>(
+  check: () => T | undefined | false | Promise<T | undefined | false>,
+  { timeoutMs = 15_000, intervalMs = 25, what = 'condition' }: { timeoutMs?: number; intervalMs?: number; what?: string } = {},
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}${lastError ? ` (last error: ${(lastError as Error).message})` : ''}`);
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+/** A promise you can resolve from outside: holds a handler until the test lets it go. */
+export function gate(): { wait: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const wait = new Promise<void>((r) => (open = r));
+  return { wait, open };
+}

@@ -1,0 +1,254 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Etcd3 } from 'etcd3';
+import { TryFailed, type PhaseTwoContext } from '../src/index.js';
+import { Store } from '../src/internal/store.js';
+import { startEtcd, type EtcdServer } from '../src/testing.js';
+import { freshNamespace, gate, harness, waitFor, type Harness } from './helpers/harness.js';
+
+let etcd: EtcdServer;
+let h: Harness;
+let ns: string;
+let client: Etcd3;
+
+beforeAll(async () => {
+  etcd = await startEtcd();
+  client = new Etcd3({ hosts: etcd.endpoints });
+});
+afterAll(async () => {
+  client?.close();
+  await etcd?.stop();
+});
+afterEach(async () => {
+  await h?.closeAll();
+});
+
+function setup(label: string): Store {
+  ns = freshNamespace(label);
+  h = harness(() => etcd.endpoints, ns);
+  return new Store(client, ns);
+}
+
+describe('invariant 3: every branch gets the decided action at least once, with backoff, until done or parked', () => {
+  it('a confirm that fails three times is retried with growing delays, then succeeds and the global completes', async () => {
+    setup('retry');
+    const attempts: { attempt: number; at: number }[] = [];
+    const p = h.service({ app: 'acct', retryBaseMs: 40, retryMaxMs: 1000 }).resource('r', {
+      try: () => undefined,
+      confirm: ({ attempt }) => {
+        attempts.push({ attempt, at: Date.now() });
+        if (attempt <= 3) throw new Error(`downstream unavailable (${attempt})`);
+      },
+      cancel: () => undefined,
+    });
+    await p.start();
+    const init = h.service({ app: 'shop' });
+    await init.start();
+    const tx = await init.begin({ name: 'retry', timeoutMs: 30_000 });
+    await p.tryBranch(tx.context, 'r', {});
+    await tx.commit();
+    const done = await init.waitForCompletion(tx.xid, { timeoutMs: 20_000 });
+    expect(done.status).toBe('COMMITTED');
+    expect(attempts.map((a) => a.attempt)).toEqual([1, 2, 3, 4]);
+    expect(done.branches[0]?.attempts).toBe(4);
+    // Backoff doubles from retryBaseMs: gaps are at least 40, 80, 160 ms.
+    const gaps = attempts.slice(1).map((a, i) => a.at - attempts[i]!.at);
+    expect(gaps[0]).toBeGreaterThanOrEqual(35);
+    expect(gaps[1]).toBeGreaterThanOrEqual(75);
+    expect(gaps[2]).toBeGreaterThanOrEqual(155);
+  });
+
+  it('a confirm that always fails is parked as FAILED after deadThreshold attempts, with its last error, and the global stays visible as COMMITTING', async () => {
+    const store = setup('park');
+    let calls = 0;
+    const p = h.service({ app: 'acct', deadThreshold: 3 }).resource('r', {
+      try: () => undefined,
+      confirm: () => {
+        calls++;
+        throw new Error('ledger rejects posting');
+      },
+      cancel: () => undefined,
+    });
+    await p.start();
+    const init = h.service({ app: 'shop' });
+    await init.start();
+    const tx = await init.begin({ name: 'park', timeoutMs: 30_000 });
+    const { branchId } = await p.tryBranch(tx.context, 'r', {});
+    await tx.commit();
+    const parked = await waitFor(async () => {
+      const b = await store.getBranch('acct', tx.xid, branchId);
+      return b?.record.phase2?.state === 'FAILED' ? b.record : undefined;
+    }, { what: 'branch parked' });
+    expect(parked.phase2?.attempts).toBe(3);
+    expect(parked.phase2?.lastError).toContain('ledger rejects posting');
+    expect(calls).toBe(3);
+    expect((await init.get(tx.xid)).status).toBe('COMMITTING');
+
+    // Parked means no more attempts until a human acts.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(calls).toBe(3);
+
+    // `txloop retry` (store.retryBranch) gives it a fresh budget; it is attempted again.
+    await store.retryBranch('acct', tx.xid, branchId, 'test');
+    await waitFor(() => calls > 3, { what: 'retried attempt' });
+  });
+
+  it('the attempt count survives a restart of the service: a new replica continues from the recorded attempts', async () => {
+    const store = setup('attempts-persist');
+    const seen: number[] = [];
+    const handlers = {
+      try: () => undefined,
+      confirm: ({ attempt }: PhaseTwoContext) => {
+        seen.push(attempt);
+        throw new Error('still down');
+      },
+      cancel: () => undefined,
+    };
+    const first = h.service({ app: 'acct', deadThreshold: 100, retryBaseMs: 1000, retryMaxMs: 1000 }).resource('r', handlers);
+    await first.start();
+    const init = h.service({ app: 'shop' });
+    await init.start();
+    const tx = await init.begin({ name: 'x', timeoutMs: 30_000 });
+    const { branchId } = await first.tryBranch(tx.context, 'r', {});
+    await tx.commit();
+    await waitFor(() => seen.length >= 1, { what: 'first attempt' });
+    await first.close();
+    const second = h.service({ app: 'acct', deadThreshold: 100, retryBaseMs: 50, retryMaxMs: 50 }).resource('r', handlers);
+    await second.start();
+    await waitFor(() => seen.length >= 2, { what: 'attempt on the new replica' });
+    expect(seen[1]).toBe(seen[0]! + 1);
+    const b = await store.getBranch('acct', tx.xid, branchId);
+    expect(b?.record.phase2?.attempts).toBeGreaterThanOrEqual(2);
+  });
+});
+
+describe('invariant 4: empty rollback is normal; confirm never runs without a successful Try', () => {
+  it('cancel of a branch whose Try failed is told tryCompleted=false; of one whose Try succeeded, tryCompleted=true', async () => {
+    setup('empty');
+    const cancels: { payload: unknown; tryCompleted: boolean }[] = [];
+    const p = h.service({ app: 'acct' }).resource<{ ok: boolean }>('r', {
+      try: ({ payload }) => {
+        if (!payload.ok) throw new Error('no funds');
+      },
+      confirm: () => {
+        throw new Error('confirm must not run');
+      },
+      cancel: ({ payload, tryCompleted }) => {
+        cancels.push({ payload, tryCompleted });
+      },
+    });
+    await p.start();
+    const init = h.service({ app: 'shop' });
+    await init.start();
+    const tx = await init.begin({ name: 'x', timeoutMs: 30_000 });
+    await p.tryBranch(tx.context, 'r', { ok: true });
+    await expect(p.tryBranch(tx.context, 'r', { ok: false })).rejects.toBeInstanceOf(TryFailed);
+    await tx.rollback();
+    const done = await init.waitForCompletion(tx.xid);
+    expect(done.status).toBe('ROLLED_BACK');
+    expect(cancels).toHaveLength(2);
+    expect(cancels.find((c) => (c.payload as { ok: boolean }).ok)?.tryCompleted).toBe(true);
+    expect(cancels.find((c) => !(c.payload as { ok: boolean }).ok)?.tryCompleted).toBe(false);
+  });
+
+  it('a confirm order for a branch whose Try failed is parked, never executed (guard against hand-written orders)', async () => {
+    const store = setup('confirm-guard');
+    let confirms = 0;
+    const p = h.service({ app: 'acct' }).resource('r', {
+      try: () => {
+        throw new Error('no funds');
+      },
+      confirm: () => {
+        confirms++;
+      },
+      cancel: () => undefined,
+    });
+    await p.start();
+    const init = h.service({ app: 'shop' });
+    const tx = await init.begin({ name: 'x', timeoutMs: 30_000 });
+    const err = (await p.tryBranch(tx.context, 'r', {}).catch((e: unknown) => e)) as TryFailed;
+    await store.ensureOrder({ xid: tx.xid, owner: 'acct', branchId: err.branchId }, 'confirm', 'test', Date.now());
+    const b = await waitFor(async () => {
+      const r = await store.getBranch('acct', tx.xid, err.branchId);
+      return r?.record.phase2?.state === 'FAILED' ? r.record : undefined;
+    }, { what: 'parked confirm' });
+    expect(b.phase2?.lastError).toContain('refusing to confirm');
+    expect(confirms).toBe(0);
+  });
+
+  it('a Try still running when the global is rolled back: cancel waits for it, and sees tryCompleted=true', async () => {
+    setup('slow-try');
+    const g = gate();
+    const cancels: boolean[] = [];
+    const p = h.service({ app: 'acct', graceMs: 5_000 }).resource('r', {
+      try: async () => {
+        await g.wait;
+      },
+      confirm: () => undefined,
+      cancel: ({ tryCompleted }) => {
+        cancels.push(tryCompleted);
+      },
+    });
+    await p.start();
+    const init = h.service({ app: 'shop' });
+    await init.start();
+    const tx = await init.begin({ name: 'x', timeoutMs: 30_000 });
+    const running = p.tryBranch(tx.context, 'r', {});
+    await waitFor(async () => (await init.get(tx.xid)).branches.length === 1, { what: 'branch registered' });
+    await tx.rollback();
+    await new Promise((r) => setTimeout(r, 200));
+    expect(cancels).toHaveLength(0);
+    g.open();
+    await running;
+    const done = await init.waitForCompletion(tx.xid);
+    expect(done.status).toBe('ROLLED_BACK');
+    expect(cancels).toEqual([true]);
+  });
+});
+
+describe('invariant 9: handlers that throw, hang or are missing never stop the loop', () => {
+  it('a hanging cancel is cut off by handlerTimeoutMs, counted as a failed attempt, and retried', async () => {
+    setup('hang');
+    const attempts: number[] = [];
+    const p = h.service({ app: 'acct', handlerTimeoutMs: 150 }).resource('r', {
+      try: () => undefined,
+      confirm: () => undefined,
+      cancel: async ({ attempt, signal }) => {
+        attempts.push(attempt);
+        if (attempt === 1) {
+          await new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason as Error)));
+        }
+      },
+    });
+    await p.start();
+    const init = h.service({ app: 'shop' });
+    await init.start();
+    const tx = await init.begin({ name: 'x', timeoutMs: 30_000 });
+    await p.tryBranch(tx.context, 'r', {});
+    await tx.rollback();
+    const done = await init.waitForCompletion(tx.xid);
+    expect(done.status).toBe('ROLLED_BACK');
+    expect(attempts).toEqual([1, 2]);
+  });
+
+  it('a branch whose resource this replica does not know is retried, then parked with an error naming the resource, while other transactions complete', async () => {
+    const store = setup('unknown-resource');
+    // The Try ran on a replica that has resource "old"; the leader (another replica) lacks it.
+    const tryOnly = h.service({ app: 'acct' }).resource('old', { try: () => undefined, confirm: () => undefined, cancel: () => undefined });
+    const leader = h.service({ app: 'acct', deadThreshold: 2 }).resource('r', { try: () => undefined, confirm: () => undefined, cancel: () => undefined });
+    await leader.start();
+    const init = h.service({ app: 'shop' });
+    await init.start();
+    const bad = await init.begin({ name: 'bad', timeoutMs: 30_000 });
+    const { branchId } = await tryOnly.tryBranch(bad.context, 'old', {});
+    await bad.commit();
+    const good = await init.begin({ name: 'good', timeoutMs: 30_000 });
+    await leader.tryBranch(good.context, 'r', {});
+    await good.commit();
+    expect((await init.waitForCompletion(good.xid)).status).toBe('COMMITTED');
+    const parked = await waitFor(async () => {
+      const b = await store.getBranch('acct', bad.xid, branchId);
+      return b?.record.phase2?.state === 'FAILED' ? b.record : undefined;
+    }, { what: 'unknown resource parked' });
+    expect(parked.phase2?.lastError).toContain('"old"');
+  });
+});
