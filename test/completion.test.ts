@@ -1,32 +1,16 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Etcd3 } from 'etcd3';
+import { describe, expect, it } from 'vitest';
 import { TransactionNotFound } from '../src/index.js';
-import { startEtcd, type EtcdServer } from '../src/testing.js';
-import { freshNamespace, gate, harness, waitFor, type Harness } from './helpers/harness.js';
-
-let etcd: EtcdServer;
-let h: Harness;
-let ns: string;
-let client: Etcd3;
+import { gate, useEtcd, waitFor, type Harness } from './helpers/harness.js';
 
 // A small --max-txn-ops makes "more branches than one Txn can carry" cheap to test.
 const MAX_TXN_OPS = 8;
 
-beforeAll(async () => {
-  etcd = await startEtcd({ maxTxnOps: MAX_TXN_OPS });
-  client = new Etcd3({ hosts: etcd.endpoints });
-});
-afterAll(async () => {
-  client?.close();
-  await etcd?.stop();
-});
-afterEach(async () => {
-  await h?.closeAll();
-});
+const env = useEtcd({ maxTxnOps: MAX_TXN_OPS });
+let h: Harness;
+let ns: string;
 
 function setup(label: string): void {
-  ns = freshNamespace(label);
-  h = harness(() => etcd.endpoints, ns);
+  ({ h, ns } = env.fresh(label));
 }
 
 const noop = { try: () => undefined, confirm: () => undefined, cancel: () => undefined };
@@ -66,7 +50,7 @@ describe('invariant 8: completion only when every branch is done; retention, the
     expect((await init.get(tx.xid)).status).toBe('COMMITTED');
     await waitFor(async () => (await init.get(tx.xid).catch((e: unknown) => e)) instanceof TransactionNotFound, { what: 'collection', timeoutMs: 10_000 });
     expect(Date.now() - completedAt).toBeGreaterThanOrEqual(1_500);
-    const left = await client.getAll().prefix(ns).keys();
+    const left = await env.client.getAll().prefix(ns).keys();
     expect(left.filter((k) => k.includes(tx.xid))).toEqual([]);
   });
 
@@ -89,7 +73,7 @@ describe('invariant 8: completion only when every branch is done; retention, the
     expect(done.status).toBe('COMMITTED');
     expect(done.branches).toHaveLength(n);
     expect(confirmed.size).toBe(n);
-    const decided = (await client.get(`${ns}shop/gtx/${tx.xid}`).json()) as { events: { type: string }[] };
+    const decided = (await env.client.get(`${ns}shop/gtx/${tx.xid}`).json()) as { events: { type: string }[] };
     expect(decided.events.map((e) => e.type)).toContain('FannedOut');
   });
 });

@@ -1,5 +1,4 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Etcd3 } from 'etcd3';
+import { describe, expect, it } from 'vitest';
 import {
   BranchRegistrationRefused,
   BranchesNotPrepared,
@@ -8,26 +7,14 @@ import {
   TryFailed,
   type TxloopService,
 } from '../src/index.js';
-import { startEtcd, type EtcdServer } from '../src/testing.js';
-import { freshNamespace, harness, waitFor, type Harness } from './helpers/harness.js';
+import { useEtcd, waitFor, type Harness } from './helpers/harness.js';
 
-let etcd: EtcdServer;
+const env = useEtcd();
 let h: Harness;
 let ns: string;
 
-beforeAll(async () => {
-  etcd = await startEtcd();
-});
-afterAll(async () => {
-  await etcd?.stop();
-});
-afterEach(async () => {
-  await h?.closeAll();
-});
-
 function setup(label: string): void {
-  ns = freshNamespace(label);
-  h = harness(() => etcd.endpoints, ns);
+  ({ h, ns } = env.fresh(label));
 }
 
 function participant(app: string, calls: string[] = []): TxloopService {
@@ -123,13 +110,8 @@ describe('invariant 2: no branch after the decision (anti-hanging)', () => {
       expect(calls.filter((c) => c === 'try')).toHaveLength(1);
       const view = await init.get(tx.xid);
       expect(view.branches).toHaveLength(1);
-      const client = new Etcd3({ hosts: etcd.endpoints });
-      try {
-        const branchKeys = await client.getAll().prefix(`${ns}acct/branch/${tx.xid}/`).keys();
-        expect(branchKeys).toHaveLength(1);
-      } finally {
-        client.close();
-      }
+      const branchKeys = await env.client.getAll().prefix(`${ns}acct/branch/${tx.xid}/`).keys();
+      expect(branchKeys).toHaveLength(1);
     });
   }
 

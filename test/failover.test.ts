@@ -1,34 +1,22 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Etcd3 } from 'etcd3';
-import { startEtcd, type EtcdServer } from '../src/testing.js';
-import { freshNamespace, harness, waitFor, type Harness } from './helpers/harness.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { useEtcd, waitFor, type Harness } from './helpers/harness.js';
 import { spawnReplica, stopReplica, type Replica } from './helpers/processes.js';
 
-let etcd: EtcdServer;
-let client: Etcd3;
+const env = useEtcd();
 let h: Harness;
 let replicas: Replica[] = [];
 
-beforeAll(async () => {
-  etcd = await startEtcd();
-  client = new Etcd3({ hosts: etcd.endpoints });
-});
-afterAll(async () => {
-  client?.close();
-  await etcd?.stop();
-});
 afterEach(async () => {
   await Promise.all(replicas.map(stopReplica));
   replicas = [];
-  await h?.closeAll();
 });
 
 const noop = { try: () => undefined, confirm: () => undefined, cancel: () => undefined };
 
 async function twoReplicas(ns: string, delayMs: number): Promise<{ leader: Replica; standby: Replica }> {
-  const env = { TXLOOP_ENDPOINTS: etcd.endpoints.join(','), NS: ns, APP: 'acct', PHASE2_DELAY_MS: String(delayMs) };
-  const r1 = spawnReplica('participant.ts', 'replica-1', env);
-  const r2 = spawnReplica('participant.ts', 'replica-2', env);
+  const replicaEnv = { TXLOOP_ENDPOINTS: env.endpoints.join(','), NS: ns, APP: 'acct', PHASE2_DELAY_MS: String(delayMs) };
+  const r1 = spawnReplica('participant.ts', 'replica-1', replicaEnv);
+  const r2 = spawnReplica('participant.ts', 'replica-2', replicaEnv);
   replicas.push(r1, r2);
   await Promise.all([r1.waitForEvent((e) => e.event === 'started', 'start'), r2.waitForEvent((e) => e.event === 'started', 'start')]);
   const leader = await waitFor(() => [r1, r2].find((r) => r.events.some((e) => e.event === 'leader' && e.leading === true)), { what: 'a leader replica' });
@@ -36,14 +24,15 @@ async function twoReplicas(ns: string, delayMs: number): Promise<{ leader: Repli
 }
 
 async function probes(ns: string, xid: string): Promise<{ identity: string; action: string }[]> {
-  const all = await client.getAll().prefix(`${ns}probe/${xid}/`).strings();
+  const all = await env.client.getAll().prefix(`${ns}probe/${xid}/`).strings();
   return Object.entries(all).map(([k, action]) => ({ identity: k.split('/').at(-2)!, action }));
 }
 
 describe('leader failover with real processes (invariants 3 and 5)', () => {
   it('SIGKILL of the leader replica mid-confirm: the standby takes over within the lease TTL and finishes the branch', async () => {
-    const ns = freshNamespace('kill');
-    h = harness(() => etcd.endpoints, ns);
+    const fresh = env.fresh('kill');
+    const ns = fresh.ns;
+    h = fresh.h;
     const { leader, standby } = await twoReplicas(ns, 1_500);
     const tryer = h.service({ app: 'acct' }).resource('r', noop); // runs the Try; not a control-loop replica
     const init = h.service({ app: 'shop' });
@@ -64,8 +53,9 @@ describe('leader failover with real processes (invariants 3 and 5)', () => {
   });
 
   it('a SIGSTOPped leader loses its lease, the standby finishes the work, and on SIGCONT the old leader steps down without writing', async () => {
-    const ns = freshNamespace('pause');
-    h = harness(() => etcd.endpoints, ns);
+    const fresh = env.fresh('pause');
+    const ns = fresh.ns;
+    h = fresh.h;
     const { leader, standby } = await twoReplicas(ns, 1_000);
     const tryer = h.service({ app: 'acct' }).resource('r', noop);
     const init = h.service({ app: 'shop' });
@@ -83,19 +73,20 @@ describe('leader failover with real processes (invariants 3 and 5)', () => {
     // Give the resumed process time to try its stale write; it must not land.
     await new Promise((r) => setTimeout(r, 1_500));
     expect(leader.events.some((e) => e.event === 'phase2' && e.xid === tx.xid && e.result === 'succeeded')).toBe(false);
-    const branch = JSON.parse((await client.get(`${ns}acct/branch/${tx.xid}/${branchId}`).string())!) as { events: { type: string }[]; phase2: { state: string } };
+    const branch = JSON.parse((await env.client.get(`${ns}acct/branch/${tx.xid}/${branchId}`).string())!) as { events: { type: string }[]; phase2: { state: string } };
     expect(branch.phase2.state).toBe('DONE');
     expect(branch.events.filter((e) => e.type === 'Confirmed')).toHaveLength(1);
   });
 
   it('a handler that kills its own process every time is still counted (attempts recorded before inherited work) and parked after deadThreshold', async () => {
-    const ns = freshNamespace('crashloop');
-    h = harness(() => etcd.endpoints, ns);
-    const env = { TXLOOP_ENDPOINTS: etcd.endpoints.join(','), NS: ns, APP: 'acct', PHASE2_EXIT: '1', DEAD_THRESHOLD: '2' };
+    const fresh = env.fresh('crashloop');
+    const ns = fresh.ns;
+    h = fresh.h;
+    const replicaEnv = { TXLOOP_ENDPOINTS: env.endpoints.join(','), NS: ns, APP: 'acct', PHASE2_EXIT: '1', DEAD_THRESHOLD: '2' };
     let spawned = 0;
     // Like a Deployment: two replicas, each restarted when it dies.
     const keepTwo = (): void => {
-      while (replicas.filter((r) => !r.exited()).length < 2) replicas.push(spawnReplica('participant.ts', `replica-${++spawned}`, env));
+      while (replicas.filter((r) => !r.exited()).length < 2) replicas.push(spawnReplica('participant.ts', `replica-${++spawned}`, replicaEnv));
     };
     keepTwo();
     const supervisor = setInterval(keepTwo, 200);
@@ -106,7 +97,7 @@ describe('leader failover with real processes (invariants 3 and 5)', () => {
       const { branchId } = await tryer.tryBranch(tx.context, 'r', {});
       await tx.commit();
       const parked = await waitFor(async () => {
-        const raw = await client.get(`${ns}acct/branch/${tx.xid}/${branchId}`).string();
+        const raw = await env.client.get(`${ns}acct/branch/${tx.xid}/${branchId}`).string();
         const b = raw ? (JSON.parse(raw) as { phase2?: { state: string; attempts: number; lastError?: string } }) : undefined;
         return b?.phase2?.state === 'FAILED' ? b.phase2 : undefined;
       }, { what: 'crash-looping branch parked', timeoutMs: 45_000 });

@@ -1,24 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Etcd3 } from 'etcd3';
+import { describe, expect, it } from 'vitest';
 import { Informer } from '../src/internal/informer.js';
 import { Store } from '../src/internal/store.js';
-import { startEtcd, type EtcdServer } from '../src/testing.js';
-import { freshNamespace, quietLogger, waitFor } from './helpers/harness.js';
+import { freshNamespace, quietLogger, useEtcd, waitFor } from './helpers/harness.js';
 
-let etcd: EtcdServer;
-let client: Etcd3;
-
-beforeAll(async () => {
-  etcd = await startEtcd();
-  client = new Etcd3({ hosts: etcd.endpoints });
-});
-afterAll(async () => {
-  client?.close();
-  await etcd?.stop();
-});
+const env = useEtcd();
 
 async function etcdState(prefix: string): Promise<Map<string, string>> {
-  const all = await client.getAll().prefix(prefix).strings();
+  const all = await env.client.getAll().prefix(prefix).strings();
   return new Map(Object.entries(all));
 }
 
@@ -27,16 +15,16 @@ function cacheState(informer: Informer): Map<string, string> {
 }
 
 async function compactNow(): Promise<string> {
-  const res = await client.kv.range({ key: Buffer.from('\0'), limit: 1 });
-  await client.kv.compact({ revision: res.header.revision, physical: true });
+  const res = await env.client.kv.range({ key: Buffer.from('\0'), limit: 1 });
+  await env.client.kv.compact({ revision: res.header.revision, physical: true });
   return res.header.revision;
 }
 
 function makeInformer(prefix: string, extra: Partial<ConstructorParameters<typeof Informer>[0]> = {}): { informer: Informer; changes: string[] } {
   const changes: string[] = [];
   const informer = new Informer({
-    client,
-    store: new Store(client, 'unused/'),
+    client: env.client,
+    store: new Store(env.client, 'unused/'),
     prefix,
     logger: quietLogger,
     onChange: (key) => changes.push(key),
@@ -48,11 +36,11 @@ function makeInformer(prefix: string, extra: Partial<ConstructorParameters<typeo
 describe('invariant 6: no missed events (list, watch from revision + 1, relist on compaction, resync)', () => {
   it('writes racing the initial list are all seen: the cache ends equal to etcd', async () => {
     const prefix = freshNamespace('inf-race');
-    const writes = Promise.all(Array.from({ length: 200 }, (_, i) => client.put(`${prefix}k${i}`).value(`v${i}`)));
+    const writes = Promise.all(Array.from({ length: 200 }, (_, i) => env.client.put(`${prefix}k${i}`).value(`v${i}`)));
     const { informer } = makeInformer(prefix);
     await informer.start();
     await writes;
-    await Promise.all(Array.from({ length: 50 }, (_, i) => client.delete().key(`${prefix}k${i * 2}`)));
+    await Promise.all(Array.from({ length: 50 }, (_, i) => env.client.delete().key(`${prefix}k${i * 2}`)));
     try {
       const want = await etcdState(prefix);
       await waitFor(() => JSON.stringify([...cacheState(informer)].sort()) === JSON.stringify([...want].sort()), { what: 'cache equal to etcd' });
@@ -64,15 +52,15 @@ describe('invariant 6: no missed events (list, watch from revision + 1, relist o
 
   it('when the revision to watch from was compacted (writes and a compaction between list and watch), it relists and misses nothing', async () => {
     const prefix = freshNamespace('inf-compact');
-    await client.put(`${prefix}before`).value('1');
+    await env.client.put(`${prefix}before`).value('1');
     let first = true;
     const { informer, changes } = makeInformer(prefix, {
       afterList: async () => {
         if (!first) return;
         first = false;
         // In the gap between list and watch: changes the watch would have to replay, then compaction.
-        await client.put(`${prefix}during`).value('2');
-        await client.put(`${prefix}before`).value('changed');
+        await env.client.put(`${prefix}during`).value('2');
+        await env.client.put(`${prefix}before`).value('changed');
         await compactNow();
       },
     });
@@ -83,7 +71,7 @@ describe('invariant 6: no missed events (list, watch from revision + 1, relist o
       expect(informer.cache.get(`${prefix}before`)?.value.toString()).toBe('changed');
       expect(changes).toContain(`${prefix}during`);
       // And the watch established after the relist is live.
-      await client.put(`${prefix}after`).value('3');
+      await env.client.put(`${prefix}after`).value('3');
       await waitFor(() => informer.cache.has(`${prefix}after`), { what: 'event after relist' });
     } finally {
       await informer.stop();
@@ -95,9 +83,9 @@ describe('invariant 6: no missed events (list, watch from revision + 1, relist o
     const { informer } = makeInformer(prefix);
     await informer.start();
     try {
-      for (let i = 0; i < 20; i++) await client.put(`${prefix}a${i}`).value(String(i));
+      for (let i = 0; i < 20; i++) await env.client.put(`${prefix}a${i}`).value(String(i));
       await compactNow();
-      for (let i = 0; i < 20; i++) await client.put(`${prefix}b${i}`).value(String(i));
+      for (let i = 0; i < 20; i++) await env.client.put(`${prefix}b${i}`).value(String(i));
       const want = await etcdState(prefix);
       await waitFor(() => cacheState(informer).size === want.size && [...want].every(([k, v]) => cacheState(informer).get(k) === v), { what: 'cache after compaction' });
     } finally {
@@ -107,7 +95,7 @@ describe('invariant 6: no missed events (list, watch from revision + 1, relist o
 
   it('periodic resync relists the prefix and re-delivers every key (safety net for anything a watch missed)', async () => {
     const prefix = freshNamespace('inf-resync');
-    await client.put(`${prefix}x`).value('1');
+    await env.client.put(`${prefix}x`).value('1');
     const { informer, changes } = makeInformer(prefix, { resyncMs: 150 });
     await informer.start();
     try {
@@ -120,12 +108,12 @@ describe('invariant 6: no missed events (list, watch from revision + 1, relist o
 
   it('a prefix never matches a longer sibling app name (pay vs payments)', async () => {
     const ns = freshNamespace('inf-prefix');
-    await client.put(`${ns}payments/gtx/k`).value('other app');
+    await env.client.put(`${ns}payments/gtx/k`).value('other app');
     const { informer } = makeInformer(`${ns}pay/`);
     await informer.start();
     try {
-      await client.put(`${ns}pay/gtx/k`).value('mine');
-      await client.put(`${ns}payments/gtx/k2`).value('other app');
+      await env.client.put(`${ns}pay/gtx/k`).value('mine');
+      await env.client.put(`${ns}payments/gtx/k2`).value('other app');
       await waitFor(() => informer.cache.has(`${ns}pay/gtx/k`), { what: 'own key' });
       expect([...informer.cache.keys()]).toEqual([`${ns}pay/gtx/k`]);
     } finally {

@@ -1,31 +1,15 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Etcd3 } from 'etcd3';
+import { describe, expect, it } from 'vitest';
 import { TryFailed, type PhaseTwoContext } from '../src/index.js';
-import { Store } from '../src/internal/store.js';
-import { startEtcd, type EtcdServer } from '../src/testing.js';
-import { freshNamespace, gate, harness, waitFor, type Harness } from './helpers/harness.js';
+import type { Store } from '../src/internal/store.js';
+import { gate, useEtcd, waitFor, type Harness } from './helpers/harness.js';
 
-let etcd: EtcdServer;
+const env = useEtcd();
 let h: Harness;
-let ns: string;
-let client: Etcd3;
-
-beforeAll(async () => {
-  etcd = await startEtcd();
-  client = new Etcd3({ hosts: etcd.endpoints });
-});
-afterAll(async () => {
-  client?.close();
-  await etcd?.stop();
-});
-afterEach(async () => {
-  await h?.closeAll();
-});
 
 function setup(label: string): Store {
-  ns = freshNamespace(label);
-  h = harness(() => etcd.endpoints, ns);
-  return new Store(client, ns);
+  const fresh = env.fresh(label);
+  h = fresh.h;
+  return fresh.store;
 }
 
 describe('invariant 3: every branch gets the decided action at least once, with backoff, until done or parked', () => {

@@ -1,5 +1,4 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Etcd3 } from 'etcd3';
+import { describe, expect, it } from 'vitest';
 import {
   DeadlineExceeded,
   PayloadError,
@@ -9,40 +8,25 @@ import {
   ValidationError,
   extractContext,
 } from '../src/index.js';
-import { startEtcd, type EtcdServer } from '../src/testing.js';
-import { freshNamespace, harness, quietLogger, type Harness } from './helpers/harness.js';
+import { quietLogger, useEtcd, type Harness } from './helpers/harness.js';
 
-let etcd: EtcdServer;
+const env = useEtcd();
 let h: Harness;
 let ns: string;
-let client: Etcd3;
-
-beforeAll(async () => {
-  etcd = await startEtcd();
-  client = new Etcd3({ hosts: etcd.endpoints });
-});
-afterAll(async () => {
-  client?.close();
-  await etcd?.stop();
-});
-afterEach(async () => {
-  await h?.closeAll();
-});
 
 function setup(label: string): void {
-  ns = freshNamespace(label);
-  h = harness(() => etcd.endpoints, ns);
+  ({ h, ns } = env.fresh(label));
 }
 
 const noop = { try: () => undefined, confirm: () => undefined, cancel: () => undefined };
 
 async function keysUnder(prefix: string): Promise<string[]> {
-  return client.getAll().prefix(prefix).keys();
+  return env.client.getAll().prefix(prefix).keys();
 }
 
 describe('invariant 9: API input is validated with clear errors and nothing half-written', () => {
   it('service options: a bad app name, namespace or number names the option', () => {
-    const make = (o: object) => () => new TxloopService({ app: 'ok', logger: quietLogger, etcd: { endpoints: etcd.endpoints }, ...o });
+    const make = (o: object) => () => new TxloopService({ app: 'ok', logger: quietLogger, etcd: { endpoints: env.endpoints }, ...o });
     expect(make({ app: 'Bad_Name' })).toThrow(/app: "Bad_Name" is not a valid service name/);
     expect(make({ app: '' })).toThrow(ValidationError);
     expect(make({ namespace: 'no-slash' })).toThrow(/namespace: .*must be a non-empty key prefix ending in '\/'/);
@@ -115,16 +99,16 @@ describe('invariant 9: malformed records in etcd never stop the control loop', (
     const p = h.service({ app: 'acct' }).resource('r', noop);
     const init = h.service({ app: 'shop' });
     // Written before the services start, so the initial list meets them too.
-    await client.put(`${ns}acct/branch/shop.0000000000000000a/abcd1234`).value('{not json');
-    await client.put(`${ns}acct/branch/shop.0000000000000000b/abcd1234`).value(JSON.stringify({ v: 1, xid: 'x' }));
-    await client.put(`${ns}acct/order/shop.0000000000000000b/abcd1234`).value(JSON.stringify({ v: 99 }));
-    await client.put(`${ns}shop/gtx/shop.0000000000000000c`).value(JSON.stringify({ v: 1, status: 'WHATEVER' }));
-    await client.put(`${ns}shop/link/shop.0000000000000000c/acct/abcd1234`).value('[]');
-    await client.put(`${ns}shop/unexpected/key/shape`).value('hello');
+    await env.client.put(`${ns}acct/branch/shop.0000000000000000a/abcd1234`).value('{not json');
+    await env.client.put(`${ns}acct/branch/shop.0000000000000000b/abcd1234`).value(JSON.stringify({ v: 1, xid: 'x' }));
+    await env.client.put(`${ns}acct/order/shop.0000000000000000b/abcd1234`).value(JSON.stringify({ v: 99 }));
+    await env.client.put(`${ns}shop/gtx/shop.0000000000000000c`).value(JSON.stringify({ v: 1, status: 'WHATEVER' }));
+    await env.client.put(`${ns}shop/link/shop.0000000000000000c/acct/abcd1234`).value('[]');
+    await env.client.put(`${ns}shop/unexpected/key/shape`).value('hello');
     await Promise.all([p.start(), init.start()]);
     // And after start, through the watch.
-    await client.put(`${ns}acct/branch/shop.0000000000000000d/abcd1234`).value('\u0000\u0001');
-    await client.put(`${ns}shop/gtx/shop.0000000000000000e`).value('null');
+    await env.client.put(`${ns}acct/branch/shop.0000000000000000d/abcd1234`).value('\u0000\u0001');
+    await env.client.put(`${ns}shop/gtx/shop.0000000000000000e`).value('null');
     for (let i = 0; i < 3; i++) {
       const tx = await init.begin({ name: `ok ${i}`, timeoutMs: 30_000 });
       await p.tryBranch(tx.context, 'r', {});
@@ -132,13 +116,13 @@ describe('invariant 9: malformed records in etcd never stop the control loop', (
       expect((await init.waitForCompletion(tx.xid)).status).toBe('COMMITTED');
     }
     // The malformed records are still there for a human to inspect: nothing deleted them.
-    expect(await client.get(`${ns}acct/branch/shop.0000000000000000a/abcd1234`).string()).toBe('{not json');
+    expect(await env.client.get(`${ns}acct/branch/shop.0000000000000000a/abcd1234`).string()).toBe('{not json');
   });
 
   it('a malformed global is reported by get() as an error naming the key, not a crash', async () => {
     setup('malformed-get');
     const s = h.service({ app: 'shop' });
-    await client.put(`${ns}shop/gtx/shop.0000000000000000f`).value('{"v":1,"xid":"shop.0000000000000000f"}');
+    await env.client.put(`${ns}shop/gtx/shop.0000000000000000f`).value('{"v":1,"xid":"shop.0000000000000000f"}');
     await expect(s.get('shop.0000000000000000f')).rejects.toThrow(/malformed record at .*shop\/gtx\/shop.0000000000000000f/);
   });
 });

@@ -1,7 +1,11 @@
 /** Shared test plumbing: fresh namespaces, quiet services against a real etcd, condition waits. */
 import { randomBytes } from 'node:crypto';
+import { Etcd3 } from 'etcd3';
 import { pino } from 'pino';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import { TxloopService, type ServiceOptions } from '../../src/index.js';
+import { Store } from '../../src/internal/store.js';
+import { startEtcd, type EtcdServer, type StartEtcdOptions } from '../../src/testing.js';
 
 export function freshNamespace(label: string): string {
   return `t-${label}-${randomBytes(4).toString('hex')}/`;
@@ -64,4 +68,47 @@ export function gate(): { wait: Promise<void>; open: () => void } {
   let open!: () => void;
   const wait = new Promise<void>((r) => (open = r));
   return { wait, open };
+}
+
+export interface EtcdTestEnv {
+  readonly endpoints: string[];
+  /** A plain etcd3 client for inspecting and corrupting state behind the SDK's back. */
+  readonly client: Etcd3;
+  /** A fresh namespace with its own services (closed after the test) and a store over it. */
+  fresh(label: string): { ns: string; h: Harness; store: Store };
+}
+
+/** Starts one real etcd for the test file (stopped after it) and closes each test's services after the test. */
+export function useEtcd(options: StartEtcdOptions = {}): EtcdTestEnv {
+  let etcd: EtcdServer | undefined;
+  let client: Etcd3 | undefined;
+  let current: Harness | undefined;
+  beforeAll(async () => {
+    etcd = await startEtcd(options);
+    client = new Etcd3({ hosts: etcd.endpoints });
+  });
+  afterEach(async () => {
+    await current?.closeAll();
+    current = undefined;
+  });
+  afterAll(async () => {
+    client?.close();
+    await etcd?.stop();
+  });
+  const env: EtcdTestEnv = {
+    get endpoints() {
+      if (!etcd) throw new Error('etcd is not started yet (use the env inside tests or hooks)');
+      return etcd.endpoints;
+    },
+    get client() {
+      if (!client) throw new Error('etcd is not started yet (use the env inside tests or hooks)');
+      return client;
+    },
+    fresh(label) {
+      const ns = freshNamespace(label);
+      current = harness(() => env.endpoints, ns);
+      return { ns, h: current, store: new Store(env.client, ns) };
+    },
+  };
+  return env;
 }
