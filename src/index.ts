@@ -58,3 +58,4 @@ export {
 } from './errors.js';
 export { GlobalStatus, TryState, Action, Phase2State } from './internal/records.js';
 export type { Phase2Outcome } from './internal/branch-reconciler.js';
+export { TxloopMetrics, metricsFor, serveMetrics, Registry, type MetricsServerOptions } from './metrics.js';

@@ -44,6 +44,7 @@ import {
 import { Store, cmp, op, type Fence } from './internal/store.js';
 import { Workqueue, type WorkqueueStats } from './internal/workqueue.js';
 import { cancelWatcher } from './internal/watch.js';
+import { metricsFor, type TxloopMetrics } from './metrics.js';
 
 export interface BeginOptions {
   /** What the transaction does, for people reading `txloop get`. 1-128 characters. */
@@ -164,6 +165,7 @@ export class TxloopService extends EventEmitter<ServiceEvents> {
   private starting: Promise<void> | undefined;
   private closing: Promise<void> | undefined;
   private readonly counters = { succeeded: 0, failed: 0, parked: 0, completed: 0, collected: 0 };
+  private readonly metrics: TxloopMetrics | undefined;
 
   constructor(options: ServiceOptions) {
     super();
@@ -174,6 +176,7 @@ export class TxloopService extends EventEmitter<ServiceEvents> {
     this.ownsClient = !this.options.client;
     this.client = this.options.client ?? createEtcdClient(this.options.etcd);
     this.store = new Store(this.client, this.options.namespace, this.options.maxTxnOps);
+    this.metrics = this.options.metrics ? metricsFor(this.options.metrics) : undefined;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -287,7 +290,16 @@ export class TxloopService extends EventEmitter<ServiceEvents> {
     }
     throwIfAborted(options.signal, xid);
     const result = await this.store.decide(xid, { outcome, by: outcome, ...(options.reason ? { reason: options.reason } : {}) });
+    this.recordDecision(result.global);
     this.logger.info({ xid, outcome, branches: result.total }, `decided ${outcome}`);
+  }
+
+  private recordDecision(g: GlobalRecord): void {
+    const d = g.decision;
+    if (!this.metrics || !d) return;
+    const by = d.by.startsWith('participant:') ? 'participant' : d.by;
+    this.metrics.decisions.inc({ app: this.app, outcome: d.outcome, by });
+    this.metrics.decisionLatency.observe({ app: this.app, outcome: d.outcome }, Math.max(0, d.at - g.createdAt) / 1000);
   }
 
   /**
@@ -407,8 +419,11 @@ export class TxloopService extends EventEmitter<ServiceEvents> {
     if (this.closing) return;
     const { logger, options } = this;
     const informer = this.informer!;
-    const globals = new Workqueue({ name: `${this.app}-globals` });
-    const branches = new Workqueue({ name: `${this.app}-branches` });
+    const observer = this.metrics?.observer();
+    const globals = new Workqueue({ name: `${this.app}-globals`, ...(observer ? { observer } : {}) });
+    const branches = new Workqueue({ name: `${this.app}-branches`, ...(observer ? { observer } : {}) });
+    this.metrics?.track(globals);
+    this.metrics?.track(branches);
     const deps = {
       app: this.app,
       store: this.store,
@@ -422,10 +437,15 @@ export class TxloopService extends EventEmitter<ServiceEvents> {
       resources: this.resources,
       onPhase2: (o: Phase2Outcome) => {
         this.counters[o.result === 'succeeded' ? 'succeeded' : o.result === 'parked' ? 'parked' : 'failed']++;
+        this.metrics?.phase2Attempts.inc({ app: this.app, resource: o.resource, action: o.action, result: o.result });
+        if (o.durationMs > 0) this.metrics?.phase2Duration.observe({ app: this.app, action: o.action }, o.durationMs / 1000);
         this.emit('phase2', o);
       },
+      onDecided: (g: GlobalRecord) => this.recordDecision(g),
       onCompleted: (g: GlobalRecord) => {
         this.counters.completed++;
+        this.metrics?.completions.inc({ app: this.app, status: g.status });
+        if (g.decision && g.completedAt) this.metrics?.completionLatency.observe({ app: this.app, status: g.status }, Math.max(0, g.completedAt - g.decision.at) / 1000);
         this.emit('completed', { xid: g.xid, status: g.status, heuristic: g.heuristic ?? false });
       },
       onCollected: (xid: string) => {
@@ -453,6 +473,7 @@ export class TxloopService extends EventEmitter<ServiceEvents> {
       else if (parsed.kind === 'branch') branches.add(branchQueueKey(parsed.xid, parsed.branchId));
     }
     void this.publishStats();
+    this.metrics?.leader.set({ app: this.app }, 1);
     this.emit('leader', { leading: true });
   }
 
@@ -461,7 +482,10 @@ export class TxloopService extends EventEmitter<ServiceEvents> {
     if (!leader) return;
     this.leader = undefined;
     clearInterval(leader.statsTimer);
+    this.metrics?.leader.set({ app: this.app }, 0);
     await Promise.all(leader.controllers.map((c) => c.stop()));
+    this.metrics?.untrack(leader.globals);
+    this.metrics?.untrack(leader.branches);
     this.emit('leader', { leading: false });
   }
 

@@ -13,7 +13,7 @@ import type { PhaseTwoContext, TccResource } from '../resource.js';
 import type { ReconcileResult } from './controller.js';
 import type { CachedKv } from './informer.js';
 import type { ResolvedOptions } from './options.js';
-import { Action, GlobalStatus, MalformedRecord, Phase2State, TryState, actionFor, parseBranch, parseOrder, withEvent, type BranchRecord, type OrderRecord, type Phase2 } from './records.js';
+import { Action, GlobalStatus, MalformedRecord, Phase2State, TryState, actionFor, parseBranch, parseOrder, withEvent, type BranchRecord, type GlobalRecord, type OrderRecord, type Phase2 } from './records.js';
 import { LeadershipLost, type Fence, type Store } from './store.js';
 import { itemBackoffMs } from './workqueue.js';
 
@@ -26,6 +26,8 @@ export interface ReconcileDeps {
   fence(): Fence | undefined;
   resources: ReadonlyMap<string, TccResource>;
   onPhase2(outcome: Phase2Outcome): void;
+  /** This replica decided a global (deadline expiry, or a participant rolling back a stuck one). */
+  onDecided(global: GlobalRecord): void;
 }
 
 export interface Phase2Outcome {
@@ -188,7 +190,8 @@ async function waitForDecision(deps: ReconcileDeps, branch: BranchRecord, log: L
     log.warn('global record is gone while this branch waits for a decision; cancelling');
   } else if (global.record.status === GlobalStatus.TRYING) {
     try {
-      await store.decide(branch.xid, { outcome: 'rollback', by: `participant:${app}`, reason: `deadline + ${options.graceMs}ms grace passed and the initiator had not decided` });
+      const decided = await store.decide(branch.xid, { outcome: 'rollback', by: `participant:${app}`, reason: `deadline + ${options.graceMs}ms grace passed and the initiator had not decided` });
+      deps.onDecided(decided.global);
       log.warn({ deadline: new Date(branch.deadline).toISOString() }, 'rolled back a global stuck past its deadline');
       return { requeueAfterMs: 100 };
     } catch (err) {

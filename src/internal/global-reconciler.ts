@@ -40,7 +40,8 @@ export async function reconcileGlobal(deps: GlobalReconcileDeps, xid: string): P
     case GlobalStatus.TRYING: {
       if (now < global.deadline) return { requeueAfterMs: global.deadline - now };
       try {
-        await store.decide(xid, { outcome: 'rollback', by: 'deadline', reason: `timeout of ${global.timeoutMs}ms passed` });
+        const decided = await store.decide(xid, { outcome: 'rollback', by: 'deadline', reason: `timeout of ${global.timeoutMs}ms passed` });
+        deps.onDecided(decided.global);
         log.warn({ timeoutMs: global.timeoutMs }, 'deadline passed; rolled back');
       } catch (err) {
         if (!(err instanceof TransactionAlreadyDecided) && !(err instanceof TransactionNotFound)) throw err;

@@ -4,6 +4,7 @@
  */
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
 import { ValidationError } from '../errors.js';
 import { DEFAULT_NAMESPACE, validateApp, validateNamespace } from './keys.js';
 
@@ -62,9 +63,12 @@ export interface ServiceOptions {
   statsIntervalMs?: number;
   /** pino logger; every line about a transaction carries `xid`. @default pino at level $TXLOOP_LOG_LEVEL or 'info' */
   logger?: Logger;
+  /** prom-client registry to report metrics into (serve it with serveMetrics()). @default none: no metrics */
+  metrics?: Registry;
 }
 
-export type ResolvedOptions = Required<Omit<ServiceOptions, 'etcd' | 'client' | 'logger'>> & Pick<ServiceOptions, 'etcd' | 'client' | 'logger'>;
+type Passthrough = 'etcd' | 'client' | 'logger' | 'metrics';
+export type ResolvedOptions = Required<Omit<ServiceOptions, Passthrough>> & Pick<ServiceOptions, Passthrough>;
 
 function positiveInt(options: Record<string, unknown>, name: string, fallback: number, min = 1, max = Number.MAX_SAFE_INTEGER): number {
   const v = options[name];
@@ -103,6 +107,7 @@ export function resolveOptions(options: ServiceOptions): ResolvedOptions {
     ...(options.etcd ? { etcd: options.etcd } : {}),
     ...(options.client ? { client: options.client } : {}),
     ...(options.logger ? { logger: options.logger } : {}),
+    ...(options.metrics ? { metrics: options.metrics } : {}),
   };
   if (resolved.retryMaxMs < resolved.retryBaseMs) throw new ValidationError('retryMaxMs', 'must be at least retryBaseMs');
   if (options.etcd?.endpoints !== undefined) validateEndpoints(options.etcd.endpoints);
