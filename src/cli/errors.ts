@@ -32,6 +32,12 @@ export function messageOf(err: unknown, endpoints: readonly string[] = []): stri
   const name = err instanceof Error ? err.constructor.name : '';
   const msg = errorMessage(err);
   const where = endpoints.length > 0 ? ` at ${endpoints.join(',')}` : '';
+  if (/alert (bad certificate|certificate required|unknown ca)/i.test(msg)) {
+    return `etcd${where} refused the TLS client certificate (${/alert ([a-z ]+?)(?::|$)/i.exec(msg)?.[1] ?? 'handshake failed'}): check --cert and --key`;
+  }
+  if (/unable to verify|self[- ]signed|certificate verify failed|unable to get local issuer/i.test(msg)) {
+    return `etcd's TLS certificate${where} is not trusted (${/(unable to verify[a-z ]*|self[- ]signed[a-z ]*|unable to get local issuer[a-z ]*)/i.exec(msg)?.[1] ?? 'verify failed'}): pass its CA with --cacert`;
+  }
   if (/Unavailable|ConnectFailed|DeadlineExceeded/.test(name) || /ECONNREFUSED|No connection established|deadline exceeded|UNAVAILABLE|failed to connect/i.test(msg)) {
     return `cannot reach etcd${where}: ${oneLine(shortGrpc(msg))} (check --endpoints / TXLOOP_ENDPOINTS, TLS flags and that etcd is running)`;
   }

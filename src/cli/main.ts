@@ -15,6 +15,10 @@ import { getCommand } from './commands/get.js';
 import { abortCommand, resolveCommand, retryCommand } from './commands/repair.js';
 import { topCommand } from './commands/top.js';
 
+// gRPC sets the TLS server name to the endpoint's IP address, which Node flags as deprecated (DEP0123)
+// on stderr; a CLI's output is no place for that.
+process.noDeprecation = true;
+
 function version(): string {
   try {
     const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
