@@ -120,4 +120,20 @@ describe('invariant 6: no missed events (list, watch from revision + 1, relist o
       await informer.stop();
     }
   });
+
+  it('a prefix larger than one gRPC message (4 MiB) is listed page by page at one revision', async () => {
+    const prefix = freshNamespace('inf-big');
+    const value = 'x'.repeat(8 * 1024);
+    for (let i = 0; i < 600; i += 50) {
+      await Promise.all(Array.from({ length: 50 }, (_, j) => env.client.put(`${prefix}k${String(i + j).padStart(4, '0')}`).value(value)));
+    }
+    const { informer } = makeInformer(prefix);
+    await informer.start();
+    try {
+      expect(informer.cache.size).toBe(600);
+      expect(informer.relists).toBe(1);
+    } finally {
+      await informer.stop();
+    }
+  });
 });

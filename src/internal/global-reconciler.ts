@@ -7,7 +7,7 @@ import { TransactionAlreadyDecided, TransactionNotFound } from '../errors.js';
 import type { ReconcileResult } from './controller.js';
 import type { ReconcileDeps } from './branch-reconciler.js';
 import { GlobalStatus, MalformedRecord, Phase2State, parseGlobal, parseLink, type GlobalRecord, type LinkRecord } from './records.js';
-import { LeadershipLost } from './store.js';
+import { LeadershipLost, WriteConflict } from './store.js';
 
 export interface GlobalReconcileDeps extends ReconcileDeps {
   onCompleted(global: GlobalRecord): void;
@@ -59,7 +59,14 @@ export async function reconcileGlobal(deps: GlobalReconcileDeps, xid: string): P
       if (!links.every((l) => l.state === Phase2State.DONE)) return;
       const wanted = global.status === GlobalStatus.COMMITTING ? 'confirmed' : 'cancelled';
       const heuristic = links.some((l) => l.resolution !== undefined && l.resolution !== wanted);
-      const done = await store.complete({ key: gkey, record: global, modRevision: gkv.modRevision }, fence, heuristic);
+      let done: GlobalRecord;
+      try {
+        done = await store.complete({ key: gkey, record: global, modRevision: gkv.modRevision }, fence, heuristic);
+      } catch (err) {
+        // The cache was behind (e.g. our own completion not yet seen): the watch event re-queues it.
+        if (err instanceof WriteConflict) return;
+        throw err;
+      }
       log.info({ status: done.status, branches: links.length, heuristic }, `transaction ${done.status}`);
       deps.onCompleted(done);
       return;

@@ -135,13 +135,23 @@ export class Store {
     return this.client.kv.txn({ compare, success, failure });
   }
 
-  async range(prefix: string, revision?: string): Promise<{ kvs: IKeyValue[]; revision: string }> {
-    const res = await this.client.kv.range({
-      key: enc(prefix),
-      range_end: prefixEnd(prefix),
-      ...(revision ? { revision } : {}),
-    });
-    return { kvs: res.kvs, revision: res.header.revision };
+  /**
+   * Every key under `prefix`, read page by page at one revision: a single unpaginated range of a
+   * large prefix would exceed gRPC's 4 MiB message limit.
+   */
+  async range(prefix: string, revision?: string, pageSize = 500): Promise<{ kvs: IKeyValue[]; revision: string }> {
+    const end = prefixEnd(prefix);
+    const kvs: IKeyValue[] = [];
+    let from = enc(prefix);
+    let at = revision;
+    for (;;) {
+      const res = await this.client.kv.range({ key: from, range_end: end, limit: pageSize, ...(at ? { revision: at } : {}) });
+      at ??= res.header.revision;
+      kvs.push(...res.kvs);
+      const last = res.kvs.at(-1);
+      if (!res.more || !last) return { kvs, revision: at };
+      from = Buffer.concat([last.key, Buffer.from([0])]);
+    }
   }
 
   async getRaw(key: string): Promise<IKeyValue | undefined> {
