@@ -260,10 +260,18 @@ describe('repairs', () => {
     expect(dry.stdout).toMatch(/would be re-queued for confirm \(dry run\)/);
     expect((await globalJson(tx.healing)).branches[0].phase2.state).toBe('FAILED');
 
-    refundHealed = true;
-    const r = await cli('retry', tx.healing);
-    expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(new RegExp(`^branch/${tx.healing.replace('.', '\\.')}/\\w+ re-queued for confirm$`, 'm'));
+    // A watch on parked branches sees it leave: one more row in its new state.
+    const w = spawnCli(['--endpoints', etcd.endpoints.join(','), '--namespace', NS, 'get', 'branches', '--status', 'failed', '-w']);
+    try {
+      await w.waitForLine((l) => l.startsWith(`${tx.healing}/`) && /\sFAILED\s/.test(l), 'the parked refund branch');
+      refundHealed = true;
+      const r = await cli('retry', tx.healing);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(new RegExp(`^branch/${tx.healing.replace('.', '\\.')}/\\w+ re-queued for confirm$`, 'm'));
+      await w.waitForLine((l) => l.startsWith(`${tx.healing}/`) && /\s(CONFIRMING|CONFIRMED)\s/.test(l), 'the branch leaving FAILED');
+    } finally {
+      expect(await w.interrupt()).toBe(0);
+    }
     const done = await waitFor(async () => {
       const g = await globalJson(tx.healing);
       return g.status === 'COMMITTED' ? g : undefined;

@@ -52,6 +52,11 @@ export async function watch<R>(io: Io, kind: Kind<R>, filter: Filter, flags: Get
       if (!hit) return;
       if (hit.item) {
         if (kind.matches(hit.item, filter)) emit(hit.id, hit.item);
+        else if (printed.has(hit.id)) {
+          // It left the selection (e.g. no longer FAILED): show where it went, once.
+          emit(hit.id, hit.item);
+          printed.delete(hit.id);
+        }
         return;
       }
       const last = printed.get(hit.id);
