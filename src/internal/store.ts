@@ -19,6 +19,7 @@ import {
   OperationRefused,
 } from '../errors.js';
 import { Keys, newWriteId, prefixEnd } from './keys.js';
+import { TxnBatcher } from './txn-batcher.js';
 import {
   Action,
   GlobalStatus,
@@ -123,16 +124,20 @@ export const cmp = {
 export class Store {
   readonly keys: Keys;
 
+  readonly batcher: TxnBatcher;
+
   constructor(
     readonly client: Etcd3,
     namespace: string,
     readonly maxTxnOps = 128,
   ) {
     this.keys = new Keys(namespace);
+    this.batcher = new TxnBatcher(client, { maxBatch: maxTxnOps });
   }
 
+  /** One Txn; concurrent ones share an RPC and a revision through group commit (txn-batcher.ts). */
   async txn(compare: ICompare[], success: IRequestOp[], failure: IRequestOp[] = []): Promise<ITxnResponse> {
-    return this.client.kv.txn({ compare, success, failure });
+    return this.batcher.submit({ compare, success, failure });
   }
 
   /**
