@@ -9,7 +9,7 @@ export interface Io {
   readonly config: ConnectionConfig;
   /** Opens the etcd connection on first use, checking that etcd answers within --dial-timeout. */
   connect(): Promise<Connection>;
-  /** An etcd call, bounded by --dial-timeout + --command-timeout even if gRPC keeps retrying. */
+  /** An etcd call, bounded by --command-timeout (plus a second) even if etcd3 retries it on other endpoints. */
   etcd<T>(p: Promise<T>): Promise<T>;
   out(text: string): void;
   warn(text: string): void;
@@ -50,10 +50,6 @@ export function createIo(opts: GlobalOptions): Io {
   };
 }
 
-function config(io: Io): string[] {
-  return io.config.endpoints;
-}
-
 /**
  * Adapts `fn` to a commander action: `args` are the command's positional arguments, `opts` its own
  * options; connection flags are read from the program with optsWithGlobals().
@@ -67,7 +63,7 @@ export function action<O>(fn: (io: Io, args: unknown[], opts: O, cmd: Command) =
     } catch (err) {
       if (err instanceof UsageError || err instanceof CliError || err instanceof TxloopError || err instanceof MalformedRecord) throw err;
       // etcd/gRPC errors: one line naming the endpoints.
-      throw new CliError(messageOf(err, config(io)));
+      throw new CliError(messageOf(err, io.config.endpoints));
     } finally {
       io.close();
     }
