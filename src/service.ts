@@ -171,7 +171,8 @@ export class TxloopService extends EventEmitter<ServiceEvents> {
     super();
     this.options = resolveOptions(options);
     this.app = this.options.app;
-    this.logger = this.options.logger ?? defaultLogger(this.app);
+    // Every line this service logs names its app, whichever logger the user passed.
+    this.logger = (this.options.logger ?? defaultLogger()).child({ app: this.app });
     this.identity = this.options.identity || `${hostname()}/${process.pid}/${randomBytes(3).toString('hex')}`;
     this.ownsClient = !this.options.client;
     this.client = this.options.client ?? createEtcdClient(this.options.etcd);
