@@ -112,7 +112,7 @@ export const cmp = {
     return { key: enc(key), target: 'Create', result: 'Equal', create_revision: createRevision };
   },
   /** Every key under `prefix` was last modified before `revision` (so none was added or changed since). */
-  prefixUnchangedSince(prefix: string, revision: string): ICompare[] {
+  prefixUnchangedSince(prefix: string, revision: string): [ICompare, ICompare] {
     const next = (BigInt(revision) + 1n).toString();
     return [
       { key: enc(prefix), range_end: prefixEnd(prefix), target: 'Mod', result: 'Less', mod_revision: next },
@@ -296,8 +296,13 @@ export class Store {
         fannedOut: inTxn.length === links.length,
       };
       next = withEvent(next, 'Decided', `${options.outcome} by ${options.by}${options.reason ? `: ${options.reason}` : ''} (${links.length} branches)`, now);
+      // Commit pins the links as read (none added, none changed: every Try it saw succeed is still
+      // the Try it confirms). Rollback only needs none added, so Try results landing meanwhile don't
+      // make it retry.
+      const [linksUnmodified, noLinkAdded] = cmp.prefixUnchangedSince(this.keys.links(xid), revision);
+      const pinned = options.outcome === 'commit' ? [linksUnmodified, noLinkAdded] : [noLinkAdded];
       const res = await this.txn(
-        [cmp.version(global.key, 1), cmp.mod(global.key, global.modRevision), ...cmp.prefixUnchangedSince(this.keys.links(xid), revision)],
+        [cmp.version(global.key, 1), cmp.mod(global.key, global.modRevision), ...pinned],
         [op.put(global.key, next), ...inTxn.map((l) => op.put(this.keys.order(l.record.owner, xid, l.record.branchId), this.order(l.record, action, options.by, now)))],
       );
       if (res.succeeded) return { global: next, ordered: inTxn.length, total: links.length };
@@ -330,15 +335,14 @@ export class Store {
       const part = missing.slice(i, i + chunk);
       const okeys = part.map((l) => this.keys.order(l.owner, xid, l.branchId));
       // Only create orders that are still absent: a branch might already have finished and been resolved.
-      await this.txn(
+      const res = await this.txn(
         okeys.map((k) => cmp.absent(k)),
         part.map((l, j) => op.put(okeys[j]!, this.order(l, action, by, at))),
-      ).then(async (res) => {
-        if (res.succeeded) return;
-        for (const [j, l] of part.entries()) {
-          await this.txn([cmp.absent(okeys[j]!)], [op.put(okeys[j]!, this.order(l, action, by, at))]);
-        }
-      });
+      );
+      if (!res.succeeded) {
+        // Some appeared meanwhile (a participant wrote its own): create the rest one by one.
+        await Promise.all(part.map((l) => this.ensureOrder(l, action, by, at)));
+      }
     }
     const next = withEvent({ ...global.record, fannedOut: true }, 'FannedOut', `phase-2 orders written for all ${links.length} branches`);
     await this.txn([cmp.mod(global.key, global.modRevision)], [op.put(global.key, next)]);
