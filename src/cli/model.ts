@@ -8,6 +8,7 @@ import type { LeaderRecord } from '../internal/leader.js';
 import { Keys, appOfXid } from '../internal/keys.js';
 import {
   MalformedRecord,
+  parseJsonObject,
   Phase2State,
   branchStatus,
   parseBranch,
@@ -215,31 +216,19 @@ function update<T>(map: Map<string, T>, id: string, value: T | undefined): void 
   else map.set(id, value);
 }
 
-type Obj = Record<string, unknown>;
-
-function object(key: string, raw: Buffer): Obj {
-  let v: unknown;
-  try {
-    v = JSON.parse(raw.toString());
-  } catch (err) {
-    throw new MalformedRecord(key, `not JSON (${(err as Error).message})`);
-  }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new MalformedRecord(key, 'not a JSON object');
-  return v as Obj;
-}
 
 export function parseLeader(key: string, raw: Buffer): LeaderRecord {
-  const o = object(key, raw);
+  const o = parseJsonObject(key, raw);
   if (typeof o.identity !== 'string') throw new MalformedRecord(key, 'identity must be a string');
   if (typeof o.since !== 'number') throw new MalformedRecord(key, 'since must be a number');
   return o as unknown as LeaderRecord;
 }
 
 export function parseStats(key: string, raw: Buffer): ServiceStats {
-  const o = object(key, raw);
+  const o = parseJsonObject(key, raw);
   if (typeof o.identity !== 'string') throw new MalformedRecord(key, 'identity must be a string');
   if (typeof o.at !== 'number') throw new MalformedRecord(key, 'at must be a number');
-  const q = o.queues as Obj | undefined;
+  const q = o.queues as Record<string, unknown> | undefined;
   if (typeof q !== 'object' || q === null || typeof q.globals !== 'object' || typeof q.branches !== 'object') throw new MalformedRecord(key, 'queues must hold globals and branches');
   if (typeof o.phase2 !== 'object' || o.phase2 === null) throw new MalformedRecord(key, 'phase2 must be an object');
   return o as unknown as ServiceStats;

@@ -182,7 +182,8 @@ export class MalformedRecord extends Error {
 
 type Obj = Record<string, unknown>;
 
-function parseObject(key: string, raw: string | Buffer): Obj {
+/** A JSON object read from etcd, or MalformedRecord naming the key. */
+export function parseJsonObject(key: string, raw: string | Buffer): Obj {
   let value: unknown;
   try {
     value = JSON.parse(raw.toString());
@@ -190,8 +191,13 @@ function parseObject(key: string, raw: string | Buffer): Obj {
     throw new MalformedRecord(key, `not JSON (${(err as Error).message})`);
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new MalformedRecord(key, 'not a JSON object');
-  if ((value as Obj).v !== 1) throw new MalformedRecord(key, `unsupported record version ${JSON.stringify((value as Obj).v)}`);
   return value as Obj;
+}
+
+function parseObject(key: string, raw: string | Buffer): Obj {
+  const value = parseJsonObject(key, raw);
+  if (value.v !== 1) throw new MalformedRecord(key, `unsupported record version ${JSON.stringify(value.v)}`);
+  return value;
 }
 
 function str(key: string, o: Obj, field: string): string {
