@@ -1,0 +1,56 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startEtcdCluster, type EtcdCluster } from '../src/testing.js';
+import { freshNamespace, gate, harness, waitFor, type Harness } from './helpers/harness.js';
+
+let etcd: EtcdCluster;
+let h: Harness;
+
+beforeAll(async () => {
+  etcd = await startEtcdCluster({ size: 1 });
+});
+afterAll(async () => {
+  await etcd?.stop();
+});
+afterEach(async () => {
+  await h?.closeAll();
+});
+
+describe('invariant 3 across a full etcd outage', () => {
+  it('work decided before etcd went down is finished after it comes back, and the loops resume without a restart', async () => {
+    h = harness(() => etcd.endpoints, freshNamespace('outage'));
+    const release = gate();
+    const confirmed: string[] = [];
+    const p = h.service({ app: 'acct' }).resource('r', {
+      try: () => undefined,
+      confirm: async ({ branchId }) => {
+        await release.wait;
+        confirmed.push(branchId);
+      },
+      cancel: () => undefined,
+    });
+    const init = h.service({ app: 'shop' });
+    await Promise.all([p.start(), init.start()]);
+    const tx = await init.begin({ name: 'across outage', timeoutMs: 60_000 });
+    const { branchId } = await p.tryBranch(tx.context, 'r', {});
+    await tx.commit();
+
+    const member = etcd.members[0]!;
+    await member.kill('SIGKILL');
+    // The confirm finishes while etcd is down: its progress cannot be recorded yet.
+    release.open();
+    await waitFor(() => confirmed.length >= 1, { what: 'confirm ran during the outage' });
+    await expect(init.begin({ name: 'during outage', timeoutMs: 1_000 })).rejects.toThrow();
+    await new Promise((r) => setTimeout(r, 2_500)); // longer than the lease TTL: leadership is lost
+    await member.restart();
+
+    const done = await init.waitForCompletion(tx.xid, { timeoutMs: 30_000 });
+    expect(done.status).toBe('COMMITTED');
+    expect(confirmed).toContain(branchId);
+    await waitFor(() => p.isLeader() && init.isLeader(), { what: 'both services lead again', timeoutMs: 15_000 });
+
+    const after = await init.begin({ name: 'after outage', timeoutMs: 30_000 });
+    await p.tryBranch(after.context, 'r', {});
+    await after.commit();
+    expect((await init.waitForCompletion(after.xid, { timeoutMs: 15_000 })).status).toBe('COMMITTED');
+  });
+});
