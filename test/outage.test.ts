@@ -1,6 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startEtcdCluster, type EtcdCluster } from '../src/testing.js';
-import { freshNamespace, gate, harness, waitFor, type Harness } from './helpers/harness.js';
+import { TxloopService } from '../src/index.js';
+import { freshNamespace, gate, harness, quietLogger, waitFor, type Harness } from './helpers/harness.js';
 
 let etcd: EtcdCluster;
 let h: Harness;
@@ -53,4 +54,21 @@ describe('invariant 3 across a full etcd outage', () => {
     await after.commit();
     expect((await init.waitForCompletion(after.xid, { timeoutMs: 15_000 })).status).toBe('COMMITTED');
   });
+
+  it('a hung (SIGSTOPped) etcd fails calls after etcd.requestTimeoutMs instead of hanging them', async () => {
+    const ns = freshNamespace('hung');
+    h = harness(() => etcd.endpoints, ns);
+    const init = new TxloopService({ app: 'shop', namespace: ns, logger: quietLogger, etcd: { endpoints: etcd.endpoints, requestTimeoutMs: 500 } });
+    const member = etcd.members[0]!;
+    try {
+      await init.begin({ name: 'warm up the connection', timeoutMs: 5_000 });
+      await member.kill('SIGSTOP');
+      // Without a request deadline this call never settles and the test times out.
+      const err = await init.begin({ name: 'while hung', timeoutMs: 5_000 }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(Error);
+    } finally {
+      member.resume();
+      await init.close();
+    }
+  }, 20_000);
 });

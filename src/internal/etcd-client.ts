@@ -4,7 +4,14 @@ import { defaultEndpoints, validateEndpoints, type EtcdConnectionOptions } from 
 
 export function createEtcdClient(options: EtcdConnectionOptions = {}): Etcd3 {
   const hosts = options.endpoints ? validateEndpoints(options.endpoints) : defaultEndpoints();
-  const config: IOptions = { hosts, dialTimeout: options.dialTimeoutMs ?? 5_000 };
+  const requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
+  const config: IOptions = {
+    hosts,
+    dialTimeout: options.dialTimeoutMs ?? 5_000,
+    // A hung etcd (partitioned, paused) must not hang calls forever; streams (watch, keep-alive)
+    // are long-lived by design and get no deadline.
+    defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + requestTimeoutMs }),
+  };
   if (options.credentials) config.credentials = options.credentials;
   if (options.auth) config.auth = { username: options.auth.username, password: options.auth.password };
   return new Etcd3(config);

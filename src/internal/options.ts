@@ -18,6 +18,8 @@ export interface EtcdConnectionOptions {
   auth?: { username: string; password: string };
   /** @default 5_000 */
   dialTimeoutMs?: number;
+  /** Deadline of each etcd request (not of watch or keep-alive streams). @default 10_000 */
+  requestTimeoutMs?: number;
 }
 
 export interface ServiceOptions {
@@ -111,6 +113,11 @@ export function resolveOptions(options: ServiceOptions): ResolvedOptions {
   };
   if (resolved.retryMaxMs < resolved.retryBaseMs) throw new ValidationError('retryMaxMs', 'must be at least retryBaseMs');
   if (options.etcd?.endpoints !== undefined) validateEndpoints(options.etcd.endpoints);
+  if (options.etcd) {
+    const e = options.etcd as unknown as Record<string, unknown>;
+    positiveInt(e, 'requestTimeoutMs', 0, 1);
+    positiveInt(e, 'dialTimeoutMs', 0, 1);
+  }
   return resolved;
 }
 
