@@ -110,4 +110,18 @@ describe('invariant 10: no single service blocks recovery', () => {
     expect(view.status).toBe('COMMITTING');
     expect(view.branches.every((b) => b.state === 'DONE' && b.action === 'confirm')).toBe(true);
   });
+
+  it("a participant never rolls back before the global's own deadline, even if the Try carried an earlier one", async () => {
+    setup('early-deadline');
+    const cancels: string[] = [];
+    const p = h.service({ app: 'acct', graceMs: 100, maxTxnOps: MAX_TXN_OPS }).resource('r', { ...noop, cancel: ({ branchId }) => void cancels.push(branchId) });
+    await p.start();
+    const init = h.service({ app: 'shop', maxTxnOps: MAX_TXN_OPS }); // no leader: only the participant could act
+    const tx = await init.begin({ name: 'x', timeoutMs: 30_000 });
+    await p.tryBranch({ xid: tx.xid, deadline: Date.now() + 100 }, 'r', {});
+    await new Promise((r) => setTimeout(r, 800)); // well past the carried deadline + grace
+    expect((await init.get(tx.xid)).status).toBe('TRYING');
+    expect(cancels).toEqual([]);
+    await tx.commit();
+  });
 });

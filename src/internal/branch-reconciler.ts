@@ -189,6 +189,9 @@ async function waitForDecision(deps: ReconcileDeps, branch: BranchRecord, log: L
     action = Action.CANCEL;
     log.warn('global record is gone while this branch waits for a decision; cancelling');
   } else if (global.record.status === GlobalStatus.TRYING) {
+    // The branch's deadline came with the Try call; the global's own deadline is the one that counts.
+    const globalDue = global.record.deadline + options.graceMs;
+    if (now < globalDue) return { requeueAfterMs: globalDue - now };
     try {
       const decided = await store.decide(branch.xid, { outcome: 'rollback', by: `participant:${app}`, reason: `deadline + ${options.graceMs}ms grace passed and the initiator had not decided` });
       deps.onDecided(decided.global);
