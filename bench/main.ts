@@ -3,7 +3,7 @@
  * rate, measured in one run on one throwaway etcd.
  *
  *   npm run bench -- [--tx 2000] [--concurrency 16] [--raw-ops 10000] [--warmup 100]
- *                    [--workers 8] [--pipelined] [--json] [--verbose]
+ *                    [--workers 8] [--pipelined] [--also-concurrency 64] [--json] [--verbose]
  *
  * Phases, in order, all on the same etcd and the same etcd3 client:
  *  0. warm-up: raw Txns and --warmup TCC transactions, not measured;
@@ -15,8 +15,16 @@
  *     next (closed loop: at most C transactions in flight, phase 2 included); --pipelined starts the
  *     next one as soon as commit() returns (phase 2 then overlaps, unbounded);
  *  3. raw, second half (so drift between phases shows as before/after figures);
- *  4. history replay (after the clocks stopped): every revision of the TCC window, classified by what
- *     the Txn wrote, for the writes-per-transaction breakdown.
+ *  4. only with --also-concurrency N: --tx more TCC transactions at concurrency N, then --raw-ops/2
+ *     raw Txns at N, for a side-by-side row (group commit batches more when more is in flight);
+ *  5. history replay (after the clocks stopped): every revision of each TCC window, split into the
+ *     logical write Txns it carried, for the writes-per-transaction breakdown.
+ *
+ * Group commit (src/internal/txn-batcher.ts): every store Txn goes through a per-service batcher, and
+ * Txns submitted while one RPC is in flight go out together as the nested Txns of one outer Txn with
+ * no compares. So three figures differ: logical write Txns (what the SDK asks for: 9 per committed
+ * 2-branch transaction), etcd revisions (raft writes: one per outer Txn that wrote something, however
+ * many nested Txns it carried) and RPCs. The raw Txns go straight to the client, never batched.
  *
  * All three services (initiator `orders`, participants `bank-a` and `bank-b`, no-op handlers) live in
  * this process and share one etcd3 client, so on a small machine this process's CPU, not etcd, is
@@ -26,12 +34,12 @@
  */
 import { availableParallelism, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
-import { Etcd3, type IRequestOp, type ICompare } from 'etcd3';
+import { Etcd3, type IRequestOp, type ICompare, type ITxnRequest } from 'etcd3';
 import { pino } from 'pino';
 import { TxloopService, GlobalStatus } from '../src/index.js';
 import { Keys, DEFAULT_NAMESPACE, prefixEnd } from '../src/internal/keys.js';
 import { startEtcd, type EtcdServer } from '../src/testing.js';
-import { replay, type TxnSummary } from './history.js';
+import { BACKGROUND, replay, type RevisionSummary } from './history.js';
 import { LogTally, PhaseClock, fmt, round, summarize, table, type LatencySummary } from './stats.js';
 
 const USAGE = `usage: npm run bench -- [options]
@@ -41,6 +49,9 @@ const USAGE = `usage: npm run bench -- [options]
   --warmup N         unmeasured TCC transactions first (default 100)
   --workers N        phase-2 workers per service (ServiceOptions.concurrency; default: the SDK's, 8)
   --pipelined        don't wait for completion before the next begin (phase 2 overlaps, unbounded)
+  --also-concurrency N
+                     after the main run, --tx more TCC transactions (and --raw-ops/2 raw Txns) at
+                     concurrency N, printed side by side (off by default; try 64)
   --json             print only the JSON line
   --verbose          pass the services' log lines (level $TXLOOP_LOG_LEVEL, default warn) to stderr
   --help`;
@@ -52,6 +63,7 @@ interface Args {
   warmup: number;
   workers: number | undefined;
   pipelined: boolean;
+  alsoConcurrency: number | undefined;
   jsonOnly: boolean;
   verbose: boolean;
 }
@@ -65,6 +77,7 @@ function parse(): Args {
       warmup: { type: 'string' },
       workers: { type: 'string' },
       pipelined: { type: 'boolean', default: false },
+      'also-concurrency': { type: 'string' },
       json: { type: 'boolean', default: false },
       verbose: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
@@ -88,46 +101,115 @@ function parse(): Args {
     warmup: int('warmup', values.warmup, 100, 0),
     workers: values.workers === undefined ? undefined : int('workers', values.workers, 8, 1),
     pipelined: values.pipelined ?? false,
+    alsoConcurrency: values['also-concurrency'] === undefined ? undefined : int('also-concurrency', values['also-concurrency'], 64, 1),
     jsonOnly: values.json ?? false,
     verbose: values.verbose ?? false,
   };
 }
 
+/** Counts since the start, or (after `diff`) over one phase. */
+interface RpcCounts {
+  /** Txn RPCs sent (outer requests: a batch of nested Txns counts once). */
+  txnRpcs: number;
+  /** Of those, outer Txns carrying nested Txns (group commit batches). */
+  batchedRpcs: number;
+  /** Txn RPCs that failed (the batcher then resends each nested Txn alone, counted again). */
+  failedRpcs: number;
+  /** Logical Txns that got an answer: nested ones counted one by one, plus unbatched ones. */
+  logicalWrite: number;
+  logicalReadOnly: number;
+  /** Range RPCs (Store.range pages, getRaw). */
+  range: number;
+  /** Batch sizes seen: nested Txns per batched RPC → count. */
+  batchSizes: Record<string, number>;
+  /** Logical write Txns whose compares failed, by what they tried to write. */
+  conflicts: Record<string, number>;
+}
+
 /**
- * Counts the etcd RPCs the services make through the shared client (reads cost etcd too), and the
- * write Txns whose compares failed (conflicts), by what they tried to write.
+ * Counts the etcd RPCs the services make through the shared client (reads cost etcd too) and the
+ * logical Txns inside them. Group commit sends concurrent store Txns as the nested Txns
+ * (`request_txn`) of one outer Txn with no compares, which always "succeeds": each nested Txn is
+ * classified and counted on its own, and a conflict is a nested `response_txn.succeeded === false`.
  */
 class RpcCounter {
-  txnWrite = 0;
-  txnReadOnly = 0;
-  range = 0;
-  readonly conflicts = new Map<string, number>();
+  private readonly counts: RpcCounts = { txnRpcs: 0, batchedRpcs: 0, failedRpcs: 0, logicalWrite: 0, logicalReadOnly: 0, range: 0, batchSizes: {}, conflicts: {} };
 
-  constructor(client: Etcd3, keys: Keys) {
+  constructor(
+    client: Etcd3,
+    private readonly keys: Keys,
+  ) {
     const kv = client.kv;
     const txn = kv.txn.bind(kv);
     const range = kv.range.bind(kv);
+    const c = this.counts;
     kv.txn = async (req, options) => {
-      const success = (req.success ?? []) as IRequestOp[];
-      const writes = success.some((o) => o.request_put || o.request_delete_range || o.request_txn);
-      if (writes) this.txnWrite++;
-      else this.txnReadOnly++;
-      const res = await txn(req, options);
-      if (writes && !res.succeeded) {
-        const what = [...new Set(success.map((o) => (o.request_put ? `put ${keys.parse(String(o.request_put.key ?? ""))?.kind ?? 'other'}` : o.request_delete_range ? 'delete' : 'txn')))].join('+');
-        this.conflicts.set(what, (this.conflicts.get(what) ?? 0) + 1);
+      c.txnRpcs++;
+      const nested = nestedTxns(req);
+      if (nested) {
+        c.batchedRpcs++;
+        c.batchSizes[nested.length] = (c.batchSizes[nested.length] ?? 0) + 1;
       }
+      let res;
+      try {
+        res = await txn(req, options);
+      } catch (err) {
+        c.failedRpcs++;
+        throw err;
+      }
+      if (nested) nested.forEach((n, i) => this.logical(n, res.responses[i]?.response_txn?.succeeded));
+      else this.logical(req, res.succeeded);
       return res;
     };
     kv.range = (req, options) => {
-      this.range++;
+      c.range++;
       return range(req, options);
     };
   }
 
-  snapshot(): { txnWrite: number; txnReadOnly: number; range: number; conflicts: Record<string, number> } {
-    return { txnWrite: this.txnWrite, txnReadOnly: this.txnReadOnly, range: this.range, conflicts: Object.fromEntries(this.conflicts) };
+  private logical(req: ITxnRequest, succeeded: boolean | undefined): void {
+    const success = (req.success ?? []) as IRequestOp[];
+    const writes = success.some((o) => o.request_put || o.request_delete_range || o.request_txn);
+    if (!writes) {
+      this.counts.logicalReadOnly++;
+      return;
+    }
+    this.counts.logicalWrite++;
+    if (succeeded === false) {
+      const what = [
+        ...new Set(success.map((o) => (o.request_put ? `put ${this.keys.parse(String(o.request_put.key ?? ''))?.kind ?? 'other'}` : o.request_delete_range ? 'delete' : 'txn'))),
+      ].join('+');
+      this.counts.conflicts[what] = (this.counts.conflicts[what] ?? 0) + 1;
+    }
   }
+
+  snapshot(): RpcCounts {
+    return structuredClone(this.counts);
+  }
+
+  /** What happened between two snapshots. */
+  static diff(a: RpcCounts, b: RpcCounts): RpcCounts {
+    const sub = (x: Record<string, number>, y: Record<string, number>): Record<string, number> =>
+      Object.fromEntries(Object.entries(y).map(([k, n]) => [k, n - (x[k] ?? 0)]).filter(([, n]) => Number(n) > 0));
+    return {
+      txnRpcs: b.txnRpcs - a.txnRpcs,
+      batchedRpcs: b.batchedRpcs - a.batchedRpcs,
+      failedRpcs: b.failedRpcs - a.failedRpcs,
+      logicalWrite: b.logicalWrite - a.logicalWrite,
+      logicalReadOnly: b.logicalReadOnly - a.logicalReadOnly,
+      range: b.range - a.range,
+      batchSizes: sub(a.batchSizes, b.batchSizes),
+      conflicts: sub(a.conflicts, b.conflicts),
+    };
+  }
+}
+
+/** The nested Txns of a group-commit batch (an outer Txn of only `request_txn` ops, no compares), or undefined. */
+function nestedTxns(req: ITxnRequest): ITxnRequest[] | undefined {
+  const success = req.success ?? [];
+  if ((req.compare ?? []).length > 0 || (req.failure ?? []).length > 0 || success.length === 0) return undefined;
+  if (!success.every((o) => o.request_txn)) return undefined;
+  return success.map((o) => o.request_txn!);
 }
 
 /** Transaction records (globals, links, branches, orders: not leader/stats keys) stored now, read page by page. */
@@ -219,10 +301,11 @@ interface TccResult {
   commitCallMs: LatencySummary;
   decisionToCompletionMs: LatencySummary;
   beginToCompletionMs: LatencySummary;
+  /** etcd revisions (raft writes) during the run: revision after − before. */
   revisions: number;
   benchCpu: number;
   etcdCpu: number | undefined;
-  rpcs: { txnWrite: number; txnReadOnly: number; range: number; conflicts: Record<string, number> };
+  rpcs: RpcCounts;
 }
 
 class Bench {
@@ -290,11 +373,11 @@ class Bench {
     await Promise.allSettled(this.services.map((s) => s.close()));
   }
 
-  /** Runs `count` transactions; returns per-transaction timings (ms). */
-  async run(count: number): Promise<{ beginToCommit: number[]; commitCall: number[]; decisionToCompletion: number[]; beginToCompletion: number[] }> {
+  /** Runs `count` transactions, `concurrency` at a time; returns per-transaction timings (ms). */
+  async run(count: number, concurrency: number): Promise<{ beginToCommit: number[]; commitCall: number[]; decisionToCompletion: number[]; beginToCompletion: number[] }> {
     const out = { beginToCommit: [] as number[], commitCall: [] as number[], decisionToCompletion: [] as number[], beginToCompletion: [] as number[] };
     const pending: Promise<void>[] = [];
-    await runWorkers(count, this.args.concurrency, async (i) => {
+    await runWorkers(count, concurrency, async (i) => {
       const t0 = performance.now();
       const tx = await this.initiator.begin({ name: `bench ${i}`, timeoutMs: 120_000 });
       const completed = new Promise<GlobalStatus>((resolve) => {
@@ -326,11 +409,18 @@ class Bench {
   }
 }
 
-async function tccPhase(bench: Bench, client: Etcd3, rpc: RpcCounter, count: number, etcdPid: number | undefined): Promise<TccResult & { from: string; to: string }> {
+async function tccPhase(
+  bench: Bench,
+  client: Etcd3,
+  rpc: RpcCounter,
+  count: number,
+  concurrency: number,
+  etcdPid: number | undefined,
+): Promise<TccResult & { from: string; to: string }> {
   const from = await currentRevision(client);
   const rpc0 = rpc.snapshot();
   const clock = new PhaseClock(etcdPid);
-  const t = await withTimeout(bench.run(count), 600_000, `the ${count} transactions did not all complete within 10 minutes`);
+  const t = await withTimeout(bench.run(count, concurrency), 600_000, `the ${count} transactions did not all complete within 10 minutes`);
   const { seconds, benchCpu, etcdCpu } = clock.stop();
   const rpc1 = rpc.snapshot();
   const to = await currentRevision(client);
@@ -346,27 +436,88 @@ async function tccPhase(bench: Bench, client: Etcd3, rpc: RpcCounter, count: num
     revisions,
     benchCpu,
     etcdCpu,
-    rpcs: {
-      txnWrite: rpc1.txnWrite - rpc0.txnWrite,
-      txnReadOnly: rpc1.txnReadOnly - rpc0.txnReadOnly,
-      range: rpc1.range - rpc0.range,
-      conflicts: Object.fromEntries(Object.entries(rpc1.conflicts).map(([k, n]) => [k, n - (rpc0.conflicts[k] ?? 0)]).filter(([, n]) => Number(n) > 0)),
-    },
+    rpcs: RpcCounter.diff(rpc0, rpc1),
     from,
     to,
   };
 }
 
-function breakdown(txns: TxnSummary[], tx: number): { kind: string; txns: number; perTx: number; opsPerTxn: number; bytesPerTx: number }[] {
-  const by = new Map<string, { txns: number; ops: number; bytes: number }>();
-  for (const t of txns) {
-    const e = by.get(t.kind) ?? { txns: 0, ops: 0, bytes: 0 };
-    e.txns++;
-    e.ops += t.ops;
-    e.bytes += t.bytes;
-    by.set(t.kind, e);
+interface KindRow {
+  kind: string;
+  writes: number;
+  perTx: number;
+  opsPerTxn: number;
+  bytesPerTx: number;
+}
+
+/** What one TCC run cost etcd: logical writes by kind (history), revisions, RPCs; all per transaction too. */
+interface Figures {
+  rows: KindRow[];
+  /** Logical write Txns of the transactions (background excluded) that took effect. */
+  txWrites: number;
+  txBytes: number;
+  backgroundWrites: number;
+  /** Revisions that carried only background writes, and revisions carrying ≥ 2 logical writes. */
+  backgroundOnlyRevisions: number;
+  batchedRevisions: number;
+  /** Revisions (after − before), and those carrying some transaction write. */
+  revisions: number;
+  txRevisions: number;
+  writesPerTx: number;
+  txWritesPerTx: number;
+  logicalWriteTxnsPerTx: number;
+  /** Transaction write Txns per revision carrying them. */
+  writesPerRevision: number;
+  /** All RPCs counted (Txn + Range) per transaction, and logical Txns per Txn RPC. */
+  rpcsPerTx: number;
+  logicalTxnsPerTxnRpc: number;
+  meanBatch: number;
+  largestBatch: number;
+}
+
+function figures(tcc: TccResult, revisions: RevisionSummary[]): Figures {
+  const by = new Map<string, { writes: number; ops: number; bytes: number }>();
+  let backgroundOnlyRevisions = 0;
+  let batchedRevisions = 0;
+  for (const r of revisions) {
+    if (r.writes.every((w) => BACKGROUND.has(w.kind))) backgroundOnlyRevisions++;
+    if (r.writes.length > 1) batchedRevisions++;
+    for (const w of r.writes) {
+      const e = by.get(w.kind) ?? { writes: 0, ops: 0, bytes: 0 };
+      e.writes++;
+      e.ops += w.ops;
+      e.bytes += w.bytes;
+      by.set(w.kind, e);
+    }
   }
-  return [...by.entries()].map(([kind, e]) => ({ kind, txns: e.txns, perTx: round(e.txns / tx, 3), opsPerTxn: round(e.ops / e.txns, 2), bytesPerTx: round(e.bytes / tx, 0) }));
+  const tx = tcc.tx;
+  const rows = [...by.entries()].map(([kind, e]) => ({ kind, writes: e.writes, perTx: e.writes / tx, opsPerTxn: e.ops / e.writes, bytesPerTx: e.bytes / tx }));
+  const background = [...by.entries()].filter(([k]) => BACKGROUND.has(k as never));
+  const backgroundWrites = background.reduce((s, [, e]) => s + e.writes, 0);
+  const txWrites = [...by.values()].reduce((s, e) => s + e.writes, 0) - backgroundWrites;
+  const txBytes = [...by.values()].reduce((s, e) => s + e.bytes, 0) - background.reduce((s, [, e]) => s + e.bytes, 0);
+  const txRevisions = tcc.revisions - backgroundOnlyRevisions;
+  const r = tcc.rpcs;
+  const batched = Object.entries(r.batchSizes).map(([size, n]) => [Number(size), n] as const);
+  const nestedInBatches = batched.reduce((s, [size, n]) => s + size * n, 0);
+  return {
+    rows,
+    txWrites,
+    txBytes,
+    backgroundWrites,
+    backgroundOnlyRevisions,
+    batchedRevisions,
+    revisions: tcc.revisions,
+    txRevisions,
+    writesPerTx: tcc.revisions / tx,
+    txWritesPerTx: txRevisions / tx,
+    logicalWriteTxnsPerTx: txWrites / tx,
+    writesPerRevision: txRevisions > 0 ? txWrites / txRevisions : Number.NaN,
+    rpcsPerTx: (r.txnRpcs + r.range) / tx,
+    logicalTxnsPerTxnRpc: r.txnRpcs > 0 ? (r.logicalWrite + r.logicalReadOnly) / r.txnRpcs : Number.NaN,
+    meanBatch: r.batchedRpcs > 0 ? nestedInBatches / r.batchedRpcs : Number.NaN,
+    largestBatch: batched.reduce((m, [size]) => Math.max(m, size), 0),
+  };
 }
 
 function nullIfNaN(n: number): number | null {
@@ -391,12 +542,14 @@ async function main(): Promise<void> {
   };
   let etcd: EtcdServer | undefined;
   let client: Etcd3 | undefined;
+  let historyClient: Etcd3 | undefined;
   let bench: Bench | undefined;
   let stopping: Promise<void> | undefined;
   const cleanup = (): Promise<void> =>
     (stopping ??= (async () => {
       await bench?.close();
       client?.close();
+      historyClient?.close();
       await etcd?.stop();
     })());
   const onSignal = (sig: NodeJS.Signals): void => {
@@ -421,7 +574,7 @@ async function main(): Promise<void> {
 
     say(`warming up (${args.warmup} TCC transactions, ${Math.min(2000, args.rawOps)} raw Txns)…`);
     await rawPhase(client, Math.min(2000, args.rawOps), args.concurrency, pid, 'warmup');
-    if (args.warmup > 0) await bench.run(args.warmup);
+    if (args.warmup > 0) await bench.run(args.warmup, args.concurrency);
 
     // The raw rate is measured in two halves, before and after the TCC run, so that drift (other
     // load on the machine, etcd's growing keyspace) shows up instead of skewing the ratio unseen.
@@ -431,25 +584,37 @@ async function main(): Promise<void> {
 
     say(`TCC: ${args.tx} transactions at concurrency ${args.concurrency}${args.pipelined ? ' (pipelined)' : ''}…`);
     logs.reset();
-    const tcc = await tccPhase(bench, client, rpc, args.tx, pid);
+    const tcc = await tccPhase(bench, client, rpc, args.tx, args.concurrency, pid);
     const warnings = logs.entries();
 
     say(`raw etcd Txns: ${args.rawOps - firstHalf} at concurrency ${args.concurrency}…`);
     const rawAfter = args.rawOps - firstHalf > 0 ? await rawPhase(client, args.rawOps - firstHalf, args.concurrency, pid, 'after') : rawBefore;
     const raw = combineRaw(rawBefore, rawAfter);
 
-    say('replaying etcd history of the TCC run…');
-    const { txns, complete } = await replay(client, keys, tcc.from, tcc.to);
-    const rows = breakdown(txns, args.tx);
+    // Optional: the same again at a higher concurrency, where group commit has more to batch.
+    let also: { tcc: TccResult & { from: string; to: string }; raw: RawResult; concurrency: number } | undefined;
+    if (args.alsoConcurrency !== undefined) {
+      const c = args.alsoConcurrency;
+      say(`TCC: ${args.tx} transactions at concurrency ${c}${args.pipelined ? ' (pipelined)' : ''}…`);
+      const t = await tccPhase(bench, client, rpc, args.tx, c, pid);
+      say(`raw etcd Txns: ${firstHalf} at concurrency ${c}…`);
+      also = { tcc: t, raw: await rawPhase(client, firstHalf, c, pid, 'also'), concurrency: c };
+    }
+
+    say(`replaying etcd history of the TCC run${also ? 's' : ''}…`);
+    // A client of its own: the history comes in big responses (see replay()), and they must not
+    // share a watch stream with the services' informers.
+    historyClient = new Etcd3({ hosts: etcd.endpoints, grpcOptions: { 'grpc.max_receive_message_length': 256 * 1024 * 1024 } });
+    const history = await replay(historyClient, keys, tcc.from, tcc.to);
+    const f = figures(tcc, history.revisions);
+    const alsoHistory = also ? await replay(historyClient, keys, also.tcc.from, also.tcc.to) : undefined;
+    const alsoFigures = also && alsoHistory ? figures(also.tcc, alsoHistory.revisions) : undefined;
     // Everything the finished transactions leave in etcd until retention collects it (warm-up included).
     const stored = await storedRecords(client, keys);
-    const finished = args.tx + args.warmup;
+    const finished = args.tx + args.warmup + (also ? args.tx : 0);
     const retainedPerTx = { keys: stored.keys / finished, bytes: stored.bytes / finished };
-    const background = rows.filter((r) => r.kind.includes('background')).reduce((s, r) => s + r.txns, 0);
-    const writesPerTx = tcc.revisions / args.tx;
-    const txWritesPerTx = (tcc.revisions - background) / args.tx;
     const ratio = tcc.perSecond / raw.perSecond;
-    const rpcPerTx = { txnWrite: tcc.rpcs.txnWrite / args.tx, txnReadOnly: tcc.rpcs.txnReadOnly / args.tx, range: tcc.rpcs.range / args.tx };
+    const per = (n: number): number => round(n / args.tx, 3);
 
     const result = {
       bench: 'txloop-tcc-2branch',
@@ -473,20 +638,57 @@ async function main(): Promise<void> {
         etcdCpu: tcc.etcdCpu === undefined ? null : round(tcc.etcdCpu, 2),
       },
       ratioTccToRaw: round(ratio, 4),
-      writesPerTx: round(writesPerTx, 3),
-      txWritesPerTx: round(txWritesPerTx, 3),
-      backgroundWrites: background,
-      etcdRpcPerTx: { txnWrite: round(rpcPerTx.txnWrite, 3), txnReadOnly: round(rpcPerTx.txnReadOnly, 3), range: round(rpcPerTx.range, 3) },
+      /** etcd revisions (raft writes) per transaction: (revision after − before) ÷ tx, background included. */
+      writesPerTx: round(f.writesPerTx, 3),
+      /** The same, without revisions that carried only background writes. */
+      txWritesPerTx: round(f.txWritesPerTx, 3),
+      /** Logical write Txns of the transactions that took effect (from the history), per transaction. */
+      logicalWriteTxnsPerTx: round(f.logicalWriteTxnsPerTx, 3),
+      logicalWriteTxnsPerRevision: nullIfNaN(round(f.writesPerRevision, 2)),
+      /** Txn + Range RPCs through the shared client per transaction. */
+      rpcsPerTx: round(f.rpcsPerTx, 3),
+      backgroundWrites: f.backgroundWrites,
+      backgroundOnlyRevisions: f.backgroundOnlyRevisions,
+      etcdRpcPerTx: {
+        txn: per(tcc.rpcs.txnRpcs),
+        txnBatched: per(tcc.rpcs.batchedRpcs),
+        range: per(tcc.rpcs.range),
+        logicalWriteTxns: per(tcc.rpcs.logicalWrite),
+        logicalReadOnlyTxns: per(tcc.rpcs.logicalReadOnly),
+      },
+      logicalTxnsPerTxnRpc: nullIfNaN(round(f.logicalTxnsPerTxnRpc, 2)),
+      batches: { rpcs: tcc.rpcs.batchedRpcs, meanSize: nullIfNaN(round(f.meanBatch, 2)), largest: f.largestBatch, failedRpcs: tcc.rpcs.failedRpcs },
       failedWriteTxns: tcc.rpcs.conflicts,
       retainedPerTx: { keys: round(retainedPerTx.keys, 2), bytes: round(retainedPerTx.bytes, 0) },
-      writeBreakdown: Object.fromEntries(rows.map((r) => [r.kind, { perTx: r.perTx, opsPerTxn: r.opsPerTxn, bytesPerTx: r.bytesPerTx }])),
-      historyComplete: complete,
+      writeBreakdown: Object.fromEntries(f.rows.map((r) => [r.kind, { writeTxns: r.writes, perTx: round(r.perTx, 3), opsPerTxn: round(r.opsPerTxn, 2), bytesPerTx: round(r.bytesPerTx, 0) }])),
+      historyComplete: history.complete,
       sdkWarningsDuringRun: Object.fromEntries(warnings),
+      alsoAt:
+        also && alsoFigures
+          ? {
+              concurrency: also.concurrency,
+              tx: also.tcc.tx,
+              seconds: round(also.tcc.seconds, 3),
+              txPerSec: round(also.tcc.perSecond, 1),
+              rawTxnPerSec: round(also.raw.perSecond, 1),
+              ratioTccToRaw: round(also.tcc.perSecond / also.raw.perSecond, 4),
+              beginToCompletionMs: also.tcc.beginToCompletionMs,
+              benchCpu: nullIfNaN(round(also.tcc.benchCpu, 2)),
+              etcdCpu: also.tcc.etcdCpu === undefined ? null : round(also.tcc.etcdCpu, 2),
+              writesPerTx: round(alsoFigures.writesPerTx, 3),
+              logicalWriteTxnsPerTx: round(alsoFigures.logicalWriteTxnsPerTx, 3),
+              rpcsPerTx: round(alsoFigures.rpcsPerTx, 3),
+              logicalTxnsPerTxnRpc: nullIfNaN(round(alsoFigures.logicalTxnsPerTxnRpc, 2)),
+              failedWriteTxns: also.tcc.rpcs.conflicts,
+              historyComplete: alsoHistory?.complete ?? false,
+            }
+          : null,
     };
 
     if (!args.jsonOnly) {
       const ms = (l: LatencySummary): [string, string, string] => [fmt(l.p50, 2), fmt(l.p99, 2), fmt(l.max, 2)];
       const cpu = (benchCpu: number, etcdCpu: number | undefined): string => `bench ${fmt(benchCpu * 100, 0)}% · etcd ${etcdCpu === undefined ? 'n/a' : `${fmt(etcdCpu * 100, 0)}%`}`;
+      const r = tcc.rpcs;
       console.log('');
       console.log(
         `txloop bench — etcd ${etcdVersion}, Node ${process.version}, ${result.cpus} CPUs (load average ${fmt(loadAtStart, 2)} at start), ` +
@@ -514,29 +716,84 @@ async function main(): Promise<void> {
         ]),
       );
       console.log('');
+      const background = f.rows.filter((row) => BACKGROUND.has(row.kind as never));
       console.log(
         table([
-          ['ETCD WRITES DURING THE TCC RUN', 'TXNS', 'PER TX', 'OPS/TXN', 'BYTES/TX'],
-          ...rows.map((r) => [r.kind, r.txns, fmt(r.perTx, 3), fmt(r.opsPerTxn, 2), String(r.bytesPerTx)]),
-          ['total (revision after − before)', tcc.revisions, fmt(writesPerTx, 3), '', String(rows.reduce((s, r) => s + r.bytesPerTx, 0))],
-          ['  of which transaction writes', tcc.revisions - background, fmt(txWritesPerTx, 3), '', ''],
+          ['LOGICAL WRITE TXNS DURING THE TCC RUN', 'WRITE TXNS', 'PER TX', 'OPS/TXN', 'BYTES/TX'],
+          ...f.rows.filter((row) => !BACKGROUND.has(row.kind as never)).map((row) => [row.kind, row.writes, fmt(row.perTx, 3), fmt(row.opsPerTxn, 2), fmt(row.bytesPerTx, 0)]),
+          ['transaction writes (sum)', f.txWrites, fmt(f.logicalWriteTxnsPerTx, 3), '', fmt(f.txBytes / args.tx, 0)],
+          ...background.map((row) => [row.kind, row.writes, fmt(row.perTx, 3), fmt(row.opsPerTxn, 2), fmt(row.bytesPerTx, 0)]),
         ]),
       );
       console.log('');
       console.log(
-        `etcd RPCs per tx through the shared client: ${fmt(rpcPerTx.txnWrite, 2)} write Txns, ${fmt(rpcPerTx.txnReadOnly, 2)} read-only Txns, ${fmt(rpcPerTx.range, 2)} Ranges` +
-          ` (leases and watches not counted).`,
+        table([
+          ['ETCD REVISIONS (RAFT WRITES) DURING THE TCC RUN', 'REVISIONS', 'PER TX'],
+          ['etcd writes: revision after − before', f.revisions, fmt(f.writesPerTx, 3)],
+          ['  carrying transaction writes', f.txRevisions, fmt(f.txWritesPerTx, 3)],
+          ['    of which ≥ 2 logical writes (group commit)', f.batchedRevisions, fmt(f.batchedRevisions / args.tx, 3)],
+          ['  background writes only', f.backgroundOnlyRevisions, fmt(f.backgroundOnlyRevisions / args.tx, 3)],
+          ['transaction write Txns per revision carrying them', '', fmt(f.writesPerRevision, 2)],
+        ]),
       );
+      console.log('');
+      console.log(
+        table([
+          ['ETCD REQUESTS THROUGH THE SHARED CLIENT', 'COUNT', 'PER TX'],
+          ['all RPCs (Txn + Range)', r.txnRpcs + r.range, fmt(f.rpcsPerTx, 3)],
+          ['  Txn RPCs (a batch counts once)', r.txnRpcs, fmt(r.txnRpcs / args.tx, 3)],
+          [`    of which batches (mean ${fmt(f.meanBatch, 2)}, largest ${f.largestBatch} nested Txns)`, r.batchedRpcs, fmt(r.batchedRpcs / args.tx, 3)],
+          ['  Range RPCs', r.range, fmt(r.range / args.tx, 3)],
+          ['logical Txns: write', r.logicalWrite, fmt(r.logicalWrite / args.tx, 3)],
+          ['  of which failed their compares', Object.values(r.conflicts).reduce((s, n) => s + n, 0), ''],
+          ['logical Txns: read-only', r.logicalReadOnly, fmt(r.logicalReadOnly / args.tx, 3)],
+          ['logical Txns per Txn RPC', '', fmt(f.logicalTxnsPerTxnRpc, 2)],
+        ]),
+      );
+      if (also && alsoFigures && result.alsoAt) {
+        const row = (c: number, t: TccResult, rawPerSecond: number, g: Figures): string[] => [
+          String(c),
+          fmt(t.perSecond, 1),
+          fmt(rawPerSecond, 0),
+          fmt(t.perSecond / rawPerSecond, 4),
+          `${fmt(t.beginToCompletionMs.p50, 1)} / ${fmt(t.beginToCompletionMs.p99, 1)}`,
+          fmt(g.writesPerTx, 3),
+          fmt(g.logicalWriteTxnsPerTx, 3),
+          fmt(g.rpcsPerTx, 3),
+          fmt(g.logicalTxnsPerTxnRpc, 2),
+          cpu(t.benchCpu, t.etcdCpu),
+        ];
+        console.log('');
+        console.log(
+          table([
+            ['CONCURRENCY', 'TX/S', 'RAW TXN/S', 'RATIO', 'BEGIN→COMPLETED P50 / P99 MS', 'REVISIONS/TX', 'WRITE TXNS/TX', 'RPCS/TX', 'TXNS/RPC', 'CPU'],
+            row(args.concurrency, tcc, raw.perSecond, f),
+            row(also.concurrency, also.tcc, also.raw.perSecond, alsoFigures),
+          ]),
+        );
+      }
+      console.log('');
       console.log(
         `Kept in etcd per finished transaction until retention (${fmt(retainedPerTx.keys, 2)} keys, ${fmt(retainedPerTx.bytes / 1024, 1)} KiB): ` +
           `the services' informers cache all of it and relist it on every resync.`,
       );
-      const conflicts = Object.entries(tcc.rpcs.conflicts);
-      if (conflicts.length > 0) console.log(`Write Txns that failed their compare (conflicts, retried by the SDK): ${conflicts.map(([k, n]) => `${n} × ${k}`).join(', ')}.`);
+      const conflicts = Object.entries(r.conflicts);
+      if (conflicts.length > 0) console.log(`Logical write Txns that failed their compare (conflicts, retried by the SDK): ${conflicts.map(([k, n]) => `${n} × ${k}`).join(', ')}.`);
+      if (r.failedRpcs > 0) console.log(`Txn RPCs that failed: ${r.failedRpcs} (a failed batch is resent one nested Txn at a time).`);
       console.log(
-        'Writes are counted as etcd revisions: each write Txn bumps the revision once, whatever its op count. Background writes (leader ' +
-          `stats every 5 s, leader keys) are included in the total and shown apart. retentionMs is 24 h, so no GC deletes happen during the run.` +
-          (complete ? '' : ' (History replay incomplete: the breakdown may miss some revisions.)'),
+        '"etcd writes" are revisions (revision after − before, ÷ tx): group commit sends the store Txns a service submits while ' +
+          'one of its RPCs is in flight as the nested Txns of one outer Txn, which etcd applies as one revision (one raft entry).',
+      );
+      console.log(
+        "Logical write Txns by kind (each with its own compares; 9 per committed 2-branch transaction) are split out of etcd's " +
+          'history after the run, by record: a branch with its link, a decision with its orders (the batcher never batches two ' +
+          'Txns that write one key). They count writes that took effect.' +
+          (history.complete && (alsoHistory?.complete ?? true) ? '' : ' HISTORY REPLAY INCOMPLETE: the breakdown misses revisions.'),
+      );
+      console.log(
+        "Requests are counted by wrapping the shared client's kv.txn/kv.range, nested Txns one by one; they also include failed " +
+          'compares, read-only Txns and the leader/stats writes, which bypass the batcher; leases and watches are not counted. ' +
+          'Background writes (leader stats every 5 s, leader keys) are shown apart; retentionMs is 24 h, so no GC deletes happen during the run.',
       );
       if (warnings.length > 0) {
         console.log('');
