@@ -11,6 +11,9 @@ export function createEtcdClient(options: EtcdConnectionOptions = {}): Etcd3 {
     // A hung etcd (partitioned, paused) must not hang calls forever; streams (watch, keep-alive)
     // are long-lived by design and get no deadline.
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + requestTimeoutMs }),
+    // One watch response carries every event of a revision range; past gRPC's default 4 MiB limit
+    // etcd3 silently restarts the watch at the current revision, skipping events.
+    grpcOptions: { 'grpc.max_receive_message_length': 256 * 1024 * 1024 },
   };
   if (options.credentials) config.credentials = options.credentials;
   if (options.auth) config.auth = { username: options.auth.username, password: options.auth.password };
