@@ -80,11 +80,22 @@ export function newWriteId(): string {
   return randomId(16);
 }
 
+const ALPHABET = '0123456789abcdefghijklmnopqrstuvwxyz';
+// Ids are made for every write; one randomBytes call per id showed up in profiles, so draw from a pool.
+let pool = Buffer.alloc(0);
+let poolAt = 0;
+
 function randomId(length: number): string {
-  const alphabet = '0123456789abcdefghijklmnopqrstuvwxyz';
-  const bytes = randomBytes(length);
   let out = '';
-  for (const b of bytes) out += alphabet[b % 36];
+  // 252 = 7 × 36: rejecting bytes at or above it keeps every character equally likely.
+  while (out.length < length) {
+    if (poolAt >= pool.length) {
+      pool = randomBytes(4096);
+      poolAt = 0;
+    }
+    const b = pool[poolAt++]!;
+    if (b < 252) out += ALPHABET[b % 36];
+  }
   return out;
 }
 
