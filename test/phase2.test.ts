@@ -236,3 +236,36 @@ describe('invariant 9: handlers that throw, hang or are missing never stop the l
     expect(parked.phase2?.lastError).toContain('"old"');
   });
 });
+
+describe('graceful shutdown', () => {
+  it('closing a leader in the middle of a confirm records no failed attempt; the next replica confirms it as attempt 1', async () => {
+    const store = setup('shutdown');
+    const started = gate();
+    const attempts: number[] = [];
+    const handlers = {
+      try: () => undefined,
+      confirm: async ({ attempt, signal }: PhaseTwoContext) => {
+        attempts.push(attempt);
+        started.open();
+        if (attempts.length === 1) await new Promise((_, reject) => signal.addEventListener('abort', () => reject(new Error('aborted'))));
+      },
+      cancel: () => undefined,
+    };
+    const first = h.service({ app: 'acct' }).resource('r', handlers);
+    await first.start();
+    const init = h.service({ app: 'shop' });
+    await init.start();
+    const tx = await init.begin({ name: 'x', timeoutMs: 30_000 });
+    const { branchId } = await first.tryBranch(tx.context, 'r', {});
+    await tx.commit();
+    await started.wait;
+    await first.close();
+    const b = await store.getBranch('acct', tx.xid, branchId);
+    expect(b?.record.phase2).toBeUndefined();
+    const second = h.service({ app: 'acct' }).resource('r', handlers);
+    await second.start();
+    expect((await init.waitForCompletion(tx.xid)).status).toBe('COMMITTED');
+    const done = await store.getBranch('acct', tx.xid, branchId);
+    expect(done?.record.events.some((e) => e.type === 'AttemptFailed')).toBe(false);
+  });
+});

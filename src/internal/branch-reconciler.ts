@@ -129,6 +129,9 @@ export async function reconcileBranch(deps: ReconcileDeps, queueKey: string, sig
         tryCompleted: branch.tryState === TryState.SUCCEEDED,
       }, options.handlerTimeoutMs, signal);
     } catch (err) {
+      // Cut short because this replica stopped leading (or is shutting down): not the handler's
+      // failure, so nothing is recorded; the next leader runs it again.
+      if (signal.aborted) throw new LeadershipLost(store.keys.leader(app));
       error = errorMessage(err) || 'handler failed without a message';
     }
   }
