@@ -1,7 +1,7 @@
 /**
  * One replica of a bank's account service, a TCC participant run as its own process by demo/main.ts:
  *
- *   node --import tsx demo/account-service.ts --app bank-a --account A --endpoints http://127.0.0.1:2379 [--replica 1]
+ *   node --import tsx demo/account-service.ts --app bank-a --account A --endpoints http://127.0.0.1:2379 [--replica 1] [--dead-threshold 5]
  *
  * It registers two TCC resources on its account, `debit` (Try freezes the amount, Confirm takes it,
  * Cancel unfreezes it) and `credit` (Try records the incoming amount, Confirm adds it, Cancel drops
@@ -12,8 +12,10 @@
  *                              200 {branchId, account}; 400 bad input; 404 unknown resource; 409 Try refused/failed
  *   GET  /balances             the account as stored in etcd
  *   GET  /status               {app, replica, pid, identity, leader}
+ *   POST /audit/lock           locks the account's ledger for audit: every confirm on it fails
+ *                              ("ledger C locked for audit") until POST /audit/unlock (`npm run demo -- --keep`)
  *
- * stdout carries one JSON object per line for the parent (ready, leader, phase2-start, phase2);
+ * stdout carries one JSON object per line for the parent (ready, leader, phase2-start, phase2, audit);
  * logs go to stderr at level warn. The process exits when its stdin closes (parent gone) or on
  * SIGTERM/SIGINT, resigning leadership first.
  */
@@ -34,7 +36,19 @@ import {
   extractContext,
   type PhaseTwoContext,
 } from '../src/index.js';
-import { AccountRefusal, AccountStore, available, cancelBranch, confirmBranch, tryCredit, tryDebit, type BranchKind, type TransferLeg } from './accounts.js';
+import {
+  AccountRefusal,
+  AccountStore,
+  available,
+  cancelBranch,
+  confirmBranch,
+  lockLedger,
+  tryCredit,
+  tryDebit,
+  unlockLedger,
+  type BranchKind,
+  type TransferLeg,
+} from './accounts.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -42,10 +56,17 @@ const { values: args } = parseArgs({
     account: { type: 'string' },
     endpoints: { type: 'string' },
     replica: { type: 'string', default: '1' },
+    // Failed phase-2 attempts before a branch is parked as FAILED; txloop's default (10) when absent.
+    'dead-threshold': { type: 'string' },
   },
 });
 if (!args.app || !args.account || !args.endpoints) {
-  process.stderr.write('usage: account-service.ts --app bank-a --account A --endpoints http://127.0.0.1:2379 [--replica 1]\n');
+  process.stderr.write('usage: account-service.ts --app bank-a --account A --endpoints http://127.0.0.1:2379 [--replica 1] [--dead-threshold 5]\n');
+  process.exit(2);
+}
+const deadThreshold = args['dead-threshold'] === undefined ? undefined : Number(args['dead-threshold']);
+if (deadThreshold !== undefined && !(Number.isSafeInteger(deadThreshold) && deadThreshold >= 1)) {
+  process.stderr.write(`account-service.ts: --dead-threshold must be a whole number from 1, got ${JSON.stringify(args['dead-threshold'])}\n`);
   process.exit(2);
 }
 const app = args.app;
@@ -68,6 +89,7 @@ const service = new TxloopService({
   retryBaseMs: 100,
   retryMaxMs: 2_000,
   handlerTimeoutMs: 15_000,
+  ...(deadThreshold !== undefined ? { deadThreshold } : {}),
   logger: pino({ level: process.env.TXLOOP_LOG_LEVEL ?? 'warn', base: { app, replica } }, pino.destination(2)),
 });
 
@@ -151,7 +173,7 @@ class HttpError extends Error {
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
+  const text = `${JSON.stringify(body)}\n`; // a newline for curl users
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
   res.end(text);
 }
@@ -219,7 +241,15 @@ async function route(req: IncomingMessage): Promise<unknown> {
   if (url.pathname === '/status' && req.method === 'GET') {
     return { app, replica, pid: process.pid, identity, leader: service.isLeader(), account: accountName };
   }
-  throw new HttpError(404, `no route ${req.method ?? ''} ${url.pathname}; try POST /try/debit, POST /try/credit, GET /balances, GET /status`);
+  const audit = /^\/audit\/(lock|unlock)$/.exec(url.pathname);
+  if (audit) {
+    if (req.method !== 'POST') throw new HttpError(405, `use POST for ${url.pathname}`);
+    const lock = audit[1] === 'lock';
+    const a = await accounts.update(accountName, (acct) => (lock ? lockLedger(acct, 'audit') : unlockLedger(acct)));
+    emit({ event: 'audit', locked: lock });
+    return { account: accountName, locked: a.lockedFor !== undefined, ...(a.lockedFor ? { lockedFor: a.lockedFor } : {}) };
+  }
+  throw new HttpError(404, `no route ${req.method ?? ''} ${url.pathname}; try POST /try/debit, POST /try/credit, GET /balances, GET /status, POST /audit/lock, POST /audit/unlock`);
 }
 
 const server = createServer((req, res) => {

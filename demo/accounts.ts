@@ -42,6 +42,8 @@ export interface Account {
   /** Announced by credit Trys that are not yet confirmed or cancelled. */
   incoming: number;
   branches: Record<string, AppliedBranch>;
+  /** Set while the ledger is locked (e.g. "audit"): every confirm on it fails until it is unlocked. */
+  lockedFor?: string;
 }
 
 export function available(a: Account): number {
@@ -136,6 +138,8 @@ export function tryCredit(a: Account, xid: string, branchId: string, amount: num
 export function confirmBranch(a: Account, branchId: string): Account | undefined {
   const b = a.branches[branchId];
   if (b?.phase === 'confirmed') return undefined;
+  // A locked ledger moves no money: the attempt fails and txloop retries it, then parks the branch.
+  if (a.lockedFor) throw new Error(`ledger ${a.name} locked for ${a.lockedFor}`);
   // txloop never confirms a branch whose Try did not succeed, so this is a real inconsistency: fail
   // the attempt loudly (txloop retries, then parks the branch for a human) rather than invent money.
   if (!b || b.phase !== 'tried') throw new Error(`cannot confirm branch ${branchId} on account ${a.name}: its Try is ${b ? b.phase : 'not recorded'}`);
@@ -147,6 +151,19 @@ export function confirmBranch(a: Account, branchId: string): Account | undefined
     a.balance += b.amount;
   }
   b.phase = 'confirmed';
+  return a;
+}
+
+/** Locks the ledger (`npm run demo -- --keep`): confirms fail until unlockLedger. */
+export function lockLedger(a: Account, reason: string): Account | undefined {
+  if (a.lockedFor === reason) return undefined;
+  a.lockedFor = reason;
+  return a;
+}
+
+export function unlockLedger(a: Account): Account | undefined {
+  if (a.lockedFor === undefined) return undefined;
+  delete a.lockedFor;
   return a;
 }
 

@@ -11,13 +11,22 @@
  *
  * Exits 0 only when every scenario ended as expected and money is conserved. Every process it started
  * (three account services, a standby replica, etcd) is stopped on exit, on errors and on Ctrl-C.
+ *
+ * `npm run demo -- --keep` then keeps etcd and the services running for the operator's CLI
+ * (docs/cli.md): it locks ledger C for audit and makes one more transfer, whose credit confirm on
+ * bank-c fails until the branch is parked as FAILED (the services park after 5 attempts in this
+ * mode), leaves another transfer TRYING with a 1 h timeout, prints the `txloop` commands to explore
+ * and repair them (`curl -s -X POST …/audit/unlock` on bank-c lifts the lock), reports what happens to
+ * those two transfers, and stops everything on Ctrl-C. That Ctrl-C is its normal end: the demo then
+ * exits 0 when every check passed (npm itself still reports 130 for a Ctrl-C).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { Etcd3 } from 'etcd3';
 import { pino } from 'pino';
 import { TxloopService, type BranchView, type GlobalTransaction, type TransactionView } from '../src/index.js';
@@ -34,6 +43,23 @@ const LEASE_TTL_SECONDS = 2;
 /** The confirm on C in scenario 3 takes this long, so the kill lands in the middle of it. */
 const SETTLE_DELAY_MS = 2_500;
 const WATCHDOG_MS = 80_000;
+/** --keep: the services park a branch as FAILED after this many failed phase-2 attempts (txloop's default is 10). */
+const KEEP_DEAD_THRESHOLD = 5;
+/** --keep: the transfer left TRYING has this timeout, so it is still there for `txloop abort`. */
+const KEEP_TRYING_TIMEOUT_MS = 3_600_000;
+
+let keep = false;
+try {
+  const { values } = parseArgs({ options: { keep: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } } });
+  if (values.help) {
+    process.stdout.write('usage: npm run demo [-- --keep]\n  --keep  after the checks, keep etcd and the services running with a parked and a TRYING transfer\n          for the txloop CLI (docs/cli.md); Ctrl-C stops everything\n');
+    process.exit(0);
+  }
+  keep = values.keep;
+} catch (err) {
+  process.stderr.write(`demo: ${(err as Error).message}\nusage: npm run demo [-- --keep]\n`);
+  process.exit(2);
+}
 
 // -----------------------------------------------------------------------------------------------
 // Output
@@ -121,6 +147,8 @@ class ServiceProcess {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   exitStatus: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   port: number | undefined;
+  /** Called with every event as it arrives. */
+  readonly listeners: ((e: ServiceEvent) => void)[] = [];
   private waiters: (() => void)[] = [];
 
   constructor(
@@ -128,12 +156,13 @@ class ServiceProcess {
     readonly account: string,
     readonly replica: number,
     endpoints: string[],
+    extraArgs: string[] = [],
   ) {
     this.name = `${app}#${replica}`;
     const logFd = openSync(join(logDir, `${app}-${replica}.log`), 'w');
     this.child = spawn(
       process.execPath,
-      ['--import', 'tsx', join(here, 'account-service.ts'), '--app', app, '--account', account, '--replica', String(replica), '--endpoints', endpoints.join(',')],
+      ['--import', 'tsx', join(here, 'account-service.ts'), '--app', app, '--account', account, '--replica', String(replica), '--endpoints', endpoints.join(','), ...extraArgs],
       { cwd: root, stdio: ['pipe', 'pipe', logFd], env: { ...process.env, TXLOOP_ENDPOINTS: endpoints.join(',') } },
     );
     closeSync(logFd);
@@ -154,6 +183,7 @@ class ServiceProcess {
       }
       this.events.push(e);
       if (e.event === 'ready' && typeof e.port === 'number') this.port = e.port;
+      for (const l of this.listeners) l(e);
       this.wake();
     });
   }
@@ -225,11 +255,17 @@ function cleanup(): Promise<void> {
   })();
   return cleaning;
 }
+/** Set while --keep waits for Ctrl-C: a signal then ends the wait, and main() returns its exit code. */
+let endKeep: (() => void) | undefined;
 for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
   process.on(signal, () => {
     if (interrupted) return;
     interrupted = signal;
     process.stderr.write(`\ndemo: ${signal}; stopping the services and etcd\n`);
+    if (endKeep) {
+      endKeep();
+      return;
+    }
     void cleanup().finally(() => process.exit(code));
   });
 }
@@ -340,10 +376,11 @@ async function main(): Promise<number> {
   for (const [name, balance] of Object.entries(INITIAL)) await store.open(name, balance);
 
   // The three account services (one process each) and a standby replica of bank-c.
-  const bankA = new ServiceProcess('bank-a', 'A', 1, endpoints);
-  const bankB = new ServiceProcess('bank-b', 'B', 1, endpoints);
-  const bankC1 = new ServiceProcess('bank-c', 'C', 1, endpoints);
-  const bankC2 = new ServiceProcess('bank-c', 'C', 2, endpoints);
+  const extraArgs = keep ? ['--dead-threshold', String(KEEP_DEAD_THRESHOLD)] : [];
+  const bankA = new ServiceProcess('bank-a', 'A', 1, endpoints, extraArgs);
+  const bankB = new ServiceProcess('bank-b', 'B', 1, endpoints, extraArgs);
+  const bankC1 = new ServiceProcess('bank-c', 'C', 1, endpoints, extraArgs);
+  const bankC2 = new ServiceProcess('bank-c', 'C', 2, endpoints, extraArgs);
   const services = [bankA, bankB, bankC1, bankC2];
   for (const s of services) cleanups.push({ what: `${s.name} (pid ${s.pid})`, fn: () => s.stop() });
   await Promise.all(services.map((s) => s.ready()));
@@ -469,7 +506,182 @@ async function main(): Promise<number> {
   }
   say();
   say(`OK: ${outcomes}; money conserved (total ${total} = ${initialTotal}, nothing frozen or pending) in ${elapsed()}`);
-  return 0;
+  if (!keep) return 0;
+  return keepForOperators({ endpoints, store, transferSvc, bankA, bankB, bankC: standby, leg });
+}
+
+// -----------------------------------------------------------------------------------------------
+// --keep: something for the operator's CLI, then wait for Ctrl-C
+
+interface KeepContext {
+  endpoints: string[];
+  store: AccountStore;
+  transferSvc: TxloopService;
+  bankA: ServiceProcess;
+  bankB: ServiceProcess;
+  /** The replica of bank-c still running after scenario 3 (now its leader). */
+  bankC: ServiceProcess;
+  leg: (via: ServiceProcess, resource: 'debit' | 'credit', amount: number, counterparty: string) => Leg;
+}
+
+/** Prints the services' phase-2 attempts and ledger locks as they happen (only --keep does this). */
+function reportServiceEvents(services: ServiceProcess[]): void {
+  for (const s of services) {
+    s.listeners.push((e) => {
+      if (e.event === 'audit') {
+        note(
+          e.locked
+            ? `${s.name}: ledger ${s.account} locked for audit: every confirm on ${s.account} fails until POST /audit/unlock`
+            : `${s.name}: ledger ${s.account} unlocked: confirms on ${s.account} go through again (a parked branch stays FAILED until \`txloop retry\`)`,
+        );
+      }
+      if (e.event !== 'phase2') return;
+      const what = `${s.name}: ${String(e.action)} of branch ${String(e.branchId)} (${String(e.resource)}, ${String(e.xid)})`;
+      if (e.result === 'succeeded') note(`${what} succeeded on attempt ${String(e.attempt)}`);
+      else if (e.result === 'failed') note(`${what} attempt ${String(e.attempt)} failed: ${String(e.error)}`);
+      else note(`${what} attempt ${String(e.attempt)} failed: ${String(e.error)} → parked as FAILED, waiting for a human`);
+    });
+  }
+}
+
+/**
+ * Money is conserved for what was decided: what is on the accounts plus what a committed transfer
+ * has taken from its payer but not yet credited (its credit confirm is pending or parked) is the
+ * opening total; frozen and incoming amounts are exactly the open Trys, and only of unfinished
+ * transfers.
+ */
+async function moneyCheck(store: AccountStore, svc: TxloopService, title: string): Promise<boolean> {
+  const accts = Object.values(await showBalances(store, title));
+  const initialTotal = Object.values(INITIAL).reduce((s, n) => s + n, 0);
+  const total = accts.reduce((s, a) => s + a.balance, 0);
+  const statusOf = async (xid: string): Promise<string> => (await svc.get(xid).catch(() => undefined))?.status ?? 'DELETED';
+  let ok = true;
+  const fail = (what: string): void => {
+    ok = false;
+    note(`!! ${what}`);
+  };
+  // Per transfer: confirmed debits − confirmed credits = money between its payer and its payee.
+  const moving = new Map<string, number>();
+  const reserved = new Map<string, string[]>();
+  for (const a of accts) {
+    let frozen = 0;
+    let incoming = 0;
+    for (const b of Object.values(a.branches)) {
+      if (b.phase === 'confirmed') moving.set(b.xid, (moving.get(b.xid) ?? 0) + (b.kind === 'debit' ? b.amount : -b.amount));
+      if (b.phase !== 'tried') continue;
+      if (b.kind === 'debit') frozen += b.amount;
+      else incoming += b.amount;
+      reserved.set(b.xid, [...(reserved.get(b.xid) ?? []), `${a.name} ${b.kind === 'debit' ? 'frozen' : 'incoming'} ${b.amount}`]);
+    }
+    if (a.frozen !== frozen || a.incoming !== incoming) fail(`account ${a.name}: frozen ${a.frozen}, incoming ${a.incoming}, but its open Trys add up to ${frozen} and ${incoming}`);
+  }
+  const onTheWay: string[] = [];
+  let inFlight = 0;
+  for (const [xid, amount] of moving) {
+    if (amount === 0) continue;
+    const status = await statusOf(xid);
+    inFlight += amount;
+    onTheWay.push(`${amount} debited, not yet credited in ${xid} (${status})`);
+    if (status !== 'COMMITTING') fail(`${xid} is ${status}, but ${amount} left its payer without reaching its payee`);
+  }
+  const open: string[] = [];
+  for (const [xid, parts] of reserved) {
+    const status = await statusOf(xid);
+    open.push(`${parts.join(', ')} held by ${xid} (${status})`);
+    if (status === 'COMMITTED' || status === 'ROLLED_BACK' || status === 'DELETED') fail(`${xid} is ${status}, but Trys of it still hold ${parts.join(', ')}`);
+  }
+  if (total + inFlight !== initialTotal) fail(`money not conserved: ${total} on the accounts + ${inFlight} on the way ≠ ${initialTotal}`);
+  if (ok) {
+    note(`money conserved: ${total} on the accounts${onTheWay.length ? ` + ${onTheWay.join(' + ')}` : ''} = ${initialTotal}`);
+    note(open.length ? `open Trys: ${open.join('; ')}` : 'nothing frozen or pending');
+  }
+  return ok;
+}
+
+async function keepForOperators(k: KeepContext): Promise<number> {
+  const { transferSvc, bankA, bankB, bankC, leg } = k;
+  say();
+  say('== 4. (--keep) Something to fix: a confirm that keeps failing, and a transfer left TRYING ==');
+  reportServiceEvents([bankA, bankB, bankC]);
+  note(`locking ledger C for audit (POST /audit/lock on ${bankC.name}); in this mode the services park a branch as FAILED after ${KEEP_DEAD_THRESHOLD} failed attempts`);
+  const lockMark = bankC.events.length;
+  const locked = await fetch(bankC.url('/audit/lock'), { method: 'POST' });
+  if (!locked.ok) throw new Error(`POST /audit/lock on ${bankC.name} answered ${locked.status}: ${await locked.text()}`);
+  await bankC.waitFor('the audit lock', (e) => e.event === 'audit' && e.locked === true, 5_000, lockMark);
+
+  const markA = bankA.events.length;
+  const markC = bankC.events.length;
+  const parked = await transfer(transferSvc, 'A pays C 10', [leg(bankA, 'debit', 10, 'C'), leg(bankC, 'credit', 10, 'A')]);
+  if (parked.error) throw new Error(`the transfer to park failed before its decision: ${parked.error.message}`);
+  await bankA.waitFor(`A's confirm of ${parked.xid}`, (e) => e.event === 'phase2' && e.xid === parked.xid && e.result === 'succeeded', 20_000, markA);
+  await bankC.waitFor(`C's confirm of ${parked.xid} to be parked`, (e) => e.event === 'phase2' && e.xid === parked.xid && e.result === 'parked', 30_000, markC);
+  showTransaction(await transferSvc.get(parked.xid));
+
+  const tx = await transferSvc.begin({ name: 'B pays A 5', timeoutMs: KEEP_TRYING_TIMEOUT_MS });
+  note(`begin ${tx.xid} (timeout ${KEEP_TRYING_TIMEOUT_MS / 3_600_000} h)`);
+  for (const l of [leg(bankB, 'debit', 5, 'A'), leg(bankA, 'credit', 5, 'B')]) {
+    const r = await callTry(tx, l);
+    const a = r.account;
+    note(`Try ${l.resource.padEnd(6)} ${l.label.padEnd(14)} via ${l.via.name}: ok, branch ${r.branchId}${a ? `  (${a.name}: balance ${a.balance}, frozen ${a.frozen}, incoming ${a.incoming})` : ''}`);
+  }
+  note('no commit, no rollback: it stays TRYING until someone decides (or its deadline passes)');
+  showTransaction(await transferSvc.get(tx.xid));
+  let ok = await moneyCheck(k.store, transferSvc, 'balances now');
+  if (!ok) return 1;
+
+  // What the operator can do, and how.
+  const cli = 'npx txloop';
+  const cmds: [string, string][] = [
+    ...(existsSync(join(root, 'dist', 'cli', 'main.js')) ? [] : ([['npm run build', 'once: builds dist/cli/main.js']] as [string, string][])),
+    [`export TXLOOP_ENDPOINTS=${k.endpoints.join(',')}`, ''],
+    [`${cli} get gtx`, "this run's five transfers"],
+    [`${cli} get branches --status failed`, 'the credit on C, parked as FAILED'],
+    [`${cli} describe gtx ${parked.xid}`, 'its attempts, last error and events'],
+    [`curl -s -X POST ${bankC.url('/audit/unlock')}`, 'lift the audit lock on ledger C (the cause) …'],
+    [`${cli} retry ${parked.xid}`, '… then run the confirm again → COMMITTED'],
+    [`${cli} abort ${tx.xid} --reason "customer cancelled"`, 'roll back the transfer left TRYING'],
+    [`${cli} top`, "each service's leader and queues"],
+  ];
+  const width = Math.max(...cmds.map(([c]) => c.length));
+  say();
+  say('== Explore with the CLI: etcd and the services keep running until Ctrl-C ==');
+  say('  In another terminal, in this directory:');
+  say();
+  for (const [c, why] of cmds) say(`    ${why ? `${c.padEnd(width)}   # ${why}` : c}`);
+  say();
+  say(`  \`${cli} …\` runs this checkout's dist/cli/main.js (the same as \`node dist/cli/main.js …\`); docs/cli.md has every command.`);
+  say(`  A retry before the unlock fails ${KEEP_DEAD_THRESHOLD} more times and parks the branch again.`);
+  say('  Service logs: ' + (relative(process.cwd(), logDir) || logDir) + '/. This terminal reports what happens to the two transfers.');
+  say('  Ctrl-C stops the services and etcd.');
+  say();
+
+  // Until Ctrl-C: report each of the two as it finishes, with the balances.
+  clearTimeout(watchdog);
+  const stopFollowing = new AbortController();
+  let reports = Promise.resolve();
+  const follow = async (xid: string): Promise<void> => {
+    try {
+      const v = await transferSvc.waitForCompletion(xid, { timeoutMs: 7 * 24 * 3_600_000, signal: stopFollowing.signal });
+      reports = reports.then(async () => {
+        note(`${xid} "${v.name}" is ${v.status}`);
+        showTransaction(v);
+        if (!(await moneyCheck(k.store, transferSvc, `balances after ${xid}`))) ok = false;
+        say();
+      });
+      await reports;
+    } catch (err) {
+      if (!stopFollowing.signal.aborted && !interrupted) note(`!! stopped following ${xid}: ${(err as Error).message}`);
+    }
+  };
+  const followers = [follow(parked.xid), follow(tx.xid)];
+  const keepAlive = setInterval(() => undefined, 3_600_000);
+  await new Promise<void>((resolve) => {
+    endKeep = resolve;
+  });
+  clearInterval(keepAlive);
+  stopFollowing.abort();
+  await Promise.race([Promise.all(followers), sleep(2_000)]);
+  return ok ? 0 : 1;
 }
 
 const watchdog = setTimeout(() => {
@@ -493,4 +705,5 @@ try {
   await cleanup();
   clearTimeout(watchdog);
 }
-process.exit(interrupted === 'SIGINT' ? 130 : interrupted === 'SIGTERM' ? 143 : code);
+// A Ctrl-C that ends --keep's wait is its normal end: the exit code is the checks' result.
+process.exit(endKeep ? code : interrupted === 'SIGINT' ? 130 : interrupted === 'SIGTERM' ? 143 : code);

@@ -1,8 +1,10 @@
 /**
  * Guards the README's first command (`npm run demo` → `tsx demo/main.ts`): runs the demo as a real
  * process, with its own etcd and service processes, and checks what it prints and that it cleans up.
+ * `--keep` (docs/cli.md's session) is run too: the real CLI against what it leaves running, then Ctrl-C.
  */
 import { spawn } from 'node:child_process';
+import { assertBuilt, runCli } from './helpers/cli.js';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -96,5 +98,67 @@ describe('npm run demo', () => {
       expect(pids.filter(alive), output).toEqual([]);
     },
     DEMO_TIMEOUT_MS + 30_000,
+  );
+});
+
+describe('npm run demo -- --keep', () => {
+  it(
+    'keeps etcd and the services running with a parked branch for the CLI, and stops everything on Ctrl-C',
+    async () => {
+      assertBuilt();
+      // tsx itself rather than npx: npm exits 130 on Ctrl-C whatever its child returns, and the
+      // demo's own exit code is what is checked here.
+      const child = spawn(join(root, 'node_modules', '.bin', 'tsx'), ['demo/main.ts', '--keep'], { cwd: root, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
+      // Like Ctrl-C in a terminal: SIGINT to npx, tsx, the demo and everything it started.
+      const signalGroup = (signal: NodeJS.Signals): void => {
+        try {
+          process.kill(-child.pid!, signal);
+        } catch {
+          // already gone
+        }
+      };
+      const output = (): string => `--- stdout ---\n${stdout}\n--- stderr ---\n${stderr}`;
+      try {
+        const until = Date.now() + 45_000;
+        while (!stdout.includes('Ctrl-C stops the services and etcd.') && child.exitCode === null && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+        expect(stdout, output()).toContain('Ctrl-C stops the services and etcd.');
+        expect(stdout, output()).toContain('OK: 1: COMMITTED, 2: ROLLED_BACK, 3: COMMITTED after failover; money conserved');
+        expect(stdout, output()).toMatch(/attempt 5 failed: ledger C locked for audit → parked as FAILED/);
+        expect(stdout, output()).toMatch(/money conserved: 190 on the accounts \+ 10 debited, not yet credited in transfer\.\w+ \(COMMITTING\) = 200/);
+
+        const explore = stdout.slice(stdout.indexOf('== Explore with the CLI'));
+        const endpoints = /export TXLOOP_ENDPOINTS=(\S+)/.exec(explore)?.[1];
+        const parked = /describe gtx (transfer\.\w+)/.exec(explore)?.[1];
+        const trying = /abort (transfer\.\w+)/.exec(explore)?.[1];
+        expect(endpoints && parked && trying, output()).toBeTruthy();
+        expect(explore, output()).toMatch(/curl -s -X POST http:\/\/127\.0\.0\.1:\d+\/audit\/unlock/);
+
+        const failed = await runCli(['get', 'branches', '--status', 'failed'], { TXLOOP_ENDPOINTS: endpoints! });
+        expect(failed.code, `${failed.stdout}${failed.stderr}\n${output()}`).toBe(0);
+        const rows = failed.stdout.trim().split('\n');
+        expect(rows[0], failed.stdout).toMatch(/^BRANCH\s+OWNER\s+RESOURCE\s+ACTION\s+STATUS\s+ATTEMPTS/);
+        expect(rows.slice(1), failed.stdout).toEqual([expect.stringMatching(new RegExp(`^${parked!.replace('.', '\\.')}/\\w+\\s+bank-c\\s+credit\\s+confirm\\s+FAILED\\s+5\\s+<none>\\s+ledger C locked for audit\\s`))]);
+        const gtx = await runCli(['get', 'gtx', trying!, '--no-headers'], { TXLOOP_ENDPOINTS: endpoints! });
+        expect(gtx.stdout, gtx.stderr).toMatch(new RegExp(`^${trying!.replace('.', '\\.')}\\s+transfer\\s+TCC\\s+TRYING\\s+0/2\\s`));
+      } finally {
+        signalGroup('SIGINT');
+        const kill = setTimeout(() => signalGroup('SIGKILL'), 15_000);
+        const exit = await closed;
+        clearTimeout(kill);
+        // A Ctrl-C is how --keep ends: exit 0 when every check passed.
+        expect(exit, output()).toEqual({ code: 0, signal: null });
+      }
+      expect(stderr, output()).toContain('demo: SIGINT; stopping the services and etcd');
+      const pids = [...stdout.matchAll(/\bpid (\d+)/g)].map((m) => Number(m[1]));
+      expect(pids.length, output()).toBeGreaterThanOrEqual(5);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(pids.filter(alive), output()).toEqual([]);
+    },
+    60_000,
   );
 });
