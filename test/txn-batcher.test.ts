@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { TxnBatcher } from '../src/internal/txn-batcher.js';
-import { cmp, op } from '../src/internal/store.js';
+import { TxnBatcher, overlaps } from '../src/internal/txn-batcher.js';
+import { Store, cmp, op } from '../src/internal/store.js';
+import { newBranchId, newWriteId, newXid } from '../src/internal/keys.js';
+import { GlobalStatus, TryState } from '../src/internal/records.js';
 import { freshNamespace, useEtcd } from './helpers/harness.js';
 
 const env = useEtcd();
@@ -46,5 +48,40 @@ describe('group commit (txn-batcher): concurrent Txns share RPCs but keep their 
     ]);
     expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
     expect(await env.client.getAll().prefix(ns).keys()).toEqual([`${ns}a`, `${ns}b`, `${ns}c`]);
+  });
+
+  it('a Txn that compares or reads what another writes never shares its batch: a decision and a registration racing in one burst never both win', async () => {
+    const ns = freshNamespace('batch-race');
+    const store = new Store(env.client, ns);
+    let bothWon = 0;
+    for (let i = 0; i < 30; i++) {
+      const now = Date.now();
+      const xid = newXid('shop', now);
+      await store.createGlobal({ v: 1, xid, app: 'shop', name: 'race', mode: 'tcc', status: GlobalStatus.TRYING, createdAt: now, timeoutMs: 60_000, deadline: now + 60_000, events: [] });
+      // Keep the batcher busy so that what follows is submitted while an RPC is in flight.
+      void store.txn([], [op.put(`${ns}noise/${i}`, 'x')]);
+      const outcome = i % 2 === 0 ? 'commit' : 'rollback';
+      const [decided, registered] = await Promise.allSettled([
+        store.decide(xid, { outcome, by: 'test' }),
+        store.registerBranch({ v: 1, xid, app: 'shop', branchId: newBranchId(), owner: 'bank', resource: 'r', payload: null, createdAt: now, deadline: now + 60_000, tryState: TryState.PENDING, updatedAt: now, writeId: newWriteId(), events: [] }),
+      ]);
+      if (decided.status === 'fulfilled' && registered.status === 'fulfilled') {
+        // Allowed only if the decision saw the branch (it then ordered it): a rollback that includes it.
+        const { links } = await store.readTransaction(xid);
+        const orders = await env.client.getAll().prefix(`${ns}bank/order/${xid}/`).keys();
+        if (outcome === 'commit' || orders.length !== links.length) bothWon++;
+      }
+    }
+    expect(bothWon).toBe(0);
+  });
+
+  it('overlap of keys and ranges follows etcd byte order (a key is [k, k+"\\0"), "\\0" as end means to the end)', () => {
+    const k = (s: string): Buffer => Buffer.from(s);
+    expect(overlaps({ start: k('a/1') }, { start: k('a/1') })).toBe(true);
+    expect(overlaps({ start: k('a/1') }, { start: k('a/10') })).toBe(false);
+    expect(overlaps({ start: k('a/'), end: k('a0') }, { start: k('a/x/y') })).toBe(true);
+    expect(overlaps({ start: k('a/'), end: k('a0') }, { start: k('a0') })).toBe(false);
+    expect(overlaps({ start: k('b'), end: Buffer.from([0]) }, { start: k('zzz') })).toBe(true);
+    expect(overlaps({ start: k('b'), end: Buffer.from([0]) }, { start: k('a') })).toBe(false);
   });
 });

@@ -4,15 +4,30 @@
  * succeeds or fails on its own, fences included), all share one revision, and a busy service pays
  * one RPC and one raft entry for many writes. An idle service sends each Txn at once, alone.
  *
- * etcd rejects a whole request in which two nested Txns write the same key, so Txns that touch a
- * common key go to different batches, and range deletes are never batched.
+ * etcd evaluates every nested Txn against the state *before* the outer Txn, as if they ran at the
+ * same instant. That is only equivalent to running them one after another when no Txn of a batch
+ * writes a key another one compares, reads or writes; so a Txn joins a batch only if its footprint
+ * is disjoint from the batch's in that sense (and etcd itself refuses two writes of one key).
  */
-import type { Etcd3, IRequestOp, ITxnRequest, ITxnResponse } from 'etcd3';
+import type { Etcd3, ICompare, IRequestOp, ITxnRequest, ITxnResponse } from 'etcd3';
+import { EtcdLeaseInvalidError, GRPCInvalidArgumentError } from 'etcd3';
+
+/** A key, or a range [start, end) when `end` is set (byte order, like etcd). */
+interface Span {
+  start: Buffer;
+  end?: Buffer;
+}
+
+interface Footprint {
+  writes: Span[];
+  /** Keys and ranges compared or read: their values must be the ones before the batch. */
+  reads: Span[];
+  bytes: number;
+}
 
 interface Pending {
   request: ITxnRequest;
-  keys: Set<string> | undefined; // undefined: must go alone
-  bytes: number;
+  footprint: Footprint;
   resolve(res: ITxnResponse): void;
   reject(err: unknown): void;
 }
@@ -37,8 +52,7 @@ export class TxnBatcher {
 
   submit(request: ITxnRequest): Promise<ITxnResponse> {
     return new Promise((resolve, reject) => {
-      const { keys, bytes } = footprint(request);
-      this.queue.push({ request, keys, bytes, resolve, reject });
+      this.queue.push({ request, footprint: footprintOf(request), resolve, reject });
       if (!this.flushing) void this.flush();
     });
   }
@@ -57,19 +71,24 @@ export class TxnBatcher {
 
   private takeBatch(): Pending[] {
     const first = this.queue.shift()!;
-    if (!first.keys) return [first];
     const batch = [first];
-    const used = new Set(first.keys);
-    let bytes = first.bytes;
+    const writes = [...first.footprint.writes];
+    const touched = [...first.footprint.writes, ...first.footprint.reads];
+    let bytes = first.footprint.bytes;
     const maxBytes = this.options.maxBytes ?? 1_000_000;
     const rest: Pending[] = [];
     for (const p of this.queue) {
+      const f = p.footprint;
       const fits =
-        batch.length < this.options.maxBatch && p.keys !== undefined && bytes + p.bytes <= maxBytes && ![...p.keys].some((k) => used.has(k));
+        batch.length < this.options.maxBatch &&
+        bytes + f.bytes <= maxBytes &&
+        !f.writes.some((w) => touched.some((t) => overlaps(w, t))) &&
+        !f.reads.some((r) => writes.some((w) => overlaps(r, w)));
       if (fits) {
         batch.push(p);
-        bytes += p.bytes;
-        for (const k of p.keys!) used.add(k);
+        bytes += f.bytes;
+        writes.push(...f.writes);
+        touched.push(...f.writes, ...f.reads);
       } else {
         rest.push(p);
       }
@@ -88,10 +107,15 @@ export class TxnBatcher {
     let outer: ITxnResponse;
     try {
       outer = await this.client.kv.txn({ compare: [], success: batch.map((p) => ({ request_txn: p.request })), failure: [] });
-    } catch {
-      // Something in the batch made etcd refuse it whole (or the call failed): send each alone,
-      // so one bad request fails only its own caller. Callers already treat a Txn's outcome as
-      // unknown after an error and re-read before acting, so a replay is safe.
+    } catch (err) {
+      if (!refusedWhole(err)) {
+        // Transport trouble: the batch may or may not have been applied, exactly as for a single
+        // Txn; every caller sees the error and re-reads before acting.
+        for (const p of batch) p.reject(err);
+        return;
+      }
+      // etcd refused the request whole (something in one Txn is invalid): send each alone, so one
+      // bad request fails only its own caller.
       await Promise.all(batch.map((p) => this.client.kv.txn(p.request).then(p.resolve, p.reject)));
       return;
     }
@@ -103,28 +127,57 @@ export class TxnBatcher {
   }
 }
 
-function footprint(request: ITxnRequest): { keys: Set<string> | undefined; bytes: number } {
-  const keys = new Set<string>();
-  let bytes = 0;
-  let alone = false;
+function footprintOf(request: ITxnRequest): Footprint {
+  const writes: Span[] = [];
+  const reads: Span[] = [];
+  let bytes = 64;
+  const span = (key: Buffer, end: Buffer | undefined): Span => (end && end.length > 0 ? { start: key, end } : { start: key });
   const visit = (ops: IRequestOp[] | undefined): void => {
     for (const op of ops ?? []) {
       if (op.request_put?.key) {
-        keys.add(op.request_put.key.toString('latin1'));
+        writes.push(span(op.request_put.key, undefined));
         bytes += op.request_put.key.length + (op.request_put.value?.length ?? 0);
       } else if (op.request_delete_range?.key) {
-        if (op.request_delete_range.range_end) alone = true;
-        keys.add(op.request_delete_range.key.toString('latin1'));
+        writes.push(span(op.request_delete_range.key, op.request_delete_range.range_end));
         bytes += op.request_delete_range.key.length;
-      } else if (op.request_txn) {
-        alone = true;
       } else if (op.request_range?.key) {
+        reads.push(span(op.request_range.key, op.request_range.range_end));
         bytes += op.request_range.key.length;
+      } else if (op.request_txn) {
+        const inner = footprintOf(op.request_txn);
+        writes.push(...inner.writes);
+        reads.push(...inner.reads);
+        bytes += inner.bytes;
       }
     }
   };
   visit(request.success);
   visit(request.failure);
-  for (const c of request.compare ?? []) bytes += (c.key?.length ?? 0) + (c.value?.length ?? 0) + 16;
-  return { keys: alone ? undefined : keys, bytes: bytes + 64 };
+  for (const c of request.compare ?? []) {
+    if (!c.key) continue;
+    reads.push(span(c.key, (c as ICompare).range_end));
+    bytes += c.key.length + (c.value?.length ?? 0) + 16;
+  }
+  return { writes, reads, bytes };
+}
+
+/** etcd rejected the request as a whole without applying any of it (so re-sending is safe). */
+function refusedWhole(err: unknown): boolean {
+  if (err instanceof GRPCInvalidArgumentError || err instanceof EtcdLeaseInvalidError) return true;
+  return err instanceof Error && /too many operations|duplicate key|request is too large|lease not found/i.test(err.message);
+}
+
+/** Whether two keys/ranges share a key. A range end of "\0" means "to the end of the keyspace". */
+export function overlaps(a: Span, b: Span): boolean {
+  const endA = a.end && !(a.end.length === 1 && a.end[0] === 0) ? a.end : a.end ? undefined : next(a.start);
+  const endB = b.end && !(b.end.length === 1 && b.end[0] === 0) ? b.end : b.end ? undefined : next(b.start);
+  // [a.start, endA) ∩ [b.start, endB) ≠ ∅, with undefined end = +∞
+  const aBeforeB = endA !== undefined && Buffer.compare(endA, b.start) <= 0;
+  const bBeforeA = endB !== undefined && Buffer.compare(endB, a.start) <= 0;
+  return !aBeforeB && !bBeforeA;
+}
+
+/** The smallest key after `key`: a single key is the range [key, key + "\0"). */
+function next(key: Buffer): Buffer {
+  return Buffer.concat([key, Buffer.from([0])]);
 }
