@@ -76,6 +76,30 @@ describe('invariant 8: completion only when every branch is done; retention, the
     const decided = (await env.client.get(`${ns}shop/gtx/${tx.xid}`).json()) as { events: { type: string }[] };
     expect(decided.events.map((e) => e.type)).toContain('FannedOut');
   });
+  it('a finished transaction whose cancel a late Try re-opened is not collected while that branch is not done', async () => {
+    setup('reopened');
+    const late = gate();
+    const p = h.service({ app: 'acct', graceMs: 100, deadThreshold: 2, maxTxnOps: MAX_TXN_OPS }).resource('r', {
+      try: () => late.wait, // ignores its signal: finishes long after the deadline
+      confirm: () => undefined,
+      cancel: ({ tryCompleted }) => {
+        if (tryCompleted) throw new Error('cannot release the late reservation');
+      },
+    });
+    const init = h.service({ app: 'shop', retentionMs: 300, maxTxnOps: MAX_TXN_OPS });
+    await Promise.all([p.start(), init.start()]);
+    const tx = await init.begin({ name: 'late try', timeoutMs: 300 });
+    const trying = p.tryBranch(tx.context, 'r', {});
+    const rolledBack = await init.waitForCompletion(tx.xid, { timeoutMs: 10_000 });
+    expect(rolledBack.status).toBe('ROLLED_BACK');
+    late.open();
+    const { branchId } = await trying;
+    await waitFor(async () => (await init.get(tx.xid)).branches.find((b) => b.branchId === branchId)?.state === 'FAILED', { what: 're-opened cancel parked' });
+    await new Promise((r) => setTimeout(r, 1_000)); // well past the retention
+    const view = await init.get(tx.xid); // still there: not collected
+    expect(view.branches[0]?.state).toBe('FAILED');
+    expect(await env.client.get(`${ns}acct/branch/${tx.xid}/${branchId}`).string()).not.toBeNull();
+  });
 });
 
 describe('invariant 10: no single service blocks recovery', () => {

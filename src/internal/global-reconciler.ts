@@ -54,14 +54,15 @@ export async function reconcileGlobal(deps: GlobalReconcileDeps, xid: string): P
         await store.finishFanOut(xid);
         return;
       }
-      const links = linksOf(deps, xid);
-      if (links === undefined) return;
+      const seen = linksOf(deps, xid);
+      if (seen === undefined) return;
+      const { links, revision } = seen;
       if (!links.every((l) => l.state === Phase2State.DONE)) return;
       const wanted = global.status === GlobalStatus.COMMITTING ? 'confirmed' : 'cancelled';
       const heuristic = links.some((l) => l.resolution !== undefined && l.resolution !== wanted);
       let done: GlobalRecord;
       try {
-        done = await store.complete({ key: gkey, record: global, modRevision: gkv.modRevision }, fence, heuristic);
+        done = await store.complete({ key: gkey, record: global, modRevision: gkv.modRevision }, fence, heuristic, revision);
       } catch (err) {
         // The cache was behind (e.g. our own completion not yet seen): the watch event re-queues it.
         if (err instanceof WriteConflict) return;
@@ -78,15 +79,22 @@ export async function reconcileGlobal(deps: GlobalReconcileDeps, xid: string): P
       if (await store.collect(xid, fence)) {
         log.debug('collected after retention');
         deps.onCollected(xid);
+      } else {
+        // Re-queued by the branch's next change; until then it stays for inspection.
+        log.warn('finished transaction has a branch that is not done (a late Try re-opened its cancel); not collected');
       }
       return;
     }
   }
 }
 
-/** The global's links from the cache; undefined when one is malformed (completion must not guess). */
-function linksOf(deps: GlobalReconcileDeps, xid: string): LinkRecord[] | undefined {
+/**
+ * The global's links from the cache and the newest revision among them; undefined when one is
+ * malformed (completion must not guess).
+ */
+function linksOf(deps: GlobalReconcileDeps, xid: string): { links: LinkRecord[]; revision: string } | undefined {
   const links: LinkRecord[] = [];
+  let revision = 0n;
   for (const key of deps.linkKeys(xid)) {
     const kv = deps.cache.get(key);
     if (!kv) continue;
@@ -97,6 +105,7 @@ function linksOf(deps: GlobalReconcileDeps, xid: string): LinkRecord[] | undefin
       deps.logger.error({ xid, key, problem: err.problem }, 'malformed branch link; completion waits until it is repaired');
       return undefined;
     }
+    if (BigInt(kv.modRevision) > revision) revision = BigInt(kv.modRevision);
   }
-  return links;
+  return { links, revision: revision.toString() };
 }

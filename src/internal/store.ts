@@ -376,19 +376,27 @@ export class Store {
   }
 
   /** Marks a decided global COMMITTED/ROLLED_BACK once every branch is done. */
-  async complete(global: Versioned<GlobalRecord>, fence: Fence | undefined, heuristic: boolean): Promise<GlobalRecord> {
+  /**
+   * `linksRevision`: the newest mod revision among the links the caller saw all DONE; a link changed
+   * since (a late Try re-opening its cancel) fails the completion.
+   */
+  async complete(global: Versioned<GlobalRecord>, fence: Fence | undefined, heuristic: boolean, linksRevision: string): Promise<GlobalRecord> {
     const g = global.record;
     const status = g.status === GlobalStatus.COMMITTING ? GlobalStatus.COMMITTED : GlobalStatus.ROLLED_BACK;
     const now = Date.now();
     const next = withEvent({ ...g, status, completedAt: now, ...(heuristic ? { heuristic: true } : {}) }, 'Completed', `all branches done: ${status}${heuristic ? ' (heuristic: a branch was resolved by hand against the decision)' : ''}`, now);
-    const compares = [cmp.mod(global.key, global.modRevision)];
+    const compares = [cmp.mod(global.key, global.modRevision), ...cmp.prefixUnchangedSince(this.keys.links(g.xid), linksRevision)];
     if (fence) compares.push(cmp.created(fence.key, fence.createRevision));
     const res = await this.txn(compares, [op.put(global.key, next)]);
     if (!res.succeeded) throw new WriteConflict(global.key);
     return next;
   }
 
-  /** Deletes a terminal global and everything of it (orders, branches, links), global last. */
+  /**
+   * Deletes a finished global and everything of it (orders, branches, links), global last. Returns
+   * false, deleting nothing more, when a branch is not done (a late Try re-opened its cancel) or
+   * changed meanwhile: it stays visible until it is.
+   */
   async collect(xid: string, fence: Fence | undefined): Promise<boolean> {
     const { global, links } = await this.readTransaction(xid);
     if (!global) return false;
@@ -396,13 +404,17 @@ export class Store {
     if (g.status !== GlobalStatus.COMMITTED && g.status !== GlobalStatus.ROLLED_BACK) {
       throw new OperationRefused(xid, `transaction ${xid} is ${g.status}; only finished transactions are collected`);
     }
-    const ops: IRequestOp[] = [];
-    for (const l of links) {
-      ops.push(op.del(this.keys.order(l.record.owner, xid, l.record.branchId)), op.del(this.keys.branch(l.record.owner, xid, l.record.branchId)));
-    }
+    if (links.some((l) => l.record.state !== Phase2State.DONE)) return false;
     const fenceCmp = fence ? [cmp.created(fence.key, fence.createRevision)] : [];
-    for (let i = 0; i < ops.length; i += this.maxTxnOps) {
-      await this.txn(fenceCmp, ops.slice(i, i + this.maxTxnOps));
+    // A link is written in the same Txn as its branch, so an unchanged link means an unchanged branch.
+    const perChunk = Math.max(1, Math.floor((this.maxTxnOps - 1) / 2));
+    for (let i = 0; i < links.length; i += perChunk) {
+      const part = links.slice(i, i + perChunk);
+      const res = await this.txn(
+        [...part.map((l) => cmp.mod(l.key, l.modRevision)), ...fenceCmp],
+        part.flatMap((l) => [op.del(this.keys.order(l.record.owner, xid, l.record.branchId)), op.del(this.keys.branch(l.record.owner, xid, l.record.branchId))]),
+      );
+      if (!res.succeeded) return false;
     }
     const res = await this.txn([cmp.mod(global.key, global.modRevision), ...fenceCmp], [op.delPrefix(this.keys.links(xid)), op.del(global.key)]);
     return res.succeeded;
