@@ -20,10 +20,16 @@ export interface PhaseTwoContext<P = unknown> {
   /** 1 for the first attempt; grows across retries, restarts and leader changes. */
   readonly attempt: number;
   /**
-   * Whether this branch's Try succeeded. false in a cancel is an empty rollback: the Try never ran,
-   * failed, or has not finished; release nothing that the Try did not reserve.
+   * Whether this branch's Try is recorded as succeeded. false in a cancel is an empty rollback
+   * (see `tryState` for why): release nothing that the Try did not reserve.
    */
   readonly tryCompleted: boolean;
+  /**
+   * The Try's recorded outcome. FAILED: it threw, nothing to release. PENDING: unknown — it never
+   * ran, or its process died after running it and before recording; if your Try may have reserved
+   * something, look in your own data (keyed by branchId) rather than assume nothing happened.
+   */
+  readonly tryState: 'SUCCEEDED' | 'FAILED' | 'PENDING';
   /** Aborted when the handler timeout passes or this replica stops leading. */
   readonly signal: AbortSignal;
 }

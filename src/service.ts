@@ -25,7 +25,7 @@ import { Controller } from './internal/controller.js';
 import { createEtcdClient } from './internal/etcd-client.js';
 import { reconcileGlobal } from './internal/global-reconciler.js';
 import { Informer, type CachedKv } from './internal/informer.js';
-import { appOfXid, newBranchId, newWriteId, newXid, validateResource, validateXid } from './internal/keys.js';
+import { appOfXid, newBranchId, newWriteId, newXid, validateBranchId, validateResource, validateXid } from './internal/keys.js';
 import { LeaderElector } from './internal/leader.js';
 import { defaultLogger } from './internal/logger.js';
 import { resolveOptions, type ResolvedOptions, type ServiceOptions } from './internal/options.js';
@@ -64,11 +64,22 @@ export interface DecideCallOptions {
 export interface TryOptions {
   /** Aborts the Try handler early (it is also aborted at the transaction's deadline). */
   signal?: AbortSignal;
+  /**
+   * Makes the Try idempotent across retries of the call (seed 003): the same id in the same
+   * transaction registers one branch only. A Try that already succeeded is not run again
+   * (`replayed: true`, `result` undefined); one that failed throws TryFailed again; one still
+   * PENDING (its first call died) runs again. 4-40 lowercase letters and digits.
+   * @default a new random id: every call is a new branch
+   */
+  branchId?: string;
 }
 
 export interface TryResult<R> {
   branchId: string;
+  /** The Try handler's return value; undefined when `replayed`. */
   result: R;
+  /** The branch had already succeeded under this `branchId`; the handler did not run again. */
+  replayed: boolean;
 }
 
 /** A branch as the initiator sees it. */
@@ -166,6 +177,8 @@ export class TxloopService extends EventEmitter<ServiceEvents> {
   private closing: Promise<void> | undefined;
   private readonly counters = { succeeded: 0, failed: 0, parked: 0, completed: 0, collected: 0 };
   private readonly metrics: TxloopMetrics | undefined;
+  /** Trys in flight → their transaction's deadline. */
+  private readonly triesInFlight = new Map<Promise<unknown>, number>();
 
   constructor(options: ServiceOptions) {
     super();
@@ -211,25 +224,44 @@ export class TxloopService extends EventEmitter<ServiceEvents> {
     const handler = this.resources.get(resource);
     if (!handler) throw new UnknownResource(this.app, resource);
     const data = encodePayload(payload, this.options.maxPayloadBytes);
+    const branchId = options.branchId === undefined ? newBranchId() : validateBranchId(options.branchId, 'options.branchId');
     throwIfAborted(options.signal, xid);
     if (Date.now() >= ctx.deadline) throw new DeadlineExceeded(xid, `transaction ${xid} passed its deadline; Try not started`);
+    const running = this.runTry<R>(xid, ctx.deadline, branchId, resource, handler, data, options.signal);
+    // close() waits for Trys in flight: a Try whose result is never recorded leaves its cancel unsure.
+    this.triesInFlight.set(running, ctx.deadline);
+    try {
+      return await running;
+    } finally {
+      this.triesInFlight.delete(running);
+    }
+  }
 
+  private async runTry<R>(xid: string, deadline: number, branchId: string, resource: string, handler: TccResource, data: unknown, callerSignal: AbortSignal | undefined): Promise<TryResult<R>> {
     const now = Date.now();
-    const branchId = newBranchId();
     const record: BranchRecord = withEvent(
-      { v: 1, xid, app: appOfXid(xid), branchId, owner: this.app, resource, payload: data, createdAt: now, deadline: ctx.deadline, tryState: TryState.PENDING, updatedAt: now, writeId: newWriteId(), events: [] },
+      { v: 1, xid, app: appOfXid(xid), branchId, owner: this.app, resource, payload: data, createdAt: now, deadline, tryState: TryState.PENDING, updatedAt: now, writeId: newWriteId(), events: [] },
       'Registered',
       `branch joined by ${this.identity}`,
       now,
     );
     const log = this.logger.child({ xid, branch: branchId, resource });
     const registered = await this.store.registerBranch(record);
-    const signals = [AbortSignal.timeout(Math.max(0, ctx.deadline - Date.now()))];
-    if (options.signal) signals.push(options.signal);
+    if (registered.existed) {
+      const existing = registered.record;
+      if (existing.resource !== resource || JSON.stringify(existing.payload) !== JSON.stringify(data)) {
+        throw new ValidationError('options.branchId', `branch ${branchId} of ${xid} already exists for ${existing.resource} with another payload; use a new branch id for a different Try`);
+      }
+      if (existing.tryState === TryState.SUCCEEDED) return { branchId, result: undefined as R, replayed: true };
+      if (existing.tryState === TryState.FAILED) throw new TryFailed(xid, branchId, resource, new Error(existing.tryError ?? 'try failed'));
+      log.info('try of an existing branch still PENDING (an earlier call died or is running): running it again');
+    }
+    const signals = [AbortSignal.timeout(Math.max(0, deadline - Date.now()))];
+    if (callerSignal) signals.push(callerSignal);
     const signal = AbortSignal.any(signals);
     let result: R;
     try {
-      result = (await handler.try({ xid, branchId, resource, payload: data, deadline: ctx.deadline, signal })) as R;
+      result = (await handler.try({ xid, branchId, resource, payload: data, deadline, signal })) as R;
     } catch (err) {
       log.info({ err: errorMessage(err) }, 'try failed');
       await this.withRetries(() => this.store.recordTryResult(registered, TryState.FAILED, errorMessage(err)));
@@ -237,7 +269,7 @@ export class TxloopService extends EventEmitter<ServiceEvents> {
     }
     await this.withRetries(() => this.store.recordTryResult(registered, TryState.SUCCEEDED));
     log.debug('try succeeded');
-    return { branchId, result };
+    return { branchId, result, replayed: false };
   }
 
   // -------------------------------------------------------------------------------------------
@@ -529,6 +561,14 @@ export class TxloopService extends EventEmitter<ServiceEvents> {
   /** Stops reconciling (resigning leadership so a standby takes over at once) and closes the etcd client it created. Safe to call twice. */
   close(): Promise<void> {
     this.closing ??= (async () => {
+      // Let Trys in flight record their outcome; a handler ignoring its signal past the deadline is
+      // not waited for beyond it.
+      if (this.triesInFlight.size > 0) {
+        const latest = Math.max(...this.triesInFlight.values());
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([Promise.allSettled([...this.triesInFlight.keys()]), new Promise((r) => (timer = setTimeout(r, Math.max(0, latest - Date.now()) + 1_000)))]);
+        clearTimeout(timer);
+      }
       await this.starting?.catch(() => undefined);
       await this.stopLeading();
       await this.elector?.stop();

@@ -108,7 +108,7 @@ describe('invariant 3: every branch gets the decided action at least once, with 
 describe('invariant 4: empty rollback is normal; confirm never runs without a successful Try', () => {
   it('cancel of a branch whose Try failed is told tryCompleted=false; of one whose Try succeeded, tryCompleted=true', async () => {
     setup('empty');
-    const cancels: { payload: unknown; tryCompleted: boolean }[] = [];
+    const cancels: { payload: unknown; tryCompleted: boolean; tryState: string }[] = [];
     const p = h.service({ app: 'acct' }).resource<{ ok: boolean }>('r', {
       try: ({ payload }) => {
         if (!payload.ok) throw new Error('no funds');
@@ -116,8 +116,8 @@ describe('invariant 4: empty rollback is normal; confirm never runs without a su
       confirm: () => {
         throw new Error('confirm must not run');
       },
-      cancel: ({ payload, tryCompleted }) => {
-        cancels.push({ payload, tryCompleted });
+      cancel: ({ payload, tryCompleted, tryState }) => {
+        cancels.push({ payload, tryCompleted, tryState });
       },
     });
     await p.start();
@@ -132,6 +132,7 @@ describe('invariant 4: empty rollback is normal; confirm never runs without a su
     expect(cancels).toHaveLength(2);
     expect(cancels.find((c) => (c.payload as { ok: boolean }).ok)?.tryCompleted).toBe(true);
     expect(cancels.find((c) => !(c.payload as { ok: boolean }).ok)?.tryCompleted).toBe(false);
+    expect(cancels.map((c) => c.tryState).sort()).toEqual(['FAILED', 'SUCCEEDED']);
   });
 
   it('a confirm order for a branch whose Try failed is parked, never executed (guard against hand-written orders)', async () => {
@@ -267,5 +268,67 @@ describe('graceful shutdown', () => {
     expect((await init.waitForCompletion(tx.xid)).status).toBe('COMMITTED');
     const done = await store.getBranch('acct', tx.xid, branchId);
     expect(done?.record.events.some((e) => e.type === 'AttemptFailed')).toBe(false);
+  });
+});
+
+describe('idempotent Try (seed 003) and Trys in flight at close()', () => {
+  it('a Try retried with the same branchId registers one branch and runs its handler once; a different payload under that id is refused', async () => {
+    setup('idem');
+    let tries = 0;
+    let confirms = 0;
+    const p = h.service({ app: 'acct' }).resource('r', {
+      try: () => ++tries,
+      confirm: () => void confirms++,
+      cancel: () => undefined,
+    });
+    await p.start();
+    const init = h.service({ app: 'shop' });
+    await init.start();
+    const tx = await init.begin({ name: 'retried try', timeoutMs: 30_000 });
+    const first = await p.tryBranch(tx.context, 'r', { amount: 30 }, { branchId: 'order42debit' });
+    const again = await p.tryBranch(tx.context, 'r', { amount: 30 }, { branchId: 'order42debit' });
+    expect(first).toEqual({ branchId: 'order42debit', result: 1, replayed: false });
+    expect(again).toEqual({ branchId: 'order42debit', result: undefined, replayed: true });
+    await expect(p.tryBranch(tx.context, 'r', { amount: 99 }, { branchId: 'order42debit' })).rejects.toThrow(/already exists .* with another payload/);
+    await expect(p.tryBranch(tx.context, 'r', {}, { branchId: 'Bad Id' })).rejects.toThrow(/options.branchId/);
+    await tx.commit();
+    const done = await init.waitForCompletion(tx.xid);
+    expect(done.branches).toHaveLength(1);
+    expect(tries).toBe(1);
+    expect(confirms).toBe(1);
+  });
+
+  it('a failed Try retried with the same branchId fails again without running the handler', async () => {
+    setup('idem-fail');
+    let tries = 0;
+    const p = h.service({ app: 'acct' }).resource('r', {
+      try: () => {
+        tries++;
+        throw new Error('no funds');
+      },
+      confirm: () => undefined,
+      cancel: () => undefined,
+    });
+    const init = h.service({ app: 'shop' });
+    const tx = await init.begin({ name: 'x', timeoutMs: 30_000 });
+    await expect(p.tryBranch(tx.context, 'r', {}, { branchId: 'b00001' })).rejects.toBeInstanceOf(TryFailed);
+    await expect(p.tryBranch(tx.context, 'r', {}, { branchId: 'b00001' })).rejects.toThrow(/no funds/);
+    expect(tries).toBe(1);
+  });
+
+  it('close() waits for a Try in flight so its outcome is recorded (no PENDING branch left behind)', async () => {
+    const store = setup('close-try');
+    const g = gate();
+    const p = h.service({ app: 'acct' }).resource('r', { try: () => g.wait, confirm: () => undefined, cancel: () => undefined });
+    const init = h.service({ app: 'shop' });
+    const tx = await init.begin({ name: 'x', timeoutMs: 30_000 });
+    const trying = p.tryBranch(tx.context, 'r', {}, { branchId: 'closing1' });
+    await waitFor(async () => (await init.get(tx.xid)).branches.length === 1, { what: 'branch registered' });
+    const closed = p.close();
+    setTimeout(g.open, 100);
+    await closed;
+    await trying;
+    const b = await store.getBranch('acct', tx.xid, 'closing1');
+    expect(b?.record.tryState).toBe('SUCCEEDED');
   });
 });

@@ -127,6 +127,7 @@ export async function reconcileBranch(deps: ReconcileDeps, queueKey: string, sig
         action,
         attempt,
         tryCompleted: branch.tryState === TryState.SUCCEEDED,
+        tryState: branch.tryState,
       }, options.handlerTimeoutMs, signal);
     } catch (err) {
       // Cut short because this replica stopped leading (or is shutting down): not the handler's

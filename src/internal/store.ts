@@ -214,8 +214,12 @@ export class Store {
     throw new WriteConflict(key);
   }
 
-  /** Joins a branch to a global that is still TRYING; refused once it was decided (anti-hanging). */
-  async registerBranch(branch: BranchRecord): Promise<Versioned<BranchRecord>> {
+  /**
+   * Joins a branch to a global that is still TRYING; refused once it was decided (anti-hanging).
+   * A branch id that already exists (a retried Try with a caller-chosen id) returns the existing
+   * branch with `existed: true` instead of registering twice.
+   */
+  async registerBranch(branch: BranchRecord): Promise<Versioned<BranchRecord> & { existed: boolean }> {
     const gkey = this.keys.global(branch.xid);
     const bkey = this.keys.branch(branch.owner, branch.xid, branch.branchId);
     const res = await this.txn(
@@ -223,10 +227,12 @@ export class Store {
       [op.put(bkey, branch), op.put(this.keys.link(branch.xid, branch.owner, branch.branchId), linkOf(branch))],
       [op.get(gkey), op.get(bkey)],
     );
-    if (res.succeeded) return { key: bkey, record: branch, modRevision: res.header.revision };
+    if (res.succeeded) return { key: bkey, record: branch, modRevision: res.header.revision, existed: false };
     const bkv = res.responses[1]?.response_range.kvs[0];
-    if (bkv && parseBranch(bkey, bkv.value).writeId === branch.writeId) {
-      return { key: bkey, record: branch, modRevision: bkv.mod_revision };
+    if (bkv) {
+      const existing = parseBranch(bkey, bkv.value);
+      // Our own write replayed by the client after a lost response is not a second registration.
+      return { key: bkey, record: existing, modRevision: bkv.mod_revision, existed: existing.writeId !== branch.writeId };
     }
     const gkv = res.responses[0]?.response_range.kvs[0];
     if (!gkv) throw new TransactionNotFound(branch.xid);
