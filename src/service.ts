@@ -486,6 +486,7 @@ export class TxloopService extends EventEmitter<ServiceEvents> {
         this.emit('collected', { xid });
       },
       linkKeys: (xid: string) => this.linkIndex.get(xid) ?? [],
+      written: new Map<string, string>(),
     };
     const onError = (kind: string) => (key: string, err: unknown) => {
       const xid = key.split('/')[0];

@@ -332,3 +332,33 @@ describe('idempotent Try (seed 003) and Trys in flight at close()', () => {
     expect(b?.record.tryState).toBe('SUCCEEDED');
   });
 });
+
+describe('expectations: a leader never acts on a cache older than its own last write', () => {
+  it('a new leader inheriting 20 decided branches runs each confirm exactly once', async () => {
+    setup('expect');
+    const runs = new Map<string, number>();
+    const handlers = {
+      try: () => undefined,
+      confirm: async ({ branchId }: PhaseTwoContext) => {
+        runs.set(branchId, (runs.get(branchId) ?? 0) + 1);
+        await new Promise((r) => setTimeout(r, 5));
+      },
+      cancel: () => undefined,
+    };
+    const bank = h.service({ app: 'acct' }).resource('r', handlers);
+    const init = h.service({ app: 'shop' });
+    await init.start();
+    const xids: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      const tx = await init.begin({ name: `inherited ${i}`, timeoutMs: 60_000 });
+      await bank.tryBranch(tx.context, 'r', {});
+      await tx.commit();
+      xids.push(tx.xid);
+    }
+    await bank.start(); // its first term inherits all 20: attempt counted first, then run
+    for (const xid of xids) expect((await init.waitForCompletion(xid)).status).toBe('COMMITTED');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(runs.size).toBe(20);
+    expect([...runs.values()].every((n) => n === 1)).toBe(true);
+  });
+});

@@ -28,6 +28,12 @@ export interface ReconcileDeps {
   onPhase2(outcome: Phase2Outcome): void;
   /** This replica decided a global (deadline expiry, or a participant rolling back a stuck one). */
   onDecided(global: GlobalRecord): void;
+  /**
+   * Branch key → mod revision of this replica's last write to it (controller-runtime's
+   * "expectations"): until the cache has caught up with it, the cache is stale and acting on it
+   * would run a handler again for work already recorded.
+   */
+  written: Map<string, string>;
 }
 
 export interface Phase2Outcome {
@@ -50,7 +56,16 @@ export async function reconcileBranch(deps: ReconcileDeps, queueKey: string, sig
   const [xid, branchId] = queueKey.split('/') as [string, string];
   const bkey = store.keys.branch(app, xid, branchId);
   const bkv = cache.get(bkey);
-  if (!bkv) return;
+  if (!bkv) {
+    deps.written.delete(bkey);
+    return;
+  }
+  const expected = deps.written.get(bkey);
+  if (expected !== undefined) {
+    // Our own write is on its way through the watch, which will queue this key again.
+    if (BigInt(bkv.modRevision) < BigInt(expected)) return;
+    deps.written.delete(bkey);
+  }
   let branch: BranchRecord;
   let order: OrderRecord | undefined;
   try {
@@ -110,6 +125,7 @@ export async function reconcileBranch(deps: ReconcileDeps, queueKey: string, sig
     }
     const phase2: Phase2 = { action, state: Phase2State.ACTIVE, attempts: attempt, lastAttemptAt: now, ...(p?.lastError ? { lastError: p.lastError } : {}) };
     current = await store.recordProgress(fence, current, withEvent({ ...branch, phase2 }, 'AttemptStarted', `${action} attempt ${attempt} started by a new leader`, now));
+    deps.written.set(bkey, current.modRevision);
   }
 
   const handler = deps.resources.get(branch.resource);
@@ -157,7 +173,8 @@ export async function reconcileBranch(deps: ReconcileDeps, queueKey: string, sig
     result = 'failed';
     log.warn({ attempt, err: error, retryInMs: requeueAfterMs }, `${action} failed; will retry`);
   }
-  await store.recordProgress(fence, current, next);
+  const recorded = await store.recordProgress(fence, current, next);
+  deps.written.set(bkey, recorded.modRevision);
   if (result === 'succeeded') log.info({ attempt, action, durationMs }, `${action} done`);
   deps.onPhase2({ xid, branchId, resource: branch.resource, action, result, attempt, ...(error !== undefined ? { error } : {}), durationMs });
   return requeueAfterMs !== undefined ? { requeueAfterMs } : undefined;
