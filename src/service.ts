@@ -51,7 +51,7 @@ export interface BeginOptions {
   name: string;
   /** Rolled back if not decided within this many ms. @default ServiceOptions.defaultTimeoutMs */
   timeoutMs?: number;
-  /** Aborting it before begin() finishes leaves nothing behind. */
+  /** Checked before anything is written: an aborted signal makes begin() throw DeadlineExceeded and write nothing. */
   signal?: AbortSignal;
 }
 
@@ -350,7 +350,16 @@ export class TxloopService extends EventEmitter<ServiceEvents> {
       });
       throw err;
     }
-    await tx.commit();
+    try {
+      await tx.commit();
+    } catch (err) {
+      // Not committed (a Try not prepared, etcd trouble): roll back rather than leave it to the
+      // deadline. If the commit did land after all, the rollback loses the CAS and changes nothing.
+      if (!(err instanceof TransactionAlreadyDecided)) {
+        await tx.rollback({ reason: `commit failed: ${errorMessage(err)}`.slice(0, 1000) }).catch(() => undefined);
+      }
+      throw err;
+    }
     return { xid: tx.xid, result };
   }
 

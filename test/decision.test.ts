@@ -93,6 +93,32 @@ describe('invariant 1: one decision', () => {
     expect((err as BranchesNotPrepared).branchIds).toHaveLength(1);
     expect((await init.get(tx.xid)).status).toBe('TRYING');
   });
+  it('transaction(): when its commit is refused (a swallowed Try failure), it rolls back at once instead of waiting for the deadline', async () => {
+    setup('tx-helper');
+    const cancels: string[] = [];
+    const p = h.service({ app: 'acct' }).resource('r', {
+      try: () => {
+        throw new Error('no funds');
+      },
+      confirm: () => undefined,
+      cancel: ({ tryState }) => void cancels.push(tryState),
+    });
+    await p.start();
+    const init = h.service({ app: 'shop' });
+    await init.start();
+    let xid = '';
+    const err = await init
+      .transaction({ name: 'sloppy caller', timeoutMs: 60_000 }, async (tx) => {
+        xid = tx.xid;
+        await p.tryBranch(tx.context, 'r', {}).catch(() => undefined); // the caller ignores the failure
+      })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BranchesNotPrepared);
+    const done = await init.waitForCompletion(xid, { timeoutMs: 10_000 }); // far sooner than the 60 s deadline
+    expect(done.status).toBe('ROLLED_BACK');
+    expect(done.decision?.by).toBe('rollback');
+    expect(cancels).toEqual(['FAILED']);
+  });
 });
 
 describe('invariant 2: no branch after the decision (anti-hanging)', () => {

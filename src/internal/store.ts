@@ -307,10 +307,21 @@ export class Store {
       // make it retry.
       const [linksUnmodified, noLinkAdded] = cmp.prefixUnchangedSince(this.keys.links(xid), revision);
       const pinned = options.outcome === 'commit' ? [linksUnmodified, noLinkAdded] : [noLinkAdded];
-      const res = await this.txn(
-        [cmp.version(global.key, 1), cmp.mod(global.key, global.modRevision), ...pinned],
-        [op.put(global.key, next), ...inTxn.map((l) => op.put(this.keys.order(l.record.owner, xid, l.record.branchId), this.order(l.record, action, options.by, now)))],
-      );
+      let res: ITxnResponse;
+      try {
+        res = await this.txn(
+          [cmp.version(global.key, 1), cmp.mod(global.key, global.modRevision), ...pinned],
+          [op.put(global.key, next), ...inTxn.map((l) => op.put(this.keys.order(l.record.owner, xid, l.record.branchId), this.order(l.record, action, options.by, now)))],
+        );
+      } catch (err) {
+        // Outcome unknown (timeout, connection lost): the decision may have landed. Look.
+        const after = await this.getGlobal(xid).catch(() => undefined);
+        if (after?.record.decision?.writeId === writeId) return { global: after.record, ordered: inTxn.length, total: links.length };
+        if (after && after.record.status !== GlobalStatus.TRYING) {
+          throw new TransactionAlreadyDecided(xid, after.record.decision?.outcome ?? 'rollback', after.record.status, after.record.decision?.by ?? 'unknown');
+        }
+        throw err;
+      }
       if (res.succeeded) return { global: next, ordered: inTxn.length, total: links.length };
       // Lost a race with another decision or a late registration: re-read and look again.
     }
