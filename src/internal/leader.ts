@@ -43,7 +43,6 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
   private leading: { fence: Fence; abort: AbortController } | undefined;
   /** Send time of the newest keep-alive etcd acknowledged: the lease lives at least TTL past it. */
   private confirmedAt = 0;
-  private firedAt = 0;
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
   private watcher: Watcher | undefined;
@@ -119,11 +118,19 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
   private async newLease(): Promise<void> {
     await this.dropLease();
     const lease = this.options.client.lease(this.options.ttlSeconds, { autoKeepAlive: true });
+    // Keep-alives fire every TTL/3 whether or not the last one was answered, and answers come back
+    // in order: an answer proves the lease was alive when *its* request was sent, the oldest unanswered.
+    const sent: number[] = [];
     lease.on('keepaliveFired', () => {
-      this.firedAt = Date.now();
+      sent.push(Date.now());
     });
     lease.on('keepaliveSucceeded', () => {
-      this.confirmedAt = Math.max(this.confirmedAt, this.firedAt);
+      const at = sent.shift();
+      if (at !== undefined) this.confirmedAt = Math.max(this.confirmedAt, at);
+    });
+    lease.on('keepaliveFailed', () => {
+      // The stream is torn down and re-created: nothing sent on it will be answered.
+      sent.length = 0;
     });
     lease.on('lost', (err) => {
       this.options.logger.warn({ err: err.message }, 'leader election: lease lost');
@@ -169,7 +176,8 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
   private async holdLeadership(): Promise<void> {
     const { client, key } = this.options;
     const fence = this.leading!.fence;
-    const watcher = await client.watch().key(key).create();
+    // From just after our campaign: a takeover or delete in between is seen, not skipped.
+    const watcher = await client.watch().key(key).startRevision((BigInt(fence.createRevision) + 1n).toString()).create();
     this.watcher = watcher;
     const ttlMs = this.options.ttlSeconds * 1000;
     try {
