@@ -56,6 +56,7 @@ export {
   OperationRefused,
   ServiceClosed,
 } from './errors.js';
-export { GlobalStatus, TryState, Action, Phase2State } from './internal/records.js';
+export { GlobalStatus, TryState, Action, Phase2State, MalformedRecord } from './internal/records.js';
+export { WriteConflict, LeadershipLost } from './internal/store.js';
 export type { Phase2Outcome } from './internal/branch-reconciler.js';
 export { TxloopMetrics, metricsFor, serveMetrics, Registry, type MetricsServerOptions } from './metrics.js';

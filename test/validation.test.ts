@@ -8,7 +8,7 @@ import {
   ValidationError,
   extractContext,
 } from '../src/index.js';
-import { quietLogger, useEtcd, type Harness } from './helpers/harness.js';
+import { quietLogger, useEtcd, waitFor, type Harness } from './helpers/harness.js';
 
 const env = useEtcd();
 let h: Harness;
@@ -124,5 +124,23 @@ describe('invariant 9: malformed records in etcd never stop the control loop', (
     const s = h.service({ app: 'shop' });
     await env.client.put(`${ns}shop/gtx/shop.0000000000000000f`).value('{"v":1,"xid":"shop.0000000000000000f"}');
     await expect(s.get('shop.0000000000000000f')).rejects.toThrow(/malformed record at .*shop\/gtx\/shop.0000000000000000f/);
+  });
+
+  it('a malformed branch link does not block the deadline rollback of its transaction; the real branches are cancelled', async () => {
+    setup('malformed-link');
+    const cancels: string[] = [];
+    const p = h.service({ app: 'acct' }).resource('r', { ...noop, cancel: ({ branchId }) => void cancels.push(branchId) });
+    const init = h.service({ app: 'shop' });
+    await Promise.all([p.start(), init.start()]);
+    const tx = await init.begin({ name: 'x', timeoutMs: 400 });
+    const { branchId } = await p.tryBranch(tx.context, 'r', {});
+    await env.client.put(`${ns}shop/link/${tx.xid}/acct/zzzz9999`).value('garbage');
+    await waitFor(() => cancels.includes(branchId), { what: 'real branch cancelled' });
+    // get() still works and shows the bad link for what it is.
+    const view = await init.get(tx.xid);
+    expect(view.branches.map((b) => b.resource).sort()).toEqual(['(malformed link)', 'r']);
+    const global = JSON.parse((await env.client.get(`${ns}shop/gtx/${tx.xid}`).string())!) as { status: string; decision: { by: string } };
+    expect(global.status).toBe('ROLLING_BACK');
+    expect(global.decision.by).toBe('deadline');
   });
 });

@@ -25,6 +25,7 @@ import {
   GlobalStatus,
   Phase2State,
   TryState,
+  MalformedRecord,
   linkOf,
   parseBranch,
   parseGlobal,
@@ -195,10 +196,25 @@ export class Store {
       ...(gkv ? { global: { key: gkey, record: parseGlobal(gkey, gkv.value), modRevision: gkv.mod_revision } } : {}),
       links: linkKvs.map((kv) => {
         const key = kv.key.toString();
-        return { key, record: parseLink(key, kv.value), modRevision: kv.mod_revision };
+        return { key, record: this.linkOrPlaceholder(key, kv.value), modRevision: kv.mod_revision };
       }),
       revision: res.header.revision,
     };
+  }
+
+  /**
+   * A link as stored, or, when it is malformed, what its key still says (owner, branch id) with an
+   * unknown Try: a rollback can still order its cancel and a commit refuses it, instead of every
+   * decision of that transaction failing on the bad record.
+   */
+  private linkOrPlaceholder(key: string, value: Buffer): LinkRecord {
+    try {
+      return parseLink(key, value);
+    } catch (err) {
+      const parsed = this.keys.parse(key);
+      if (!(err instanceof MalformedRecord) || parsed?.kind !== 'link') throw err;
+      return { v: 1, xid: parsed.xid, owner: parsed.owner, branchId: parsed.branchId, resource: '(malformed link)', tryState: TryState.PENDING };
+    }
   }
 
   // ---------------------------------------------------------------------------------------------
