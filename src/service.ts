@@ -157,6 +157,9 @@ interface LeaderState {
   branches: Workqueue;
   controllers: Controller[];
   statsTimer: NodeJS.Timeout;
+  /** Finished globals waiting out their retention: xid → when to collect. */
+  retained: Map<string, number>;
+  sweepTimer: NodeJS.Timeout;
 }
 
 export class TxloopService extends EventEmitter<ServiceEvents> {
@@ -453,6 +456,7 @@ export class TxloopService extends EventEmitter<ServiceEvents> {
     }
     const leader = this.leader;
     if (!leader) return;
+    if (parsed.kind === 'global' && !kv) leader.retained.delete(parsed.xid);
     if (parsed.kind === 'global' || parsed.kind === 'link') leader.globals.add(parsed.xid);
     else if (parsed.kind === 'branch' || parsed.kind === 'order') leader.branches.add(branchQueueKey(parsed.xid, parsed.branchId));
   }
@@ -496,6 +500,7 @@ export class TxloopService extends EventEmitter<ServiceEvents> {
       },
       linkKeys: (xid: string) => this.linkIndex.get(xid) ?? [],
       written: new Map<string, string>(),
+      collectAt: (xid: string, due: number) => retained.set(xid, due),
     };
     const onError = (kind: string) => (key: string, err: unknown) => {
       const xid = key.split('/')[0];
@@ -507,7 +512,18 @@ export class TxloopService extends EventEmitter<ServiceEvents> {
     ];
     const statsTimer = setInterval(() => void this.publishStats(), options.statsIntervalMs);
     statsTimer.unref();
-    this.leader = { fence, globals, branches, controllers, statsTimer };
+    const retained = new Map<string, number>();
+    const sweepTimer = setInterval(() => {
+      const now = Date.now();
+      for (const [xid, due] of retained) {
+        if (due <= now) {
+          retained.delete(xid);
+          globals.add(xid);
+        }
+      }
+    }, Math.min(30_000, Math.max(100, Math.floor(options.retentionMs / 4))));
+    sweepTimer.unref();
+    this.leader = { fence, globals, branches, controllers, statsTimer, retained, sweepTimer };
     for (const c of controllers) c.start();
     for (const key of informer.cache.keys()) {
       const parsed = this.store.keys.parse(key);
@@ -525,6 +541,7 @@ export class TxloopService extends EventEmitter<ServiceEvents> {
     if (!leader) return;
     this.leader = undefined;
     clearInterval(leader.statsTimer);
+    clearInterval(leader.sweepTimer);
     this.metrics?.leader.set({ app: this.app }, 0);
     await Promise.all(leader.controllers.map((c) => c.stop()));
     this.metrics?.untrack(leader.globals);

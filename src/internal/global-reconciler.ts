@@ -14,6 +14,8 @@ export interface GlobalReconcileDeps extends ReconcileDeps {
   onCollected(xid: string): void;
   /** Keys of the global's links currently in the cache. */
   linkKeys(xid: string): Iterable<string>;
+  /** Queue this finished global again at `due` for collection. */
+  collectAt(xid: string, due: number): void;
 }
 
 export async function reconcileGlobal(deps: GlobalReconcileDeps, xid: string): Promise<ReconcileResult> {
@@ -75,7 +77,11 @@ export async function reconcileGlobal(deps: GlobalReconcileDeps, xid: string): P
     case GlobalStatus.COMMITTED:
     case GlobalStatus.ROLLED_BACK: {
       const due = (global.completedAt ?? now) + options.retentionMs;
-      if (now < due) return { requeueAfterMs: due - now };
+      if (now < due) {
+        // One sweep timer for all retained transactions rather than a timer each.
+        deps.collectAt(xid, due);
+        return;
+      }
       if (await store.collect(xid, fence)) {
         log.debug('collected after retention');
         deps.onCollected(xid);

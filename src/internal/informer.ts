@@ -22,7 +22,7 @@ export interface InformerOptions {
   client: Etcd3;
   store: Store;
   prefix: string;
-  /** Full relist interval. @default 30_000 */
+  /** Full relist interval. @default 300_000 */
   resyncMs?: number;
   logger: Logger;
   onChange: (key: string, kv: CachedKv | undefined) => void;
@@ -46,7 +46,7 @@ export class Informer {
 
   async start(): Promise<void> {
     await this.relist('initial list');
-    const every = this.options.resyncMs ?? 30_000;
+    const every = this.options.resyncMs ?? 300_000;
     this.resyncTimer = setInterval(() => void this.relist('periodic resync'), every);
     this.resyncTimer.unref();
   }

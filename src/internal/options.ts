@@ -53,7 +53,10 @@ export interface ServiceOptions {
    * @default 5_000
    */
   graceMs?: number;
-  /** Full relist of the service's prefix, a safety net under the watch. @default 30_000 */
+  /**
+   * Full relist of the service's prefix, a safety net under the watch (which relists on its own
+   * after a reconnect or compaction). Each relist reads every retained record. @default 300_000
+   */
   resyncMs?: number;
   /** Timeout of begin() when none is given. @default 30_000 */
   defaultTimeoutMs?: number;
@@ -101,7 +104,7 @@ export function resolveOptions(options: ServiceOptions): ResolvedOptions {
     handlerTimeoutMs: positiveInt(o, 'handlerTimeoutMs', 30_000, 1),
     retentionMs: positiveInt(o, 'retentionMs', 3_600_000, 0),
     graceMs: positiveInt(o, 'graceMs', 5_000, 0),
-    resyncMs: positiveInt(o, 'resyncMs', 30_000, 100),
+    resyncMs: positiveInt(o, 'resyncMs', 300_000, 100),
     defaultTimeoutMs: positiveInt(o, 'defaultTimeoutMs', 30_000, 1),
     maxPayloadBytes: positiveInt(o, 'maxPayloadBytes', 262_144, 1, 1_000_000),
     maxTxnOps: positiveInt(o, 'maxTxnOps', 128, 4, 100_000),
