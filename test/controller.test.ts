@@ -1,34 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Controller, TerminalError, type ControllerOptions, type ReconcileResult } from '../src/internal/controller.js';
 import { Workqueue } from '../src/internal/workqueue.js';
+import { settled, sleep, waitFor as waitUntil, within } from './helpers/wait.js';
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-async function waitFor(cond: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await sleep(2);
-  }
-}
-
-async function settled(p: Promise<unknown>): Promise<boolean> {
-  let done = false;
-  void p.then(
-    () => (done = true),
-    () => (done = true),
-  );
-  await sleep(5);
-  return done;
-}
-
-function within<T>(p: Promise<T>, what: string, timeoutMs = 5_000): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out waiting for: ${what}`)), timeoutMs);
-  });
-  return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
-}
+/** Fast polling: these tests watch in-process state, no I/O. */
+const waitFor = (cond: () => boolean, what: string, timeoutMs = 5_000): Promise<void> =>
+  waitUntil(cond, { what, timeoutMs, intervalMs: 2 }).then(() => undefined);
 
 const controllers: Controller[] = [];
 

@@ -2,40 +2,15 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { itemBackoffMs, Workqueue } from '../src/internal/workqueue.js';
+import { settled, sleep, waitFor as waitUntil, within } from './helpers/wait.js';
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/** Poll `cond` until it holds or the deadline passes (then fail with `what`). */
-async function waitFor(cond: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await sleep(2);
-  }
-}
-
-/** Whether a promise has settled, checked after letting pending microtasks/macrotasks run. */
-async function settled(p: Promise<unknown>): Promise<boolean> {
-  let done = false;
-  void p.then(
-    () => (done = true),
-    () => (done = true),
-  );
-  await sleep(5);
-  return done;
-}
+/** Fast polling: these tests watch in-process state, no I/O. */
+const waitFor = (cond: () => boolean, what: string, timeoutMs = 5_000): Promise<void> =>
+  waitUntil(cond, { what, timeoutMs, intervalMs: 2 }).then(() => undefined);
 
 /** `q.get()` with a deadline, so a broken queue fails fast instead of hanging the test. */
 function get(q: Workqueue, timeoutMs = 5_000): Promise<string | undefined> {
   return within(q.get(), 'get()', timeoutMs);
-}
-
-function within<T>(p: Promise<T>, what: string, timeoutMs = 5_000): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out waiting for: ${what}`)), timeoutMs);
-  });
-  return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
 }
 
 const queues: Workqueue[] = [];
