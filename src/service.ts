@@ -25,7 +25,7 @@ import { Controller } from './internal/controller.js';
 import { createEtcdClient } from './internal/etcd-client.js';
 import { reconcileGlobal } from './internal/global-reconciler.js';
 import { Informer, type CachedKv } from './internal/informer.js';
-import { appOfXid, newBranchId, newWriteId, newXid, validateBranchId, validateResource, validateXid } from './internal/keys.js';
+import { appOfXid, newBranchId, newWriteId, newXid, validateApp, validateBranchId, validateResource, validateXid } from './internal/keys.js';
 import { LeaderElector } from './internal/leader.js';
 import { defaultLogger } from './internal/logger.js';
 import { resolveOptions, type ResolvedOptions, type ServiceOptions } from './internal/options.js';
@@ -36,6 +36,8 @@ import {
   branchStatus,
   encodePayload,
   isTerminal,
+  parseGlobal,
+  parseLink,
   withEvent,
   type BranchRecord,
   type GlobalRecord,
@@ -372,6 +374,43 @@ export class TxloopService extends EventEmitter<ServiceEvents> {
     const { global, links } = await this.store.readTransaction(xid);
     if (!global) throw new TransactionNotFound(xid);
     return toView(global.record, links.map((l) => l.record));
+  }
+
+  /**
+   * Lists the transactions a service initiated (this one by default), oldest first, for admin
+   * views and alerting: e.g. `{ status: ['COMMITTING', 'ROLLING_BACK'] }` for unfinished ones, and
+   * `branches[].state === 'FAILED'` for parked work. Malformed records are skipped (and logged).
+   */
+  async list(options: { app?: string; status?: GlobalStatus | GlobalStatus[] } = {}): Promise<TransactionView[]> {
+    const app = options.app === undefined ? this.app : validateApp(options.app, 'options.app');
+    const wanted = options.status === undefined ? undefined : new Set(Array.isArray(options.status) ? options.status : [options.status]);
+    for (const st of wanted ?? []) {
+      if (!Object.values(GlobalStatus).includes(st)) throw new ValidationError('options.status', `${JSON.stringify(st)} is not one of ${Object.values(GlobalStatus).join(', ')}`);
+    }
+    const { kvs, revision } = await this.store.range(this.store.keys.globalsOf(app));
+    // Links read at the same revision, so every view is one consistent snapshot.
+    const { kvs: linkKvs } = await this.store.range(this.store.keys.linksOf(app), revision);
+    const links = new Map<string, LinkRecord[]>();
+    for (const kv of linkKvs) {
+      const key = kv.key.toString();
+      try {
+        const l = parseLink(key, kv.value);
+        links.set(l.xid, [...(links.get(l.xid) ?? []), l]);
+      } catch (err) {
+        this.logger.warn({ key, err: errorMessage(err) }, 'skipping malformed link');
+      }
+    }
+    const views: TransactionView[] = [];
+    for (const kv of kvs) {
+      const key = kv.key.toString();
+      try {
+        const g = parseGlobal(key, kv.value);
+        if (!wanted || wanted.has(g.status)) views.push(toView(g, links.get(g.xid) ?? []));
+      } catch (err) {
+        this.logger.warn({ key, err: errorMessage(err) }, 'skipping malformed global');
+      }
+    }
+    return views;
   }
 
   /** Resolves once the transaction is COMMITTED or ROLLED_BACK (or rejects on timeout/abort). */

@@ -362,3 +362,37 @@ describe('expectations: a leader never acts on a cache older than its own last w
     expect([...runs.values()].every((n) => n === 1)).toBe(true);
   });
 });
+
+describe('list(): stuck and parked work, from the SDK', () => {
+  it('lists a service\'s transactions by status, with parked branches visible, in creation order', async () => {
+    setup('list');
+    const p = h.service({ app: 'acct', deadThreshold: 1 }).resource('r', {
+      try: () => undefined,
+      confirm: ({ payload }) => {
+        if ((payload as { fail?: boolean }).fail) throw new Error('ledger locked');
+      },
+      cancel: () => undefined,
+    });
+    await p.start();
+    const init = h.service({ app: 'shop' });
+    await init.start();
+    const ok = await init.begin({ name: 'ok', timeoutMs: 30_000 });
+    await p.tryBranch(ok.context, 'r', {});
+    await ok.commit();
+    const stuck = await init.begin({ name: 'stuck', timeoutMs: 30_000 });
+    await p.tryBranch(stuck.context, 'r', { fail: true });
+    await stuck.commit();
+    const open = await init.begin({ name: 'open', timeoutMs: 30_000 });
+    await init.waitForCompletion(ok.xid);
+    const parked = await waitFor(async () => {
+      const [v] = await init.list({ status: 'COMMITTING' });
+      return v?.branches[0]?.state === 'FAILED' ? v : undefined;
+    }, { what: 'parked branch listed' });
+    expect(parked.xid).toBe(stuck.xid);
+    expect(parked.branches[0]?.lastError).toContain('ledger locked');
+    expect((await init.list()).map((v) => v.xid)).toEqual([ok.xid, stuck.xid, open.xid]);
+    expect((await init.list({ status: ['TRYING', 'COMMITTED'] })).map((v) => v.name)).toEqual(['ok', 'open']);
+    expect(await p.list()).toEqual([]); // acct initiated nothing
+    await expect(init.list({ status: 'DONE' as never })).rejects.toThrow(/options.status/);
+  });
+});

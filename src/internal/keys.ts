@@ -111,6 +111,10 @@ export class Keys {
   globalsOf(app: string): string {
     return `${this.ns}${app}/gtx/`;
   }
+  /** Every link of every global of `app`. */
+  linksOf(app: string): string {
+    return `${this.ns}${app}/link/`;
+  }
   links(xid: string): string {
     return `${this.ns}${appOfXid(xid)}/link/${xid}/`;
   }
