@@ -11,11 +11,12 @@
  * accounts.resource<{ account: string; amount: number }>('debit', {
  *   try: async ({ payload }) => freeze(payload.account, payload.amount),
  *   confirm: async ({ payload }) => applyFrozen(payload.account, payload.amount),
- *   cancel: async ({ payload, tryCompleted }) => { if (tryCompleted) await unfreeze(payload.account, payload.amount); },
+ *   // tryState FAILED: empty rollback; PENDING: unknown, so check your own data for this branchId
+ *   cancel: async ({ payload, branchId, tryState }) => { if (tryState !== 'FAILED') await unfreezeIfFrozen(branchId, payload); },
  * });
  * await accounts.start();
  * // in its HTTP handler for POST /try:
- * //   await accounts.tryBranch(extractContext(req.headers)!, 'debit', body);
+ * //   await accounts.tryBranch(extractContext(req.headers)!, 'debit', body, { branchId: body.requestId });
  *
  * // An initiator: begins, calls the participants' Try with the xid in headers, then decides.
  * const orders = new TxloopService({ app: 'orders' });
