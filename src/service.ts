@@ -505,8 +505,10 @@ export class TxloopService extends EventEmitter<ServiceEvents> {
     const { logger, options } = this;
     const informer = this.informer!;
     const observer = this.metrics?.observer();
-    const globals = new Workqueue({ name: `${this.app}-globals`, ...(observer ? { observer } : {}) });
-    const branches = new Workqueue({ name: `${this.app}-branches`, ...(observer ? { observer } : {}) });
+    // Reconcile errors (etcd trouble, conflicts) back off like handler failures do.
+    const backoff = { baseDelayMs: options.retryBaseMs, maxDelayMs: options.retryMaxMs, ...(observer ? { observer } : {}) };
+    const globals = new Workqueue({ name: `${this.app}-globals`, ...backoff });
+    const branches = new Workqueue({ name: `${this.app}-branches`, ...backoff });
     this.metrics?.track(globals);
     this.metrics?.track(branches);
     const deps = {
