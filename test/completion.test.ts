@@ -148,4 +148,17 @@ describe('invariant 10: no single service blocks recovery', () => {
     expect(cancels).toEqual([]);
     await tx.commit();
   });
+
+  it('a branch whose global vanished (deleted by hand) is cancelled by its owner and then collected by it after the retention', async () => {
+    setup('orphan-gc');
+    const cancels: string[] = [];
+    const p = h.service({ app: 'acct', graceMs: 100, retentionMs: 300, maxTxnOps: MAX_TXN_OPS }).resource('r', { ...noop, cancel: ({ branchId }) => void cancels.push(branchId) });
+    await p.start();
+    const init = h.service({ app: 'shop', maxTxnOps: MAX_TXN_OPS });
+    const tx = await init.begin({ name: 'x', timeoutMs: 300 });
+    const { branchId } = await p.tryBranch(tx.context, 'r', {});
+    await env.client.delete().prefix(`${ns}shop/`);
+    await waitFor(() => cancels.includes(branchId), { what: 'orphan cancelled' });
+    await waitFor(async () => (await env.client.getAll().prefix(`${ns}acct/`).keys()).every((k) => !k.includes(tx.xid)), { what: 'orphan collected' });
+  });
 });

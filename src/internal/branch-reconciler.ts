@@ -14,7 +14,7 @@ import type { ReconcileResult } from './controller.js';
 import type { CachedKv } from './informer.js';
 import type { ResolvedOptions } from './options.js';
 import { Action, GlobalStatus, MalformedRecord, Phase2State, TryState, actionFor, parseBranch, parseOrder, withEvent, type BranchRecord, type GlobalRecord, type OrderRecord, type Phase2 } from './records.js';
-import { LeadershipLost, type Fence, type Store } from './store.js';
+import { LeadershipLost, type Fence, type Store, type Versioned } from './store.js';
 import { itemBackoffMs } from './workqueue.js';
 
 export interface ReconcileDeps {
@@ -83,7 +83,10 @@ export async function reconcileBranch(deps: ReconcileDeps, queueKey: string, sig
   }
   const log = logger.child({ xid, branch: branchId, resource: branch.resource });
   const p = branch.phase2;
-  if (p && p.state !== Phase2State.ACTIVE) return;
+  if (p && p.state !== Phase2State.ACTIVE) {
+    if (p.state === Phase2State.DONE && order?.by.endsWith(ORPHAN)) return collectOrphan(deps, { key: bkey, record: branch, modRevision: bkv.modRevision }, p);
+    return;
+  }
   const now = Date.now();
 
   if (!p && !order) return waitForDecision(deps, branch, log);
@@ -180,6 +183,20 @@ export async function reconcileBranch(deps: ReconcileDeps, queueKey: string, sig
   return requeueAfterMs !== undefined ? { requeueAfterMs } : undefined;
 }
 
+/** Marks the order of a branch whose global vanished: nobody else will ever collect it. */
+const ORPHAN = ':orphan';
+
+/** The owner collects an orphaned branch itself, once it is done and its retention has passed. */
+async function collectOrphan(deps: ReconcileDeps, current: Versioned<BranchRecord>, p: Phase2): Promise<ReconcileResult> {
+  const due = (p.doneAt ?? Date.now()) + deps.options.retentionMs;
+  const now = Date.now();
+  if (now < due) return { requeueAfterMs: due - now };
+  const fence = deps.fence();
+  if (!fence) throw new LeadershipLost(deps.store.keys.leader(deps.app));
+  if (await deps.store.deleteBranch(fence, current)) deps.logger.info({ xid: current.record.xid, branch: current.record.branchId }, 'collected a branch whose global was gone');
+  return;
+}
+
 function okeyKv(deps: ReconcileDeps, xid: string, branchId: string): CachedKv | undefined {
   return deps.cache.get(deps.store.keys.order(deps.app, xid, branchId));
 }
@@ -208,6 +225,7 @@ async function waitForDecision(deps: ReconcileDeps, branch: BranchRecord, log: L
   if (!global) {
     // A global is collected only after every branch is done, so a missing one was never committed.
     action = Action.CANCEL;
+    by = `participant:${app}${ORPHAN}`;
     log.warn('global record is gone while this branch waits for a decision; cancelling');
   } else if (global.record.status === GlobalStatus.TRYING) {
     // The branch's deadline came with the Try call; the global's own deadline is the one that counts.

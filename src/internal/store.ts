@@ -528,6 +528,16 @@ export class Store {
     return (await this.recordProgress(undefined, cur, next)).record;
   }
 
+  /** Deletes one branch with its order and link if it is unchanged since read (fenced). */
+  async deleteBranch(fence: Fence, current: Versioned<BranchRecord>): Promise<boolean> {
+    const b = current.record;
+    const res = await this.txn(
+      [cmp.mod(current.key, current.modRevision), cmp.created(fence.key, fence.createRevision)],
+      [op.del(current.key), op.del(this.keys.order(b.owner, b.xid, b.branchId)), op.del(this.keys.link(b.xid, b.owner, b.branchId))],
+    );
+    return res.succeeded;
+  }
+
   /** Removes a record that cannot be parsed, so that it stops showing up; only used by operators. */
   async deleteKey(key: string): Promise<void> {
     await this.client.kv.deleteRange({ key: enc(key) });
