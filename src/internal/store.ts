@@ -537,9 +537,4 @@ export class Store {
     );
     return res.succeeded;
   }
-
-  /** Removes a record that cannot be parsed, so that it stops showing up; only used by operators. */
-  async deleteKey(key: string): Promise<void> {
-    await this.client.kv.deleteRange({ key: enc(key) });
-  }
 }
