@@ -279,14 +279,37 @@ describe('repairs', () => {
     expect(done.branches[0].events.map((e: Json) => e.type)).toEqual(expect.arrayContaining(['Parked', 'Retried', 'Confirmed']));
   });
 
-  it('retry of a branch that is not parked is refused with exit 1 and changes nothing', async () => {
+  it('retry of a branch that is not parked is refused with exit 1, naming the status the tables show, and changes nothing', async () => {
     const r = await cli('retry', `${tx.stuck}/${stuckDebit}`);
     expect(r.code).toBe(1);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
-    expect(r.stderr).toMatch(/not parked as FAILED/);
+    expect(r.stderr).toMatch(/not parked as FAILED \(it is CONFIRMED\)/);
     const none = await cli('retry', tx.committed);
     expect(none.code).toBe(1);
-    expect(none.stderr).toMatch(/no parked \(FAILED\) branch/);
+    expect(none.stderr).toMatch(/\(COMMITTED\) has no parked \(FAILED\) branch/);
+  });
+
+  it('retry of a branch whose owner is down after the decision names it CONFIRMING, as get branches does', async () => {
+    // The owner tried its branch and went away; the commit's order waits for it, with no progress recorded.
+    const vault = new TxloopService({ app: 'vault', namespace: NS, etcd: { endpoints: etcd.endpoints }, leaseTtlSeconds: 2, logger: quiet });
+    vault.resource('hold', { try: () => 'held', confirm: () => undefined, cancel: () => undefined });
+    await vault.start();
+    const t = await orders.begin({ name: 'vault order', timeoutMs: 600_000 });
+    const { branchId } = await vault.tryBranch(t.context, 'hold', {});
+    await vault.close();
+    await t.commit();
+    const branch = `${t.xid}/${branchId}`;
+    const listed = await cli('get', 'branches', branch);
+    expect(row(listed.stdout, branch)?.STATUS).toBe('CONFIRMING');
+    const r = await cli('retry', branch);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim()).toMatch(/not parked as FAILED \(it is CONFIRMING\); only parked branches can be retried$/);
+    // Before the decision, the same refusal says PREPARED.
+    const open = await begin('open order', ['debit']);
+    const pending = await cli('retry', `${open.t.xid}/${open.branches[0]}`);
+    expect(pending.code).toBe(1);
+    expect(pending.stderr).toMatch(/\(it is PREPARED\)/);
+    await open.t.rollback();
   });
 
   it('abort --dry-run checks only; abort rolls back a TRYING transaction as the operator, with the reason', async () => {

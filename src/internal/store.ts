@@ -26,6 +26,7 @@ import {
   Phase2State,
   TryState,
   MalformedRecord,
+  branchStatus,
   linkOf,
   parseBranch,
   parseGlobal,
@@ -462,7 +463,9 @@ export class Store {
     if (!cur) throw new BranchNotFound(xid, branchId);
     const p = cur.record.phase2;
     if (!p || p.state !== Phase2State.FAILED) {
-      throw new OperationRefused(xid, `branch ${branchId} of ${xid} is not parked as FAILED (it is ${p?.state ?? 'waiting for a decision'}); only parked branches can be retried`, branchId);
+      // The status tables show (CONFIRMING, CONFIRMED, PREPARED, ...); before its owner acts on an order, the order says which.
+      const status = branchStatus(cur.record, p ? undefined : await this.getOrder(owner, xid, branchId).catch(() => undefined));
+      throw new OperationRefused(xid, `branch ${branchId} of ${xid} is not parked as FAILED (it is ${status}); only parked branches can be retried`, branchId);
     }
     const next = withEvent({ ...cur.record, phase2: { action: p.action, state: Phase2State.ACTIVE, attempts: 0, ...(p.lastError ? { lastError: p.lastError } : {}) } }, 'Retried', `re-queued by ${by}`);
     if (dryRun) return next;
@@ -477,7 +480,7 @@ export class Store {
     const { global, links } = await this.readTransaction(xid);
     if (!global && links.length === 0) throw new TransactionNotFound(xid);
     const parked = links.filter((l) => l.record.state === Phase2State.FAILED);
-    if (parked.length === 0) throw new OperationRefused(xid, `transaction ${xid} has no parked (FAILED) branch; only parked branches can be retried`);
+    if (parked.length === 0) throw new OperationRefused(xid, `transaction ${xid}${global ? ` (${global.record.status})` : ''} has no parked (FAILED) branch; only parked branches can be retried`);
     if (parked.length * 2 > this.maxTxnOps) throw new OperationRefused(xid, `transaction ${xid} has ${parked.length} parked branches, more than one Txn can re-queue; retry them one by one (XID/BRANCH)`);
     const current: Versioned<BranchRecord>[] = [];
     const next: BranchRecord[] = [];
