@@ -123,6 +123,43 @@ describe('etcd unreachable: exit 1, one line, within a few seconds', () => {
   });
 });
 
+describe('get -w when etcd goes away', () => {
+  let own: EtcdServer;
+
+  beforeAll(async () => {
+    own = await startEtcd();
+  });
+
+  afterAll(async () => {
+    await own?.stop();
+  });
+
+  it('rides out a pause of a few seconds, and exits 1 with one line once etcd is gone for good', async () => {
+    const ns = `cli-gone-${randomBytes(4).toString('hex')}/`;
+    const w = spawnCli(['--endpoints', own.endpoints.join(','), '--namespace', ns, 'get', 'leaders', '-w']);
+    const client = new Etcd3({ hosts: own.endpoints });
+    try {
+      await w.waitForLine((l) => l.startsWith('APP'), 'the header');
+      // A hung etcd for 3s: fewer failed health checks than it takes to give up.
+      process.kill(own.pid, 'SIGSTOP');
+      await new Promise((r) => setTimeout(r, 3_000));
+      process.kill(own.pid, 'SIGCONT');
+      await client.put(`${ns}orders/leader`).value(JSON.stringify({ identity: 'orders#1/pid-1', since: Date.now() }));
+      await w.waitForLine((l) => /^orders\s+orders#1\/pid-1\s/.test(l), 'a change made after the pause');
+
+      process.kill(own.pid, 'SIGKILL');
+      const killed = Date.now();
+      // Three health checks a --dial-timeout (2s) apart, not the informer retrying quietly forever.
+      expect(await w.exit(20_000)).toBe(1);
+      expect(Date.now() - killed).toBeLessThan(12_000);
+      expect(oneLine(w.stderr())).toMatch(new RegExp(`^error: lost connection to etcd at ${own.endpoints[0]!.replace(/\./g, '\\.')}: 3 health checks failed over \\d+s \\(last error: .*ECONNREFUSED`));
+    } finally {
+      client.close();
+      await w.interrupt();
+    }
+  });
+});
+
 describe('malformed records', () => {
   const MNS = `cli-bad-${randomBytes(4).toString('hex')}/`;
   const badXid = 'orders.0000000000000001';

@@ -129,11 +129,12 @@ export interface Connection {
  * Opens an etcd client whose unary calls time out after --command-timeout. (The first request is
  * bounded by --dial-timeout in runtime.ts, so an unreachable etcd fails within seconds.)
  */
-export function connect(config: ConnectionConfig): Connection {
+export function connect(config: ConnectionConfig, extra: Partial<IOptions> = {}): Connection {
   const options: IOptions = {
     hosts: config.endpoints,
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + config.commandTimeoutMs }),
     grpcOptions: { 'grpc.initial_reconnect_backoff_ms': 200, 'grpc.max_reconnect_backoff_ms': 1000 },
+    ...extra,
   };
   if (config.tls) {
     const root = config.tls.cacert !== undefined ? readPem(config.tls.cacert, '--cacert') : undefined;
@@ -162,4 +163,32 @@ export function withDeadline<T>(p: Promise<T>, ms: number, endpoints: readonly s
     timer.unref();
   });
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+type Policy = NonNullable<NonNullable<IOptions['faultHandling']>['global']>;
+/** Runs the call once: no retry, no circuit breaker (etcd3's default breaker would keep failing for 5s after etcd is back). */
+const once = { execute: (fn: (ctx: { signal: AbortSignal; attempt: number }) => unknown) => Promise.resolve().then(() => fn({ signal: new AbortController().signal, attempt: 0 })) } as unknown as Policy;
+
+export interface Probe {
+  /** Resolves when some endpoint answers a tiny request within --dial-timeout; rejects with the first endpoint's error otherwise. */
+  check(): Promise<void>;
+  close(): void;
+}
+
+/**
+ * Is etcd answering right now? One client per endpoint, each call tried once, so the answer is not
+ * skewed by one dead member of a cluster or by a circuit breaker still open from an outage just over.
+ */
+export function probe(config: ConnectionConfig): Probe {
+  const clients = config.endpoints.map((e) => connect({ ...config, endpoints: [e] }, { faultHandling: { host: () => once, global: once } }).client);
+  return {
+    check: async () => {
+      try {
+        await Promise.any(clients.map((c, i) => withDeadline(c.maintenance.status(), config.dialTimeoutMs, [config.endpoints[i]!])));
+      } catch (err) {
+        throw err instanceof AggregateError ? err.errors[0] : err;
+      }
+    },
+    close: () => clients.forEach((c) => c.close()),
+  };
 }

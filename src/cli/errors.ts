@@ -49,6 +49,12 @@ export function messageOf(err: unknown, endpoints: readonly string[] = []): stri
   return oneLine(shortGrpc(msg));
 }
 
+/** The cause of an etcd/gRPC error alone, short, without endpoints or hints: `connect ECONNREFUSED 127.0.0.1:2379`. */
+export function shortReason(err: unknown): string {
+  const msg = oneLine(shortGrpc(errorMessage(err)));
+  return /last error: (.*)$/.exec(msg)?.[1] ?? msg;
+}
+
 function shortGrpc(msg: string): string {
   // grpc-js messages look like "14 UNAVAILABLE: No connection established. Last error: ..."; keep them short.
   return msg

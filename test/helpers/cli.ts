@@ -59,6 +59,8 @@ export interface Streaming {
   waitForLine(match: (line: string) => boolean, what: string, timeoutMs?: number): Promise<string>;
   /** Sends SIGINT and resolves with the exit code. */
   interrupt(): Promise<number | null>;
+  /** Resolves with the exit code once the process exits by itself; rejects at the deadline with what was printed. */
+  exit(timeoutMs: number): Promise<number | null>;
 }
 
 export function spawnCli(args: string[], env: Record<string, string> = {}): Streaming {
@@ -90,6 +92,17 @@ export function spawnCli(args: string[], env: Record<string, string> = {}): Stre
         if (exitCode !== undefined) throw new Error(`txloop ${args.join(' ')} exited (${exitCode}) before printing ${what}; stdout:\n${out}\nstderr:\n${err}`);
         if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; stdout:\n${out}\nstderr:\n${err}`);
         await new Promise((r) => setTimeout(r, 25));
+      }
+    },
+    async exit(timeoutMs) {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`txloop ${args.join(' ')} did not exit within ${timeoutMs}ms; stdout:\n${out}\nstderr:\n${err}`)), timeoutMs);
+      });
+      try {
+        return await Promise.race([exited, late]);
+      } finally {
+        clearTimeout(timer);
       }
     },
     async interrupt() {

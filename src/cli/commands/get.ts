@@ -57,8 +57,8 @@ async function get(io: Io, resource: string, names: string[], flags: GetFlags): 
   const filter = filterOf(kind, flags, names);
   const sort = sorter(flags.sortBy, kind.columns, kind.json);
   const { client } = await io.connect();
-  if (flags.watch) return watch(io, kind, filter, flags, sort);
   const { model } = await io.etcd(loadModel(client, io.config.namespace));
+  if (flags.watch) return watch(io, model, kind, filter, flags, sort);
   const items = kind.list(model, filter);
   if (sort) items.sort(sort);
   print(io, kind, items, flags, names.length > 0);

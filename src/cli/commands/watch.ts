@@ -2,11 +2,17 @@
  * `get -w`: prints the current list, then one row per change, kubectl style, until SIGINT/SIGTERM.
  * Changes come from the same list+watch informer the services use (relists on compaction and on
  * reconnect), so no change is missed; a row is printed only when what it shows changed.
+ *
+ * The informer retries quietly for as long as etcd is away, so a health check (a tiny request every
+ * --dial-timeout, at least every second) ends the watch with exit 1 once etcd has not answered
+ * HEALTH_FAILURES checks in a row: about 3 × --dial-timeout. A shorter outage is ridden out.
  */
 import { pino } from 'pino';
 import { Informer } from '../../internal/informer.js';
+import { probe, type Probe } from '../connection.js';
+import { CliError, UnreachableError, shortReason } from '../errors.js';
 import { StreamingTable, serialize } from '../format.js';
-import { loadModel } from '../read.js';
+import type { Model } from '../model.js';
 import type { Io } from '../runtime.js';
 import type { GetFlags } from './get.js';
 import type { Filter, Kind } from './kinds.js';
@@ -14,9 +20,12 @@ import type { Filter, Kind } from './kinds.js';
 /** Columns whose text changes with the clock alone; a row is not reprinted for them. */
 const LIVE = new Set(['AGE', 'DEADLINE', 'NEXT RETRY', 'UPDATED']);
 
-export async function watch<R>(io: Io, kind: Kind<R>, filter: Filter, flags: GetFlags, sort: ((a: R, b: R) => number) | undefined): Promise<void> {
+/** Consecutive failed health checks after which the watch gives up. */
+export const HEALTH_FAILURES = 3;
+
+/** Prints `model` (the list just read), then watches from there. */
+export async function watch<R>(io: Io, model: Model, kind: Kind<R>, filter: Filter, flags: GetFlags, sort: ((a: R, b: R) => number) | undefined): Promise<void> {
   const { client, store } = await io.connect();
-  const { model } = await io.etcd(loadModel(client, io.config.namespace));
   const format = flags.output;
   const table = new StreamingTable(kind.columns, format === 'wide');
   const stableCols = kind.columns.filter((c) => !LIVE.has(c.header) && (format === 'wide' || !c.wide));
@@ -64,15 +73,62 @@ export async function watch<R>(io: Io, kind: Kind<R>, filter: Filter, flags: Get
     },
   });
 
-  await new Promise<void>((resolve, reject) => {
-    let stopping = false;
-    const stop = (): void => {
-      if (stopping) return;
-      stopping = true;
-      informer.stop().then(resolve, resolve);
+  const health = probe(io.config);
+  try {
+    await untilStopped(informer, health, io.config.endpoints, io.config.dialTimeoutMs);
+  } finally {
+    health.close();
+  }
+}
+
+/**
+ * Runs the informer until SIGINT/SIGTERM (resolves) or until etcd has not answered HEALTH_FAILURES
+ * health checks in a row (rejects with one line naming the endpoints).
+ */
+function untilStopped(informer: Informer, health: Probe, endpoints: string[], dialTimeoutMs: number): Promise<void> {
+  const interval = Math.max(1000, dialTimeoutMs);
+  return new Promise<void>((resolve, reject) => {
+    let done = false;
+    let timer: NodeJS.Timeout | undefined;
+    const finish = (err?: unknown): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      const stopped = informer.stop().catch(() => undefined);
+      if (err !== undefined) return reject(err);
+      // Ctrl-C while etcd is away: don't wait for the informer's calls to time out.
+      const bound = setTimeout(resolve, 2000);
+      void stopped.then(() => {
+        clearTimeout(bound);
+        resolve();
+      });
     };
+    const stop = (): void => finish();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
-    informer.start().catch(reject);
+
+    // This timer is what keeps the process alive while etcd is away (the informer's retry timers are
+    // unref'd and it logs nothing), so it stays referenced.
+    let failures = 0;
+    let firstFailure = 0;
+    const check = async (): Promise<void> => {
+      const started = Date.now();
+      try {
+        await health.check();
+        failures = 0;
+      } catch (err) {
+        if (failures++ === 0) firstFailure = started;
+        if (failures >= HEALTH_FAILURES) {
+          const why = err instanceof UnreachableError ? `no answer within ${dialTimeoutMs / 1000}s` : shortReason(err);
+          const secs = Math.max(1, Math.round((Date.now() - firstFailure) / 1000));
+          return finish(new CliError(`lost connection to etcd at ${endpoints.join(',')}: ${failures} health checks failed over ${secs}s (last error: ${why})`));
+        }
+      }
+      if (!done) timer = setTimeout(() => void check(), Math.max(0, started + interval - Date.now()));
+    };
+    timer = setTimeout(() => void check(), interval);
+    informer.start().catch(finish);
   });
 }
