@@ -370,9 +370,9 @@ describe('repairs', () => {
     expect(again.stderr).toMatch(/already done \(resolved as confirmed\)/);
   });
 
-  it('an unknown but well-formed xid is exit 1 with one line, for get, describe, abort, retry and resolve', async () => {
+  it('an unknown but well-formed xid is exit 1 with one line, for get (also with -w, instead of waiting), describe, abort, retry and resolve', async () => {
     const ghost = 'orders.0000000000000000';
-    for (const args of [['get', 'gtx', ghost], ['describe', 'gtx', ghost], ['abort', ghost], ['retry', ghost], ['resolve', `${ghost}/abcdabcdabcd`, '--as', 'cancelled', '--reason', 'x']]) {
+    for (const args of [['get', 'gtx', ghost], ['get', 'gtx', ghost, '-w'], ['get', 'branches', `${ghost}/abcdabcdabcd`, '-w'], ['describe', 'gtx', ghost], ['abort', ghost], ['retry', ghost], ['resolve', `${ghost}/abcdabcdabcd`, '--as', 'cancelled', '--reason', 'x']]) {
       const r = await cli(...args);
       expect(r.code, args.join(' ')).toBe(1);
       expect(r.stderr.trim().split('\n'), args.join(' ')).toHaveLength(1);

@@ -58,12 +58,17 @@ async function get(io: Io, resource: string, names: string[], flags: GetFlags): 
   const sort = sorter(flags.sortBy, kind.columns, kind.json);
   const { client } = await io.connect();
   const { model } = await io.etcd(loadModel(client, io.config.namespace));
-  if (flags.watch) return watch(io, model, kind, filter, flags, sort);
+  const missing = kind.missing(model, filter);
+  const notFound = (): CliError => new CliError(`${kind.name} ${missing.join(', ')} not found in namespace ${io.config.namespace}`);
+  if (flags.watch) {
+    // kubectl too: a name that does not exist is an error, not something to wait for.
+    if (missing.length > 0) throw notFound();
+    return watch(io, model, kind, filter, flags, sort);
+  }
   const items = kind.list(model, filter);
   if (sort) items.sort(sort);
   print(io, kind, items, flags, names.length > 0);
-  const missing = kind.missing(model, filter);
-  if (missing.length > 0) throw new CliError(`${kind.name} ${missing.join(', ')} not found in namespace ${io.config.namespace}`);
+  if (missing.length > 0) throw notFound();
 }
 
 export function print<R>(io: Io, kind: Kind<R>, items: R[], flags: GetFlags, named: boolean): void {
