@@ -251,6 +251,27 @@ describe('watch', () => {
       await w.interrupt();
     }
   });
+
+  it('-w keeps rows under their headers when the first list was empty', async () => {
+    /** Where each column starts: cells are separated by two or more spaces. */
+    const starts = (line: string): number[] => [...line.matchAll(/\S+(?: \S+)*/g)].map((m) => m.index);
+    const args = ['--endpoints', etcd.endpoints.join(','), '--namespace', NS];
+    const globals = spawnCli([...args, 'get', 'gtx', '--status', 'rolled_back', '-w']);
+    const branches = spawnCli([...args, 'get', 'branches', '--status', 'cancelled', '-w']);
+    try {
+      const gHeader = await globals.waitForLine((l) => l.startsWith('XID'), 'the globals header');
+      const bHeader = await branches.waitForLine((l) => l.startsWith('BRANCH'), 'the branches header');
+      const { t } = await begin('rolled back order', ['debit']);
+      await t.rollback();
+      const gRow = await globals.waitForLine((l) => l.startsWith(t.xid) && /\sROLLED_BACK\s/.test(l), 'the rolled back transaction');
+      const bRow = await branches.waitForLine((l) => l.startsWith(`${t.xid}/`) && /\sCANCELLED\s/.test(l), 'the cancelled branch');
+      expect(starts(gRow), `${gHeader}\n${gRow}`).toEqual(starts(gHeader));
+      expect(starts(bRow), `${bHeader}\n${bRow}`).toEqual(starts(bHeader));
+    } finally {
+      await globals.interrupt();
+      await branches.interrupt();
+    }
+  });
 });
 
 describe('repairs', () => {

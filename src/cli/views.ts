@@ -13,13 +13,14 @@ export interface Sortable<R> extends Column<R> {
 // Globals
 
 export const globalColumns: Sortable<GlobalItem>[] = [
-  { header: 'XID', value: (g) => g.xid },
-  { header: 'APP', value: (g) => g.app || NONE },
+  // minWidth: room for a typical `<app>.<17 chars>` xid, so `-w` keeps its columns when the first list was empty.
+  { header: 'XID', value: (g) => g.xid, minWidth: 26 },
+  { header: 'APP', value: (g) => g.app || NONE, minWidth: 8 },
   { header: 'MODE', value: (g) => g.entry.record?.mode.toUpperCase() ?? NONE },
   { header: 'STATUS', value: (g) => g.status, minWidth: 12 },
   { header: 'BRANCHES', value: (g) => `${g.done}/${g.total}`, sortKey: (g) => g.total - g.done, minWidth: 8 },
   { header: 'FAILED', value: (g) => String(g.parked), wide: true, sortKey: (g) => g.parked },
-  { header: 'NAME', value: (g) => cell(g.entry.record?.name, 40), wide: true },
+  { header: 'NAME', value: (g) => cell(g.entry.record?.name, 40), wide: true, minWidth: 16 },
   { header: 'DECIDED BY', value: (g) => cell(decisionText(g)), wide: true },
   { header: 'DEADLINE', value: (g) => (g.entry.record?.status === GlobalStatus.TRYING ? relative(g.entry.record.deadline) : NONE), wide: true, sortKey: (g) => g.entry.record?.deadline ?? 0 },
   { header: 'AGE', value: (g) => age(g.createdAt), sortKey: (g) => -(g.createdAt ?? 0) },
@@ -55,15 +56,15 @@ export function globalJson(g: GlobalItem): unknown {
 // Branches
 
 export const branchColumns: Sortable<BranchItem>[] = [
-  { header: 'BRANCH', value: (b) => `${b.xid}/${b.branchId}` },
-  { header: 'OWNER', value: (b) => b.owner },
-  { header: 'RESOURCE', value: (b) => b.entry.record?.resource ?? NONE },
+  { header: 'BRANCH', value: (b) => `${b.xid}/${b.branchId}`, minWidth: 39 },
+  { header: 'OWNER', value: (b) => b.owner, minWidth: 8 },
+  { header: 'RESOURCE', value: (b) => b.entry.record?.resource ?? NONE, minWidth: 10 },
   { header: 'ACTION', value: (b) => b.entry.record?.phase2?.action ?? b.order?.record?.action ?? NONE, minWidth: 7 },
   { header: 'STATUS', value: (b) => b.status, minWidth: 18 },
   { header: 'ATTEMPTS', value: (b) => String(b.entry.record?.phase2?.attempts ?? 0), sortKey: (b) => b.entry.record?.phase2?.attempts ?? 0 },
   { header: 'NEXT RETRY', value: (b) => nextRetry(b), sortKey: (b) => b.entry.record?.phase2?.nextRetryAt ?? Number.MAX_SAFE_INTEGER },
-  { header: 'LAST ERROR', value: (b) => cell(lastError(b), 50) },
-  { header: 'TRY', value: (b) => b.entry.record?.tryState ?? NONE, wide: true },
+  { header: 'LAST ERROR', value: (b) => cell(lastError(b), 50), minWidth: 20 },
+  { header: 'TRY', value: (b) => b.entry.record?.tryState ?? NONE, wide: true, minWidth: 9 },
   { header: 'RESOLUTION', value: (b) => cell(resolution(b)), wide: true },
   { header: 'AGE', value: (b) => age(b.createdAt), sortKey: (b) => -(b.createdAt ?? 0) },
 ];
@@ -124,10 +125,10 @@ export function branchJson(b: BranchItem): unknown {
 // Services (get leaders, top)
 
 export const leaderColumns: Sortable<ServiceItem>[] = [
-  { header: 'APP', value: (s) => s.app },
-  { header: 'LEADER', value: (s) => (s.leader ? (s.leader.record?.identity ?? MALFORMED) : NONE) },
-  { header: 'HOST', value: (s) => s.leader?.record?.host ?? NONE },
-  { header: 'PID', value: (s) => (s.leader?.record?.pid !== undefined ? String(s.leader.record.pid) : NONE) },
+  { header: 'APP', value: (s) => s.app, minWidth: 8 },
+  { header: 'LEADER', value: (s) => (s.leader ? (s.leader.record?.identity ?? MALFORMED) : NONE), minWidth: 20 },
+  { header: 'HOST', value: (s) => s.leader?.record?.host ?? NONE, minWidth: 12 },
+  { header: 'PID', value: (s) => (s.leader?.record?.pid !== undefined ? String(s.leader.record.pid) : NONE), minWidth: 7 },
   { header: 'LEASE', value: (s) => s.leader?.record?.lease ?? NONE, wide: true },
   { header: 'AGE', value: (s) => age(s.leader?.record?.since), sortKey: (s) => -(s.leader?.record?.since ?? 0) },
 ];
