@@ -211,6 +211,10 @@ describe('reading', () => {
     expect(table(leaders.stdout).header).toEqual(['APP', 'LEADER', 'HOST', 'PID', 'AGE']);
     expect(row(leaders.stdout, 'bank')?.PID).toBe(String(process.pid));
     expect(row(leaders.stdout, 'orders')?.LEADER).not.toBe('<none>');
+    // -o wide: the lease in hex, as etcdctl prints lease ids; -o json keeps the record's decimal.
+    const wide = await cli('get', 'leaders', 'bank', '-o', 'wide');
+    const lease = (JSON.parse((await cli('get', 'leaders', 'bank', '-o', 'json')).stdout) as Json).leader.lease as string;
+    expect(row(wide.stdout, 'bank')?.LEASE).toBe(BigInt(lease).toString(16));
     const top = await waitFor(async () => {
       const r = await cli('top');
       const bankRow = row(r.stdout, 'bank');

@@ -129,9 +129,19 @@ export const leaderColumns: Sortable<ServiceItem>[] = [
   { header: 'LEADER', value: (s) => (s.leader ? (s.leader.record?.identity ?? MALFORMED) : NONE), minWidth: 20 },
   { header: 'HOST', value: (s) => s.leader?.record?.host ?? NONE, minWidth: 12 },
   { header: 'PID', value: (s) => (s.leader?.record?.pid !== undefined ? String(s.leader.record.pid) : NONE), minWidth: 7 },
-  { header: 'LEASE', value: (s) => s.leader?.record?.lease ?? NONE, wide: true },
+  { header: 'LEASE', value: (s) => leaseHex(s.leader?.record?.lease), wide: true, minWidth: 16 },
   { header: 'AGE', value: (s) => age(s.leader?.record?.since), sortKey: (s) => -(s.leader?.record?.since ?? 0) },
 ];
+
+/** A lease id in hex, as etcdctl prints it (`etcdctl lease timetolive 694d9a3c…`); the record keeps it in decimal. */
+function leaseHex(lease: string | undefined): string {
+  if (lease === undefined || lease === '') return NONE;
+  try {
+    return BigInt(lease).toString(16);
+  } catch {
+    return lease;
+  }
+}
 
 const queue = (s: ServiceItem, f: 'depth' | 'processing' | 'waiting' | 'retries'): number | undefined => {
   const q = s.stats?.record?.queues;
