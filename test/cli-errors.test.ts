@@ -45,7 +45,10 @@ describe('usage errors exit 2 with one line on stderr', () => {
     ['a branch given where an xid is expected', ['abort', 'orders.0000000000000000/abcdabcdabcd'], /expected an XID/],
     ['an xid given where a branch is expected', ['resolve', 'orders.0000000000000000', '--as', 'confirmed', '--reason', 'x'], /expected XID\/BRANCHID/],
     ['a missing argument', ['describe', 'gtx'], /missing required argument/],
-    ['a bad --dial-timeout', ['--dial-timeout', 'soon', 'get', 'gtx'], /invalid --dial-timeout "soon"/],
+    ['a bad --dial-timeout', ['--dial-timeout', 'soon', 'get', 'gtx'], /invalid --dial-timeout "soon": use a duration like 500ms, 3s or 1m30s/],
+    ['a duration missing its last unit', ['--dial-timeout', '1m30', 'get', 'gtx'], /invalid --dial-timeout "1m30": use a duration like/],
+    ['a duration out of range', ['get', 'gtx', '--command-timeout', '1h30m'], /invalid --command-timeout "1h30m": must be between 1ms and 1h/],
+    ['a duration under a millisecond', ['get', 'gtx', '--command-timeout', '100us'], /must be between 1ms and 1h/],
     ['--cert without --key', ['--cert', '/tmp/c.pem', 'get', 'gtx'], /--cert and --key must be given together/],
     ['--app with -A', ['get', 'gtx', '--app', 'orders', '-A'], /cannot be combined/],
   ])('%s', async (_what, args, message) => {
@@ -54,6 +57,13 @@ describe('usage errors exit 2 with one line on stderr', () => {
     expect(oneLine(r.stderr)).toMatch(message);
     expect(r.stdout).toBe('');
   });
+});
+
+it('--dial-timeout and --command-timeout take Go-style durations, as etcdctl does: 1m30s, 1h, 500ms, 1.5s', async () => {
+  for (const [dial, command] of [['1m30s', '1h'], ['500ms', '1.5s'], ['2', '1h0m0s']] as const) {
+    const r = await cli('--dial-timeout', dial, '--command-timeout', command, 'get', 'gtx');
+    expect(r.code, `${dial} ${command}: ${r.stderr}`).toBe(0);
+  }
 });
 
 describe('--help', () => {

@@ -39,13 +39,21 @@ export const ENV = {
   password: 'TXLOOP_PASSWORD',
 } as const;
 
-/** `500ms`, `3s`, `1m`, or a bare number of seconds. */
+const UNIT_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, 'μs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const PART = String.raw`(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)`;
+const GO_DURATION = new RegExp(`^(?:${PART})+$`);
+
+/**
+ * A duration as Go (and so etcdctl) writes them: `500ms`, `3s`, `1m30s`, `1.5s`, `1h`; also a bare
+ * number of seconds. Between 1ms and 1h.
+ */
 export function parseDuration(value: string, flag: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(value.trim());
-  if (!m) throw new UsageError(`invalid ${flag} ${JSON.stringify(value)}: use a duration like 500ms, 3s or 1m`);
-  const n = Number(m[1]);
-  const ms = m[2] === 'ms' ? n : m[2] === 'm' ? n * 60_000 : n * 1000;
-  if (ms <= 0 || ms > 3_600_000) throw new UsageError(`invalid ${flag} ${JSON.stringify(value)}: must be between 1ms and 1h`);
+  const v = value.trim();
+  let ms = 0;
+  if (/^\d+(?:\.\d+)?$/.test(v)) ms = Number(v) * 1000;
+  else if (GO_DURATION.test(v)) for (const [, n, unit] of v.matchAll(new RegExp(PART, 'g'))) ms += Number(n) * UNIT_MS[unit!]!;
+  else throw new UsageError(`invalid ${flag} ${JSON.stringify(value)}: use a duration like 500ms, 3s or 1m30s`);
+  if (!(ms >= 1 && ms <= 3_600_000)) throw new UsageError(`invalid ${flag} ${JSON.stringify(value)}: must be between 1ms and 1h`);
   return Math.round(ms);
 }
 

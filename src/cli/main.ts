@@ -39,8 +39,8 @@ export function buildProgram(name: string): Command {
     .option('--key <file>', `TLS client key (env ${ENV.key})`)
     .option('--user <name:password>', `etcd user, or name only with --password (env ${ENV.user})`)
     .option('--password <password>', `password for --user (env ${ENV.password})`)
-    .option('--dial-timeout <duration>', 'give up connecting after this long', '2s')
-    .option('--command-timeout <duration>', 'give up on one etcd request after this long', '5s')
+    .option('--dial-timeout <duration>', 'give up connecting after this long (500ms, 3s, 1m30s, ...; at most 1h)', '2s')
+    .option('--command-timeout <duration>', 'give up on one etcd request after this long (same format)', '5s')
     .showSuggestionAfterError(true)
     .addHelpText(
       'after',
