@@ -4,6 +4,7 @@
  * until the test "heals" it (for retry), and one left TRYING (for abort).
  */
 import { randomBytes } from 'node:crypto';
+import { userInfo } from 'node:os';
 import { pino } from 'pino';
 import { parse as parseYaml } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -348,7 +349,8 @@ describe('repairs', () => {
     expect(r.stdout).toMatch(/aborted: ROLLING_BACK, cancel ordered for 1\/1/);
     await waitFor(async () => (await globalJson(tx.trying)).status === 'ROLLED_BACK', 'the aborted transaction to roll back');
     const d = await cli('describe', 'gtx', tx.trying);
-    expect(d.stdout).toMatch(/^Decision:\s+rollback by operator at /m);
+    // The same operator identity as retry and resolve record.
+    expect(d.stdout).toMatch(new RegExp(`^Decision:\\s+rollback by operator:${userInfo().username} at `, 'm'));
     expect(d.stdout).toMatch(/^Reason:\s+customer cancelled by phone$/m);
   });
 

@@ -15,6 +15,7 @@ interface DryRun {
   dryRun?: boolean;
 }
 
+/** Who did a repair, as recorded by abort, retry and resolve alike: `operator:<login>`. */
 function operator(): string {
   try {
     return `operator:${userInfo().username}`;
@@ -77,7 +78,8 @@ export function abortCommand(name: string): Command {
     .action(
       action<AbortFlags>(async (io, args, opts) => {
         const xid = parseXidArg(args[0] as string);
-        const reason = reasonArg(opts.reason, false) ?? `aborted with txloop abort by ${operator()}`;
+        const by = operator();
+        const reason = reasonArg(opts.reason, false) ?? `aborted with ${name} abort`;
         const { store } = await io.connect();
         try {
           if (opts.dryRun) {
@@ -88,7 +90,7 @@ export function abortCommand(name: string): Command {
             io.out(`gtx/${xid} would be rolled back: cancel ordered for ${links.length} branch(es)${suffix(true)}`);
             return;
           }
-          const res = await io.etcd(store.decide(xid, { outcome: 'rollback', by: 'operator', reason }));
+          const res = await io.etcd(store.decide(xid, { outcome: 'rollback', by, reason }));
           io.out(`gtx/${xid} aborted: ${res.global.status}, cancel ordered for ${res.ordered}/${res.total} branch(es)`);
         } catch (err) {
           if (err instanceof TransactionAlreadyDecided) throw new CliError(`cannot abort ${xid}: ${err.message}; only a TRYING transaction can be aborted`);
