@@ -124,8 +124,9 @@ describe('etcd unreachable: exit 1, one line, within a few seconds', () => {
     expect(r.ms).toBeLessThan(5_000);
   });
 
-  it('the same for a repair and for -w (TXLOOP_ENDPOINTS)', async () => {
-    for (const args of [['abort', 'orders.0000000000000000'], ['get', 'gtx', '-w']]) {
+  it('the same for a repair, for -w and for several targets (TXLOOP_ENDPOINTS)', async () => {
+    const two = ['orders.0000000000000000', 'orders.0000000000000001'];
+    for (const args of [['abort', 'orders.0000000000000000'], ['get', 'gtx', '-w'], ['describe', 'gtx', ...two], ['retry', ...two]]) {
       const r = await runCli(args, { TXLOOP_ENDPOINTS: `http://127.0.0.1:${refusedPort}` });
       expect(r.code, args.join(' ')).toBe(1);
       expect(oneLine(r.stderr)).toMatch(/^error: cannot reach etcd at /);

@@ -206,6 +206,20 @@ describe('reading', () => {
     expect(out.indexOf('\nEvents:')).toBeGreaterThan(out.indexOf(`  ${stuckCredit}:`));
   });
 
+  it('describe of several transactions prints each one found and reports the others, exit 1', async () => {
+    const ghost = 'orders.0000000000000000';
+    for (const names of [[tx.committed, ghost], [ghost, tx.committed]]) {
+      const r = await cli('describe', 'gtx', ...names);
+      expect(r.code, names.join(' ')).toBe(1);
+      expect(r.stdout).toMatch(new RegExp(`^Name:\\s+${tx.committed.replace('.', '\\.')}$`, 'm'));
+      expect(r.stderr.trim()).toMatch(new RegExp(`^error: transaction ${ghost.replace('.', '\\.')} does not exist`));
+    }
+    const two = await cli('describe', 'gtx', tx.committed, tx.stuck);
+    expect(two.code, two.stderr).toBe(0);
+    expect(two.stdout).toMatch(/\n\nName: /);
+    expect(two.stdout.match(/^Name:/gm)).toHaveLength(2);
+  });
+
   it("get leaders and top show each service's current leader, its queue depth, retries and failures", async () => {
     const leaders = await cli('get', 'leaders');
     expect(leaders.code, leaders.stderr).toBe(0);

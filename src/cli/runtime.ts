@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { TxloopError } from '../errors.js';
 import { MalformedRecord } from '../internal/records.js';
-import { CliError, UsageError, messageOf } from './errors.js';
+import { CliError, ReportedError, UnreachableError, UsageError, messageOf } from './errors.js';
 import { connect, resolveConnection, withDeadline, type Connection, type ConnectionConfig, type GlobalOptions } from './connection.js';
 
 export interface Io {
@@ -68,4 +68,25 @@ export function action<O>(fn: (io: Io, args: unknown[], opts: O, cmd: Command) =
       io.close();
     }
   };
+}
+
+/**
+ * Runs `fn` for every target, in order: a failure of one (not found, refused, malformed) is printed
+ * as `error: …` and the others still run; exit 1 at the end if any failed. A single target, or etcd
+ * failing, fails as any command does.
+ */
+export async function eachTarget<T>(io: Io, targets: T[], fn: (t: T) => Promise<void>): Promise<void> {
+  if (targets.length === 1) return fn(targets[0]!);
+  let failed = 0;
+  for (const t of targets) {
+    try {
+      await fn(t);
+    } catch (err) {
+      // etcd itself failing (unreachable, credentials, ...) would fail every target alike: say it once.
+      if (err instanceof UnreachableError || !(err instanceof CliError || err instanceof TxloopError || err instanceof MalformedRecord)) throw err;
+      failed++;
+      io.warn(`error: ${messageOf(err, io.config.endpoints)}`);
+    }
+  }
+  if (failed > 0) throw new ReportedError();
 }

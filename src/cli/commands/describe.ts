@@ -10,7 +10,7 @@ import { UsageError } from '../errors.js';
 import { NONE, age, relative, renderRows, timestamp } from '../format.js';
 import { Model, problemsOf, type BranchItem, type GlobalItem } from '../model.js';
 import { ownerOf, parseBranchArg, parseXidArg } from '../refs.js';
-import { action, type Io } from '../runtime.js';
+import { action, eachTarget, type Io } from '../runtime.js';
 
 export function describeCommand(name: string): Command {
   return new Command('describe')
@@ -26,9 +26,12 @@ export function describeCommand(name: string): Command {
         const isBranch = ['branch', 'branches', 'br'].includes(resource);
         if (!isGtx && !isBranch) throw new UsageError(`cannot describe ${JSON.stringify(args[0])}: use gtx or branch`);
         const refs = names.map((n) => (isGtx ? { xid: parseXidArg(n) } : parseBranchArg(n)));
-        const texts: string[] = [];
-        for (const ref of refs) texts.push('branchId' in ref ? await describeBranch(io, ref.xid, ref.branchId) : await describeGlobal(io, ref.xid));
-        io.out(texts.join('\n\n'));
+        // Each one as soon as it is read, a blank line between; one not found does not hide the others.
+        let printed = 0;
+        await eachTarget(io, refs, async (ref) => {
+          const text = 'branchId' in ref ? await describeBranch(io, ref.xid, ref.branchId) : await describeGlobal(io, ref.xid);
+          io.out(printed++ > 0 ? `\n${text}` : text);
+        });
       }),
     );
 }

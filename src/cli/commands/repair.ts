@@ -7,9 +7,9 @@ import { userInfo } from 'node:os';
 import { Command, Option } from 'commander';
 import { TransactionAlreadyDecided, TransactionNotFound } from '../../errors.js';
 import { GlobalStatus, type BranchRecord } from '../../internal/records.js';
-import { CliError, ReportedError, UsageError, messageOf } from '../errors.js';
+import { CliError, UsageError } from '../errors.js';
 import { ownerOf, parseBranchArg, parseRef, parseXidArg } from '../refs.js';
-import { action, type Io } from '../runtime.js';
+import { action, eachTarget } from '../runtime.js';
 
 interface DryRun {
   dryRun?: boolean;
@@ -141,19 +141,4 @@ Example:
 
 function branchName(b: BranchRecord): string {
   return `branch/${b.xid}/${b.branchId}`;
-}
-
-/** Runs `fn` for every target; a failure is printed and the others still run; exit 1 if any failed. */
-async function eachTarget<T>(io: Io, targets: T[], fn: (t: T) => Promise<void>): Promise<void> {
-  if (targets.length === 1) return fn(targets[0]!);
-  let failed = 0;
-  for (const t of targets) {
-    try {
-      await fn(t);
-    } catch (err) {
-      failed++;
-      io.warn(`error: ${messageOf(err, io.config.endpoints)}`);
-    }
-  }
-  if (failed > 0) throw new ReportedError();
 }
