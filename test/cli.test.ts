@@ -170,6 +170,41 @@ describe('reading', () => {
     expect(n.stdout.trim().split('\n')).toEqual([`gtx/${tx.stuck}`, `gtx/${tx.healing}`]);
   });
 
+  it('every -o name line is accepted back: describe gtx/X and branch/X/B, get gtx/X, get leaders leader/APP', async () => {
+    const lines = async (...args: string[]): Promise<string[]> => {
+      const r = await cli(...args);
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(0);
+      return r.stdout.trim().split('\n');
+    };
+    const gtx = await lines('get', 'gtx', tx.stuck, '-o', 'name');
+    expect(gtx).toEqual([`gtx/${tx.stuck}`]);
+    const described = await lines('describe', ...gtx);
+    expect(described.join('\n')).toMatch(new RegExp(`^Name:\\s+${tx.stuck.replace('.', '\\.')}$`, 'm'));
+
+    const branch = await lines('get', 'branches', `${tx.stuck}/${stuckCredit}`, '-o', 'name');
+    expect(branch).toEqual([`branch/${tx.stuck}/${stuckCredit}`]);
+    const both = (await lines('describe', ...gtx, ...branch)).join('\n');
+    expect(both).toMatch(new RegExp(`^Name:\\s+${tx.stuck.replace('.', '\\.')}/${stuckCredit}$`, 'm'));
+    expect(both.match(/^Name:/gm)).toHaveLength(2);
+
+    // kubectl's `get TYPE/NAME`: the same rows as `get TYPE NAME`.
+    expect(await lines('get', `gtx/${tx.stuck}`, '-o', 'name')).toEqual(gtx);
+    expect(row((await cli('get', ...gtx)).stdout, tx.stuck)).toMatchObject({ STATUS: 'COMMITTING' });
+    expect(row((await cli('get', ...branch)).stdout, `${tx.stuck}/${stuckCredit}`)).toMatchObject({ STATUS: 'FAILED' });
+
+    const leaders = await lines('get', 'leaders', '-o', 'name');
+    expect(leaders).toEqual(expect.arrayContaining(['leader/bank', 'leader/orders']));
+    expect(await lines('get', 'leaders', ...leaders, '-o', 'name')).toEqual(leaders);
+    expect(await lines('get', ...leaders, '-o', 'name')).toEqual(leaders);
+
+    // Names of two types in one get, or a typed name next to a bare one, are usage errors.
+    for (const args of [['get', ...gtx, ...branch], ['get', ...gtx, tx.committed], ['describe', ...leaders], ['get', 'gtx', ...leaders]]) {
+      const r = await cli(...args);
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    }
+  });
+
   it('get gtx -o wide adds the deadline of a TRYING transaction and who decided the others', async () => {
     const r = await cli('get', 'gtx', '-o', 'wide', '--sort-by', 'status');
     expect(table(r.stdout).header).toEqual(['XID', 'APP', 'MODE', 'STATUS', 'BRANCHES', 'FAILED', 'NAME', 'DECIDED BY', 'DEADLINE', 'AGE']);

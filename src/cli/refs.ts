@@ -1,6 +1,7 @@
 /**
  * Names on the command line: a transaction is `XID` (or `gtx/XID`), a branch is `XID/BRANCHID` (or
- * `branch/XID/BRANCHID`, as `-o name` prints it). The branch's owner is looked up in the link index.
+ * `branch/XID/BRANCHID`), a service leader is `APP` (or `leader/APP`): the `TYPE/` forms are what
+ * `-o name` prints. The branch's owner is looked up in the link index.
  */
 import { BranchNotFound, TransactionNotFound } from '../errors.js';
 import { validateBranchId, validateXid } from '../internal/keys.js';
@@ -14,15 +15,30 @@ export interface BranchRef {
 
 export type Ref = { kind: 'gtx'; xid: string } | ({ kind: 'branch' } & BranchRef);
 
-const GTX_PREFIXES = ['gtx/', 'global/', 'globals/'];
-const BRANCH_PREFIXES = ['branch/', 'branches/', 'br/'];
+export type RefType = 'gtx' | 'branch' | 'leader';
+
+/** The `TYPE/` a name may start with: what `-o name` prints (gtx/, branch/, leader/) and their aliases. */
+const TYPES: Record<string, RefType> = {};
+for (const t of ['gtx', 'gtxs', 'global', 'globals', 'transaction', 'transactions', 'tx']) TYPES[t] = 'gtx';
+for (const t of ['branch', 'branches', 'br']) TYPES[t] = 'branch';
+for (const t of ['leader', 'leaders', 'service', 'services', 'svc']) TYPES[t] = 'leader';
+
+/**
+ * `gtx/XID` → { type: 'gtx', name: 'XID' }; undefined when the name has no type prefix (an XID always
+ * holds a `.`, so `orders.m3x9…/k3j4…` is a branch, not a type).
+ */
+export function typedName(arg: string): { type: RefType; name: string } | undefined {
+  const s = arg.trim();
+  const slash = s.indexOf('/');
+  const type = slash > 0 ? TYPES[s.slice(0, slash).toLowerCase()] : undefined;
+  return type ? { type, name: s.slice(slash + 1) } : undefined;
+}
 
 export function parseRef(arg: string): Ref {
-  let s = arg.trim();
-  let want: 'gtx' | 'branch' | undefined;
-  for (const p of GTX_PREFIXES) if (s.startsWith(p)) ((s = s.slice(p.length)), (want = 'gtx'));
-  for (const p of BRANCH_PREFIXES) if (s.startsWith(p)) ((s = s.slice(p.length)), (want = 'branch'));
-  const parts = s.split('/');
+  const typed = typedName(arg);
+  if (typed?.type === 'leader') throw new UsageError(`${JSON.stringify(arg)} names a service leader, not a transaction or branch`);
+  const want = typed?.type;
+  const parts = (typed ? typed.name : arg.trim()).split('/');
   if (parts.length === 1 && want !== 'branch') return { kind: 'gtx', xid: xidArg(parts[0]!, arg) };
   if (parts.length === 2 && want !== 'gtx') return { kind: 'branch', xid: xidArg(parts[0]!, arg), branchId: branchArg(parts[1]!, arg) };
   throw new UsageError(`invalid name ${JSON.stringify(arg)}: expected a transaction XID or a branch XID/BRANCHID`);

@@ -9,23 +9,37 @@ import { op } from '../../internal/store.js';
 import { UsageError } from '../errors.js';
 import { NONE, age, relative, renderRows, timestamp } from '../format.js';
 import { Model, problemsOf, type BranchItem, type GlobalItem } from '../model.js';
-import { ownerOf, parseBranchArg, parseXidArg } from '../refs.js';
+import { ownerOf, parseBranchArg, parseRef, parseXidArg } from '../refs.js';
 import { action, eachTarget, type Io } from '../runtime.js';
 
 export function describeCommand(name: string): Command {
   return new Command('describe')
     .description('Show one transaction (or branch) in detail, with its timeline of events')
-    .argument('<resource>', 'gtx (globals) or branch (br)')
-    .argument('<names...>', 'XIDs for gtx, XID/BRANCHID for branch')
-    .addHelpText('after', `\nExamples:\n  ${name} describe gtx orders.m3x9k2a7f1c0q8wz\n  ${name} describe branch orders.m3x9k2a7f1c0q8wz/k3j4h5g6f7d8`)
+    .argument('<resource>', 'gtx (globals) or branch (br); or a TYPE/NAME as -o name prints it (gtx/XID, branch/XID/BRANCHID)')
+    .argument('[names...]', 'XIDs for gtx, XID/BRANCHID for branch')
+    .addHelpText(
+      'after',
+      `\nExamples:\n  ${name} describe gtx orders.m3x9k2a7f1c0q8wz\n  ${name} describe branch orders.m3x9k2a7f1c0q8wz/k3j4h5g6f7d8\n  ${name} describe $(${name} get gtx --status failed -o name)`,
+    )
     .action(
       action(async (io, args) => {
-        const resource = (args[0] as string).toLowerCase();
-        const names = args[1] as string[];
-        const isGtx = ['gtx', 'gtxs', 'global', 'globals', 'transaction', 'tx'].includes(resource);
-        const isBranch = ['branch', 'branches', 'br'].includes(resource);
-        if (!isGtx && !isBranch) throw new UsageError(`cannot describe ${JSON.stringify(args[0])}: use gtx or branch`);
-        const refs = names.map((n) => (isGtx ? { xid: parseXidArg(n) } : parseBranchArg(n)));
+        const first = args[0] as string;
+        const names = (args[1] as string[] | undefined) ?? [];
+        let refs: ({ xid: string } | { xid: string; branchId: string })[];
+        if (first.includes('/')) {
+          // kubectl's `describe TYPE/NAME…`: gtx/XID and branch/XID/BRANCHID, as -o name prints them.
+          refs = [first, ...names].map((n) => {
+            const r = parseRef(n);
+            return r.kind === 'gtx' ? { xid: r.xid } : { xid: r.xid, branchId: r.branchId };
+          });
+        } else {
+          const resource = first.toLowerCase();
+          const isGtx = ['gtx', 'gtxs', 'global', 'globals', 'transaction', 'transactions', 'tx'].includes(resource);
+          const isBranch = ['branch', 'branches', 'br'].includes(resource);
+          if (!isGtx && !isBranch) throw new UsageError(`cannot describe ${JSON.stringify(first)}: use gtx or branch, or TYPE/NAME (gtx/XID, branch/XID/BRANCHID)`);
+          if (names.length === 0) throw new UsageError(`missing required argument 'names': ${isGtx ? 'one or more XIDs' : 'one or more XID/BRANCHID'} after ${first}`);
+          refs = names.map((n) => (isGtx ? { xid: parseXidArg(n) } : parseBranchArg(n)));
+        }
         // Each one as soon as it is read, a blank line between; one not found does not hide the others.
         let printed = 0;
         await eachTarget(io, refs, async (ref) => {

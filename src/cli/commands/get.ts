@@ -5,7 +5,7 @@ import { OUTPUT_FORMATS, document, renderRows, serialize, tableCells } from '../
 import { loadModel } from '../read.js';
 import { action, type Io } from '../runtime.js';
 import { sorter } from '../views.js';
-import { RESOURCE_HELP, filterOf, kindOf, type FilterFlags, type Kind } from './kinds.js';
+import { RESOURCE_HELP, filterOf, kindOf, typedArgs, type FilterFlags, type Kind } from './kinds.js';
 import { watch } from './watch.js';
 
 export interface GetFlags extends FilterFlags {
@@ -22,7 +22,7 @@ export function outputOption(): Option {
 export function getCommand(name: string): Command {
   return new Command('get')
     .description('List transactions, branches or service leaders in a table')
-    .argument('<resource>', `what to list: ${RESOURCE_HELP}`)
+    .argument('<resource>', `what to list: ${RESOURCE_HELP}; or TYPE/NAME as -o name prints it (gtx/XID, branch/XID/BRANCHID, leader/APP)`)
     .argument('[names...]', 'only these: XIDs for globals, XID or XID/BRANCHID for branches, app names for leaders')
     .option('--app <app>', 'only this service: the initiator for globals, the owner for branches')
     .option('-A, --all-apps', 'every service in the namespace (the default)')
@@ -46,10 +46,18 @@ Examples:
   ${name} get gtx --status active -o wide      # unfinished ones, with deadline and decision
   ${name} get branches --status failed         # parked branches waiting for a human
   ${name} get gtx orders.m3x9k2a7f1c0q8wz -o yaml
+  ${name} get gtx/orders.m3x9k2a7f1c0q8wz          # the same, as -o name prints it
   ${name} get gtx -w                           # stream changes
   ${name} get leaders`,
     )
-    .action(action<GetFlags>(async (io, args, flags) => get(io, args[0] as string, (args[1] as string[] | undefined) ?? [], flags)));
+    .action(
+      action<GetFlags>(async (io, args, flags) => {
+        const first = args[0] as string;
+        const rest = (args[1] as string[] | undefined) ?? [];
+        const typed = typedArgs(first, rest);
+        return get(io, typed?.resource ?? first, typed?.names ?? rest, flags);
+      }),
+    );
 }
 
 async function get(io: Io, resource: string, names: string[], flags: GetFlags): Promise<void> {

@@ -2,7 +2,7 @@
 import { validateApp } from '../../internal/keys.js';
 import { UsageError } from '../errors.js';
 import { problemsOf, type BranchItem, type Change, type GlobalItem, type Model, type ServiceItem } from '../model.js';
-import { parseRef } from '../refs.js';
+import { parseRef, typedName } from '../refs.js';
 import {
   BRANCH_STATUS_WORDS,
   GLOBAL_STATUS_WORDS,
@@ -115,6 +115,24 @@ for (const a of ['leaders', 'leader', 'services', 'service', 'svc']) ALIASES[a] 
 
 export const RESOURCE_HELP = 'globals (gtx), branches (br), leaders';
 
+/**
+ * kubectl's `get TYPE/NAME…` form (`get gtx/XID`, `get $(txloop get leaders -o name)`): the first
+ * argument holds a `/`, so every argument is a name of one type. Returns the resource type and the
+ * names, or undefined for the `get TYPE [NAME…]` form.
+ */
+export function typedArgs(first: string, rest: string[]): { resource: string; names: string[] } | undefined {
+  if (!first.includes('/')) return undefined;
+  const all = [first, ...rest];
+  const typed = all.map((a) => {
+    const t = typedName(a);
+    if (!t) throw new UsageError(`${JSON.stringify(a)} has no resource type: give the type first (get gtx XID) or name every object as TYPE/NAME (gtx/XID, branch/XID/BRANCHID, leader/APP)`);
+    return t;
+  });
+  const types = new Set(typed.map((t) => t.type));
+  if (types.size > 1) throw new UsageError(`names of different types (${[...types].join(', ')}) in one get: list one type at a time`);
+  return { resource: typed[0]!.type, names: all };
+}
+
 export function kindOf(resource: string): Kind<unknown> {
   const k = ALIASES[resource.toLowerCase()];
   if (!k) throw new UsageError(`unknown resource type ${JSON.stringify(resource)}: use one of ${RESOURCE_HELP}`);
@@ -142,8 +160,11 @@ export function filterOf(kind: Kind<unknown>, flags: FilterFlags, names: string[
   else if (flags.status !== undefined) throw new UsageError(`--status does not apply to ${kind.plural}`);
   const parsed = names.map((n) => {
     if (kind === (leadersKind as Kind<unknown>)) {
+      // `leader/APP`, as `-o name` prints it, or APP.
+      const typed = typedName(n);
+      if (typed && typed.type !== 'leader') throw new UsageError(`invalid service name ${JSON.stringify(n)}: that names a ${typed.type === 'gtx' ? 'transaction' : 'branch'}`);
       try {
-        return validateApp(n);
+        return validateApp(typed ? typed.name : n.trim());
       } catch {
         throw new UsageError(`invalid service name ${JSON.stringify(n)}`);
       }
