@@ -255,7 +255,7 @@ describe('reading', () => {
     expect(two.stdout.match(/^Name:/gm)).toHaveLength(2);
   });
 
-  it("get leaders and top show each service's current leader, its queue depth, retries and failures", async () => {
+  it("get leaders and top show each service's current leader, its queue depth, requeues and failures", async () => {
     const leaders = await cli('get', 'leaders');
     expect(leaders.code, leaders.stderr).toBe(0);
     expect(table(leaders.stdout).header).toEqual(['APP', 'LEADER', 'HOST', 'PID', 'AGE']);
@@ -270,11 +270,12 @@ describe('reading', () => {
       const bankRow = row(r.stdout, 'bank');
       return bankRow && bankRow.PARKED === '2' ? r : undefined;
     }, 'the bank leader to publish stats counting its 2 parked branches');
-    expect(table(top.stdout).header).toEqual(['APP', 'LEADER', 'QUEUE', 'PROCESSING', 'WAITING', 'RETRIES', 'SUCCEEDED', 'FAILED', 'PARKED', 'UPDATED']);
+    expect(table(top.stdout).header).toEqual(['APP', 'LEADER', 'QUEUE', 'PROCESSING', 'WAITING', 'REQUEUES', 'SUCCEEDED', 'FAILED', 'PARKED', 'UPDATED']);
     const bankRow = row(top.stdout, 'bank')!;
     expect(Number(bankRow.QUEUE)).toBeGreaterThanOrEqual(0);
     expect(Number(bankRow.FAILED)).toBeGreaterThanOrEqual(2);
-    expect(Number(bankRow.RETRIES)).toBeGreaterThan(0);
+    expect(Number(bankRow.REQUEUES)).toBeGreaterThan(0);
+    expect((await cli('top', '--sort-by', 'requeues')).code).toBe(0);
   });
 
   it('TXLOOP_ENDPOINTS and TXLOOP_NAMESPACE stand in for --endpoints and --namespace', async () => {

@@ -155,7 +155,8 @@ export const topColumns: Sortable<ServiceItem>[] = [
   { header: 'QUEUE', value: (s) => num(queue(s, 'depth')), sortKey: (s) => queue(s, 'depth') ?? -1 },
   { header: 'PROCESSING', value: (s) => num(queue(s, 'processing')) },
   { header: 'WAITING', value: (s) => num(queue(s, 'waiting')) },
-  { header: 'RETRIES', value: (s) => num(queue(s, 'retries')), sortKey: (s) => queue(s, 'retries') ?? -1 },
+  // The workqueues' delayed re-adds (client-go's retries_total): backoffs and scheduled rechecks, not phase-2 attempts (FAILED counts those).
+  { header: 'REQUEUES', value: (s) => num(queue(s, 'retries')), sortKey: (s) => queue(s, 'retries') ?? -1 },
   { header: 'SUCCEEDED', value: (s) => num(s.stats?.record?.phase2.succeeded) },
   { header: 'FAILED', value: (s) => num(s.stats?.record?.phase2.failed), sortKey: (s) => s.stats?.record?.phase2.failed ?? -1 },
   { header: 'PARKED', value: (s) => num(s.stats?.record?.branches?.FAILED ?? (s.stats?.record ? 0 : undefined)), sortKey: (s) => s.stats?.record?.branches?.FAILED ?? -1 },

@@ -15,18 +15,19 @@ interface TopFlags {
 
 export function topCommand(name: string): Command {
   return new Command('top')
-    .description("Each service's leader, queue depth, retries and phase-2 failures")
+    .description("Each service's leader, queue depth, requeues and phase-2 failures")
     .option('--app <app>', 'only this service')
     .addOption(new Option('-o, --output <format>', 'output format').choices(['json', 'yaml']))
-    .option('--sort-by <column>', 'sort by a column (queue, retries, failed, parked, ...)')
+    .option('--sort-by <column>', 'sort by a column (queue, requeues, failed, parked, ...)')
     .option('--no-headers', 'omit the header row')
     .addHelpText(
       'after',
       `
 Columns: QUEUE, PROCESSING and WAITING are the leader's workqueues now (globals + branches);
-RETRIES is delayed re-adds since the leader started; SUCCEEDED / FAILED count phase-2 attempts;
-PARKED is branches parked as FAILED; UPDATED is how old the figures are (published every few
-seconds by the leader, gone with its lease).
+REQUEUES is delayed re-adds to them since the leader started (a backoff after a failed attempt
+or reconcile, or a scheduled recheck such as a deadline); SUCCEEDED / FAILED count phase-2
+attempts; PARKED is branches parked as FAILED; UPDATED is how old the figures are (published
+every few seconds by the leader, gone with its lease).
 
 Example:
   ${name} top --sort-by queue`,
