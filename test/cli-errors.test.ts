@@ -55,6 +55,9 @@ describe('usage errors exit 2 with one line on stderr', () => {
     const r = await cli(...args);
     expect(r.code, r.stderr).toBe(2);
     expect(oneLine(r.stderr)).toMatch(message);
+    // One pointer to the help, at the end, never two.
+    expect(r.stderr.match(/\(see /g), r.stderr).toHaveLength(1);
+    expect(r.stderr.trim()).toMatch(/\(see 'txloop( \w+)? --help'\)$/);
     expect(r.stdout).toBe('');
   });
 });

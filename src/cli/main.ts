@@ -90,8 +90,10 @@ export async function main(argv: string[]): Promise<number> {
     if (err instanceof ReportedError) return 1;
     if (process.env.TXLOOP_DEBUG && err instanceof Error) process.stderr.write(`${err.stack ?? ''}\n`);
     const code = exitCodeOf(err);
-    const hint = code === EXIT_USAGE ? ` (see '${name}${sub ? ` ${sub}` : ''} --help')` : '';
-    process.stderr.write(`error: ${messageOf(err)}${hint}\n`);
+    const message = messageOf(err);
+    // One pointer is enough: a message may already say where to look.
+    const hint = code === EXIT_USAGE && !/\(see '/.test(message) ? ` (see '${name}${sub ? ` ${sub}` : ''} --help')` : '';
+    process.stderr.write(`error: ${message}${hint}\n`);
     return code;
   }
 }

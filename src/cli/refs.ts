@@ -52,7 +52,7 @@ export function parseXidArg(arg: string): string {
 
 export function parseBranchArg(arg: string): BranchRef {
   const r = parseRef(arg);
-  if (r.kind !== 'branch') throw new UsageError(`invalid branch ${JSON.stringify(arg)}: expected XID/BRANCHID (see 'txloop get branches')`);
+  if (r.kind !== 'branch') throw new UsageError(`invalid branch ${JSON.stringify(arg)}: expected XID/BRANCHID, as get branches lists them`);
   return r;
 }
 
