@@ -209,7 +209,7 @@ describe('reading', () => {
     const r = await cli('get', 'gtx', '-o', 'wide', '--sort-by', 'status');
     expect(table(r.stdout).header).toEqual(['XID', 'APP', 'MODE', 'STATUS', 'BRANCHES', 'FAILED', 'NAME', 'DECIDED BY', 'DEADLINE', 'AGE']);
     expect(row(r.stdout, tx.trying)?.DEADLINE).toMatch(/^in \d+m/);
-    expect(row(r.stdout, tx.stuck)).toMatchObject({ FAILED: '1', NAME: 'pay order 2', 'DECIDED BY': 'commit:commit' });
+    expect(row(r.stdout, tx.stuck)).toMatchObject({ FAILED: '1', NAME: 'pay order 2', 'DECIDED BY': 'commit' });
     expect(table(r.stdout).rows.map((c) => c[3])).toEqual(['COMMITTED', 'COMMITTING', 'COMMITTING', 'TRYING']);
   });
 

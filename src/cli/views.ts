@@ -26,9 +26,9 @@ export const globalColumns: Sortable<GlobalItem>[] = [
   { header: 'AGE', value: (g) => age(g.createdAt), sortKey: (g) => -(g.createdAt ?? 0) },
 ];
 
+/** Who decided: `commit`/`rollback` (the initiator's own call), `deadline`, `participant:<app>`, `operator:<login>`; STATUS tells the outcome. */
 function decisionText(g: GlobalItem): string | undefined {
-  const d = g.entry.record?.decision;
-  return d ? `${d.outcome}:${d.by}` : undefined;
+  return g.entry.record?.decision?.by;
 }
 
 /**
