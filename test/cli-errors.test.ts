@@ -74,6 +74,8 @@ describe('--help', () => {
     const r = await runCli([...cmd, '--help']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(new RegExp(`^Usage: txloop${cmd.length ? ` ${cmd[0]}` : ''} `));
+    // The connection flags are listed by every command's help, not only the top level's.
+    expect(r.stdout).toMatch(/--endpoints <urls>[\s\S]*--dial-timeout <duration>[\s\S]*--command-timeout <duration>/);
   });
 
   it('run as the kubectl plugin kubectl-txloop, help names the command "kubectl txloop"', async () => {

@@ -58,9 +58,12 @@ Examples:
   for (const cmd of [getCommand(name), describeCommand(name), topCommand(name), retryCommand(name), abortCommand(name), resolveCommand(name)]) {
     program.addCommand(cmd);
   }
-  // Every subcommand: throw instead of exiting, and leave error printing to main().
+  // Every subcommand: throw instead of exiting, and leave error printing to main(); its help also
+  // lists the connection flags, which go before or after the command.
   const configure = (c: Command): void => {
-    c.exitOverride().configureOutput({ outputError: () => undefined });
+    c.exitOverride()
+      .configureOutput({ outputError: () => undefined })
+      .configureHelp({ showGlobalOptions: true });
     c.commands.forEach(configure);
   };
   configure(program);
