@@ -40,6 +40,8 @@ describe('usage errors exit 2 with one line on stderr', () => {
     ['an unknown resource type', ['get', 'pods'], /unknown resource type "pods"/],
     ['a bad -o value', ['get', 'gtx', '-o', 'xml'], /argument 'xml' is invalid/],
     ['a bad --status', ['get', 'gtx', '--status', 'stuckish'], /invalid --status "stuckish"/],
+    ['an empty --status', ['get', 'branches', '--status', ''], /--status needs a value: use one of trying, /],
+    ['a --status of commas only', ['get', 'gtx', '--status', ' , '], /--status needs a value/],
     ['a bad --sort-by', ['get', 'gtx', '--sort-by', 'color'], /invalid --sort-by "color"/],
     ['a malformed xid', ['describe', 'gtx', 'not-an-xid'], /invalid transaction id "not-an-xid"/],
     ['a branch given where an xid is expected', ['abort', 'orders.0000000000000000/abcdabcdabcd'], /expected an XID/],

@@ -181,6 +181,8 @@ export function parseStatuses(value: string | undefined, allowed: string[], flag
     .split(',')
     .map((s) => s.trim().toUpperCase().replace(/-/g, '_'))
     .filter(Boolean);
+  // `--status ''` (an empty variable, say) would otherwise quietly mean "every status".
+  if (words.length === 0) throw new UsageError(`${flag} needs a value: use one of ${allowed.map((a) => a.toLowerCase()).join(', ')}`);
   for (const w of words) {
     if (!allowed.includes(w)) throw new UsageError(`invalid ${flag} ${JSON.stringify(w.toLowerCase())}: use one of ${allowed.map((a) => a.toLowerCase()).join(', ')}`);
   }
