@@ -1,24 +1,11 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startEtcdCluster, type EtcdCluster } from '../src/testing.js';
-import { freshNamespace, harness, type Harness } from './helpers/harness.js';
+import { describe, expect, it } from 'vitest';
+import { useEtcd } from './helpers/harness.js';
 
-let cluster: EtcdCluster;
-let h: Harness;
-
-beforeAll(async () => {
-  cluster = await startEtcdCluster({ size: 3 });
-});
-afterAll(async () => {
-  await cluster?.stop();
-});
-afterEach(async () => {
-  await h?.closeAll();
-});
+const env = useEtcd({ members: 3 });
 
 describe('invariant 3 across etcd member loss (3-member cluster)', () => {
   it('SIGKILL of an etcd member mid-run: every transaction still reaches its decided outcome, and the member rejoins', async () => {
-    const ns = freshNamespace('cluster');
-    h = harness(() => cluster.endpoints, ns);
+    const { h } = env.fresh('cluster');
     const confirms = new Map<string, number>();
     const p = h.service({ app: 'acct' }).resource('r', {
       try: () => undefined,
@@ -46,7 +33,7 @@ describe('invariant 3 across etcd member loss (3-member cluster)', () => {
       }
     };
     for (let i = 0; i < 10; i++) await runOne(i);
-    const victim = cluster.members[0]!;
+    const victim = env.members[0]!;
     await victim.kill('SIGKILL');
     for (let i = 10; i < 25; i++) await runOne(i);
 

@@ -1,24 +1,12 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startEtcdCluster, type EtcdCluster } from '../src/testing.js';
+import { describe, expect, it } from 'vitest';
 import { TxloopService } from '../src/index.js';
-import { freshNamespace, gate, harness, quietLogger, waitFor, type Harness } from './helpers/harness.js';
+import { gate, quietLogger, useEtcd, waitFor } from './helpers/harness.js';
 
-let etcd: EtcdCluster;
-let h: Harness;
-
-beforeAll(async () => {
-  etcd = await startEtcdCluster({ size: 1 });
-});
-afterAll(async () => {
-  await etcd?.stop();
-});
-afterEach(async () => {
-  await h?.closeAll();
-});
+const env = useEtcd({ members: 1 });
 
 describe('invariant 3 across a full etcd outage', () => {
   it('work decided before etcd went down is finished after it comes back, and the loops resume without a restart', async () => {
-    h = harness(() => etcd.endpoints, freshNamespace('outage'));
+    const { h } = env.fresh('outage');
     const release = gate();
     const confirmed: string[] = [];
     const p = h.service({ app: 'acct' }).resource('r', {
@@ -35,7 +23,7 @@ describe('invariant 3 across a full etcd outage', () => {
     const { branchId } = await p.tryBranch(tx.context, 'r', {});
     await tx.commit();
 
-    const member = etcd.members[0]!;
+    const member = env.members[0]!;
     await member.kill('SIGKILL');
     // The confirm finishes while etcd is down: its progress cannot be recorded yet.
     release.open();
@@ -56,10 +44,9 @@ describe('invariant 3 across a full etcd outage', () => {
   });
 
   it('a hung (SIGSTOPped) etcd fails calls after etcd.requestTimeoutMs instead of hanging them', async () => {
-    const ns = freshNamespace('hung');
-    h = harness(() => etcd.endpoints, ns);
-    const init = new TxloopService({ app: 'shop', namespace: ns, logger: quietLogger, etcd: { endpoints: etcd.endpoints, requestTimeoutMs: 500 } });
-    const member = etcd.members[0]!;
+    const { ns } = env.fresh('hung');
+    const init = new TxloopService({ app: 'shop', namespace: ns, logger: quietLogger, etcd: { endpoints: env.endpoints, requestTimeoutMs: 500 } });
+    const member = env.members[0]!;
     try {
       await init.begin({ name: 'warm up the connection', timeoutMs: 5_000 });
       await member.kill('SIGSTOP');

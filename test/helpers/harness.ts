@@ -5,7 +5,7 @@ import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll } from 'vitest';
 import { TxloopService, type ServiceOptions } from '../../src/index.js';
 import { Store } from '../../src/internal/store.js';
-import { startEtcd, type EtcdServer, type StartEtcdOptions } from '../../src/testing.js';
+import { startEtcd, startEtcdCluster, type EtcdCluster, type EtcdMember, type EtcdServer, type StartEtcdOptions } from '../../src/testing.js';
 
 export function freshNamespace(label: string): string {
   return `t-${label}-${randomBytes(4).toString('hex')}/`;
@@ -56,17 +56,27 @@ export interface EtcdTestEnv {
   readonly endpoints: string[];
   /** A plain etcd3 client for inspecting and corrupting state behind the SDK's back. */
   readonly client: Etcd3;
+  /** The members, to kill, pause and restart (only with `members`). */
+  readonly members: EtcdMember[];
   /** A fresh namespace with its own services (closed after the test) and a store over it. */
   fresh(label: string): { ns: string; h: Harness; store: Store };
 }
 
-/** Starts one real etcd for the test file (stopped after it) and closes each test's services after the test. */
-export function useEtcd(options: StartEtcdOptions = {}): EtcdTestEnv {
-  let etcd: EtcdServer | undefined;
+/**
+ * Starts one real etcd for the test file (stopped after it) — a cluster of `members` members when
+ * given, so tests can kill them — and closes each test's services after the test.
+ */
+export function useEtcd(options: StartEtcdOptions & { members?: number } = {}): EtcdTestEnv {
+  let etcd: EtcdServer | EtcdCluster | undefined;
   let client: Etcd3 | undefined;
   let current: Harness | undefined;
+  const started = <T>(v: T | undefined): T => {
+    if (v === undefined) throw new Error('etcd is not started yet (use the env inside tests or hooks)');
+    return v;
+  };
   beforeAll(async () => {
-    etcd = await startEtcd(options);
+    const { members, ...rest } = options;
+    etcd = members === undefined ? await startEtcd(rest) : await startEtcdCluster({ ...rest, size: members });
     client = new Etcd3({ hosts: etcd.endpoints });
   });
   afterEach(async () => {
@@ -79,12 +89,15 @@ export function useEtcd(options: StartEtcdOptions = {}): EtcdTestEnv {
   });
   const env: EtcdTestEnv = {
     get endpoints() {
-      if (!etcd) throw new Error('etcd is not started yet (use the env inside tests or hooks)');
-      return etcd.endpoints;
+      return started(etcd).endpoints;
     },
     get client() {
-      if (!client) throw new Error('etcd is not started yet (use the env inside tests or hooks)');
-      return client;
+      return started(client);
+    },
+    get members() {
+      const e = started(etcd);
+      if (!('members' in e)) throw new Error('useEtcd({ members }) starts a cluster with members to kill');
+      return e.members;
     },
     fresh(label) {
       const ns = freshNamespace(label);
