@@ -66,6 +66,11 @@ export class LeadershipLost extends Error {
   }
 }
 
+/** The error for a call that found `global` already decided. */
+export function alreadyDecided(global: GlobalRecord): TransactionAlreadyDecided {
+  return new TransactionAlreadyDecided(global.xid, global.decision?.outcome ?? 'rollback', global.status, global.decision?.by ?? 'unknown');
+}
+
 export interface DecideOptions {
   outcome: 'commit' | 'rollback';
   by: string;
@@ -112,6 +117,10 @@ export const cmp = {
   },
   created(key: string, createRevision: string): ICompare {
     return { key: enc(key), target: 'Create', result: 'Equal', create_revision: createRevision };
+  },
+  /** The writer still holds the leadership it was granted (no compare for unfenced operator writes). */
+  fenced(fence: Fence | undefined): ICompare[] {
+    return fence ? [cmp.created(fence.key, fence.createRevision)] : [];
   },
   /** Every key under `prefix` was last modified before `revision` (so none was added or changed since). */
   prefixUnchangedSince(prefix: string, revision: string): [ICompare, ICompare] {
@@ -302,7 +311,7 @@ export class Store {
         if (g.decision?.writeId === writeId) {
           return { global: g, ordered: links.length, total: links.length };
         }
-        throw new TransactionAlreadyDecided(xid, g.decision?.outcome ?? 'rollback', g.status, g.decision?.by ?? 'unknown');
+        throw alreadyDecided(g);
       }
       if (options.outcome === 'commit') {
         const unprepared = links.filter((l) => l.record.tryState !== TryState.SUCCEEDED).map((l) => l.record.branchId);
@@ -335,7 +344,7 @@ export class Store {
         const after = await this.getGlobal(xid).catch(() => undefined);
         if (after?.record.decision?.writeId === writeId) return { global: after.record, ordered: inTxn.length, total: links.length };
         if (after && after.record.status !== GlobalStatus.TRYING) {
-          throw new TransactionAlreadyDecided(xid, after.record.decision?.outcome ?? 'rollback', after.record.status, after.record.decision?.by ?? 'unknown');
+          throw alreadyDecided(after.record);
         }
         throw err;
       }
@@ -345,7 +354,7 @@ export class Store {
     throw new WriteConflict(this.keys.global(xid));
   }
 
-  private order(link: LinkRecord, action: Action, by: string, at: number): OrderRecord {
+  private order(link: Pick<LinkRecord, 'xid' | 'branchId'>, action: Action, by: string, at: number): OrderRecord {
     return { v: 1, xid: link.xid, branchId: link.branchId, action, decidedAt: at, by };
   }
 
@@ -385,7 +394,7 @@ export class Store {
   /** A participant writes the order for its own branch of a decided global (no single service blocks recovery). */
   async ensureOrder(link: Pick<LinkRecord, 'xid' | 'owner' | 'branchId'>, action: Action, by: string, at: number): Promise<void> {
     const okey = this.keys.order(link.owner, link.xid, link.branchId);
-    await this.txn([cmp.absent(okey)], [op.put(okey, { v: 1, xid: link.xid, branchId: link.branchId, action, decidedAt: at, by } satisfies OrderRecord)]);
+    await this.txn([cmp.absent(okey)], [op.put(okey, this.order(link, action, by, at))]);
   }
 
   /**
@@ -393,8 +402,7 @@ export class Store {
    * writer's leadership and on the branch not having changed since it was read.
    */
   async recordProgress(fence: Fence | undefined, current: Versioned<BranchRecord>, next: BranchRecord): Promise<Versioned<BranchRecord>> {
-    const compares = [cmp.mod(current.key, current.modRevision)];
-    if (fence) compares.push(cmp.created(fence.key, fence.createRevision));
+    const compares = [cmp.mod(current.key, current.modRevision), ...cmp.fenced(fence)];
     const written = { ...next, updatedAt: Date.now(), writeId: newWriteId() };
     const res = await this.txn(
       compares,
@@ -409,9 +417,8 @@ export class Store {
     throw new WriteConflict(current.key);
   }
 
-  /** Marks a decided global COMMITTED/ROLLED_BACK once every branch is done. */
   /**
-   * `linksRevision`: the newest mod revision among the links the caller saw all DONE; a link changed
+   * Marks a decided global COMMITTED/ROLLED_BACK once every branch is done. `linksRevision`: the newest mod revision among the links the caller saw all DONE; a link changed
    * since (a late Try re-opening its cancel) fails the completion.
    */
   async complete(global: Versioned<GlobalRecord>, fence: Fence | undefined, heuristic: boolean, linksRevision: string): Promise<GlobalRecord> {
@@ -419,8 +426,7 @@ export class Store {
     const status = g.status === GlobalStatus.COMMITTING ? GlobalStatus.COMMITTED : GlobalStatus.ROLLED_BACK;
     const now = Date.now();
     const next = withEvent({ ...g, status, completedAt: now, ...(heuristic ? { heuristic: true } : {}) }, 'Completed', `all branches done: ${status}${heuristic ? ' (heuristic: a branch was resolved by hand against the decision)' : ''}`, now);
-    const compares = [cmp.mod(global.key, global.modRevision), ...cmp.prefixUnchangedSince(this.keys.links(g.xid), linksRevision)];
-    if (fence) compares.push(cmp.created(fence.key, fence.createRevision));
+    const compares = [cmp.mod(global.key, global.modRevision), ...cmp.prefixUnchangedSince(this.keys.links(g.xid), linksRevision), ...cmp.fenced(fence)];
     const res = await this.txn(compares, [op.put(global.key, next)]);
     if (!res.succeeded) throw new WriteConflict(global.key);
     return next;
@@ -439,7 +445,7 @@ export class Store {
       throw new OperationRefused(xid, `transaction ${xid} is ${g.status}; only finished transactions are collected`);
     }
     if (links.some((l) => l.record.state !== Phase2State.DONE)) return false;
-    const fenceCmp = fence ? [cmp.created(fence.key, fence.createRevision)] : [];
+    const fenceCmp = cmp.fenced(fence);
     // A link is written in the same Txn as its branch, so an unchanged link means an unchanged branch.
     const perChunk = Math.max(1, Math.floor((this.maxTxnOps - 1) / 2));
     for (let i = 0; i < links.length; i += perChunk) {
@@ -535,7 +541,7 @@ export class Store {
   async deleteBranch(fence: Fence, current: Versioned<BranchRecord>): Promise<boolean> {
     const b = current.record;
     const res = await this.txn(
-      [cmp.mod(current.key, current.modRevision), cmp.created(fence.key, fence.createRevision)],
+      [cmp.mod(current.key, current.modRevision), ...cmp.fenced(fence)],
       [op.del(current.key), op.del(this.keys.order(b.owner, b.xid, b.branchId)), op.del(this.keys.link(b.xid, b.owner, b.branchId))],
     );
     return res.succeeded;

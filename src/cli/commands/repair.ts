@@ -7,6 +7,7 @@ import { userInfo } from 'node:os';
 import { Command, Option } from 'commander';
 import { TransactionAlreadyDecided, TransactionNotFound } from '../../errors.js';
 import { GlobalStatus, type BranchRecord } from '../../internal/records.js';
+import { alreadyDecided } from '../../internal/store.js';
 import { CliError, UsageError } from '../errors.js';
 import { ownerOf, parseBranchArg, parseRef, parseXidArg } from '../refs.js';
 import { action, eachTarget } from '../runtime.js';
@@ -86,7 +87,7 @@ export function abortCommand(name: string): Command {
             const { global, links } = await io.etcd(store.readTransaction(xid));
             if (!global) throw new TransactionNotFound(xid);
             const g = global.record;
-            if (g.status !== GlobalStatus.TRYING) throw new TransactionAlreadyDecided(xid, g.decision?.outcome ?? 'rollback', g.status, g.decision?.by ?? 'unknown');
+            if (g.status !== GlobalStatus.TRYING) throw alreadyDecided(g);
             io.out(`gtx/${xid} would be rolled back: cancel ordered for ${links.length} branch(es)${suffix(true)}`);
             return;
           }
