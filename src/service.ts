@@ -566,12 +566,8 @@ export class TxloopService extends EventEmitter<ServiceEvents> {
     sweepTimer.unref();
     this.leader = { fence, globals, branches, controllers, statsTimer, retained, sweepTimer };
     for (const c of controllers) c.start();
-    for (const key of informer.cache.keys()) {
-      const parsed = this.store.keys.parse(key);
-      if (!parsed || parsed.app !== this.app) continue;
-      if (parsed.kind === 'global') globals.add(parsed.xid);
-      else if (parsed.kind === 'branch') branches.add(branchQueueKey(parsed.xid, parsed.branchId));
-    }
+    // A new term reconciles everything it can see, exactly as if each key had just changed.
+    for (const [key, kv] of informer.cache) this.onChange(key, kv);
     void this.publishStats();
     this.metrics?.leader.set({ app: this.app }, 1);
     this.emit('leader', { leading: true });
@@ -604,7 +600,7 @@ export class TxloopService extends EventEmitter<ServiceEvents> {
       branches: this.countBranches(),
     };
     await this.client.kv
-      .txn({ compare: [cmp.created(fence.key, fence.createRevision)], success: [op.put(this.store.keys.stats(this.app), stats, lease)], failure: [] })
+      .txn({ compare: cmp.fenced(fence), success: [op.put(this.store.keys.stats(this.app), stats, lease)], failure: [] })
       .catch((err: unknown) => this.logger.debug({ err: errorMessage(err) }, 'could not publish stats'));
   }
 

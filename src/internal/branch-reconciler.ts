@@ -66,12 +66,12 @@ export async function reconcileBranch(deps: ReconcileDeps, queueKey: string, sig
     if (BigInt(bkv.modRevision) < BigInt(expected)) return;
     deps.written.delete(bkey);
   }
+  const okey = store.keys.order(app, xid, branchId);
+  const okv = cache.get(okey);
   let branch: BranchRecord;
   let order: OrderRecord | undefined;
   try {
     branch = parseBranch(bkey, bkv.value);
-    const okey = store.keys.order(app, xid, branchId);
-    const okv = cache.get(okey);
     if (okv) order = parseOrder(okey, okv.value);
   } catch (err) {
     if (err instanceof MalformedRecord) {
@@ -94,18 +94,25 @@ export async function reconcileBranch(deps: ReconcileDeps, queueKey: string, sig
   const action = p?.action ?? order!.action;
   if (p?.nextRetryAt !== undefined && now < p.nextRetryAt) return { requeueAfterMs: p.nextRetryAt - now };
 
-  const fence = deps.fence();
-  if (!fence) throw new LeadershipLost(store.keys.leader(app));
+  const fence = requireFence(deps);
   let current = { key: bkey, record: branch, modRevision: bkv.modRevision };
   const attempt = (p?.attempts ?? 0) + 1;
+  // Every progress write goes through here, so the expectation below always knows our last write.
+  const record = async (next: BranchRecord): Promise<void> => {
+    current = await store.recordProgress(fence, current, next);
+    deps.written.set(bkey, current.modRevision);
+  };
+  const park = async (phase2: Phase2, message: string, attemptNo: number): Promise<void> => {
+    await record(withEvent({ ...branch, phase2: { ...phase2, state: Phase2State.FAILED } }, 'Parked', message));
+    log.error({ attempt: attemptNo }, message);
+    deps.onPhase2({ xid, branchId, resource: branch.resource, action, result: 'parked', attempt: attemptNo, error: message, durationMs: 0 });
+  };
 
   if (action === Action.CONFIRM && branch.tryState !== TryState.SUCCEEDED) {
     // Invariant 4: never confirm what was not tried. commit() refuses this, so only a hand-edited or
     // corrupt record gets here; park it for a human rather than guess.
     const message = `confirm ordered but the Try is ${branch.tryState}; refusing to confirm`;
-    log.error({ tryState: branch.tryState }, message);
-    await store.recordProgress(fence, current, withEvent({ ...branch, phase2: { action, state: Phase2State.FAILED, attempts: p?.attempts ?? 0, lastError: message } }, 'Parked', message));
-    deps.onPhase2({ xid, branchId, resource: branch.resource, action, result: 'parked', attempt, error: message, durationMs: 0 });
+    await park({ action, state: Phase2State.FAILED, attempts: p?.attempts ?? 0, lastError: message }, message, attempt);
     return;
   }
   if (action === Action.CANCEL && branch.tryState === TryState.PENDING) {
@@ -115,20 +122,17 @@ export async function reconcileBranch(deps: ReconcileDeps, queueKey: string, sig
     if (now < waitUntil) return { requeueAfterMs: waitUntil - now };
   }
 
-  if (inheritedFromEarlierTerm(bkv, okeyKv(deps, xid, branchId), fence)) {
+  if (inheritedFromEarlierTerm(bkv, okv, fence)) {
     // The previous leader may have died inside this very handler (a handler that kills its process
     // would otherwise retry forever, uncounted): count the attempt before running it. Work that
     // arrives during this term skips this write; its outcome write counts it.
     if (p && p.attempts >= options.deadThreshold) {
       const message = `attempt ${p.attempts} never reported back (its replica died during the handler); parked after ${p.attempts} attempts`;
-      await store.recordProgress(fence, current, withEvent({ ...branch, phase2: { ...p, state: Phase2State.FAILED, lastError: p.lastError ?? message } }, 'Parked', message));
-      log.error({ attempt: p.attempts }, message);
-      deps.onPhase2({ xid, branchId, resource: branch.resource, action, result: 'parked', attempt: p.attempts, error: message, durationMs: 0 });
+      await park({ ...p, lastError: p.lastError ?? message }, message, p.attempts);
       return;
     }
     const phase2: Phase2 = { action, state: Phase2State.ACTIVE, attempts: attempt, lastAttemptAt: now, ...(p?.lastError ? { lastError: p.lastError } : {}) };
-    current = await store.recordProgress(fence, current, withEvent({ ...branch, phase2 }, 'AttemptStarted', `${action} attempt ${attempt} started by a new leader`, now));
-    deps.written.set(bkey, current.modRevision);
+    await record(withEvent({ ...branch, phase2 }, 'AttemptStarted', `${action} attempt ${attempt} started by a new leader`, now));
   }
 
   const handler = deps.resources.get(branch.resource);
@@ -176,8 +180,7 @@ export async function reconcileBranch(deps: ReconcileDeps, queueKey: string, sig
     result = 'failed';
     log.warn({ attempt, err: error, retryInMs: requeueAfterMs }, `${action} failed; will retry`);
   }
-  const recorded = await store.recordProgress(fence, current, next);
-  deps.written.set(bkey, recorded.modRevision);
+  await record(next);
   if (result === 'succeeded') log.info({ attempt, action, durationMs }, `${action} done`);
   deps.onPhase2({ xid, branchId, resource: branch.resource, action, result, attempt, ...(error !== undefined ? { error } : {}), durationMs });
   return requeueAfterMs !== undefined ? { requeueAfterMs } : undefined;
@@ -191,14 +194,15 @@ async function collectOrphan(deps: ReconcileDeps, current: Versioned<BranchRecor
   const due = (p.doneAt ?? Date.now()) + deps.options.retentionMs;
   const now = Date.now();
   if (now < due) return { requeueAfterMs: due - now };
-  const fence = deps.fence();
-  if (!fence) throw new LeadershipLost(deps.store.keys.leader(deps.app));
-  if (await deps.store.deleteBranch(fence, current)) deps.logger.info({ xid: current.record.xid, branch: current.record.branchId }, 'collected a branch whose global was gone');
+  if (await deps.store.deleteBranch(requireFence(deps), current)) deps.logger.info({ xid: current.record.xid, branch: current.record.branchId }, 'collected a branch whose global was gone');
   return;
 }
 
-function okeyKv(deps: ReconcileDeps, xid: string, branchId: string): CachedKv | undefined {
-  return deps.cache.get(deps.store.keys.order(deps.app, xid, branchId));
+/** This replica's fence, or LeadershipLost: only the current leader acts (invariant 5). */
+export function requireFence(deps: Pick<ReconcileDeps, 'fence' | 'store' | 'app'>): Fence {
+  const fence = deps.fence();
+  if (!fence) throw new LeadershipLost(deps.store.keys.leader(deps.app));
+  return fence;
 }
 
 /** Both the branch and its order were last written before this leader's term began. */
@@ -217,7 +221,7 @@ async function waitForDecision(deps: ReconcileDeps, branch: BranchRecord, log: L
   const due = branch.deadline + options.graceMs;
   const now = Date.now();
   if (now < due) return { requeueAfterMs: due - now };
-  if (!deps.fence()) throw new LeadershipLost(store.keys.leader(app));
+  requireFence(deps);
   const global = await store.getGlobal(branch.xid);
   let action: Action | undefined;
   let by = `participant:${app}`;

@@ -5,9 +5,9 @@
  */
 import { TransactionAlreadyDecided, TransactionNotFound } from '../errors.js';
 import type { ReconcileResult } from './controller.js';
-import type { ReconcileDeps } from './branch-reconciler.js';
+import { requireFence, type ReconcileDeps } from './branch-reconciler.js';
 import { GlobalStatus, MalformedRecord, Phase2State, parseGlobal, parseLink, type GlobalRecord, type LinkRecord } from './records.js';
-import { LeadershipLost, WriteConflict } from './store.js';
+import { WriteConflict } from './store.js';
 
 export interface GlobalReconcileDeps extends ReconcileDeps {
   onCompleted(global: GlobalRecord): void;
@@ -34,8 +34,7 @@ export async function reconcileGlobal(deps: GlobalReconcileDeps, xid: string): P
     throw err;
   }
   const log = logger.child({ xid });
-  const fence = deps.fence();
-  if (!fence) throw new LeadershipLost(store.keys.leader(deps.app));
+  const fence = requireFence(deps);
   const now = Date.now();
 
   switch (global.status) {
