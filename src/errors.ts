@@ -9,7 +9,7 @@ export const Outcome = {
 } as const;
 export type Outcome = (typeof Outcome)[keyof typeof Outcome];
 
-/** Base class of every error txloop throws on purpose. */
+/** Base class of every error txloop throws on purpose; `cause` holds the underlying error, if any. */
 export class TxloopError extends Error {
   override readonly name: string = 'TxloopError';
 }
@@ -51,7 +51,7 @@ export class TransactionAlreadyDecided extends TxloopError {
   }
 }
 
-/** The transaction's deadline passed (or the caller's AbortSignal fired) before the call could finish. */
+/** The transaction's deadline passed before the call could finish (a caller's own signal is {@link AbortError}). */
 export class DeadlineExceeded extends TxloopError {
   override readonly name = 'DeadlineExceeded';
   constructor(
@@ -132,12 +132,89 @@ export class OperationRefused extends TxloopError {
   }
 }
 
+/**
+ * The caller's AbortSignal fired. `cause` is the signal's reason. A write already sent to etcd when
+ * the signal fired may still land: `maybeWritten` says so, and `get(xid)` tells what happened.
+ */
+export class AbortError extends TxloopError {
+  override readonly name = 'AbortError';
+  constructor(
+    readonly xid: string | undefined,
+    override readonly cause: unknown,
+    readonly maybeWritten = false,
+  ) {
+    super(
+      `aborted by the caller's signal${xid ? ` (transaction ${xid})` : ''}: ${errorMessage(cause) || 'no reason given'}` +
+        (maybeWritten ? '; the write was already sent and may have landed: read the transaction to know' : ''),
+    );
+  }
+}
+
+/**
+ * etcd did not answer (connection refused, timed out, every member down, client closed under the
+ * call). `endpoints` are the ones tried; `cause` is the client library's error. A write that failed
+ * this way may or may not have landed.
+ */
+export class EtcdUnavailable extends TxloopError {
+  override readonly name = 'EtcdUnavailable';
+  constructor(
+    readonly endpoints: readonly string[],
+    override readonly cause: unknown,
+    what = 'etcd request',
+  ) {
+    super(`${what} failed: etcd at ${endpoints.join(',') || '(unknown endpoints)'} is unavailable (${shortCause(cause)})`);
+  }
+}
+
+/** etcd answered with an error txloop has no better class for (permission denied, bad request, ...). */
+export class EtcdError extends TxloopError {
+  override readonly name = 'EtcdError';
+  constructor(
+    readonly endpoints: readonly string[],
+    override readonly cause: unknown,
+    what = 'etcd request',
+  ) {
+    super(`${what} failed: etcd at ${endpoints.join(',') || '(unknown endpoints)'} answered ${shortCause(cause)}`);
+  }
+}
+
+/** A concurrent change to `key` won; re-read and retry (txloop retries these itself where it can). */
+export class WriteConflict extends TxloopError {
+  override readonly name = 'WriteConflict';
+  constructor(readonly key: string) {
+    super(`concurrent change to ${key}; re-read and retry`);
+  }
+}
+
+/**
+ * This replica is no longer the leader of its service. `writeRefused`: etcd refused a write fenced on
+ * the old term; otherwise the replica noticed before acting and attempted nothing.
+ */
+export class LeadershipLost extends TxloopError {
+  override readonly name = 'LeadershipLost';
+  constructor(
+    readonly leaderKey: string,
+    readonly writeRefused = false,
+  ) {
+    super(writeRefused ? `no longer the leader (${leaderKey} changed); etcd refused the fenced write` : `no longer the leader (${leaderKey}); stopped before acting`);
+  }
+}
+
 /** The service was closed; no further calls are accepted. */
 export class ServiceClosed extends TxloopError {
   override readonly name = 'ServiceClosed';
   constructor(readonly app: string) {
     super(`txloop service ${app} is closed`);
   }
+}
+
+/** A client-library error in one short clause: `14 UNAVAILABLE: No connection established. Last error: Error: connect ECONNREFUSED …` → `connect ECONNREFUSED …`. */
+function shortCause(err: unknown): string {
+  const msg = errorMessage(err)
+    .replace(/^\d+ [A-Z_]+: /, '')
+    .replace(/\.? ?Resolution note:\s*$/, '');
+  const last = /Last error: (?:Error: )?(.*)$/s.exec(msg)?.[1];
+  return (last ?? msg).replace(/\s*\n\s*/g, ' ').trim().slice(0, 300) || 'no message';
 }
 
 export function errorMessage(err: unknown): string {

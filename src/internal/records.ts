@@ -3,7 +3,7 @@
  * anything in etcd may have been written by an older version, by hand, or corrupted, and a malformed
  * record must never stop a control loop (DESIGN invariant 9).
  */
-import { PayloadError } from '../errors.js';
+import { PayloadError, TxloopError } from '../errors.js';
 
 export const GlobalStatus = {
   TRYING: 'TRYING',
@@ -170,7 +170,7 @@ export function branchStatus(b: BranchRecord, order?: OrderRecord): string {
 // ---------------------------------------------------------------------------------------------
 // Validation of records read back from etcd
 
-export class MalformedRecord extends Error {
+export class MalformedRecord extends TxloopError {
   override readonly name = 'MalformedRecord';
   constructor(
     readonly key: string,
