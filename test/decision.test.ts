@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   BranchRegistrationRefused,
   BranchesNotPrepared,
+  DeadlineExceeded,
   TransactionAlreadyDecided,
   TransactionNotFound,
   TryFailed,
@@ -68,6 +69,28 @@ describe('invariant 1: one decision', () => {
     expect(err).toBeInstanceOf(TransactionAlreadyDecided);
     expect((err as TransactionAlreadyDecided).outcome).toBe('rollback');
     expect((err as TransactionAlreadyDecided).decidedBy).toBe('deadline');
+  });
+
+  it('a commit that arrives after the deadline is refused with DeadlineExceeded and writes nothing; rollback past the deadline is still allowed', async () => {
+    setup('commit-late');
+    const calls: string[] = [];
+    const p = participant('acct', calls);
+    await p.start();
+    const init = h.service({ app: 'shop' }); // not started: no leader expires the deadline meanwhile
+    const tx = await init.begin({ name: 'slow caller', timeoutMs: 200 });
+    await p.tryBranch(tx.context, 'r', {});
+    await waitFor(() => Date.now() > tx.deadline + 50, { what: 'the deadline to pass' });
+    const before = await env.client.get(`${ns}shop/gtx/${tx.xid}`).exec();
+    const err = await init.commit(tx.xid).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DeadlineExceeded);
+    expect((err as DeadlineExceeded).xid).toBe(tx.xid);
+    const after = await env.client.get(`${ns}shop/gtx/${tx.xid}`).exec();
+    expect(after.kvs[0]?.mod_revision).toBe(before.kvs[0]?.mod_revision);
+    expect(await env.client.getAll().prefix(`${ns}acct/order/${tx.xid}/`).keys()).toHaveLength(0);
+    await init.rollback(tx.xid);
+    expect((await init.get(tx.xid)).decision?.outcome).toBe('rollback');
+    await waitFor(() => calls.includes('cancel:true'), { what: 'the cancel' });
+    expect(calls).not.toContain('confirm');
   });
 
   it('commit of an unknown transaction fails with TransactionNotFound', async () => {

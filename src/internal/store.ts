@@ -16,7 +16,10 @@ import {
   TransactionAlreadyDecided,
   TransactionNotFound,
   BranchNotFound,
+  DeadlineExceeded,
   OperationRefused,
+  LeadershipLost,
+  WriteConflict,
 } from '../errors.js';
 import { Keys, newWriteId, prefixEnd } from './keys.js';
 import { TxnBatcher } from './txn-batcher.js';
@@ -51,20 +54,7 @@ export interface Fence {
   createRevision: string;
 }
 
-export class WriteConflict extends Error {
-  override readonly name = 'WriteConflict';
-  constructor(readonly key: string) {
-    super(`concurrent change to ${key}; re-read and retry`);
-  }
-}
-
-/** A fenced write failed because this replica is no longer the leader. */
-export class LeadershipLost extends Error {
-  override readonly name = 'LeadershipLost';
-  constructor(readonly leaderKey: string) {
-    super(`no longer the leader (${leaderKey} changed); write refused`);
-  }
-}
+export { WriteConflict, LeadershipLost } from '../errors.js';
 
 /** The error for a call that found `global` already decided. */
 export function alreadyDecided(global: GlobalRecord): TransactionAlreadyDecided {
@@ -314,6 +304,12 @@ export class Store {
         throw alreadyDecided(g);
       }
       if (options.outcome === 'commit') {
+        // Participants may already have let their reservations expire at the deadline (REST-TCC
+        // participants must): a commit past it would confirm what is gone. Rollback stays allowed.
+        const late = Date.now() - g.deadline;
+        if (late >= 0) {
+          throw new DeadlineExceeded(xid, `transaction ${xid} passed its deadline ${late}ms before the commit (deadline ${new Date(g.deadline).toISOString()}); not committed, roll it back`);
+        }
         const unprepared = links.filter((l) => l.record.tryState !== TryState.SUCCEEDED).map((l) => l.record.branchId);
         if (unprepared.length > 0) throw new BranchesNotPrepared(xid, unprepared);
       }
@@ -412,7 +408,7 @@ export class Store {
     if (res.succeeded) return { key: current.key, record: written, modRevision: res.header.revision };
     if (fence) {
       const leader = res.responses[1]?.response_range.kvs[0];
-      if (!leader || leader.create_revision !== fence.createRevision) throw new LeadershipLost(fence.key);
+      if (!leader || leader.create_revision !== fence.createRevision) throw new LeadershipLost(fence.key, true);
     }
     throw new WriteConflict(current.key);
   }
