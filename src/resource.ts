@@ -17,7 +17,10 @@ export interface PhaseTwoContext<P = unknown> {
   readonly resource: string;
   readonly payload: P;
   readonly action: 'confirm' | 'cancel';
-  /** 1 for the first attempt; grows across retries, restarts and leader changes. */
+  /**
+   * 1 for the first attempt; grows across retries, restarts and leader changes (each attempt is
+   * recorded in etcd before its handler starts, so no two attempts share a number).
+   */
   readonly attempt: number;
   /**
    * Whether this branch's Try is recorded as succeeded. false in a cancel is an empty rollback
@@ -30,13 +33,24 @@ export interface PhaseTwoContext<P = unknown> {
    * something, look in your own data (keyed by branchId) rather than assume nothing happened.
    */
   readonly tryState: 'SUCCEEDED' | 'FAILED' | 'PENDING';
+  /**
+   * The fencing token of the leader term running this attempt: the leader key's etcd create revision,
+   * a decimal integer that only grows from one term to the next. Phase 2 is at-least-once, and a
+   * deposed leader's handler may still be running (it ignored its signal, or its process was frozen):
+   * make your own write conditional on it so a stale term cannot apply its effect after a newer one —
+   * in SQL, e.g. `UPDATE … SET term = $token WHERE id = $branchId AND term <= $token` (compare as a
+   * number: `BigInt(token)` or a `bigint` column); in etcd, compare the create revision of
+   * `<namespace><app>/leader` with it in the same Txn.
+   */
+  readonly fencingToken: string;
   /** Aborted when the handler timeout passes or this replica stops leading. */
   readonly signal: AbortSignal;
 }
 
 /**
  * A TCC resource. `confirm` and `cancel` must be idempotent: they run at least once and may run again
- * after a crash, a timeout or a leader change.
+ * after a crash, a timeout or a leader change. A replica never starts them once it knows it is not
+ * the leader; `fencingToken` covers the handler already running when it stops being one.
  */
 export interface TccResource<P = unknown, R = unknown> {
   try(ctx: TryContext<P>): Promise<R> | R;

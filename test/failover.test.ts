@@ -13,8 +13,8 @@ afterEach(async () => {
 
 const noop = { try: () => undefined, confirm: () => undefined, cancel: () => undefined };
 
-async function twoReplicas(ns: string, delayMs: number): Promise<{ leader: Replica; standby: Replica }> {
-  const replicaEnv = { TXLOOP_ENDPOINTS: env.endpoints.join(','), NS: ns, APP: 'acct', PHASE2_DELAY_MS: String(delayMs) };
+async function twoReplicas(ns: string, delayMs: number, extra: Record<string, string> = {}): Promise<{ leader: Replica; standby: Replica }> {
+  const replicaEnv = { TXLOOP_ENDPOINTS: env.endpoints.join(','), NS: ns, APP: 'acct', PHASE2_DELAY_MS: String(delayMs), ...extra };
   const r1 = spawnReplica('participant.ts', 'replica-1', replicaEnv);
   const r2 = spawnReplica('participant.ts', 'replica-2', replicaEnv);
   replicas.push(r1, r2);
@@ -108,4 +108,73 @@ describe('leader failover with real processes (invariants 3 and 5)', () => {
       clearInterval(supervisor);
     }
   }, 60_000);
+});
+
+describe('invariant 5: a deposed leader never starts a handler, and handlers get a fencing token', () => {
+  it('a leader frozen right after recording its attempt for inherited work resumes after the standby finished the branch and does not start the handler; attempts are numbered across terms and the AttemptStarted event is kept', async () => {
+    const fresh = env.fresh('freeze-attempt');
+    const ns = fresh.ns;
+    h = fresh.h;
+    const replicaEnv = { TXLOOP_ENDPOINTS: env.endpoints.join(','), NS: ns, APP: 'acct' };
+    // Term 1: a replica that dies inside its confirm, so the work is inherited by the next term.
+    const dying = spawnReplica('participant.ts', 'replica-dying', { ...replicaEnv, PHASE2_DELAY_MS: '60000' });
+    replicas.push(dying);
+    await dying.waitForEvent((e) => e.event === 'leader' && e.leading === true, 'first replica leads');
+    // Term 2: a replica that freezes itself between recording its attempt and starting the handler.
+    const frozen = spawnReplica('participant.ts', 'replica-frozen', { ...replicaEnv, FREEZE_BEFORE_HANDLER: '1' });
+    replicas.push(frozen);
+    await frozen.waitForEvent((e) => e.event === 'started', 'second replica up');
+    const tryer = h.service({ app: 'acct' }).resource('r', noop);
+    const init = h.service({ app: 'shop' });
+    await init.start();
+    const tx = await init.begin({ name: 'freeze', timeoutMs: 60_000 });
+    const { branchId } = await tryer.tryBranch(tx.context, 'r', {});
+    await tx.commit();
+    await dying.waitForEvent((e) => e.event === 'phase2-start' && e.xid === tx.xid, 'confirm started in term 1');
+    dying.kill('SIGKILL');
+    await frozen.waitForEvent((e) => e.event === 'freezing', 'term 2 froze after recording its attempt', 20_000);
+    // Term 3: the standby takes the frozen leader's expired lease and finishes the branch.
+    const standby = spawnReplica('participant.ts', 'replica-standby', replicaEnv);
+    replicas.push(standby);
+    await standby.waitForEvent((e) => e.event === 'leader' && e.leading === true, 'standby takes the expired lease', 20_000);
+    const done = await init.waitForCompletion(tx.xid, { timeoutMs: 20_000 });
+    expect(done.status).toBe('COMMITTED');
+    frozen.kill('SIGCONT');
+    await frozen.waitForEvent((e) => e.event === 'resumed', 'frozen leader resumes');
+    await frozen.waitForEvent((e) => e.event === 'leader' && e.leading === false, 'resumed leader steps down', 10_000);
+    // The resumed replica decided at its first instruction after the freeze: no handler started.
+    expect(frozen.events.filter((e) => e.event === 'phase2-start' && e.xid === tx.xid)).toEqual([]);
+    const attempts = [...dying.events, ...standby.events].filter((e) => e.event === 'phase2-start' && e.xid === tx.xid).map((e) => e.attempt);
+    expect(attempts).toEqual([1, 3]); // attempt 2 was recorded by the frozen term and never ran
+    const branch = JSON.parse((await env.client.get(`${ns}acct/branch/${tx.xid}/${branchId}`).string())!) as { events: { type: string; message: string }[]; phase2: { state: string; attempts: number } };
+    expect(branch.phase2).toMatchObject({ state: 'DONE', attempts: 3 });
+    const types = branch.events.map((e) => e.type);
+    expect(types.filter((t) => t === 'AttemptStarted')).toHaveLength(2);
+    expect(types.lastIndexOf('AttemptStarted')).toBeLessThan(types.indexOf('Confirmed'));
+  }, 90_000);
+
+  it("a handler still running in a deposed leader (it ignores its signal) is refused by its own write guarded on the fencing token; the new term's token is larger and its write lands", async () => {
+    const fresh = env.fresh('token');
+    const ns = fresh.ns;
+    h = fresh.h;
+    const { leader, standby } = await twoReplicas(ns, 1_500, { GUARDED: '1' });
+    const tryer = h.service({ app: 'acct' }).resource('r', noop);
+    const init = h.service({ app: 'shop' });
+    await init.start();
+    const tx = await init.begin({ name: 'token', timeoutMs: 60_000 });
+    await tryer.tryBranch(tx.context, 'r', {});
+    await tx.commit();
+    const first = await leader.waitForEvent((e) => e.event === 'phase2-start' && e.xid === tx.xid, 'confirm started on the leader');
+    leader.kill('SIGSTOP');
+    const second = await standby.waitForEvent((e) => e.event === 'phase2-start' && e.xid === tx.xid, 'standby runs the confirm', 20_000);
+    expect(BigInt(second.fencingToken as string)).toBeGreaterThan(BigInt(first.fencingToken as string));
+    const landed = await standby.waitForEvent((e) => e.event === 'guarded-write' && e.xid === tx.xid, "new leader's guarded write");
+    expect(landed.landed).toBe(true);
+    expect((await init.waitForCompletion(tx.xid, { timeoutMs: 20_000 })).status).toBe('COMMITTED');
+    leader.kill('SIGCONT');
+    const stale = await leader.waitForEvent((e) => e.event === 'guarded-write' && e.xid === tx.xid, "deposed leader's guarded write", 10_000);
+    expect(stale.landed).toBe(false);
+    const executed = await probes(ns, tx.xid);
+    expect(executed.map((p) => p.identity)).toEqual([standby.identity]);
+  });
 });

@@ -239,7 +239,7 @@ describe('invariant 9: handlers that throw, hang or are missing never stop the l
 });
 
 describe('graceful shutdown', () => {
-  it('closing a leader in the middle of a confirm records no failed attempt; the next replica confirms it as attempt 1', async () => {
+  it('closing a leader in the middle of a confirm records no failed attempt (the attempt counted before it started stays, without an error); the next replica confirms it as attempt 2', async () => {
     const store = setup('shutdown');
     const started = gate();
     const attempts: number[] = [];
@@ -262,12 +262,13 @@ describe('graceful shutdown', () => {
     await started.wait;
     await first.close();
     const b = await store.getBranch('acct', tx.xid, branchId);
-    expect(b?.record.phase2).toBeUndefined();
+    expect(b?.record.phase2).toEqual({ action: 'confirm', state: 'ACTIVE', attempts: 1, lastAttemptAt: expect.any(Number) });
     const second = h.service({ app: 'acct' }).resource('r', handlers);
     await second.start();
     expect((await init.waitForCompletion(tx.xid)).status).toBe('COMMITTED');
     const done = await store.getBranch('acct', tx.xid, branchId);
     expect(done?.record.events.some((e) => e.type === 'AttemptFailed')).toBe(false);
+    expect(attempts).toEqual([1, 2]);
   });
 });
 

@@ -122,27 +122,30 @@ export async function reconcileBranch(deps: ReconcileDeps, queueKey: string, sig
     if (now < waitUntil) return { requeueAfterMs: waitUntil - now };
   }
 
-  if (inheritedFromEarlierTerm(bkv, okv, fence)) {
-    // The previous leader may have died inside this very handler (a handler that kills its process
-    // would otherwise retry forever, uncounted): count the attempt before running it. Work that
-    // arrives during this term skips this write; its outcome write counts it.
-    if (p && p.attempts >= options.deadThreshold) {
-      const message = `attempt ${p.attempts} never reported back (its replica died during the handler); parked after ${p.attempts} attempts`;
-      await park({ ...p, lastError: p.lastError ?? message }, message, p.attempts);
-      return;
-    }
-    const phase2: Phase2 = { action, state: Phase2State.ACTIVE, attempts: attempt, lastAttemptAt: now, ...(p?.lastError ? { lastError: p.lastError } : {}) };
-    await record(withEvent({ ...branch, phase2 }, 'AttemptStarted', `${action} attempt ${attempt} started by a new leader`, now));
+  if (p && p.attempts >= options.deadThreshold) {
+    // Every attempt is recorded before its handler runs, so an ACTIVE branch at the limit is one
+    // whose last attempt never reported back: its replica died (or lost etcd) inside the handler.
+    const message = `attempt ${p.attempts} never reported back (its replica died during the handler); parked after ${p.attempts} attempts`;
+    await park({ ...p, lastError: p.lastError ?? message }, message, p.attempts);
+    return;
   }
 
+  // Count the attempt before running it, on every path: a handler that kills its process is still
+  // counted (the limit bounds it) and the next leader runs attempt n+1, not attempt n again.
+  const inherited = inheritedFromEarlierTerm(bkv, okv, fence);
+  const started: Phase2 = { action, state: Phase2State.ACTIVE, attempts: attempt, lastAttemptAt: now, ...(p?.lastError ? { lastError: p.lastError } : {}) };
+  const withAttempt = { ...branch, phase2: started };
+  await record(inherited ? withEvent(withAttempt, 'AttemptStarted', `${action} attempt ${attempt} started by a new leader`, now) : withAttempt);
+  log.debug({ attempt, action }, 'attempt recorded; starting the handler');
+
   const handler = deps.resources.get(branch.resource);
-  const started = Date.now();
+  const startedAt = Date.now();
   let error: string | undefined;
   if (!handler) {
     error = new UnknownResource(app, branch.resource).message;
   } else {
     try {
-      await runWithTimeout(handler, action, {
+      await runHandler(handler, action, {
         xid,
         branchId,
         resource: branch.resource,
@@ -151,32 +154,40 @@ export async function reconcileBranch(deps: ReconcileDeps, queueKey: string, sig
         attempt,
         tryCompleted: branch.tryState === TryState.SUCCEEDED,
         tryState: branch.tryState,
-      }, options.handlerTimeoutMs, signal);
+        fencingToken: fence.createRevision,
+      }, options.handlerTimeoutMs, signal, () => {
+        // Leadership re-checked locally and fresh, with nothing between this and the call: a
+        // replica frozen after its attempt write resumes here and must not start the handler.
+        if (signal.aborted || requireFence(deps).createRevision !== fence.createRevision) throw new LeadershipLost(store.keys.leader(app));
+      });
     } catch (err) {
       // Cut short because this replica stopped leading (or is shutting down): not the handler's
       // failure, so nothing is recorded; the next leader runs it again.
+      if (err instanceof LeadershipLost) throw err;
       if (signal.aborted) throw new LeadershipLost(store.keys.leader(app));
       error = errorMessage(err) || 'handler failed without a message';
     }
   }
-  const durationMs = Date.now() - started;
+  // The outcome builds on the record as written just now (its attempt and event), not the one read.
+  const base = current.record;
+  const durationMs = Date.now() - startedAt;
   const doneAt = Date.now();
   let next: BranchRecord;
   let result: Phase2Outcome['result'];
   let requeueAfterMs: number | undefined;
   if (error === undefined) {
-    const phase2: Phase2 = { action, state: Phase2State.DONE, attempts: attempt, lastAttemptAt: started, doneAt };
-    next = withEvent({ ...branch, phase2 }, action === Action.CONFIRM ? 'Confirmed' : 'Cancelled', `${action} succeeded on attempt ${attempt}${action === Action.CANCEL && branch.tryState !== TryState.SUCCEEDED ? ' (empty rollback)' : ''}`, doneAt);
+    const phase2: Phase2 = { action, state: Phase2State.DONE, attempts: attempt, lastAttemptAt: startedAt, doneAt };
+    next = withEvent({ ...base, phase2 }, action === Action.CONFIRM ? 'Confirmed' : 'Cancelled', `${action} succeeded on attempt ${attempt}${action === Action.CANCEL && branch.tryState !== TryState.SUCCEEDED ? ' (empty rollback)' : ''}`, doneAt);
     result = 'succeeded';
   } else if (attempt >= options.deadThreshold) {
-    const phase2: Phase2 = { action, state: Phase2State.FAILED, attempts: attempt, lastAttemptAt: started, lastError: error.slice(0, 2000) };
-    next = withEvent({ ...branch, phase2 }, 'Parked', `${action} failed ${attempt} times; parked for a human: ${error}`, doneAt);
+    const phase2: Phase2 = { action, state: Phase2State.FAILED, attempts: attempt, lastAttemptAt: startedAt, lastError: error.slice(0, 2000) };
+    next = withEvent({ ...base, phase2 }, 'Parked', `${action} failed ${attempt} times; parked for a human: ${error}`, doneAt);
     result = 'parked';
     log.error({ attempt, err: error }, `${action} failed ${attempt} times; branch parked as FAILED`);
   } else {
     requeueAfterMs = itemBackoffMs(attempt - 1, options.retryBaseMs, options.retryMaxMs);
-    const phase2: Phase2 = { action, state: Phase2State.ACTIVE, attempts: attempt, lastAttemptAt: started, lastError: error.slice(0, 2000), nextRetryAt: doneAt + requeueAfterMs };
-    next = withEvent({ ...branch, phase2 }, 'AttemptFailed', `${action} attempt ${attempt} failed: ${error}`, doneAt);
+    const phase2: Phase2 = { action, state: Phase2State.ACTIVE, attempts: attempt, lastAttemptAt: startedAt, lastError: error.slice(0, 2000), nextRetryAt: doneAt + requeueAfterMs };
+    next = withEvent({ ...base, phase2 }, 'AttemptFailed', `${action} attempt ${attempt} failed: ${error}`, doneAt);
     result = 'failed';
     log.warn({ attempt, err: error, retryInMs: requeueAfterMs }, `${action} failed; will retry`);
   }
@@ -253,7 +264,12 @@ async function waitForDecision(deps: ReconcileDeps, branch: BranchRecord, log: L
   return undefined;
 }
 
-async function runWithTimeout(handler: TccResource, action: Action, ctx: Omit<PhaseTwoContext, 'signal'>, timeoutMs: number, parent: AbortSignal): Promise<void> {
+/**
+ * Runs one confirm/cancel attempt, cut short by the handler timeout or by the leadership signal.
+ * `mayStart` runs synchronously right before the handler is called and throws to stop it: a handler
+ * is never started once this replica's term is over, nor with an already aborted signal.
+ */
+async function runHandler(handler: TccResource, action: Action, ctx: Omit<PhaseTwoContext, 'signal'>, timeoutMs: number, parent: AbortSignal, mayStart: () => void): Promise<void> {
   const controller = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   let onParentAbort: (() => void) | undefined;
@@ -265,14 +281,20 @@ async function runWithTimeout(handler: TccResource, action: Action, ctx: Omit<Ph
     };
     timer = setTimeout(() => stop(new DeadlineExceeded(ctx.xid, `${action} handler timed out after ${timeoutMs}ms`)), timeoutMs);
     onParentAbort = () => stop(parent.reason);
-    if (parent.aborted) onParentAbort();
-    else parent.addEventListener('abort', onParentAbort, { once: true });
+    parent.addEventListener('abort', onParentAbort, { once: true });
   });
   cutoff.catch(() => undefined);
   try {
     const fn = action === Action.CONFIRM ? handler.confirm : handler.cancel;
+    mayStart();
+    let running: Promise<void>;
+    try {
+      running = Promise.resolve(fn.call(handler, { ...ctx, signal: controller.signal }));
+    } catch (err) {
+      running = Promise.reject(err);
+    }
     // A handler that ignores its signal keeps running, but the attempt is over for the queue.
-    await Promise.race([Promise.resolve().then(() => fn.call(handler, { ...ctx, signal: controller.signal })), cutoff]);
+    await Promise.race([running, cutoff]);
   } finally {
     clearTimeout(timer);
     if (onParentAbort) parent.removeEventListener('abort', onParentAbort);
