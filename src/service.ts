@@ -272,7 +272,14 @@ export class TxloopService extends EventEmitter<ServiceEvents> {
       await this.withRetries(() => this.store.recordTryResult(registered, TryState.FAILED, errorMessage(err)));
       throw new TryFailed(xid, branchId, resource, err);
     }
-    await this.withRetries(() => this.store.recordTryResult(registered, TryState.SUCCEEDED));
+    const recorded = await this.withRetries(() => this.store.recordTryResult(registered, TryState.SUCCEEDED));
+    if (!recorded) {
+      // The transaction rolled back and was collected while this Try ran: nobody would release what
+      // it reserved, so the branch comes back with a cancel of its own.
+      await this.withRetries(() => this.store.compensateCollectedTry(registered.record));
+      log.warn('try succeeded after its transaction was rolled back and collected; its cancel is ordered');
+      throw new TransactionAlreadyDecided(xid, 'rollback', 'ROLLED_BACK', 'unknown (collected before the Try finished)');
+    }
     log.debug('try succeeded');
     return { branchId, result, replayed: false };
   }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { TransactionNotFound } from '../src/index.js';
+import { TransactionAlreadyDecided, TransactionNotFound } from '../src/index.js';
 import { gate, useEtcd, waitFor, type Harness } from './helpers/harness.js';
 
 // A small --max-txn-ops makes "more branches than one Txn can carry" cheap to test.
@@ -99,6 +99,56 @@ describe('invariant 8: completion only when every branch is done; retention, the
     const view = await init.get(tx.xid); // still there: not collected
     expect(view.branches[0]?.state).toBe('FAILED');
     expect(await env.client.get(`${ns}acct/branch/${tx.xid}/${branchId}`).string()).not.toBeNull();
+  });
+
+  it('collection never deletes a branch whose Try may still be running: a PENDING branch is kept until its deadline + handlerTimeoutMs, so a Try resuming after the retention still records and its cancel runs again', async () => {
+    setup('pending-kept');
+    const late = gate();
+    const cancels: string[] = [];
+    const p = h.service({ app: 'acct', graceMs: 100, maxTxnOps: MAX_TXN_OPS }).resource('r', {
+      try: () => late.wait, // frozen mid-handler, ignoring its signal
+      confirm: () => undefined,
+      cancel: ({ tryState }) => void cancels.push(tryState),
+    });
+    const init = h.service({ app: 'shop', retentionMs: 300, handlerTimeoutMs: 30_000, maxTxnOps: MAX_TXN_OPS });
+    await Promise.all([p.start(), init.start()]);
+    const tx = await init.begin({ name: 'frozen try', timeoutMs: 300 });
+    const trying = p.tryBranch(tx.context, 'r', {});
+    const rolledBack = await init.waitForCompletion(tx.xid, { timeoutMs: 10_000 });
+    expect(cancels).toEqual(['PENDING']);
+    // Well past the retention: a transaction without a PENDING branch would be gone by now.
+    await waitFor(() => Date.now() > rolledBack.completedAt!.getTime() + 300 + 1_500, { what: 'the retention to pass', timeoutMs: 10_000 });
+    expect(await env.client.get(`${ns}shop/gtx/${tx.xid}`).string()).not.toBeNull();
+    late.open();
+    const { replayed } = await trying; // recorded: the branch was still there
+    expect(replayed).toBe(false);
+    await waitFor(() => cancels.length === 2, { what: 'the compensating cancel' });
+    expect(cancels).toEqual(['PENDING', 'SUCCEEDED']);
+  });
+
+  it('a Try that finds its branch already collected compensates: the branch comes back with a cancel order, its owner cancels it (tryState SUCCEEDED) and later collects it; the Try fails with TransactionAlreadyDecided, not BranchNotFound', async () => {
+    setup('collected-try');
+    const late = gate();
+    const cancels: string[] = [];
+    const p = h.service({ app: 'acct', graceMs: 100, retentionMs: 300, maxTxnOps: MAX_TXN_OPS }).resource('r', {
+      try: () => late.wait,
+      confirm: () => undefined,
+      cancel: ({ tryState }) => void cancels.push(tryState),
+    });
+    // A handler timeout this short lets collection go ahead as soon as the retention passed.
+    const init = h.service({ app: 'shop', retentionMs: 300, handlerTimeoutMs: 1, maxTxnOps: MAX_TXN_OPS });
+    await Promise.all([p.start(), init.start()]);
+    const tx = await init.begin({ name: 'collected try', timeoutMs: 300 });
+    const trying = p.tryBranch(tx.context, 'r', {});
+    await waitFor(async () => (await env.client.getAll().prefix(`${ns}shop/gtx/${tx.xid}`).keys()).length === 0, { what: 'collection of the rolled-back transaction' });
+    expect(await env.client.getAll().prefix(`${ns}acct/branch/${tx.xid}/`).keys()).toHaveLength(0);
+    late.open();
+    const err = await trying.catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TransactionAlreadyDecided);
+    expect((err as TransactionAlreadyDecided).outcome).toBe('rollback');
+    await waitFor(() => cancels.length === 2, { what: 'the compensating cancel' });
+    expect(cancels).toEqual(['PENDING', 'SUCCEEDED']);
+    await waitFor(async () => (await env.client.getAll().prefix(`${ns}acct/`).keys()).every((k) => !k.includes(tx.xid)), { what: 'the owner collects the compensated branch' });
   });
 });
 

@@ -13,7 +13,7 @@ import type { PhaseTwoContext, TccResource } from '../resource.js';
 import type { ReconcileResult } from './controller.js';
 import type { CachedKv } from './informer.js';
 import type { ResolvedOptions } from './options.js';
-import { Action, GlobalStatus, MalformedRecord, Phase2State, TryState, actionFor, parseBranch, parseOrder, withEvent, type BranchRecord, type GlobalRecord, type OrderRecord, type Phase2 } from './records.js';
+import { Action, GlobalStatus, MalformedRecord, Phase2State, TryState, actionFor, isOrphanOrder, parseBranch, parseOrder, withEvent, type BranchRecord, type GlobalRecord, type OrderRecord, type Phase2 } from './records.js';
 import { LeadershipLost, type Fence, type Store, type Versioned } from './store.js';
 import { itemBackoffMs } from './workqueue.js';
 
@@ -84,7 +84,7 @@ export async function reconcileBranch(deps: ReconcileDeps, queueKey: string, sig
   const log = logger.child({ xid, branch: branchId, resource: branch.resource });
   const p = branch.phase2;
   if (p && p.state !== Phase2State.ACTIVE) {
-    if (p.state === Phase2State.DONE && order?.by.endsWith(ORPHAN)) return collectOrphan(deps, { key: bkey, record: branch, modRevision: bkv.modRevision }, p);
+    if (p.state === Phase2State.DONE && isOrphanOrder(order)) return collectOrphan(deps, { key: bkey, record: branch, modRevision: bkv.modRevision }, p);
     return;
   }
   const now = Date.now();
@@ -197,9 +197,6 @@ export async function reconcileBranch(deps: ReconcileDeps, queueKey: string, sig
   return requeueAfterMs !== undefined ? { requeueAfterMs } : undefined;
 }
 
-/** Marks the order of a branch whose global vanished: nobody else will ever collect it. */
-const ORPHAN = ':orphan';
-
 /** The owner collects an orphaned branch itself, once it is done and its retention has passed. */
 async function collectOrphan(deps: ReconcileDeps, current: Versioned<BranchRecord>, p: Phase2): Promise<ReconcileResult> {
   const due = (p.doneAt ?? Date.now()) + deps.options.retentionMs;
@@ -237,10 +234,11 @@ async function waitForDecision(deps: ReconcileDeps, branch: BranchRecord, log: L
   let action: Action | undefined;
   let by = `participant:${app}`;
   let at = now;
+  let orphan = false;
   if (!global) {
     // A global is collected only after every branch is done, so a missing one was never committed.
     action = Action.CANCEL;
-    by = `participant:${app}${ORPHAN}`;
+    orphan = true;
     log.warn('global record is gone while this branch waits for a decision; cancelling');
   } else if (global.record.status === GlobalStatus.TRYING) {
     // The branch's deadline came with the Try call; the global's own deadline is the one that counts.
@@ -260,7 +258,7 @@ async function waitForDecision(deps: ReconcileDeps, branch: BranchRecord, log: L
     by = global.record.decision?.by ?? by;
     at = global.record.decision?.at ?? at;
   }
-  if (action) await store.ensureOrder(branch, action, by, at);
+  if (action) await store.ensureOrder(branch, action, by, at, orphan);
   return undefined;
 }
 

@@ -6,7 +6,7 @@
 import { TransactionAlreadyDecided, TransactionNotFound } from '../errors.js';
 import type { ReconcileResult } from './controller.js';
 import { requireFence, type ReconcileDeps } from './branch-reconciler.js';
-import { GlobalStatus, MalformedRecord, Phase2State, parseGlobal, parseLink, type GlobalRecord, type LinkRecord } from './records.js';
+import { GlobalStatus, MalformedRecord, Phase2State, TryState, parseGlobal, parseLink, type GlobalRecord, type LinkRecord } from './records.js';
 import { WriteConflict } from './store.js';
 
 export interface GlobalReconcileDeps extends ReconcileDeps {
@@ -75,7 +75,12 @@ export async function reconcileGlobal(deps: GlobalReconcileDeps, xid: string): P
     }
     case GlobalStatus.COMMITTED:
     case GlobalStatus.ROLLED_BACK: {
-      const due = (global.completedAt ?? now) + options.retentionMs;
+      let due = (global.completedAt ?? now) + options.retentionMs;
+      // A branch still PENDING may have a Try running somewhere (its handler ignoring the signal
+      // that aborted at the deadline): collecting it now would leave that Try nothing to record
+      // into. Keep it until the Try's deadline plus the handler timeout.
+      const seen = linksOf(deps, xid);
+      if (seen?.links.some((l) => l.tryState === TryState.PENDING)) due = Math.max(due, global.deadline + options.handlerTimeoutMs);
       if (now < due) {
         // One sweep timer for all retained transactions rather than a timer each.
         deps.collectAt(xid, due);

@@ -118,6 +118,13 @@ export interface OrderRecord {
   action: Action;
   decidedAt: number;
   by: string;
+  /** The branch's global is gone: its owner, not the initiator, collects the branch when done. */
+  orphan?: boolean;
+}
+
+/** Orders written before `orphan` existed marked it in `by` (`participant:<app>:orphan`). */
+export function isOrphanOrder(order: OrderRecord | undefined): boolean {
+  return order !== undefined && (order.orphan === true || order.by.endsWith(':orphan'));
 }
 
 export const MAX_EVENTS = 30;

@@ -259,9 +259,9 @@ export class Store {
   /**
    * Records the outcome of a branch's Try. If the branch was already cancelled as an empty rollback
    * (the Try outlived its deadline), a successful late Try re-opens the cancel so its effects are
-   * compensated too.
+   * compensated too. Undefined when the branch is gone (collected with its transaction).
    */
-  async recordTryResult(current: Versioned<BranchRecord>, tryState: TryState, tryError?: string): Promise<Versioned<BranchRecord>> {
+  async recordTryResult(current: Versioned<BranchRecord>, tryState: TryState, tryError?: string): Promise<Versioned<BranchRecord> | undefined> {
     let cur = current;
     for (let i = 0; i < 10; i++) {
       let next: BranchRecord = { ...cur.record, tryState, updatedAt: Date.now(), writeId: newWriteId() };
@@ -279,11 +279,26 @@ export class Store {
       );
       if (res.succeeded) return { key: cur.key, record: next, modRevision: res.header.revision };
       const kv = res.responses[0]?.response_range.kvs[0];
-      if (!kv) throw new BranchNotFound(current.record.xid, current.record.branchId);
+      // Collected: its transaction finished (rolled back: a PENDING branch cannot be committed).
+      if (!kv) return undefined;
       cur = { key: cur.key, record: parseBranch(cur.key, kv.value), modRevision: kv.mod_revision };
       if (cur.record.tryState === tryState) return cur;
     }
     throw new WriteConflict(current.key);
+  }
+
+  /**
+   * A Try that succeeded after its branch was collected (its transaction rolled back and finished
+   * meanwhile) reserved something nobody will release: put the branch back with a cancel order of its
+   * own, so its owner's leader cancels it (and later collects it) like any orphaned branch.
+   */
+  async compensateCollectedTry(branch: BranchRecord): Promise<void> {
+    const bkey = this.keys.branch(branch.owner, branch.xid, branch.branchId);
+    const now = Date.now();
+    const { phase2: _dropped, ...rest } = branch;
+    const record = withEvent({ ...rest, tryState: TryState.SUCCEEDED, updatedAt: now, writeId: newWriteId() }, 'LateTry', 'try succeeded after its transaction was rolled back and collected; cancelling to compensate it', now);
+    const order = this.order(branch, Action.CANCEL, `participant:${branch.owner}`, now, true);
+    await this.txn([cmp.absent(bkey)], [op.put(bkey, record), op.put(this.keys.order(branch.owner, branch.xid, branch.branchId), order)]);
   }
 
   /**
@@ -350,8 +365,9 @@ export class Store {
     throw new WriteConflict(this.keys.global(xid));
   }
 
-  private order(link: Pick<LinkRecord, 'xid' | 'branchId'>, action: Action, by: string, at: number): OrderRecord {
-    return { v: 1, xid: link.xid, branchId: link.branchId, action, decidedAt: at, by };
+  /** `orphan`: the order's own branch has no global any more, so its owner collects it (not the initiator). */
+  private order(link: Pick<LinkRecord, 'xid' | 'branchId'>, action: Action, by: string, at: number, orphan = false): OrderRecord {
+    return { v: 1, xid: link.xid, branchId: link.branchId, action, decidedAt: at, by, ...(orphan ? { orphan: true } : {}) };
   }
 
   /**
@@ -388,9 +404,9 @@ export class Store {
   }
 
   /** A participant writes the order for its own branch of a decided global (no single service blocks recovery). */
-  async ensureOrder(link: Pick<LinkRecord, 'xid' | 'owner' | 'branchId'>, action: Action, by: string, at: number): Promise<void> {
+  async ensureOrder(link: Pick<LinkRecord, 'xid' | 'owner' | 'branchId'>, action: Action, by: string, at: number, orphan = false): Promise<void> {
     const okey = this.keys.order(link.owner, link.xid, link.branchId);
-    await this.txn([cmp.absent(okey)], [op.put(okey, this.order(link, action, by, at))]);
+    await this.txn([cmp.absent(okey)], [op.put(okey, this.order(link, action, by, at, orphan))]);
   }
 
   /**
