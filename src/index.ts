@@ -30,7 +30,12 @@ export {
   TxloopService,
   GlobalTransaction,
   type BeginOptions,
+  type CallOptions,
+  type CloseOptions,
   type DecideCallOptions,
+  type ListOptions,
+  type StartOptions,
+  type WaitOptions,
   type TryOptions,
   type TryResult,
   type TransactionView,
@@ -39,7 +44,7 @@ export {
   type ServiceStats,
 } from './service.js';
 export type { ServiceOptions, EtcdConnectionOptions } from './internal/options.js';
-export type { TccResource, TryContext, PhaseTwoContext } from './resource.js';
+export type { TccResource, TryContext, PhaseTwoContext, ResourceType, UntypedResources } from './resource.js';
 export { XID_HEADER, DEADLINE_HEADER, injectHeaders, extractContext, type TxContext } from './context.js';
 export {
   Outcome,
@@ -56,8 +61,12 @@ export {
   BranchNotFound,
   OperationRefused,
   ServiceClosed,
+  AbortError,
+  EtcdUnavailable,
+  EtcdError,
+  WriteConflict,
+  LeadershipLost,
 } from './errors.js';
 export { GlobalStatus, TryState, Action, Phase2State, MalformedRecord } from './internal/records.js';
-export { WriteConflict, LeadershipLost } from './internal/store.js';
 export type { Phase2Outcome } from './internal/branch-reconciler.js';
 export { TxloopMetrics, metricsFor, serveMetrics, Registry, type MetricsServerOptions } from './metrics.js';

@@ -17,6 +17,7 @@ const durationBuckets = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5
 export class TxloopMetrics {
   readonly registry: Registry;
   private readonly queues = new Set<Workqueue>();
+  private readonly malformedSources = new Map<string, () => Record<string, number>>();
   readonly workqueueAdds: Counter<'name'>;
   readonly workqueueRetries: Counter<'name'>;
   readonly workqueueQueueDuration: Histogram<'name'>;
@@ -63,6 +64,17 @@ export class TxloopMetrics {
         for (const q of queues) this.set({ name: q.name }, q.stats().longestRunningProcessorMs / 1000);
       },
     });
+    const malformedSources = this.malformedSources;
+    new Gauge({
+      name: 'txloop_malformed_records',
+      help: 'Records under the service prefix that the engine cannot use (logged once each), by key prefix.',
+      labelNames: ['app', 'kind'],
+      registers: r,
+      collect() {
+        this.reset();
+        for (const [app, counts] of malformedSources) for (const [kind, n] of Object.entries(counts())) this.set({ app, kind }, n);
+      },
+    });
     this.workqueueAdds = new Counter({ name: 'workqueue_adds_total', help: 'Total adds handled by the workqueue.', labelNames: ['name'], registers: r });
     this.workqueueRetries = new Counter({ name: 'workqueue_retries_total', help: 'Total retries (delayed adds) handled by the workqueue.', labelNames: ['name'], registers: r });
     this.workqueueQueueDuration = new Histogram({ name: 'workqueue_queue_duration_seconds', help: 'Seconds a key stays in the workqueue before it is processed.', labelNames: ['name'], buckets: durationBuckets, registers: r });
@@ -93,6 +105,11 @@ export class TxloopMetrics {
 
   untrack(queue: Workqueue): void {
     this.queues.delete(queue);
+  }
+
+  /** Reports a service's malformed-record counts (by key prefix) in `txloop_malformed_records`. */
+  trackMalformed(app: string, counts: () => Record<string, number>): void {
+    this.malformedSources.set(app, counts);
   }
 }
 

@@ -57,3 +57,20 @@ export interface TccResource<P = unknown, R = unknown> {
   confirm(ctx: PhaseTwoContext<P>): Promise<void> | void;
   cancel(ctx: PhaseTwoContext<P>): Promise<void> | void;
 }
+
+/** The payload and result types of one resource, for a typed service (`TxloopService<{ name: ResourceType<P, R> }>`). */
+export interface ResourceType<P = unknown, R = unknown> {
+  payload: P;
+  result: R;
+}
+
+/** A service whose resources are not declared: any name, `unknown` payloads and results. */
+export type UntypedResources = Record<string, ResourceType>;
+
+/** Names for the explicitly typed forms (`resource<P, R>`, `tryBranch<R>`): only on an untyped service. */
+export type UntypedName<Resources> = string extends keyof Resources ? string : never;
+
+/** The resource names a service accepts. */
+export type ResourceName<Resources> = Extract<keyof Resources, string>;
+export type PayloadOf<Resources, N extends keyof Resources> = Resources[N] extends { payload: infer P } ? P : unknown;
+export type ResultOf<Resources, N extends keyof Resources> = Resources[N] extends { result: infer R } ? R : unknown;

@@ -10,8 +10,10 @@ import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
 import { injectHeaders, type TxContext } from './context.js';
 import {
+  AbortError,
   DeadlineExceeded,
   ServiceClosed,
+  TxloopError,
   TransactionAlreadyDecided,
   TransactionNotFound,
   TryFailed,
@@ -19,16 +21,19 @@ import {
   ValidationError,
   errorMessage,
 } from './errors.js';
-import type { TccResource } from './resource.js';
+import type { PayloadOf, ResultOf, ResourceName, TccResource, UntypedName, UntypedResources } from './resource.js';
 import { branchQueueKey, reconcileBranch, type Phase2Outcome } from './internal/branch-reconciler.js';
 import { Controller } from './internal/controller.js';
+import { ConnectionState } from './internal/connection-state.js';
 import { createEtcdClient } from './internal/etcd-client.js';
+import { endpointsOf, toTxloopError } from './internal/etcd-errors.js';
 import { reconcileGlobal } from './internal/global-reconciler.js';
 import { Informer, type CachedKv } from './internal/informer.js';
 import { appOfXid, newBranchId, newWriteId, newXid, validateApp, validateBranchId, validateResource, validateXid } from './internal/keys.js';
 import { LeaderElector } from './internal/leader.js';
 import { defaultLogger } from './internal/logger.js';
-import { resolveOptions, type ResolvedOptions, type ServiceOptions } from './internal/options.js';
+import { MalformedRecords, type MalformedKind } from './internal/malformed.js';
+import { defaultEndpoints, rejectUnknownOptions, resolveOptions, type ResolvedOptions, type ServiceOptions } from './internal/options.js';
 import {
   GlobalStatus,
   TryState,
@@ -36,12 +41,18 @@ import {
   branchStatus,
   encodePayload,
   isTerminal,
+  MalformedRecord,
+  parseBranch,
   parseGlobal,
+  parseLeaderRecord,
   parseLink,
+  parseOrder,
+  parseStatsRecord,
   withEvent,
   type BranchRecord,
   type GlobalRecord,
   type LinkRecord,
+  type ServiceStats,
 } from './internal/records.js';
 import { Store, cmp, op, type Fence } from './internal/store.js';
 import { Workqueue, type WorkqueueStats } from './internal/workqueue.js';
@@ -53,36 +64,76 @@ export interface BeginOptions {
   name: string;
   /** Rolled back if not decided within this many ms. @default ServiceOptions.defaultTimeoutMs */
   timeoutMs?: number;
-  /** Checked before anything is written: an aborted signal makes begin() throw DeadlineExceeded and write nothing. */
+  /**
+   * The caller's signal: aborted before the write, begin() throws AbortError and writes nothing;
+   * aborted while the write is in flight, it throws AbortError with `maybeWritten`.
+   */
   signal?: AbortSignal;
 }
 
 export interface DecideCallOptions {
   /** Recorded with the decision and shown by `txloop describe`. */
   reason?: string;
+  /** Aborted before the decision is sent: AbortError, nothing written. While in flight: AbortError with `maybeWritten` (read the transaction to know). */
   signal?: AbortSignal;
 }
 
+/** For calls that only read: aborting the signal makes the call reject with AbortError at once. */
+export interface CallOptions {
+  signal?: AbortSignal;
+}
+
+export interface ListOptions extends CallOptions {
+  /** Whose transactions. @default this service */
+  app?: string;
+  /** Only these statuses. @default every status */
+  status?: GlobalStatus | GlobalStatus[];
+}
+
+export interface WaitOptions extends CallOptions {
+  /** Give up (DeadlineExceeded) after this long. @default 60_000 */
+  timeoutMs?: number;
+}
+
+export interface StartOptions extends CallOptions {
+  /** Fail with EtcdUnavailable if the first list of this service's keys has not succeeded by then. @default 30_000 */
+  timeoutMs?: number;
+}
+
+export interface CloseOptions extends CallOptions {
+  /**
+   * How long the graceful part may take (resigning leadership, letting running handlers stop)
+   * before the etcd client is closed regardless. Trys in flight are waited for up to their own
+   * deadline first. Aborting `signal` skips every wait. @default 5_000
+   */
+  timeoutMs?: number;
+}
+
 export interface TryOptions {
-  /** Aborts the Try handler early (it is also aborted at the transaction's deadline). */
+  /**
+   * The caller's signal, handed to the Try handler (which is also aborted at the transaction's
+   * deadline). If it fires, the branch is recorded as failed (so commit refuses it) and tryBranch
+   * throws AbortError.
+   */
   signal?: AbortSignal;
   /**
    * Makes the Try idempotent across retries of the call (seed 003): the same id in the same
    * transaction registers one branch only. A Try that already succeeded is not run again
    * (`replayed: true`, `result` undefined); one that failed throws TryFailed again; one still
-   * PENDING (its first call died) runs again. 4-40 lowercase letters and digits.
+   * PENDING (its first call died) runs again. 1-64 letters, digits, '.', '_' or '-' (a UUID or ULID fits).
    * @default a new random id: every call is a new branch
    */
   branchId?: string;
 }
 
-export interface TryResult<R> {
-  branchId: string;
-  /** The Try handler's return value; undefined when `replayed`. */
-  result: R;
-  /** The branch had already succeeded under this `branchId`; the handler did not run again. */
-  replayed: boolean;
-}
+/**
+ * What tryBranch returns: the handler's result, or — when a retried call found the branch already
+ * succeeded under its `branchId` — no result at all (the handler did not run again). Check
+ * `replayed` before using `result`.
+ */
+export type TryResult<R> =
+  | { readonly branchId: string; readonly replayed: false; readonly result: R }
+  | { readonly branchId: string; readonly replayed: true; readonly result?: undefined };
 
 /** A branch as the initiator sees it. */
 export interface BranchView {
@@ -127,7 +178,7 @@ export class GlobalTransaction implements TxContext {
   readonly signal: AbortSignal;
 
   constructor(
-    private readonly service: TxloopService,
+    private readonly service: Pick<TxloopService<object>, 'commit' | 'rollback'>,
     readonly xid: string,
     readonly name: string,
     readonly deadline: number,
@@ -164,11 +215,27 @@ interface LeaderState {
   sweepTimer: NodeJS.Timeout;
 }
 
-export class TxloopService extends EventEmitter<ServiceEvents> {
+/**
+ * One service's txloop engine. `Resources` optionally types its TCC resources by name, so that a
+ * misspelt resource or a wrong payload fails to compile:
+ *
+ * ```ts
+ * type Bank = { debit: { payload: { account: string; amount: number }; result: { frozen: number } } };
+ * const bank = new TxloopService<Bank>({ app: 'bank' });
+ * bank.resource('debit', { try: ({ payload }) => freeze(payload), confirm, cancel });
+ * const r = await bank.tryBranch(ctx, 'debit', { account: 'a', amount: 5 }); // r.result: { frozen: number }
+ * ```
+ *
+ * Without it every name and payload is accepted (`unknown`).
+ */
+export class TxloopService<Resources extends object = UntypedResources> extends EventEmitter<ServiceEvents> {
   readonly app: string;
   readonly logger: Logger;
   private readonly options: ResolvedOptions;
   private readonly client: Etcd3;
+  private readonly endpoints: readonly string[];
+  private readonly connection: ConnectionState;
+  private readonly malformed: MalformedRecords;
   private readonly ownsClient: boolean;
   private readonly store: Store;
   private readonly resources = new Map<string, TccResource>();
@@ -180,6 +247,8 @@ export class TxloopService extends EventEmitter<ServiceEvents> {
   private readonly linkIndex = new Map<string, Set<string>>();
   private starting: Promise<void> | undefined;
   private closing: Promise<void> | undefined;
+  /** Aborted by close(): ends a start() still waiting for etcd and every wait in close itself. */
+  private readonly closed = new AbortController();
   private readonly counters = { succeeded: 0, failed: 0, parked: 0, completed: 0, collected: 0 };
   private readonly metrics: TxloopMetrics | undefined;
   /** Trys in flight → their transaction's deadline. */
@@ -194,22 +263,29 @@ export class TxloopService extends EventEmitter<ServiceEvents> {
     this.identity = this.options.identity || `${hostname()}/${process.pid}/${randomBytes(3).toString('hex')}`;
     this.ownsClient = !this.options.client;
     this.client = this.options.client ?? createEtcdClient(this.options.etcd);
+    this.endpoints = this.options.client ? endpointsOf(this.options.client) : (this.options.etcd?.endpoints ?? defaultEndpoints());
+    this.connection = new ConnectionState(this.endpoints, this.logger);
+    this.malformed = new MalformedRecords(this.logger);
     this.store = new Store(this.client, this.options.namespace, this.options.maxTxnOps);
     this.metrics = this.options.metrics ? metricsFor(this.options.metrics) : undefined;
+    this.metrics?.trackMalformed(this.app, () => this.malformed.counts());
   }
 
   // -------------------------------------------------------------------------------------------
   // Participant API
 
   /** Registers a TCC resource by name. Register every resource before start() so no branch waits on it. */
-  resource<P = unknown, R = unknown>(name: string, handlers: TccResource<P, R>): this {
+  resource<N extends ResourceName<Resources>>(name: N, handlers: TccResource<PayloadOf<Resources, N>, ResultOf<Resources, N>>): this;
+  /** Registers a TCC resource, typing its payload and result here (`resource<Payload, Result>(…)`). */
+  resource<P, R = unknown>(name: UntypedName<Resources>, handlers: TccResource<P, R>): this;
+  resource(name: string, handlers: TccResource<never, unknown>): this {
     validateResource(name, 'name');
     if (typeof handlers !== 'object' || handlers === null) throw new ValidationError('handlers', 'must be an object with try, confirm and cancel functions');
     for (const fn of ['try', 'confirm', 'cancel'] as const) {
       if (typeof handlers[fn] !== 'function') throw new ValidationError(`handlers.${fn}`, `resource ${name} needs a ${fn} function`);
     }
     if (this.resources.has(name)) throw new ValidationError('name', `resource ${name} is already registered`);
-    this.resources.set(name, handlers as TccResource);
+    this.resources.set(name, handlers as unknown as TccResource);
     return this;
   }
 
@@ -218,7 +294,10 @@ export class TxloopService extends EventEmitter<ServiceEvents> {
    * first (refused once the global was decided: anti-hanging), then runs the handler, then records
    * whether it succeeded. Throws TryFailed if the handler threw.
    */
-  async tryBranch<R = unknown>(ctx: TxContext, resource: string, payload: unknown, options: TryOptions = {}): Promise<TryResult<R>> {
+  tryBranch<N extends ResourceName<Resources>>(ctx: TxContext, resource: N, payload: PayloadOf<Resources, N>, options?: TryOptions): Promise<TryResult<ResultOf<Resources, N>>>;
+  /** tryBranch with the handler's result type given here (`tryBranch<Result>(…)`). */
+  tryBranch<R>(ctx: TxContext, resource: UntypedName<Resources>, payload: unknown, options?: TryOptions): Promise<TryResult<R>>;
+  async tryBranch(ctx: TxContext, resource: string, payload: unknown, options: TryOptions = {}): Promise<TryResult<unknown>> {
     this.assertOpen();
     if (typeof ctx !== 'object' || ctx === null) throw new ValidationError('ctx', 'must be a transaction context { xid, deadline }');
     const xid = validateXid(ctx.xid, 'ctx.xid');
@@ -232,7 +311,9 @@ export class TxloopService extends EventEmitter<ServiceEvents> {
     const branchId = options.branchId === undefined ? newBranchId() : validateBranchId(options.branchId, 'options.branchId');
     throwIfAborted(options.signal, xid);
     if (Date.now() >= ctx.deadline) throw new DeadlineExceeded(xid, `transaction ${xid} passed its deadline; Try not started`);
-    const running = this.runTry<R>(xid, ctx.deadline, branchId, resource, handler, data, options.signal);
+    const running = this.runTry(xid, ctx.deadline, branchId, resource, handler, data, options.signal).catch((err: unknown) => {
+      throw this.publicError(err, `try of ${resource} in ${xid}`);
+    });
     // close() waits for Trys in flight: a Try whose result is never recorded leaves its cancel unsure.
     this.triesInFlight.set(running, ctx.deadline);
     try {
@@ -242,7 +323,7 @@ export class TxloopService extends EventEmitter<ServiceEvents> {
     }
   }
 
-  private async runTry<R>(xid: string, deadline: number, branchId: string, resource: string, handler: TccResource, data: unknown, callerSignal: AbortSignal | undefined): Promise<TryResult<R>> {
+  private async runTry(xid: string, deadline: number, branchId: string, resource: string, handler: TccResource, data: unknown, callerSignal: AbortSignal | undefined): Promise<TryResult<unknown>> {
     const now = Date.now();
     const record: BranchRecord = withEvent(
       { v: 1, xid, app: appOfXid(xid), branchId, owner: this.app, resource, payload: data, createdAt: now, deadline, tryState: TryState.PENDING, updatedAt: now, writeId: newWriteId(), events: [] },
@@ -257,19 +338,23 @@ export class TxloopService extends EventEmitter<ServiceEvents> {
       if (existing.resource !== resource || JSON.stringify(existing.payload) !== JSON.stringify(data)) {
         throw new ValidationError('options.branchId', `branch ${branchId} of ${xid} already exists for ${existing.resource} with another payload; use a new branch id for a different Try`);
       }
-      if (existing.tryState === TryState.SUCCEEDED) return { branchId, result: undefined as R, replayed: true };
+      if (existing.tryState === TryState.SUCCEEDED) return { branchId, replayed: true };
       if (existing.tryState === TryState.FAILED) throw new TryFailed(xid, branchId, resource, new Error(existing.tryError ?? 'try failed'));
       log.info('try of an existing branch still PENDING (an earlier call died or is running): running it again');
     }
     const signals = [AbortSignal.timeout(Math.max(0, deadline - Date.now()))];
     if (callerSignal) signals.push(callerSignal);
     const signal = AbortSignal.any(signals);
-    let result: R;
+    let result: unknown;
     try {
-      result = (await handler.try({ xid, branchId, resource, payload: data, deadline, signal })) as R;
+      // Aborted while the branch was being registered: the Try never runs, and says so.
+      if (callerSignal?.aborted) throw new AbortError(xid, callerSignal.reason);
+      result = await handler.try({ xid, branchId, resource, payload: data, deadline, signal });
     } catch (err) {
       log.info({ err: errorMessage(err) }, 'try failed');
       await this.withRetries(() => this.store.recordTryResult(registered, TryState.FAILED, errorMessage(err)));
+      // The caller gave up: that is what it should hear, not the handler's reaction to it.
+      if (callerSignal?.aborted) throw new AbortError(xid, callerSignal.reason);
       throw new TryFailed(xid, branchId, resource, err);
     }
     const recorded = await this.withRetries(() => this.store.recordTryResult(registered, TryState.SUCCEEDED));
@@ -288,8 +373,11 @@ export class TxloopService extends EventEmitter<ServiceEvents> {
   // Initiator API
 
   /** Starts a global transaction (TRYING until commit, rollback or its deadline). */
-  async begin(options: BeginOptions): Promise<GlobalTransaction> {
-    this.assertOpen();
+  begin(options: BeginOptions): Promise<GlobalTransaction> {
+    return this.call('begin', undefined, options?.signal, true, () => this.doBegin(options));
+  }
+
+  private async doBegin(options: BeginOptions): Promise<GlobalTransaction> {
     if (typeof options !== 'object' || options === null) throw new ValidationError('options', 'must be { name, timeoutMs? }');
     const { name } = options;
     if (typeof name !== 'string' || name.trim().length === 0 || name.length > 128 || /[\n\r\t\0]/.test(name)) {
@@ -299,7 +387,6 @@ export class TxloopService extends EventEmitter<ServiceEvents> {
     if (typeof timeoutMs !== 'number' || !Number.isInteger(timeoutMs) || timeoutMs <= 0 || timeoutMs > 7 * 24 * 3_600_000) {
       throw new ValidationError('timeoutMs', `must be a whole number of milliseconds from 1 to 604800000 (7 days), got ${JSON.stringify(timeoutMs)}`);
     }
-    throwIfAborted(options.signal, undefined);
     const now = Date.now();
     const xid = newXid(this.app, now);
     const record: GlobalRecord = withEvent(
@@ -327,16 +414,16 @@ export class TxloopService extends EventEmitter<ServiceEvents> {
     await this.decide(xid, 'rollback', options);
   }
 
-  private async decide(xid: string, outcome: 'commit' | 'rollback', options: DecideCallOptions): Promise<void> {
-    this.assertOpen();
-    validateXid(xid);
-    if (options.reason !== undefined && (typeof options.reason !== 'string' || options.reason.length > 1000)) {
-      throw new ValidationError('reason', 'must be a string of at most 1000 characters');
-    }
-    throwIfAborted(options.signal, xid);
-    const result = await this.store.decide(xid, { outcome, by: outcome, ...(options.reason ? { reason: options.reason } : {}) });
-    this.recordDecision(result.global);
-    this.logger.info({ xid, outcome, branches: result.total }, `decided ${outcome}`);
+  private decide(xid: string, outcome: 'commit' | 'rollback', options: DecideCallOptions): Promise<void> {
+    return this.call(outcome, typeof xid === 'string' ? xid : undefined, options?.signal, true, async () => {
+      validateXid(xid);
+      if (options.reason !== undefined && (typeof options.reason !== 'string' || options.reason.length > 1000)) {
+        throw new ValidationError('reason', 'must be a string of at most 1000 characters');
+      }
+      const result = await this.store.decide(xid, { outcome, by: outcome, ...(options.reason ? { reason: options.reason } : {}) });
+      this.recordDecision(result.global);
+      this.logger.info({ xid, outcome, branches: result.total }, `decided ${outcome}`);
+    });
   }
 
   private recordDecision(g: GlobalRecord): void {
@@ -376,11 +463,13 @@ export class TxloopService extends EventEmitter<ServiceEvents> {
   }
 
   /** Reads a transaction and its branches. */
-  async get(xid: string): Promise<TransactionView> {
-    validateXid(xid);
-    const { global, links } = await this.store.readTransaction(xid);
-    if (!global) throw new TransactionNotFound(xid);
-    return toView(global.record, links.map((l) => l.record));
+  get(xid: string, options: CallOptions = {}): Promise<TransactionView> {
+    return this.call('get', typeof xid === 'string' ? xid : undefined, options.signal, false, async () => {
+      validateXid(xid);
+      const { global, links } = await this.store.readTransaction(xid);
+      if (!global) throw new TransactionNotFound(xid);
+      return toView(global.record, links.map((l) => l.record));
+    });
   }
 
   /**
@@ -388,7 +477,12 @@ export class TxloopService extends EventEmitter<ServiceEvents> {
    * views and alerting: e.g. `{ status: ['COMMITTING', 'ROLLING_BACK'] }` for unfinished ones, and
    * `branches[].state === 'FAILED'` for parked work. Malformed records are skipped (and logged).
    */
-  async list(options: { app?: string; status?: GlobalStatus | GlobalStatus[] } = {}): Promise<TransactionView[]> {
+  list(options: ListOptions = {}): Promise<TransactionView[]> {
+    return this.call('list', undefined, options.signal, false, () => this.doList(options));
+  }
+
+  private async doList(options: ListOptions): Promise<TransactionView[]> {
+    rejectUnknownOptions(options, ['app', 'status', 'signal'], 'options.');
     const app = options.app === undefined ? this.app : validateApp(options.app, 'options.app');
     const wanted = options.status === undefined ? undefined : new Set(Array.isArray(options.status) ? options.status : [options.status]);
     for (const st of wanted ?? []) {
@@ -404,7 +498,8 @@ export class TxloopService extends EventEmitter<ServiceEvents> {
         const l = parseLink(key, kv.value);
         links.set(l.xid, [...(links.get(l.xid) ?? []), l]);
       } catch (err) {
-        this.logger.warn({ key, err: errorMessage(err) }, 'skipping malformed link');
+        if (!(err instanceof MalformedRecord)) throw err;
+        this.malformed.report(key, 'link', err.problem, kv.mod_revision);
       }
     }
     const views: TransactionView[] = [];
@@ -414,48 +509,65 @@ export class TxloopService extends EventEmitter<ServiceEvents> {
         const g = parseGlobal(key, kv.value);
         if (!wanted || wanted.has(g.status)) views.push(toView(g, links.get(g.xid) ?? []));
       } catch (err) {
-        this.logger.warn({ key, err: errorMessage(err) }, 'skipping malformed global');
+        if (!(err instanceof MalformedRecord)) throw err;
+        this.malformed.report(key, 'gtx', err.problem, kv.mod_revision);
       }
     }
     return views;
   }
 
-  /** Resolves once the transaction is COMMITTED or ROLLED_BACK (or rejects on timeout/abort). */
-  async waitForCompletion(xid: string, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<TransactionView> {
-    validateXid(xid);
-    const deadline = Date.now() + (options.timeoutMs ?? 60_000);
-    const key = this.store.keys.global(xid);
-    const watcher = await this.client.watch().key(key).create();
-    try {
-      let wake: (() => void) | undefined;
-      watcher.on('put', () => wake?.());
-      watcher.on('delete', () => wake?.());
-      for (;;) {
-        const view = await this.get(xid);
-        if (isTerminal(view.status)) return view;
-        throwIfAborted(options.signal, xid);
-        const left = deadline - Date.now();
-        if (left <= 0) throw new DeadlineExceeded(xid, `transaction ${xid} still ${view.status} after waiting`);
-        await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, Math.min(left, 1000));
-          wake = () => {
-            clearTimeout(t);
-            resolve();
-          };
-        });
+  /**
+   * Resolves once the transaction is COMMITTED or ROLLED_BACK; rejects with DeadlineExceeded after
+   * `timeoutMs`, with AbortError when `signal` fires.
+   */
+  waitForCompletion(xid: string, options: WaitOptions = {}): Promise<TransactionView> {
+    return this.call('waitForCompletion', typeof xid === 'string' ? xid : undefined, options.signal, false, async () => {
+      validateXid(xid);
+      const timeoutMs = options.timeoutMs ?? 60_000;
+      const deadline = Date.now() + timeoutMs;
+      const watcher = await this.client.watch().key(this.store.keys.global(xid)).create();
+      try {
+        let wake: (() => void) | undefined;
+        watcher.on('put', () => wake?.());
+        watcher.on('delete', () => wake?.());
+        for (;;) {
+          const view = await this.get(xid);
+          if (isTerminal(view.status)) return view;
+          const left = deadline - Date.now();
+          if (left <= 0) throw new DeadlineExceeded(xid, `transaction ${xid} still ${view.status} after waiting ${timeoutMs}ms`);
+          await new Promise<void>((resolve) => {
+            const t = setTimeout(resolve, Math.min(left, 1000));
+            wake = () => {
+              clearTimeout(t);
+              resolve();
+            };
+            // An abort ends the wait here too, so the watcher is cancelled at once.
+            options.signal?.addEventListener('abort', wake, { once: true });
+          });
+          throwIfAborted(options.signal, xid);
+        }
+      } finally {
+        await cancelWatcher(watcher);
       }
-    } finally {
-      await cancelWatcher(watcher);
-    }
+    });
   }
 
   // -------------------------------------------------------------------------------------------
   // Control loop
 
-  /** Joins the leader election and, while leading, reconciles this service's globals and branches. */
-  start(): Promise<void> {
+  /**
+   * Lists this service's keys, then joins the leader election and, while leading, reconciles its
+   * globals and branches. Fails with EtcdUnavailable naming the endpoints when the first list has
+   * not succeeded within `timeoutMs`, with AbortError when `signal` fires, with ServiceClosed when
+   * close() is called meanwhile; start() may then be called again.
+   */
+  start(options: StartOptions = {}): Promise<void> {
     this.assertOpen();
-    this.starting ??= this.doStart();
+    rejectUnknownOptions(options, ['timeoutMs', 'signal'], 'options.');
+    this.starting ??= this.doStart(options).catch((err: unknown) => {
+      this.starting = undefined;
+      throw this.publicError(err, 'start');
+    });
     return this.starting;
   }
 
@@ -463,23 +575,43 @@ export class TxloopService extends EventEmitter<ServiceEvents> {
     return this.elector?.isLeader() ?? false;
   }
 
-  private async doStart(): Promise<void> {
+  private async doStart(options: StartOptions): Promise<void> {
+    const timeoutMs = options.timeoutMs ?? 30_000;
+    if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw new ValidationError('options.timeoutMs', `must be a positive whole number of milliseconds, got ${JSON.stringify(timeoutMs)}`);
+    throwIfAborted(options.signal, undefined);
+    const prefix = this.store.keys.app(this.app);
     const informer = new Informer({
       client: this.client,
       store: this.store,
-      prefix: this.store.keys.app(this.app),
+      prefix,
       resyncMs: this.options.resyncMs,
       logger: this.logger,
+      connection: this.connection,
       onChange: (key, kv) => this.onChange(key, kv),
     });
     this.informer = informer;
-    await informer.start();
+    const stops = [this.closed.signal, AbortSignal.timeout(timeoutMs), ...(options.signal ? [options.signal] : [])];
+    const gaveUp = AbortSignal.any(stops);
+    try {
+      await raceAbort(informer.start(), gaveUp);
+    } catch (err) {
+      await informer.stop();
+      this.informer = undefined;
+      if (this.closed.signal.aborted) throw new ServiceClosed(this.app);
+      if (options.signal?.aborted) throw new AbortError(undefined, options.signal.reason);
+      if (gaveUp.aborted) {
+        const cause = informer.lastError ?? new Error(`no answer within ${timeoutMs}ms`);
+        throw toTxloopError(cause, this.endpoints, `start: the first list of ${prefix} within ${timeoutMs}ms`);
+      }
+      throw err;
+    }
     const elector = new LeaderElector({
       client: this.client,
       key: this.store.keys.leader(this.app),
       identity: this.identity,
       ttlSeconds: this.options.leaseTtlSeconds,
       logger: this.logger,
+      connection: this.connection,
     });
     this.elector = elector;
     elector.on('started', (fence) => this.startLeading(fence));
@@ -488,8 +620,13 @@ export class TxloopService extends EventEmitter<ServiceEvents> {
   }
 
   private onChange(key: string, kv: CachedKv | undefined): void {
+    this.malformed.seen(key, kv?.modRevision);
     const parsed = this.store.keys.parse(key);
-    if (!parsed || parsed.app !== this.app) return;
+    if (!parsed || parsed.app !== this.app) {
+      if (kv) this.malformed.report(key, 'unknown', `not a txloop key: expected ${this.store.keys.app(this.app)}gtx/<xid>, link/<xid>/<owner>/<branch>, branch/<xid>/<branch>, order/<xid>/<branch>, leader or stats`, kv.modRevision);
+      return;
+    }
+    if (kv) this.validate(key, parsed.kind, kv);
     if (parsed.kind === 'link') {
       let set = this.linkIndex.get(parsed.xid);
       if (kv) {
@@ -505,6 +642,17 @@ export class TxloopService extends EventEmitter<ServiceEvents> {
     if (parsed.kind === 'global' && !kv) leader.retained.delete(parsed.xid);
     if (parsed.kind === 'global' || parsed.kind === 'link') leader.globals.add(parsed.xid);
     else if (parsed.kind === 'branch' || parsed.kind === 'order') leader.branches.add(branchQueueKey(parsed.xid, parsed.branchId));
+  }
+
+  /** Every record is checked as it arrives, so a bad one is reported once, on every replica. */
+  private validate(key: string, kind: 'global' | 'link' | 'branch' | 'order' | 'leader' | 'stats', kv: CachedKv): void {
+    const parse = { global: parseGlobal, link: parseLink, branch: parseBranch, order: parseOrder, leader: parseLeaderRecord, stats: parseStatsRecord }[kind];
+    try {
+      parse(key, kv.value);
+    } catch (err) {
+      if (!(err instanceof MalformedRecord)) throw err;
+      this.malformed.report(key, (kind === 'global' ? 'gtx' : kind) satisfies MalformedKind, err.problem, kv.modRevision);
+    }
   }
 
   private startLeading(fence: Fence): void {
@@ -529,6 +677,7 @@ export class TxloopService extends EventEmitter<ServiceEvents> {
         return f && f.createRevision === fence.createRevision ? f : undefined;
       },
       resources: this.resources,
+      malformed: this.malformed,
       onPhase2: (o: Phase2Outcome) => {
         this.counters[o.result === 'succeeded' ? 'succeeded' : o.result === 'parked' ? 'parked' : 'failed']++;
         this.metrics?.phase2Attempts.inc({ app: this.app, resource: o.resource, action: o.action, result: o.result });
@@ -605,6 +754,7 @@ export class TxloopService extends EventEmitter<ServiceEvents> {
       queues: { globals: leader.globals.stats(), branches: leader.branches.stats() },
       phase2: { ...this.counters },
       branches: this.countBranches(),
+      malformed: this.malformed.counts(),
     };
     await this.client.kv
       .txn({ compare: cmp.fenced(fence), success: [op.put(this.store.keys.stats(this.app), stats, lease)], failure: [] })
@@ -619,8 +769,7 @@ export class TxloopService extends EventEmitter<ServiceEvents> {
       const parsed = this.store.keys.parse(key);
       if (parsed?.kind !== 'branch') continue;
       try {
-        const b = JSON.parse(kv.value.toString()) as BranchRecord;
-        const s = branchStatus(b);
+        const s = branchStatus(parseBranch(key, kv.value));
         counts[s] = (counts[s] ?? 0) + 1;
       } catch {
         counts.MALFORMED = (counts.MALFORMED ?? 0) + 1;
@@ -629,24 +778,55 @@ export class TxloopService extends EventEmitter<ServiceEvents> {
     return counts;
   }
 
-  /** Stops reconciling (resigning leadership so a standby takes over at once) and closes the etcd client it created. Safe to call twice. */
-  close(): Promise<void> {
-    this.closing ??= (async () => {
-      // Let Trys in flight record their outcome; a handler ignoring its signal past the deadline is
-      // not waited for beyond it.
-      if (this.triesInFlight.size > 0) {
-        const latest = Math.max(...this.triesInFlight.values());
-        let timer: NodeJS.Timeout | undefined;
-        await Promise.race([Promise.allSettled([...this.triesInFlight.keys()]), new Promise((r) => (timer = setTimeout(r, Math.max(0, latest - Date.now()) + 1_000)))]);
-        clearTimeout(timer);
-      }
-      await this.starting?.catch(() => undefined);
-      await this.stopLeading();
-      await this.elector?.stop();
-      await this.informer?.stop();
-      if (this.ownsClient) this.client.close();
-    })();
+  /**
+   * Stops reconciling (resigning leadership so a standby takes over at once) and closes the etcd
+   * client it created. Always finishes, etcd reachable or not: Trys in flight are waited for up to
+   * their deadline, the rest up to `timeoutMs`, then the client is closed. Safe to call twice.
+   */
+  close(options: CloseOptions = {}): Promise<void> {
+    this.closing ??= this.doClose(options);
     return this.closing;
+  }
+
+  private async doClose(options: CloseOptions): Promise<void> {
+    this.closed.abort(new ServiceClosed(this.app));
+    const skip = options.signal ?? new AbortController().signal;
+    // Let Trys in flight record their outcome; a handler ignoring its signal past the deadline is
+    // not waited for beyond it.
+    if (this.triesInFlight.size > 0) {
+      const latest = Math.max(...this.triesInFlight.values());
+      await boundedWait(Promise.allSettled([...this.triesInFlight.keys()]), Math.max(0, latest - Date.now()) + 1_000, skip);
+    }
+    await boundedWait(
+      (async () => {
+        await this.starting?.catch(() => undefined);
+        await this.stopLeading();
+        await this.elector?.stop();
+        await this.informer?.stop();
+      })(),
+      options.timeoutMs ?? 5_000,
+      skip,
+    );
+    if (this.ownsClient) this.client.close();
+  }
+
+  /** Runs a public call: refused once closed, raced with the caller's signal, its errors in txloop's classes. */
+  private async call<T>(what: string, xid: string | undefined, signal: AbortSignal | undefined, writes: boolean, fn: () => Promise<T>): Promise<T> {
+    this.assertOpen();
+    throwIfAborted(signal, xid);
+    try {
+      const work = fn();
+      return await (signal ? raceAbort(work, signal, () => new AbortError(xid, signal.reason, writes)) : work);
+    } catch (err) {
+      throw this.publicError(err, xid ? `${what} ${xid}` : what);
+    }
+  }
+
+  private publicError(err: unknown, what: string): TxloopError {
+    if (err instanceof TxloopError) return err;
+    // The client was closed under the call by close().
+    if (this.closing) return new ServiceClosed(this.app);
+    return toTxloopError(err, this.endpoints, what);
   }
 
   private assertOpen(): void {
@@ -667,16 +847,35 @@ export class TxloopService extends EventEmitter<ServiceEvents> {
   }
 }
 
-export interface ServiceStats {
-  identity: string;
-  at: number;
-  queues: { globals: WorkqueueStats; branches: WorkqueueStats };
-  phase2: { succeeded: number; failed: number; parked: number; completed: number; collected: number };
-  branches: Record<string, number>;
-}
+export type { ServiceStats } from './internal/records.js';
 
 function throwIfAborted(signal: AbortSignal | undefined, xid: string | undefined): void {
-  if (signal?.aborted) throw new DeadlineExceeded(xid, `aborted by the caller's signal${xid ? ` (transaction ${xid})` : ''}: ${errorMessage(signal.reason)}`);
+  if (signal?.aborted) throw new AbortError(xid, signal.reason);
+}
+
+/** `p`, or a rejection as soon as `signal` aborts (`p` itself goes on; its outcome is ignored). */
+function raceAbort<T>(p: Promise<T>, signal: AbortSignal, error: () => unknown = () => signal.reason): Promise<T> {
+  if (signal.aborted) return Promise.reject(error());
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(error());
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  return Promise.race([p, aborted]).finally(() => signal.removeEventListener('abort', onAbort!));
+}
+
+/** Waits for `p` at most `ms`, or until `skip` aborts; never rejects. */
+async function boundedWait(p: Promise<unknown>, ms: number, skip: AbortSignal): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    p.catch(() => undefined),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+      if (skip.aborted) resolve();
+      else skip.addEventListener('abort', () => resolve(), { once: true });
+    }),
+  ]);
+  clearTimeout(timer);
 }
 
 function toView(g: GlobalRecord, links: LinkRecord[]): TransactionView {

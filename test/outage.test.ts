@@ -8,10 +8,12 @@ describe('invariant 3 across a full etcd outage', () => {
   it('work decided before etcd went down is finished after it comes back, and the loops resume without a restart', async () => {
     const { h } = env.fresh('outage');
     const release = gate();
+    const running = gate();
     const confirmed: string[] = [];
     const p = h.service({ app: 'acct' }).resource('r', {
       try: () => undefined,
       confirm: async ({ branchId }) => {
+        running.open();
         await release.wait;
         confirmed.push(branchId);
       },
@@ -22,6 +24,8 @@ describe('invariant 3 across a full etcd outage', () => {
     const tx = await init.begin({ name: 'across outage', timeoutMs: 60_000 });
     const { branchId } = await p.tryBranch(tx.context, 'r', {});
     await tx.commit();
+    // A handler starts only once its attempt is recorded: let it start before etcd goes away.
+    await running.wait;
 
     const member = env.members[0]!;
     await member.kill('SIGKILL');

@@ -15,6 +15,7 @@ import type { CachedKv } from './informer.js';
 import type { ResolvedOptions } from './options.js';
 import { Action, GlobalStatus, MalformedRecord, Phase2State, TryState, actionFor, isOrphanOrder, parseBranch, parseOrder, withEvent, type BranchRecord, type GlobalRecord, type OrderRecord, type Phase2 } from './records.js';
 import { LeadershipLost, type Fence, type Store, type Versioned } from './store.js';
+import type { MalformedRecords } from './malformed.js';
 import { itemBackoffMs } from './workqueue.js';
 
 export interface ReconcileDeps {
@@ -25,6 +26,8 @@ export interface ReconcileDeps {
   logger: Logger;
   fence(): Fence | undefined;
   resources: ReadonlyMap<string, TccResource>;
+  /** Where records this loop cannot use are reported (each logged once). */
+  malformed: MalformedRecords;
   onPhase2(outcome: Phase2Outcome): void;
   /** This replica decided a global (deadline expiry, or a participant rolling back a stuck one). */
   onDecided(global: GlobalRecord): void;
@@ -56,8 +59,12 @@ export async function reconcileBranch(deps: ReconcileDeps, queueKey: string, sig
   const [xid, branchId] = queueKey.split('/') as [string, string];
   const bkey = store.keys.branch(app, xid, branchId);
   const bkv = cache.get(bkey);
+  const okey = store.keys.order(app, xid, branchId);
+  const okv = cache.get(okey);
   if (!bkv) {
     deps.written.delete(bkey);
+    // Orders are written for existing branches and deleted with them: one alone is debris.
+    if (okv) deps.malformed.report(okey, 'order', 'phase-2 order without its branch record; nothing to confirm or cancel', okv.modRevision);
     return;
   }
   const expected = deps.written.get(bkey);
@@ -66,8 +73,6 @@ export async function reconcileBranch(deps: ReconcileDeps, queueKey: string, sig
     if (BigInt(bkv.modRevision) < BigInt(expected)) return;
     deps.written.delete(bkey);
   }
-  const okey = store.keys.order(app, xid, branchId);
-  const okv = cache.get(okey);
   let branch: BranchRecord;
   let order: OrderRecord | undefined;
   try {
@@ -76,7 +81,7 @@ export async function reconcileBranch(deps: ReconcileDeps, queueKey: string, sig
   } catch (err) {
     if (err instanceof MalformedRecord) {
       // Nothing sensible to retry until someone rewrites the record; its next change re-queues it.
-      logger.error({ xid, branch: branchId, key: err.key, problem: err.problem }, 'skipping malformed record');
+      deps.malformed.report(err.key, err.key === okey ? 'order' : 'branch', err.problem, err.key === okey ? okv!.modRevision : bkv.modRevision);
       return;
     }
     throw err;

@@ -22,13 +22,20 @@ export async function reconcileGlobal(deps: GlobalReconcileDeps, xid: string): P
   const { store, cache, options, logger } = deps;
   const gkey = store.keys.global(xid);
   const gkv = cache.get(gkey);
-  if (!gkv) return;
+  if (!gkv) {
+    // Links are written after their global and deleted with it: ones left alone are debris.
+    for (const key of deps.linkKeys(xid)) {
+      const kv = cache.get(key);
+      if (kv) deps.malformed.report(key, 'link', 'branch link without its global record', kv.modRevision);
+    }
+    return;
+  }
   let global: GlobalRecord;
   try {
     global = parseGlobal(gkey, gkv.value);
   } catch (err) {
     if (err instanceof MalformedRecord) {
-      logger.error({ xid, key: err.key, problem: err.problem }, 'skipping malformed global record');
+      deps.malformed.report(gkey, 'gtx', err.problem, gkv.modRevision);
       return;
     }
     throw err;
@@ -112,7 +119,8 @@ function linksOf(deps: GlobalReconcileDeps, xid: string): { links: LinkRecord[];
       links.push(parseLink(key, kv.value));
     } catch (err) {
       if (!(err instanceof MalformedRecord)) throw err;
-      deps.logger.error({ xid, key, problem: err.problem }, 'malformed branch link; completion waits until it is repaired');
+      // Completion waits until it is repaired.
+      deps.malformed.report(key, 'link', err.problem, kv.modRevision);
       return undefined;
     }
     if (BigInt(kv.modRevision) > revision) revision = BigInt(kv.modRevision);

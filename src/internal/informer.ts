@@ -9,6 +9,7 @@
  */
 import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
 import type { Logger } from 'pino';
+import { RetryBackoff, type ConnectionState } from './connection-state.js';
 import type { Store } from './store.js';
 import { cancelWatcher } from './watch.js';
 
@@ -28,6 +29,8 @@ export interface InformerOptions {
   onChange: (key: string, kv: CachedKv | undefined) => void;
   /** Runs between a list and the watch that follows it; lets tests make etcd compact in that gap. */
   afterList?: (revision: string) => Promise<void>;
+  /** Where list failures go (one line per outage); without it each failure is logged. */
+  connection?: ConnectionState;
 }
 
 export class Informer {
@@ -41,6 +44,9 @@ export class Informer {
   private lastRevision = '0';
   /** Times the cache was rebuilt from a full list (first list included). */
   relists = 0;
+  /** Why the last list failed, for a start() that gives up. */
+  lastError: unknown;
+  private readonly backoff = new RetryBackoff({ initialMs: 100, maxMs: 5_000 });
 
   constructor(private readonly options: InformerOptions) {}
 
@@ -51,12 +57,18 @@ export class Informer {
     this.resyncTimer.unref();
   }
 
+  /**
+   * Stops watching. A list still waiting on etcd is not waited for (it may hang until its request
+   * deadline while etcd is down); it sees `stopped` when it returns and opens nothing.
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.resyncTimer);
-    await this.relisting?.catch(() => undefined);
+    this.wakeRetry?.();
     await this.closeWatcher();
   }
+
+  private wakeRetry: (() => void) | undefined;
 
   get revision(): string {
     return this.lastRevision;
@@ -85,21 +97,41 @@ export class Informer {
   }
 
   private async doRelist(reason: string): Promise<void> {
-    const { store, prefix, logger } = this.options;
-    for (let attempt = 0; !this.stopped; attempt++) {
+    const { store, prefix, logger, connection } = this.options;
+    while (!this.stopped) {
       try {
         await this.closeWatcher();
         const { kvs, revision } = await store.range(prefix);
+        if (this.stopped) return;
         this.replace(kvs);
         this.lastRevision = revision;
         this.relists++;
         await this.options.afterList?.(revision);
+        if (this.stopped) return;
         await this.openWatcher(revision);
+        if (this.stopped) {
+          await this.closeWatcher();
+          return;
+        }
+        connection?.ok();
+        this.backoff.reset();
+        this.lastError = undefined;
         if (reason !== 'periodic resync') logger.debug({ prefix, revision, keys: kvs.length, reason }, 'listed');
         return;
       } catch (err) {
-        logger.warn({ prefix, err: (err as Error).message, reason }, 'list failed; retrying');
-        await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** Math.min(attempt, 5))).unref());
+        if (this.stopped) return;
+        this.lastError = err;
+        if (connection) connection.failed(`list of ${prefix}`, err);
+        else logger.warn({ prefix, err: (err as Error).message, reason }, 'list failed; retrying');
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, this.backoff.nextMs());
+          t.unref();
+          this.wakeRetry = () => {
+            clearTimeout(t);
+            resolve();
+          };
+        });
+        this.wakeRetry = undefined;
       }
     }
   }

@@ -19,7 +19,9 @@ export const DEFAULT_NAMESPACE = 'txloop/';
 
 const APP_RE = /^[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?$/;
 const XID_RE = /^([a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?)\.([0-9a-z]{8,40})$/;
-const BRANCH_ID_RE = /^[0-9a-z]{4,40}$/;
+// Caller-chosen ids are whatever a request already carries: UUIDs, ULIDs, KSUIDs, numeric ids.
+const BRANCH_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+export const BRANCH_ID_RULE = '1-64 letters, digits, ".", "_" or "-", starting with a letter or digit (a UUID or ULID fits)';
 const RESOURCE_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 export function validateApp(app: unknown, field = 'app'): string {
@@ -48,7 +50,7 @@ export function validateXid(xid: unknown, field = 'xid'): string {
 
 export function validateBranchId(branchId: unknown, field = 'branchId'): string {
   if (typeof branchId !== 'string' || !BRANCH_ID_RE.test(branchId)) {
-    throw new ValidationError(field, `${JSON.stringify(branchId)} is not a branch id (4-40 lowercase letters and digits)`);
+    throw new ValidationError(field, `${JSON.stringify(branchId)} is not a branch id: use ${BRANCH_ID_RULE}`);
   }
   return branchId;
 }

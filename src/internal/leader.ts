@@ -13,15 +13,11 @@ import { hostname } from 'node:os';
 import type { Etcd3, Lease, Watcher } from 'etcd3';
 import type { Logger } from 'pino';
 import { cmp, op, type Fence } from './store.js';
+import { RetryBackoff, type ConnectionState } from './connection-state.js';
 import { cancelWatcher } from './watch.js';
+import type { LeaderRecord } from './records.js';
 
-export interface LeaderRecord {
-  identity: string;
-  host: string;
-  pid: number;
-  since: number;
-  lease: string;
-}
+export type { LeaderRecord } from './records.js';
 
 export interface LeaderElectorOptions {
   client: Etcd3;
@@ -29,6 +25,8 @@ export interface LeaderElectorOptions {
   identity: string;
   ttlSeconds: number;
   logger: Logger;
+  /** Where election failures go (one line per outage); without it each failure is logged. */
+  connection?: ConnectionState;
 }
 
 export interface LeaderElectorEvents {
@@ -47,9 +45,12 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
   private wake: (() => void) | undefined;
   private watcher: Watcher | undefined;
   private checkTimer: NodeJS.Timeout | undefined;
+  private readonly backoff: RetryBackoff;
 
   constructor(private readonly options: LeaderElectorOptions) {
     super();
+    // Retries start fast (a lost race is not an outage) and spread out, jittered, while etcd is down.
+    this.backoff = new RetryBackoff({ initialMs: Math.min(200, (options.ttlSeconds * 1000) / 10), maxMs: Math.max(1_000, options.ttlSeconds * 1000) });
   }
 
   start(): void {
@@ -99,6 +100,8 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
       try {
         if (!this.lease || !this.leaseFresh()) await this.newLease();
         const won = await this.campaign();
+        this.options.connection?.ok();
+        this.backoff.reset();
         if (this.stopped) break;
         if (won) {
           await this.holdLeadership();
@@ -107,10 +110,11 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
         }
       } catch (err) {
         if (this.stopped) break;
-        logger.warn({ err: (err as Error).message }, 'leader election: retrying after error');
+        if (this.options.connection) this.options.connection.failed('leader election', err);
+        else logger.warn({ err: (err as Error).message }, 'leader election: retrying after error');
         this.stepDown('election error');
         await this.dropLease();
-        await this.sleep(Math.min(1000, (this.options.ttlSeconds * 1000) / 4));
+        await this.sleep(this.backoff.nextMs());
       }
     }
   }
@@ -118,6 +122,7 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
   private async newLease(): Promise<void> {
     await this.dropLease();
     const lease = this.options.client.lease(this.options.ttlSeconds, { autoKeepAlive: true });
+    let leaseId: string | undefined;
     // Keep-alives fire every TTL/3 whether or not the last one was answered, and answers come back
     // in order: an answer proves the lease was alive when *its* request was sent, the oldest unanswered.
     const sent: number[] = [];
@@ -132,8 +137,10 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
       // The stream is torn down and re-created: nothing sent on it will be answered.
       sent.length = 0;
     });
-    lease.on('lost', (err) => {
-      this.options.logger.warn({ err: err.message }, 'leader election: lease lost');
+    lease.on('lost', () => {
+      // etcd3's own message for this is garbled ("Lease We lost connection … is expired or revoked").
+      // A lease whose grant failed "is lost" too; that failure is the election's to report.
+      if (leaseId !== undefined) this.options.logger.warn({ lease: leaseId }, `leader election: lease ${leaseId} lost (etcd did not confirm a keep-alive within its ${this.options.ttlSeconds}s TTL)`);
       if (this.lease === lease) {
         this.lease = undefined;
         this.stepDown('lease lost');
@@ -141,7 +148,8 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
       }
     });
     const sentAt = Date.now();
-    this.grantedLease = await lease.grant();
+    leaseId = await lease.grant();
+    this.grantedLease = leaseId;
     this.confirmedAt = sentAt;
     this.lease = lease;
   }
@@ -219,8 +227,15 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
     const watcher = await client.watch().key(key).create();
     this.watcher = watcher;
     try {
-      const stillThere = await client.get(key).exists();
-      if (!stillThere) return;
+      const current = (await client.kv.range({ key: Buffer.from(key) })).kvs[0];
+      if (!current) return;
+      if (current.lease === '0') {
+        // Every campaign binds the key to a lease, so one without a lease was written by hand (or
+        // corrupted) and would block every election forever: remove it, unless it changed meanwhile.
+        this.options.logger.error({ key, value: current.value.toString().slice(0, 200) }, 'leader key has no lease (not written by an election); deleting it so an election can happen');
+        await client.kv.txn({ compare: [cmp.mod(key, current.mod_revision)], success: [op.del(key)], failure: [] });
+        return;
+      }
       await new Promise<void>((resolve) => {
         this.wake = resolve;
         watcher.on('delete', () => resolve());

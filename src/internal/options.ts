@@ -3,6 +3,7 @@
  * option into a ValidationError naming the option before anything connects to etcd.
  */
 import type { Etcd3 } from 'etcd3';
+import { closest, distance } from 'fastest-levenshtein';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { ValidationError } from '../errors.js';
@@ -84,8 +85,32 @@ function positiveInt(options: Record<string, unknown>, name: string, fallback: n
   return v;
 }
 
+const SERVICE_OPTION_NAMES = [
+  'app', 'etcd', 'client', 'namespace', 'identity', 'leaseTtlSeconds', 'concurrency', 'retryBaseMs', 'retryMaxMs', 'deadThreshold',
+  'handlerTimeoutMs', 'retentionMs', 'graceMs', 'resyncMs', 'defaultTimeoutMs', 'maxPayloadBytes', 'maxTxnOps', 'statsIntervalMs', 'logger', 'metrics',
+] as const satisfies readonly (keyof ServiceOptions)[];
+const ETCD_OPTION_NAMES = ['endpoints', 'credentials', 'auth', 'dialTimeoutMs', 'requestTimeoutMs'] as const satisfies readonly (keyof EtcdConnectionOptions)[];
+
+/**
+ * A misspelt option (`retryBaseMS`) would otherwise be ignored silently and its default used: refuse
+ * it, naming the closest valid name.
+ */
+export function rejectUnknownOptions(given: object, known: readonly string[], prefix = ''): void {
+  for (const name of Object.keys(given)) {
+    if (known.includes(name)) continue;
+    const guess = closest(name, known as string[]);
+    const near = distance(name.toLowerCase(), guess.toLowerCase()) <= Math.max(2, Math.floor(guess.length / 3));
+    throw new ValidationError(`${prefix}${name}`, `unknown option${near ? `; did you mean ${prefix}${guess}?` : ` (valid: ${known.join(', ')})`}`);
+  }
+}
+
 export function resolveOptions(options: ServiceOptions): ResolvedOptions {
   if (typeof options !== 'object' || options === null) throw new ValidationError('options', 'must be an object with at least { app }');
+  rejectUnknownOptions(options, SERVICE_OPTION_NAMES);
+  if (options.etcd !== undefined) {
+    if (typeof options.etcd !== 'object' || options.etcd === null) throw new ValidationError('etcd', 'must be an object like { endpoints: ["http://127.0.0.1:2379"] }');
+    rejectUnknownOptions(options.etcd, ETCD_OPTION_NAMES, 'etcd.');
+  }
   const o = options as unknown as Record<string, unknown>;
   const app = validateApp(options.app);
   const namespace = validateNamespace(options.namespace ?? DEFAULT_NAMESPACE);

@@ -4,6 +4,7 @@
  * record must never stop a control loop (DESIGN invariant 9).
  */
 import { PayloadError, TxloopError } from '../errors.js';
+import type { WorkqueueStats } from './workqueue.js';
 
 export const GlobalStatus = {
   TRYING: 'TRYING',
@@ -125,6 +126,26 @@ export interface OrderRecord {
 /** Orders written before `orphan` existed marked it in `by` (`participant:<app>:orphan`). */
 export function isOrphanOrder(order: OrderRecord | undefined): boolean {
   return order !== undefined && (order.orphan === true || order.by.endsWith(':orphan'));
+}
+
+/** `<ns><app>/leader`: who holds the service's leadership, bound to its lease. */
+export interface LeaderRecord {
+  identity: string;
+  host: string;
+  pid: number;
+  since: number;
+  lease: string;
+}
+
+/** `<ns><app>/stats`: the leader's queue figures for `txloop top`, bound to its lease. */
+export interface ServiceStats {
+  identity: string;
+  at: number;
+  queues: { globals: WorkqueueStats; branches: WorkqueueStats };
+  phase2: { succeeded: number; failed: number; parked: number; completed: number; collected: number };
+  branches: Record<string, number>;
+  /** Records under the service's prefix the engine cannot use, by key prefix (gtx, link, branch, …). */
+  malformed?: Record<string, number>;
 }
 
 export const MAX_EVENTS = 30;
@@ -292,6 +313,26 @@ export function parseOrder(key: string, raw: string | Buffer): OrderRecord {
   oneOf(key, o, 'action', Action);
   num(key, o, 'decidedAt');
   return o as unknown as OrderRecord;
+}
+
+export function parseLeaderRecord(key: string, raw: string | Buffer): LeaderRecord {
+  const o = parseJsonObject(key, raw);
+  str(key, o, 'identity');
+  num(key, o, 'since');
+  if (o.lease !== undefined && typeof o.lease !== 'string') throw new MalformedRecord(key, 'lease must be a string');
+  return o as unknown as LeaderRecord;
+}
+
+export function parseStatsRecord(key: string, raw: string | Buffer): ServiceStats {
+  const o = parseJsonObject(key, raw);
+  str(key, o, 'identity');
+  num(key, o, 'at');
+  const q = o.queues as Record<string, unknown> | undefined;
+  if (typeof q !== 'object' || q === null || typeof q.globals !== 'object' || q.globals === null || typeof q.branches !== 'object' || q.branches === null) {
+    throw new MalformedRecord(key, 'queues must hold globals and branches');
+  }
+  if (typeof o.phase2 !== 'object' || o.phase2 === null) throw new MalformedRecord(key, 'phase2 must be an object');
+  return o as unknown as ServiceStats;
 }
 
 /** Serialises a user payload, refusing what cannot round-trip through JSON or fit in one etcd value. */
