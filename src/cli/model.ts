@@ -70,6 +70,9 @@ export function problemsOf(...entries: (Entry<unknown> | undefined)[]): string[]
   return entries.filter((e): e is Entry<unknown> => e?.problem !== undefined).map((e) => `${e.key}: ${e.problem}`);
 }
 
+/** The entry a key gets, given the parse function of its kind; undefined deletes it. */
+type EntryOf = <T>(parse: (key: string, raw: Buffer) => T) => Entry<T> | undefined;
+
 export type Change = { kind: 'global'; xid: string } | { kind: 'branch'; key: string } | { kind: 'service'; app: string };
 
 export class Model {
@@ -96,32 +99,41 @@ export class Model {
 
   /** Applies a put (value) or delete (undefined) of one key. */
   set(key: string, value: Buffer | undefined): Change | undefined {
+    return this.apply(key, (parse) => value && this.parse(key, value, parse));
+  }
+
+  /** A key whose value could not be read at all (e.g. larger than the client accepts): kept as malformed. */
+  unreadable(key: string, problem: string): Change | undefined {
+    return this.apply(key, () => ({ key, problem }));
+  }
+
+  private apply(key: string, entryOf: EntryOf): Change | undefined {
     const p = this.keys.parse(key);
     if (!p) return undefined;
     switch (p.kind) {
       case 'global':
-        update(this.globals, p.xid, value && this.parse(key, value, parseGlobal));
+        update(this.globals, p.xid, entryOf(parseGlobal));
         return { kind: 'global', xid: p.xid };
       case 'link': {
         let m = this.links.get(p.xid);
         if (!m) this.links.set(p.xid, (m = new Map()));
-        update(m, key, value && this.parse(key, value, parseLink));
+        update(m, key, entryOf(parseLink));
         if (m.size === 0) this.links.delete(p.xid);
         return { kind: 'global', xid: p.xid };
       }
       case 'branch':
-        update(this.branches, key, value && this.parse(key, value, parseBranch));
+        update(this.branches, key, entryOf(parseBranch));
         return { kind: 'branch', key };
       case 'order': {
         const bkey = this.keys.branch(p.owner, p.xid, p.branchId);
-        update(this.orders, bkey, value && this.parse(key, value, parseOrder));
+        update(this.orders, bkey, entryOf(parseOrder));
         return { kind: 'branch', key: bkey };
       }
       case 'leader':
-        update(this.leaders, p.app, value && this.parse(key, value, parseLeader));
+        update(this.leaders, p.app, entryOf(parseLeader));
         return { kind: 'service', app: p.app };
       case 'stats':
-        update(this.stats, p.app, value && this.parse(key, value, parseStats));
+        update(this.stats, p.app, entryOf(parseStats));
         return { kind: 'service', app: p.app };
     }
   }
