@@ -7,7 +7,7 @@ import { TransactionNotFound, BranchNotFound } from '../../errors.js';
 import type { TimelineEvent } from '../../internal/records.js';
 import { op } from '../../internal/store.js';
 import { UsageError } from '../errors.js';
-import { NONE, age, relative, renderRows, timestamp } from '../format.js';
+import { NONE, age, relative, renderRows, timestamp, truncateToWidth } from '../format.js';
 import { Model, problemsOf, type BranchItem, type GlobalItem } from '../model.js';
 import { ownerOf, parseBranchArg, parseRef, parseXidArg } from '../refs.js';
 import { action, eachTarget, type Io } from '../runtime.js';
@@ -159,7 +159,7 @@ function branchLines(b: BranchItem, indent: string, header = true): string[] {
         ['Last Error', p?.lastError ?? NONE],
         ['Done', timestamp(p?.doneAt)],
         ['Resolution', res ? `${res.as} by ${res.by} at ${timestamp(res.at)}: ${res.reason}` : NONE],
-        ['Payload', truncate(JSON.stringify(r.payload) ?? 'null', 200)],
+        ['Payload', truncateToWidth(JSON.stringify(r.payload) ?? 'null', 200)],
       ],
       i,
     ),
@@ -192,8 +192,4 @@ function eventLines(events: (TimelineEvent & { from: string })[]): string[] {
 function fields(pairs: [string, string][], indent = ''): string[] {
   const width = Math.max(15 - indent.length, ...pairs.map(([k]) => k.length + 2));
   return pairs.map(([k, v]) => `${indent}${`${k}:`.padEnd(width)}${v}`);
-}
-
-function truncate(s: string, max: number): string {
-  return s.length > max ? `${s.slice(0, max - 3)}...` : s;
 }
