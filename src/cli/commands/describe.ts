@@ -8,7 +8,7 @@ import type { TimelineEvent } from '../../internal/records.js';
 import { op } from '../../internal/store.js';
 import { UsageError } from '../errors.js';
 import { NONE, age, relative, renderRows, timestamp, truncateToWidth } from '../format.js';
-import { Model, problemsOf, type BranchItem, type GlobalItem } from '../model.js';
+import { Model, type BranchItem, type GlobalItem } from '../model.js';
 import { missingTransaction, ownerOf } from '../lookup.js';
 import { parseBranchArg, parseRef, parseXidArg } from '../refs.js';
 import { action, eachTarget, type Io } from '../runtime.js';
@@ -74,7 +74,7 @@ async function describeGlobal(io: Io, xid: string): Promise<string> {
   const model = await readTransactionModel(io, xid);
   const g = model.global(xid);
   if (!g) throw await missingTransaction((await io.connect()).store, xid);
-  io.malformed([...problemsOf(g.entry, ...g.links), ...g.branches.flatMap((b) => problemsOf(b.entry, b.order))]);
+  io.malformed(model.problems());
   return renderGlobal(g);
 }
 
@@ -88,7 +88,7 @@ async function describeBranch(io: Io, xid: string, branchId: string): Promise<st
   for (const r of res.responses) for (const kv of r.response_range.kvs) model.set(kv.key.toString(), kv.value);
   const b = model.branch(keys.branch(owner, xid, branchId));
   if (!b) throw new BranchNotFound(xid, branchId);
-  io.malformed(problemsOf(b.entry, b.order, b.link));
+  io.malformed(model.problems());
   const g = model.global(xid);
   const lines = fields([
     ['Name', `${xid}/${branchId}`],
