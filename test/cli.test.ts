@@ -270,7 +270,7 @@ describe('reading', () => {
       const bankRow = row(r.stdout, 'bank');
       return bankRow && bankRow.PARKED === '2' ? r : undefined;
     }, 'the bank leader to publish stats counting its 2 parked branches');
-    expect(table(top.stdout).header).toEqual(['APP', 'LEADER', 'QUEUE', 'PROCESSING', 'WAITING', 'REQUEUES', 'SUCCEEDED', 'FAILED', 'PARKED', 'UPDATED']);
+    expect(table(top.stdout).header).toEqual(['APP', 'LEADER', 'QUEUE', 'PROCESSING', 'WAITING', 'REQUEUES', 'SUCCEEDED', 'FAILED', 'PARKED', 'MALFORMED', 'UPDATED']);
     const bankRow = row(top.stdout, 'bank')!;
     expect(Number(bankRow.QUEUE)).toBeGreaterThanOrEqual(0);
     expect(Number(bankRow.FAILED)).toBeGreaterThanOrEqual(2);

@@ -4,8 +4,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { Etcd3, type IOptions } from 'etcd3';
+import { etcdFaultHandling } from '../internal/fault-handling.js';
 import { DEFAULT_NAMESPACE, validateNamespace } from '../internal/keys.js';
-import { Store } from '../internal/store.js';
+import { MAX_RECEIVE_MESSAGE_BYTES } from '../internal/range.js';
+import { CliStore } from './store.js';
 import { CliError, UnreachableError, UsageError } from './errors.js';
 
 export interface GlobalOptions {
@@ -129,19 +131,22 @@ function readPem(path: string, flag: string): Buffer {
 export interface Connection {
   config: ConnectionConfig;
   client: Etcd3;
-  store: Store;
+  store: CliStore;
   close(): void;
 }
 
 /**
  * Opens an etcd client whose unary calls time out after --command-timeout. (The first request is
- * bounded by --dial-timeout in runtime.ts, so an unreachable etcd fails within seconds.)
+ * bounded by --dial-timeout in runtime.ts, so an unreachable etcd fails within seconds.) It accepts
+ * responses as large as the services' client does: a listing of a few transactions with large
+ * payloads passes gRPC's default 4 MiB, and so may one watch response under `-w`.
  */
 export function connect(config: ConnectionConfig, extra: Partial<IOptions> = {}): Connection {
   const options: IOptions = {
     hosts: config.endpoints,
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + config.commandTimeoutMs }),
-    grpcOptions: { 'grpc.initial_reconnect_backoff_ms': 200, 'grpc.max_reconnect_backoff_ms': 1000 },
+    grpcOptions: { 'grpc.initial_reconnect_backoff_ms': 200, 'grpc.max_reconnect_backoff_ms': 1000, 'grpc.max_receive_message_length': MAX_RECEIVE_MESSAGE_BYTES },
+    faultHandling: etcdFaultHandling(),
     ...extra,
   };
   if (config.tls) {
@@ -158,7 +163,7 @@ export function connect(config: ConnectionConfig, extra: Partial<IOptions> = {})
   return {
     config,
     client,
-    store: new Store(client, config.namespace),
+    store: new CliStore(client, config.namespace),
     close: () => client.close(),
   };
 }

@@ -1,5 +1,6 @@
 /** CLI error classes and the mapping of any error to one line on stderr and an exit code. */
 import { TxloopError, ValidationError, errorMessage } from '../errors.js';
+import { isTooLarge } from '../internal/range.js';
 import { MalformedRecord } from '../internal/records.js';
 
 export const EXIT_OK = 0;
@@ -32,6 +33,11 @@ export function messageOf(err: unknown, endpoints: readonly string[] = []): stri
   const name = err instanceof Error ? err.constructor.name : '';
   const msg = errorMessage(err);
   const where = endpoints.length > 0 ? ` at ${endpoints.join(',')}` : '';
+  if (isTooLarge(err)) {
+    // grpc-js says "Received message larger than max (5523717 vs 4194304)".
+    const sizes = /\((\d+) vs (\d+)\)/.exec(msg);
+    return `etcd${where} answered with more data than the CLI receives in one response${sizes ? ` (${sizes[1]} bytes, limit ${sizes[2]})` : ''}`;
+  }
   if (/alert (bad certificate|certificate required|unknown ca)/i.test(msg)) {
     return `etcd${where} refused the TLS client certificate (${/alert ([a-z ]+?)(?::|$)/i.exec(msg)?.[1] ?? 'handshake failed'}): check --cert and --key`;
   }

@@ -1,4 +1,5 @@
 /** Output helpers shared by every command: kubectl-style tables, ages, and JSON/YAML documents. */
+import stringWidth from 'string-width';
 import { stringify as toYaml } from 'yaml';
 
 export const NONE = '<none>';
@@ -55,12 +56,45 @@ export function timestamp(at: number | undefined, now = Date.now()): string {
   return `${new Date(at).toISOString().replace(/\.\d{3}Z$/, 'Z')} (${relative(at, now)})`;
 }
 
-/** One line, at most `max` characters, for a table cell. */
+/**
+ * Terminal columns `text` takes: CJK characters and most emoji take two, combining marks none. Table
+ * cells are padded and cut by this, not by `.length` (UTF-16 code units), so columns line up.
+ */
+export function displayWidth(text: string): number {
+  return stringWidth(text);
+}
+
+/** `text` followed by spaces up to `width` terminal columns. */
+export function padToWidth(text: string, width: number): string {
+  return text + ' '.repeat(Math.max(0, width - displayWidth(text)));
+}
+
+const graphemes = new Intl.Segmenter(undefined, { granularity: 'grapheme' });
+
+/**
+ * `text` cut to at most `max` terminal columns, ending in `...` when cut. Whole graphemes only: an
+ * emoji sequence (👩‍💻) or a character with its accents is never split.
+ */
+export function truncateToWidth(text: string, max: number): string {
+  if (displayWidth(text) <= max) return text;
+  const room = Math.max(0, max - 3);
+  let kept = '';
+  let used = 0;
+  for (const { segment } of graphemes.segment(text)) {
+    const w = displayWidth(segment);
+    if (used + w > room) break;
+    kept += segment;
+    used += w;
+  }
+  return `${kept}...`;
+}
+
+/** One line, at most `max` terminal columns, for a table cell. */
 export function cell(value: string | undefined, max = 0): string {
   if (value === undefined || value === '') return NONE;
   const flat = value.replace(/\s+/g, ' ').trim();
-  if (max > 0 && flat.length > max) return `${flat.slice(0, max - 3)}...`;
-  return flat || NONE;
+  if (!flat) return NONE;
+  return max > 0 ? truncateToWidth(flat, max) : flat;
 }
 
 export interface Column<R> {
@@ -75,8 +109,8 @@ export interface Column<R> {
 /** Rows padded into columns three spaces apart, like kubectl's tabwriter output. */
 export function renderRows(cells: string[][]): string[] {
   const widths: number[] = [];
-  for (const row of cells) row.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
-  return cells.map((row) => row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]! + 3))).join('').trimEnd());
+  for (const row of cells) row.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, displayWidth(c))));
+  return cells.map((row) => row.map((c, i) => (i === row.length - 1 ? c : padToWidth(c, widths[i]! + 3))).join('').trimEnd());
 }
 
 export function tableCells<R>(columns: Column<R>[], rows: R[], wide: boolean, headers = true): string[][] {
@@ -96,7 +130,7 @@ export class StreamingTable<R> {
 
   constructor(columns: Column<R>[], wide: boolean) {
     this.cols = columns.filter((c) => wide || !c.wide);
-    this.widths = this.cols.map((c) => Math.max(c.header.length, c.minWidth ?? 0));
+    this.widths = this.cols.map((c) => Math.max(displayWidth(c.header), c.minWidth ?? 0));
   }
 
   header(): string {
@@ -109,12 +143,12 @@ export class StreamingTable<R> {
 
   /** Widens the columns to fit these rows (used for the first batch). */
   fit(rows: R[]): void {
-    for (const r of rows) this.cols.forEach((c, i) => (this.widths[i] = Math.max(this.widths[i]!, c.value(r).length)));
+    for (const r of rows) this.cols.forEach((c, i) => (this.widths[i] = Math.max(this.widths[i]!, displayWidth(c.value(r)))));
   }
 
   private line(cells: string[]): string {
     // A value wider than its column still keeps three spaces before the next one.
-    return cells.map((c, i) => (i === cells.length - 1 ? c : `${c.padEnd(this.widths[i]!)}   `)).join('').trimEnd();
+    return cells.map((c, i) => (i === cells.length - 1 ? c : `${padToWidth(c, this.widths[i]!)}   `)).join('').trimEnd();
   }
 }
 

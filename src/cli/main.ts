@@ -101,12 +101,32 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+/**
+ * Resolves once everything written to `stream` so far has been handed to the OS, with the error
+ * that stopped it if any. A pipe to a slow reader (`| wc -l`, `| less`) takes what it takes.
+ */
+function drained(stream: NodeJS.WriteStream): Promise<NodeJS.ErrnoException | undefined> {
+  if (stream.destroyed) return Promise.resolve((stream.errored as NodeJS.ErrnoException | null) ?? undefined);
+  return new Promise((resolve) => stream.write('', (err) => resolve((err as NodeJS.ErrnoException | null | undefined) ?? undefined)));
+}
+
+let outputFailed = false;
+/** stdout refused the output (a full disk, a closed descriptor): it is incomplete, so exit 1 at once, even under -w. */
+function onOutputError(err: NodeJS.ErrnoException): void {
   // `txloop get gtx | head`: the reader went away; that is not an error.
   if (err.code === 'EPIPE') process.exit(0);
-});
+  if (outputFailed) return;
+  outputFailed = true;
+  process.stderr.write(`error: could not write the output: ${err.code ?? err.message}\n`);
+  void drained(process.stderr).then(() => process.exit(1));
+}
+process.stdout.on('error', onOutputError);
 
 const code = await main(process.argv);
-process.exitCode = code;
-// gRPC may hold the event loop open for a moment after the client closed; don't wait for it.
-setTimeout(() => process.exit(code), 200).unref();
+const stdoutError = await drained(process.stdout);
+if (stdoutError) onOutputError(stdoutError);
+else {
+  await drained(process.stderr);
+  // Exit now rather than when the event loop empties: gRPC may hold it open for a moment after the client closed.
+  process.exit(code);
+}

@@ -1,11 +1,12 @@
 /**
- * What the CLI knows about a namespace: every txloop key read from etcd, validated with the record
- * parse functions. A record that fails validation is kept as MALFORMED with its problem (the command
- * that shows it warns on stderr) instead of stopping the command. Fed by one range, or by a watch.
+ * What the CLI knows about a namespace: every key read from etcd, validated with the record parse
+ * functions. A record that fails validation is kept as MALFORMED with its problem instead of
+ * stopping the command; a key that is no txloop key, and a link or order whose global or branch is
+ * missing, are kept as problems too: problems() lists every record the CLI cannot use, for the
+ * warnings on stderr. Fed by one range, or by a watch.
  */
-import type { IKeyValue } from 'etcd3';
 import type { LeaderRecord } from '../internal/leader.js';
-import { Keys, appOfXid } from '../internal/keys.js';
+import { Keys, appOfXid, type ParsedKey } from '../internal/keys.js';
 import {
   MalformedRecord,
   parseJsonObject,
@@ -21,6 +22,7 @@ import {
   type OrderRecord,
 } from '../internal/records.js';
 import type { ServiceStats } from '../service.js';
+import { keyProblem } from './key-problems.js';
 
 export const MALFORMED = 'MALFORMED';
 
@@ -61,15 +63,19 @@ export interface BranchItem {
 export interface ServiceItem {
   app: string;
   leader?: Entry<LeaderRecord>;
-  stats?: Entry<ServiceStats>;
+  stats?: Entry<PublishedStats>;
 }
+
+/**
+ * A leader's stats record. `malformed` counts the records its service could not use, by the kind
+ * of key they are under (gtx, link, branch, order, leader, stats, unknown); older services omit it.
+ */
+export type PublishedStats = ServiceStats & { malformed?: Record<string, number> };
+
+/** The entry a key gets, given the parse function of its kind; undefined deletes it. */
+type EntryOf = <T>(parse: (key: string, raw: Buffer) => T) => Entry<T> | undefined;
 
 /** What a changed key affects, so `-w` re-renders only that row. */
-/** Every record behind an item that failed validation, as `key: problem`. */
-export function problemsOf(...entries: (Entry<unknown> | undefined)[]): string[] {
-  return entries.filter((e): e is Entry<unknown> => e?.problem !== undefined).map((e) => `${e.key}: ${e.problem}`);
-}
-
 export type Change = { kind: 'global'; xid: string } | { kind: 'branch'; key: string } | { kind: 'service'; app: string };
 
 export class Model {
@@ -82,47 +88,115 @@ export class Model {
   /** branch key (not order key) → order */
   private readonly orders = new Map<string, Entry<OrderRecord>>();
   private readonly leaders = new Map<string, Entry<LeaderRecord>>();
-  private readonly stats = new Map<string, Entry<ServiceStats>>();
+  private readonly stats = new Map<string, Entry<PublishedStats>>();
+  /** Keys under the namespace that are no txloop key → why. */
+  private readonly strays = new Map<string, string>();
 
   constructor(namespace: string) {
     this.keys = new Keys(namespace);
   }
 
-  static from(namespace: string, kvs: IKeyValue[]): Model {
-    const m = new Model(namespace);
-    for (const kv of kvs) m.set(kv.key.toString(), kv.value);
-    return m;
-  }
-
   /** Applies a put (value) or delete (undefined) of one key. */
   set(key: string, value: Buffer | undefined): Change | undefined {
+    return this.apply(key, value !== undefined, (parse) => value && this.parse(key, value, parse));
+  }
+
+  /** A key whose value could not be read at all (e.g. larger than the client accepts): kept as malformed. */
+  unreadable(key: string, problem: string): Change | undefined {
+    return this.apply(key, true, () => ({ key, problem }));
+  }
+
+  private apply(key: string, present: boolean, entryOf: EntryOf): Change | undefined {
     const p = this.keys.parse(key);
-    if (!p) return undefined;
+    const stray = p ? misplaced(this.keys, p) : key.startsWith(this.keys.ns) ? keyProblem(this.keys.ns, key) : undefined;
+    if (!p || stray !== undefined) {
+      if (stray !== undefined && present) this.strays.set(key, stray);
+      else this.strays.delete(key);
+      return undefined;
+    }
     switch (p.kind) {
       case 'global':
-        update(this.globals, p.xid, value && this.parse(key, value, parseGlobal));
+        update(this.globals, p.xid, entryOf(parseGlobal));
         return { kind: 'global', xid: p.xid };
       case 'link': {
         let m = this.links.get(p.xid);
         if (!m) this.links.set(p.xid, (m = new Map()));
-        update(m, key, value && this.parse(key, value, parseLink));
+        update(m, key, entryOf(parseLink));
         if (m.size === 0) this.links.delete(p.xid);
         return { kind: 'global', xid: p.xid };
       }
       case 'branch':
-        update(this.branches, key, value && this.parse(key, value, parseBranch));
+        update(this.branches, key, entryOf(parseBranch));
         return { kind: 'branch', key };
       case 'order': {
         const bkey = this.keys.branch(p.owner, p.xid, p.branchId);
-        update(this.orders, bkey, value && this.parse(key, value, parseOrder));
+        update(this.orders, bkey, entryOf(parseOrder));
         return { kind: 'branch', key: bkey };
       }
       case 'leader':
-        update(this.leaders, p.app, value && this.parse(key, value, parseLeader));
+        update(this.leaders, p.app, entryOf(parseLeader));
         return { kind: 'service', app: p.app };
       case 'stats':
-        update(this.stats, p.app, value && this.parse(key, value, parseStats));
+        update(this.stats, p.app, entryOf(parseStats));
         return { kind: 'service', app: p.app };
+    }
+  }
+
+  /**
+   * Every record the CLI cannot use, as `key: problem`, sorted by key: values that fail validation,
+   * keys that are no txloop key, and links and orders whose global or branch record is missing.
+   * One consistent read never holds such a link or order (they are written and deleted with what
+   * they point to), so they are only reported for a whole read, not for one key under `-w`.
+   */
+  problems(): string[] {
+    const out: [string, string][] = [...this.strays];
+    for (const e of this.entries()) if (e.problem !== undefined) out.push([e.key, e.problem]);
+    for (const [xid, links] of this.links) {
+      if (this.globals.has(xid)) continue;
+      for (const l of links.values()) if (l.problem === undefined) out.push([l.key, `orphan link: transaction ${xid} has no global record`]);
+    }
+    for (const [bkey, o] of this.orders) {
+      if (o.problem !== undefined || this.branches.has(bkey)) continue;
+      const p = this.keys.parse(bkey);
+      out.push([o.key, `orphan order: branch ${p?.kind === 'branch' ? `${p.xid}/${p.branchId}` : bkey} has no branch record`]);
+    }
+    return out.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, problem]) => `${k}: ${problem}`);
+  }
+
+  /** The problem with the record at `key` alone (its key or its value), as `key: problem`. */
+  problemAt(key: string): string[] {
+    const stray = this.strays.get(key);
+    if (stray !== undefined) return [`${key}: ${stray}`];
+    const e = this.entryAt(key);
+    return e?.problem !== undefined ? [`${key}: ${e.problem}`] : [];
+  }
+
+  private *entries(): Iterable<Entry<unknown>> {
+    yield* this.globals.values();
+    for (const m of this.links.values()) yield* m.values();
+    yield* this.branches.values();
+    yield* this.orders.values();
+    yield* this.leaders.values();
+    yield* this.stats.values();
+  }
+
+  private entryAt(key: string): Entry<unknown> | undefined {
+    const p = this.keys.parse(key);
+    switch (p?.kind) {
+      case 'global':
+        return this.globals.get(p.xid);
+      case 'link':
+        return this.links.get(p.xid)?.get(key);
+      case 'branch':
+        return this.branches.get(key);
+      case 'order':
+        return this.orders.get(this.keys.branch(p.owner, p.xid, p.branchId));
+      case 'leader':
+        return this.leaders.get(p.app);
+      case 'stats':
+        return this.stats.get(p.app);
+      default:
+        return undefined;
     }
   }
 
@@ -211,6 +285,15 @@ export class Model {
   }
 }
 
+/**
+ * A key Keys.parse accepts that still cannot be used: a global or link filed under another app
+ * than its xid names (the CLI, like the services, looks them up under the xid's app).
+ */
+function misplaced(keys: Keys, p: ParsedKey): string | undefined {
+  if ((p.kind === 'global' || p.kind === 'link') && appOfXid(p.xid) !== p.app) return `transaction ${p.xid} belongs under ${keys.app(appOfXid(p.xid))}, not ${keys.app(p.app)}`;
+  return undefined;
+}
+
 function update<T>(map: Map<string, T>, id: string, value: T | undefined): void {
   if (value === undefined) map.delete(id);
   else map.set(id, value);
@@ -224,12 +307,17 @@ export function parseLeader(key: string, raw: Buffer): LeaderRecord {
   return o as unknown as LeaderRecord;
 }
 
-export function parseStats(key: string, raw: Buffer): ServiceStats {
+export function parseStats(key: string, raw: Buffer): PublishedStats {
   const o = parseJsonObject(key, raw);
   if (typeof o.identity !== 'string') throw new MalformedRecord(key, 'identity must be a string');
   if (typeof o.at !== 'number') throw new MalformedRecord(key, 'at must be a number');
   const q = o.queues as Record<string, unknown> | undefined;
   if (typeof q !== 'object' || q === null || typeof q.globals !== 'object' || typeof q.branches !== 'object') throw new MalformedRecord(key, 'queues must hold globals and branches');
   if (typeof o.phase2 !== 'object' || o.phase2 === null) throw new MalformedRecord(key, 'phase2 must be an object');
-  return o as unknown as ServiceStats;
+  if (o.malformed !== undefined) {
+    const m = o.malformed as Record<string, unknown>;
+    const counts = typeof m === 'object' && m !== null && !Array.isArray(m) ? Object.values(m) : undefined;
+    if (!counts?.every((n) => typeof n === 'number' && Number.isInteger(n) && n >= 0)) throw new MalformedRecord(key, 'malformed must map record kinds to counts');
+  }
+  return o as unknown as PublishedStats;
 }

@@ -1,30 +1,14 @@
-/** Reads from etcd for the CLI: whole prefixes at one revision, page by page. */
-import type { Etcd3, IKeyValue } from 'etcd3';
-import { prefixEnd } from '../internal/keys.js';
+/** Reads from etcd for the CLI: the whole namespace at one revision, into a Model. */
+import type { Etcd3 } from 'etcd3';
+import { MAX_RECEIVE_MESSAGE_BYTES, rangePrefix } from '../internal/range.js';
 import { Model } from './model.js';
 
-const PAGE = 500;
-
-/**
- * Every key under `prefix` at one revision. Paged, so a namespace holding many transactions does not
- * hit gRPC's message size limit.
- */
-export async function rangeAll(client: Etcd3, prefix: string): Promise<{ kvs: IKeyValue[]; revision: string }> {
-  const end = prefixEnd(prefix);
-  const kvs: IKeyValue[] = [];
-  let from = Buffer.from(prefix);
-  let revision: string | undefined;
-  for (;;) {
-    const res = await client.kv.range({ key: from, range_end: end, limit: PAGE, ...(revision ? { revision } : {}) });
-    revision ??= res.header.revision;
-    kvs.push(...res.kvs);
-    const last = res.kvs[res.kvs.length - 1];
-    if (!res.more || !last) return { kvs, revision };
-    from = Buffer.concat([last.key, Buffer.from([0])]);
-  }
-}
-
 export async function loadModel(client: Etcd3, namespace: string): Promise<{ model: Model; revision: string }> {
-  const { kvs, revision } = await rangeAll(client, namespace);
-  return { model: Model.from(namespace, kvs), revision };
+  const model = new Model(namespace);
+  const { kvs, revision } = await rangePrefix(client, namespace, {
+    // One value etcd holds but this client cannot receive is one unusable record, not a failed listing.
+    onTooLarge: (key) => model.unreadable(key.toString(), `value larger than the ${MAX_RECEIVE_MESSAGE_BYTES / 1024 / 1024} MiB etcd response the CLI accepts`),
+  });
+  for (const kv of kvs) model.set(kv.key.toString(), kv.value);
+  return { model, revision };
 }

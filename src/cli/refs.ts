@@ -1,11 +1,9 @@
 /**
  * Names on the command line: a transaction is `XID` (or `gtx/XID`), a branch is `XID/BRANCHID` (or
  * `branch/XID/BRANCHID`), a service leader is `APP` (or `leader/APP`): the `TYPE/` forms are what
- * `-o name` prints. The branch's owner is looked up in the link index.
+ * `-o name` prints. The branch's owner is looked up by lookup.ts.
  */
-import { BranchNotFound, TransactionNotFound } from '../errors.js';
 import { validateBranchId, validateXid } from '../internal/keys.js';
-import type { Store } from '../internal/store.js';
 import { UsageError } from './errors.js';
 
 export interface BranchRef {
@@ -70,15 +68,4 @@ function branchArg(s: string, arg: string): string {
   } catch {
     throw new UsageError(`invalid branch id in ${JSON.stringify(arg)}: expected XID/BRANCHID with a BRANCHID of 4-40 lowercase letters and digits`);
   }
-}
-
-/** The service that owns a branch, from the initiator's link index (keys only, values not parsed). */
-export async function ownerOf(store: Store, ref: BranchRef): Promise<string> {
-  const { kvs } = await store.range(store.keys.links(ref.xid));
-  for (const kv of kvs) {
-    const p = store.keys.parse(kv.key.toString());
-    if (p?.kind === 'link' && p.branchId === ref.branchId) return p.owner;
-  }
-  if (!(await store.getRaw(store.keys.global(ref.xid)))) throw new TransactionNotFound(ref.xid);
-  throw new BranchNotFound(ref.xid, ref.branchId);
 }

@@ -160,8 +160,17 @@ export const topColumns: Sortable<ServiceItem>[] = [
   { header: 'SUCCEEDED', value: (s) => num(s.stats?.record?.phase2.succeeded) },
   { header: 'FAILED', value: (s) => num(s.stats?.record?.phase2.failed), sortKey: (s) => s.stats?.record?.phase2.failed ?? -1 },
   { header: 'PARKED', value: (s) => num(s.stats?.record?.branches?.FAILED ?? (s.stats?.record ? 0 : undefined)), sortKey: (s) => s.stats?.record?.branches?.FAILED ?? -1 },
+  // Records the service could not use (logged by it once each); `get`, `describe` and `top` name them.
+  { header: 'MALFORMED', value: (s) => num(malformedTotal(s)), sortKey: (s) => malformedTotal(s) ?? -1 },
   { header: 'UPDATED', value: (s) => age(s.stats?.record?.at) },
 ];
+
+/** Records the service's leader reported it could not use, all kinds together; 0 from a service that does not report them. */
+function malformedTotal(s: ServiceItem): number | undefined {
+  const stats = s.stats?.record;
+  if (!stats) return undefined;
+  return Object.values(stats.malformed ?? {}).reduce((n, c) => n + c, 0);
+}
 
 export function serviceJson(s: ServiceItem): unknown {
   const part = (e: ServiceItem['leader'] | ServiceItem['stats']): unknown => (e ? (e.record ?? malformedJson(e.key, e.problem, e.raw)) : null);

@@ -3,13 +3,14 @@
  * branch with attempts, errors, next retry and resolution, then Events (the merged timeline).
  */
 import { Command } from 'commander';
-import { TransactionNotFound, BranchNotFound } from '../../errors.js';
+import { BranchNotFound } from '../../errors.js';
 import type { TimelineEvent } from '../../internal/records.js';
 import { op } from '../../internal/store.js';
 import { UsageError } from '../errors.js';
-import { NONE, age, relative, renderRows, timestamp } from '../format.js';
-import { Model, problemsOf, type BranchItem, type GlobalItem } from '../model.js';
-import { ownerOf, parseBranchArg, parseRef, parseXidArg } from '../refs.js';
+import { NONE, age, relative, renderRows, timestamp, truncateToWidth } from '../format.js';
+import { Model, type BranchItem, type GlobalItem } from '../model.js';
+import { missingTransaction, ownerOf } from '../lookup.js';
+import { parseBranchArg, parseRef, parseXidArg } from '../refs.js';
 import { action, eachTarget, type Io } from '../runtime.js';
 
 export function describeCommand(name: string): Command {
@@ -72,21 +73,26 @@ async function readTransactionModel(io: Io, xid: string): Promise<Model> {
 async function describeGlobal(io: Io, xid: string): Promise<string> {
   const model = await readTransactionModel(io, xid);
   const g = model.global(xid);
-  if (!g) throw new TransactionNotFound(xid);
-  io.malformed([...problemsOf(g.entry, ...g.links), ...g.branches.flatMap((b) => problemsOf(b.entry, b.order))]);
+  if (!g) throw await missingTransaction((await io.connect()).store, xid);
+  io.malformed(model.problems());
   return renderGlobal(g);
 }
 
 async function describeBranch(io: Io, xid: string, branchId: string): Promise<string> {
   const { store } = await io.connect();
+  const keys = store.keys;
   const owner = await io.etcd(ownerOf(store, { xid, branchId }));
-  const model = await readTransactionModel(io, xid);
-  const b = model.branch(store.keys.branch(owner, xid, branchId));
+  // The branch with its order, and its transaction's global and link, whichever of them exist.
+  const res = await io.etcd(store.txn([], [op.get(keys.global(xid)), op.get(keys.link(xid, owner, branchId)), op.get(keys.branch(owner, xid, branchId)), op.get(keys.order(owner, xid, branchId))]));
+  const model = new Model(io.config.namespace);
+  for (const r of res.responses) for (const kv of r.response_range.kvs) model.set(kv.key.toString(), kv.value);
+  const b = model.branch(keys.branch(owner, xid, branchId));
   if (!b) throw new BranchNotFound(xid, branchId);
-  io.malformed(problemsOf(b.entry, b.order));
+  io.malformed(model.problems());
+  const g = model.global(xid);
   const lines = fields([
     ['Name', `${xid}/${branchId}`],
-    ['Transaction', `${xid} (${model.global(xid)?.status ?? 'not found'})`],
+    ['Transaction', `${xid} (${g ? g.status : 'no global record'}${b.link ? '' : ', no link to this branch'})`],
   ]);
   lines.push(...branchLines(b, '', false));
   lines.push(...eventLines(b.entry.record?.events.map((e) => ({ ...e, from: `${b.owner}/${b.branchId}` })) ?? []));
@@ -159,7 +165,7 @@ function branchLines(b: BranchItem, indent: string, header = true): string[] {
         ['Last Error', p?.lastError ?? NONE],
         ['Done', timestamp(p?.doneAt)],
         ['Resolution', res ? `${res.as} by ${res.by} at ${timestamp(res.at)}: ${res.reason}` : NONE],
-        ['Payload', truncate(JSON.stringify(r.payload) ?? 'null', 200)],
+        ['Payload', truncateToWidth(JSON.stringify(r.payload) ?? 'null', 200)],
       ],
       i,
     ),
@@ -192,8 +198,4 @@ function eventLines(events: (TimelineEvent & { from: string })[]): string[] {
 function fields(pairs: [string, string][], indent = ''): string[] {
   const width = Math.max(15 - indent.length, ...pairs.map(([k]) => k.length + 2));
   return pairs.map(([k, v]) => `${indent}${`${k}:`.padEnd(width)}${v}`);
-}
-
-function truncate(s: string, max: number): string {
-  return s.length > max ? `${s.slice(0, max - 3)}...` : s;
 }

@@ -66,6 +66,9 @@ async function get(io: Io, resource: string, names: string[], flags: GetFlags): 
   const sort = sorter(flags.sortBy, kind.columns, kind.json);
   const { client } = await io.connect();
   const { model } = await io.etcd(loadModel(client, io.config.namespace));
+  // Every record in the namespace that cannot be used, not only those behind the rows asked for:
+  // nothing in etcd is silently ignored.
+  io.malformed(model.problems());
   const missing = kind.missing(model, filter);
   const notFound = (): CliError => new CliError(`${kind.name} ${missing.join(', ')} not found in namespace ${io.config.namespace}`);
   if (flags.watch) {
@@ -81,7 +84,6 @@ async function get(io: Io, resource: string, names: string[], flags: GetFlags): 
 
 export function print<R>(io: Io, kind: Kind<R>, items: R[], flags: GetFlags, named: boolean): void {
   const format = flags.output;
-  for (const item of items) io.malformed(kind.problems(item));
   if (format === 'json' || format === 'yaml') {
     io.out(serialize(document(items.map(kind.json), named), format));
     return;

@@ -1,7 +1,7 @@
 /** The resource types `get` knows, each with its columns, filters, names and JSON shape. */
 import { validateApp } from '../../internal/keys.js';
 import { UsageError } from '../errors.js';
-import { problemsOf, type BranchItem, type Change, type GlobalItem, type Model, type ServiceItem } from '../model.js';
+import { type BranchItem, type Change, type GlobalItem, type Model, type ServiceItem } from '../model.js';
 import { parseRef, typedName } from '../refs.js';
 import {
   BRANCH_STATUS_WORDS,
@@ -41,8 +41,6 @@ export interface Kind<R> {
   id(item: R): string;
   /** The row's identity in `-w`, equal to the id `affected` returns. */
   rowId(item: R): string;
-  /** Records behind this item that failed validation (`key: problem`), warned about on stderr. */
-  problems(item: R): string[];
   /** A copy of the last item seen, shown as deleted. */
   gone(item: R): R;
   /** Names given on the command line that match nothing. */
@@ -64,7 +62,6 @@ export const globalsKind: Kind<GlobalItem> = {
   json: globalJson,
   id: (g) => g.xid,
   rowId: (g) => g.xid,
-  problems: (g) => problemsOf(g.entry, ...g.links),
   gone: (g) => ({ ...g, status: 'DELETED' }),
   missing: (model, f) => f.names.filter((n) => !model.global(n)),
 };
@@ -84,7 +81,6 @@ export const branchesKind: Kind<BranchItem> = {
   json: branchJson,
   id: (b) => `${b.xid}/${b.branchId}`,
   rowId: (b) => b.key,
-  problems: (b) => problemsOf(b.entry, b.order),
   gone: (b) => ({ ...b, status: 'DELETED' }),
   missing: (model, f) => f.names.filter((n) => !model.branchKeys().some((k) => branchesKind.matches(model.branch(k)!, { statuses: [], names: [n] }))),
 };
@@ -103,7 +99,6 @@ export const leadersKind: Kind<ServiceItem> = {
   json: serviceJson,
   id: (s) => s.app,
   rowId: (s) => s.app,
-  problems: (s) => problemsOf(s.leader, s.stats),
   gone: (s) => s,
   missing: (model, f) => f.names.filter((n) => !model.apps().includes(n)),
 };

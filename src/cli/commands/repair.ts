@@ -9,7 +9,8 @@ import { TransactionAlreadyDecided, TransactionNotFound } from '../../errors.js'
 import { GlobalStatus, type BranchRecord } from '../../internal/records.js';
 import { alreadyDecided } from '../../internal/store.js';
 import { CliError, UsageError } from '../errors.js';
-import { ownerOf, parseBranchArg, parseRef, parseXidArg } from '../refs.js';
+import { explainNotFound, ownerOf } from '../lookup.js';
+import { parseBranchArg, parseRef, parseXidArg } from '../refs.js';
 import { action, eachTarget } from '../runtime.js';
 
 interface DryRun {
@@ -56,7 +57,9 @@ export function retryCommand(name: string): Command {
             io.out(`${branchName(b)} ${opts.dryRun ? 'would be re-queued' : 're-queued'} for ${b.phase2?.action ?? 'phase 2'}${suffix(opts.dryRun)}`);
             return;
           }
-          const branches = await io.etcd(store.retryParkedBranches(ref.xid, operator(), opts.dryRun));
+          const branches = await io.etcd(store.retryParkedBranches(ref.xid, operator(), opts.dryRun)).catch(async (err: unknown) => {
+            throw await explainNotFound(store, err);
+          });
           for (const b of branches) io.out(`${branchName(b)} ${opts.dryRun ? 'would be re-queued' : 're-queued'} for ${b.phase2?.action ?? 'phase 2'}${suffix(opts.dryRun)}`);
         });
       }),
@@ -94,8 +97,9 @@ export function abortCommand(name: string): Command {
           const res = await io.etcd(store.decide(xid, { outcome: 'rollback', by, reason }));
           io.out(`gtx/${xid} aborted: ${res.global.status}, cancel ordered for ${res.ordered}/${res.total} branch(es)`);
         } catch (err) {
-          if (err instanceof TransactionAlreadyDecided) throw new CliError(`cannot abort ${xid}: ${err.message}; only a TRYING transaction can be aborted`);
-          throw err;
+          // The error's own message names the xid again: say it once.
+          if (err instanceof TransactionAlreadyDecided) throw new CliError(`cannot abort ${xid}: it was already decided: ${err.outcome} (by ${err.decidedBy}, now ${err.status}); only a TRYING transaction can be aborted`);
+          throw await explainNotFound(store, err);
         }
       }),
     );

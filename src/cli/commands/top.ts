@@ -15,10 +15,10 @@ interface TopFlags {
 
 export function topCommand(name: string): Command {
   return new Command('top')
-    .description("Each service's leader, queue depth, requeues and phase-2 failures")
+    .description("Each service's leader, queue depth, requeues, phase-2 failures and unusable records")
     .option('--app <app>', 'only this service')
     .addOption(new Option('-o, --output <format>', 'output format').choices(['json', 'yaml']))
-    .option('--sort-by <column>', 'sort by a column (queue, requeues, failed, parked, ...)')
+    .option('--sort-by <column>', 'sort by a column (queue, requeues, failed, parked, malformed, ...)')
     .option('--no-headers', 'omit the header row')
     .addHelpText(
       'after',
@@ -26,8 +26,9 @@ export function topCommand(name: string): Command {
 Columns: QUEUE, PROCESSING and WAITING are the leader's workqueues now (globals + branches);
 REQUEUES is delayed re-adds to them since the leader started (a backoff after a failed attempt
 or reconcile, or a scheduled recheck such as a deadline); SUCCEEDED / FAILED count phase-2
-attempts; PARKED is branches parked as FAILED; UPDATED is how old the figures are (published
-every few seconds by the leader, gone with its lease).
+attempts; PARKED is branches parked as FAILED; MALFORMED is records the service could not use
+(each is also named on stderr); UPDATED is how old the figures are (published every few seconds
+by the leader, gone with its lease).
 
 Example:
   ${name} top --sort-by queue`,
@@ -39,7 +40,7 @@ Example:
         const { model } = await io.etcd(loadModel((await io.connect()).client, io.config.namespace));
         const items = leadersKind.list(model, filter);
         if (sort) items.sort(sort);
-        for (const item of items) io.malformed(leadersKind.problems(item));
+        io.malformed(model.problems());
         if (flags.output) return io.out(serialize(document(items.map(serviceJson), false), flags.output));
         if (items.length === 0) return io.warn(`No services found in namespace ${io.config.namespace}.`);
         for (const line of renderRows(tableCells(topColumns, items, true, flags.headers !== false))) io.out(line);

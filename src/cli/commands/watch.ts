@@ -36,7 +36,6 @@ export async function watch<R>(io: Io, model: Model, kind: Kind<R>, filter: Filt
     const sig = signature(item);
     if (printed.get(id)?.sig === sig) return;
     printed.set(id, { item, sig });
-    io.malformed(kind.problems(item));
     if (format === 'json') io.out(serialize(kind.json(item), 'json'));
     else if (format === 'yaml') io.out(`---\n${serialize(kind.json(item), 'yaml')}`);
     else if (format === 'name') io.out(`${kind.name}/${kind.id(item)}`);
@@ -57,6 +56,7 @@ export async function watch<R>(io: Io, model: Model, kind: Kind<R>, filter: Filt
     resyncMs: 60_000,
     onChange: (key, kv) => {
       const change = model.set(key, kv?.value);
+      io.malformed(model.problemAt(key));
       const hit = change && kind.affected(model, change);
       if (!hit) return;
       if (hit.item) {

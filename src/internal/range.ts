@@ -1,0 +1,132 @@
+/**
+ * Reads every key under a prefix at one revision, in responses of bounded size, in time linear in
+ * the number of keys.
+ *
+ * Why not `limit` pages: etcd 3.4 answers a limited range by walking every key from the start key
+ * to the end of the range (to report `count` and `more`), so paging a prefix costs O(n²) key visits.
+ * And why not one range: its response grows with the values (payloads up to maxPayloadBytes each)
+ * and fails whole once it passes the client's gRPC receive limit.
+ *
+ * So: one keys-only range of the prefix fixes revision R and lists its keys (no values: small).
+ * Then the values are read at R in sub-ranges [k_i, k_j) of that list without a `limit`, so etcd
+ * walks only the keys it returns. A batch is sized from the bytes per key of the last batch read;
+ * one whose response is still too large is read again as two halves.
+ */
+import { GRPCResourceExhastedError, type Etcd3, type IKeyValue } from 'etcd3';
+import { prefixEnd } from './keys.js';
+
+/**
+ * The gRPC receive limit every etcd client of txloop sets (`grpc.max_receive_message_length`):
+ * gRPC's default, 4 MiB, is passed by a handful of transactions with large payloads.
+ */
+export const MAX_RECEIVE_MESSAGE_BYTES = 256 * 1024 * 1024;
+
+/** Value bytes aimed at per response: large enough to amortise a round trip, small next to the limit. */
+const TARGET_BATCH_BYTES = 4 * 1024 * 1024;
+
+/**
+ * At most this many keys per response. etcd refuses requests over --max-request-bytes (1.5 MiB by
+ * default), so no value is larger, and 128 of the largest still fit in MAX_RECEIVE_MESSAGE_BYTES
+ * even when the batch before them held only small records.
+ */
+const MAX_BATCH_KEYS = 128;
+
+/** Keys in the first batch, before any value size is known. */
+const FIRST_BATCH_KEYS = 16;
+
+/** Batches read at once: a batch costs about a round trip beyond its bytes. */
+const PARALLEL_READS = 4;
+
+/** A read at a revision etcd compacted away while it ran is started over this many times. */
+const COMPACTION_RESTARTS = 3;
+
+export interface RangeOptions {
+  /** Read at this revision (it fails if etcd compacted it); the current revision when absent. */
+  revision?: string;
+  /** Only keys and their revisions, no values: one range. */
+  keysOnly?: boolean;
+  /**
+   * Called for a key whose value alone is larger than the client accepts; the key is then left out
+   * and the read goes on. Without it, such a key fails the whole read.
+   */
+  onTooLarge?: (key: Buffer, error: Error) => void;
+}
+
+export interface RangeResult {
+  kvs: IKeyValue[];
+  /** The revision every key was read at. */
+  revision: string;
+}
+
+export async function rangePrefix(client: Etcd3, prefix: string, options: RangeOptions = {}): Promise<RangeResult> {
+  for (let restart = 0; ; restart++) {
+    try {
+      return await rangeAt(client, prefix, options);
+    } catch (err) {
+      // A revision we picked ourselves may be compacted under us; a caller's revision is the caller's.
+      if (options.revision !== undefined || restart >= COMPACTION_RESTARTS || !isCompacted(err)) throw err;
+    }
+  }
+}
+
+async function rangeAt(client: Etcd3, prefix: string, options: RangeOptions): Promise<RangeResult> {
+  const end = prefixEnd(prefix);
+  const listing = await client.kv.range({ key: Buffer.from(prefix), range_end: end, keys_only: true, ...(options.revision !== undefined ? { revision: options.revision } : {}) });
+  const revision = options.revision ?? listing.header.revision;
+  if (options.keysOnly) return { kvs: listing.kvs, revision };
+
+  const keys = listing.kvs.map((kv) => kv.key);
+  /** Values read, by the index in `keys` of the first key of their batch. */
+  const batches = new Map<number, IKeyValue[]>();
+  /** Batches that came back too large, to be read again in halves; taken before new batches. */
+  const split: [number, number][] = [];
+  let next = 0;
+  let perKey: number | undefined;
+  let ceiling = MAX_BATCH_KEYS;
+
+  const read = async (from: number, to: number): Promise<void> => {
+    try {
+      // [keys[from], keys[to]) at R holds exactly keys[from..to-1]: the listing was taken at R too.
+      const res = await client.kv.range({ key: keys[from]!, range_end: to < keys.length ? keys[to]! : end, revision });
+      batches.set(from, res.kvs);
+      const bytes = res.kvs.reduce((n, kv) => n + kv.key.length + kv.value.length, 0);
+      perKey = Math.max(1, bytes / Math.max(1, res.kvs.length));
+    } catch (err) {
+      if (!isTooLarge(err)) throw err;
+      if (to - from === 1) {
+        if (!options.onTooLarge) throw err;
+        options.onTooLarge(keys[from]!, err as Error);
+        return;
+      }
+      const half = Math.floor((to - from) / 2);
+      ceiling = Math.min(ceiling, half);
+      split.push([from + half, to], [from, from + half]);
+    }
+  };
+  const worker = async (): Promise<void> => {
+    for (;;) {
+      let batch = split.pop();
+      if (!batch) {
+        if (next >= keys.length) return;
+        const size = perKey === undefined ? FIRST_BATCH_KEYS : Math.floor(TARGET_BATCH_BYTES / perKey);
+        batch = [next, Math.min(keys.length, next + Math.max(1, Math.min(ceiling, size)))];
+        next = batch[1];
+      }
+      await read(...batch);
+    }
+  };
+  await Promise.all(Array.from({ length: PARALLEL_READS }, worker));
+
+  const kvs: IKeyValue[] = [];
+  for (const from of [...batches.keys()].sort((a, b) => a - b)) kvs.push(...batches.get(from)!);
+  return { kvs, revision };
+}
+
+/** gRPC refused a response over its receive limit (RESOURCE_EXHAUSTED, "Received message larger than max"). */
+export function isTooLarge(err: unknown): boolean {
+  return err instanceof GRPCResourceExhastedError || (err instanceof Error && /larger than max|RESOURCE_EXHAUSTED/i.test(err.message));
+}
+
+function isCompacted(err: unknown): boolean {
+  return err instanceof Error && /required revision has been compacted/.test(err.message);
+}

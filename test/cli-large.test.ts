@@ -1,0 +1,106 @@
+/**
+ * The `txloop` binary over a namespace larger than gRPC's default 4 MiB receive limit: 22
+ * transactions whose branches carry 250 kB payloads (under the default maxPayloadBytes), written
+ * through the SDK by running services.
+ */
+import { Etcd3 } from 'etcd3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { messageOf } from '../src/cli/errors.js';
+import { prefixEnd } from '../src/internal/keys.js';
+import type { TxloopService } from '../src/index.js';
+import { assertBuilt, row, runCli, spawnCli, table } from './helpers/cli.js';
+import { freshNamespace, harness, useEtcd, type Harness } from './helpers/harness.js';
+
+const env = useEtcd();
+const TRANSACTIONS = 22;
+const PAYLOAD_BYTES = 250_000;
+
+const ns = freshNamespace('large');
+let services: Harness;
+let orders: TxloopService;
+let bank: TxloopService;
+const xids: string[] = [];
+const cli = (...args: string[]) => runCli(['--endpoints', env.endpoints.join(','), '--namespace', ns, ...args]);
+
+async function bigTransaction(name: string): Promise<string> {
+  const t = await orders.begin({ name, timeoutMs: 600_000 });
+  await bank.tryBranch(t.context, 'hold', { blob: 'x'.repeat(PAYLOAD_BYTES) });
+  return t.xid;
+}
+
+beforeAll(async () => {
+  assertBuilt();
+  // Services for the whole file (env.fresh() would close them after the first test).
+  services = harness(() => env.endpoints, ns);
+  orders = services.service({ app: 'orders' });
+  bank = services.service({ app: 'bank' });
+  bank.resource('hold', { try: () => 'held', confirm: () => undefined, cancel: () => undefined });
+  await orders.start();
+  await bank.start();
+  for (let i = 0; i < TRANSACTIONS; i++) xids.push(await bigTransaction(`big ${i}`));
+  // The premise: a client with gRPC's default limit cannot receive the namespace in one response.
+  await expect(env.client.kv.range({ key: Buffer.from(ns), range_end: prefixEnd(ns) })).rejects.toThrow(/larger than max \(\d+ vs 4194304\)/);
+}, 120_000);
+
+afterAll(async () => {
+  await services?.closeAll();
+});
+
+describe('a namespace larger than 4 MiB', () => {
+  it('get gtx -A lists every transaction', async () => {
+    const r = await cli('get', 'gtx', '-A');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toBe('');
+    expect(table(r.stdout).rows.map((c) => c[0]).sort()).toEqual([...xids].sort());
+    expect(row(r.stdout, xids[0]!)).toMatchObject({ STATUS: 'TRYING', BRANCHES: '0/1' });
+  });
+
+  it('get branches -A -o json prints every branch with its whole payload', async () => {
+    const r = await cli('get', 'branches', '-A', '-o', 'json');
+    expect(r.code, r.stderr).toBe(0);
+    const list = JSON.parse(r.stdout) as { items: { xid: string; payload: { blob: string } }[] };
+    expect(list.items.map((b) => b.xid).sort()).toEqual([...xids].sort());
+    for (const b of list.items) expect(b.payload.blob).toHaveLength(PAYLOAD_BYTES);
+  });
+
+  it("top and get leaders show each service's leader", async () => {
+    const top = await cli('top');
+    expect(top.code, top.stderr).toBe(0);
+    expect(table(top.stdout).rows.map((c) => c[0])).toEqual(['bank', 'orders']);
+    const leaders = await cli('get', 'leaders');
+    expect(leaders.code, leaders.stderr).toBe(0);
+    expect(row(leaders.stdout, 'bank')?.LEADER).not.toBe('<none>');
+    expect(row(leaders.stdout, 'orders')?.LEADER).not.toBe('<none>');
+  });
+
+  it('get gtx -w lists every transaction, then follows changes', async () => {
+    const w = spawnCli(['--endpoints', env.endpoints.join(','), '--namespace', ns, 'get', 'gtx', '-w']);
+    try {
+      for (const xid of xids) await w.waitForLine((l) => l.startsWith(xid), `the row of ${xid}`, 30_000);
+      const added = await bigTransaction('big, while watched');
+      await w.waitForLine((l) => l.startsWith(added) && /\sTRYING\s/.test(l), 'the transaction begun during the watch', 30_000);
+      await orders.rollback(added);
+      await w.waitForLine((l) => l.startsWith(added) && /\sROLLED_BACK\s/.test(l), 'its rollback', 30_000);
+      expect(await w.interrupt()).toBe(0);
+      expect(w.stderr()).toBe('');
+    } finally {
+      await w.interrupt();
+    }
+  });
+});
+
+it('a response over the gRPC receive limit is reported as one line without gRPC wording', async () => {
+  const tight = new Etcd3({ hosts: env.endpoints, grpcOptions: { 'grpc.max_receive_message_length': 100_000 } });
+  try {
+    const err = await tight.kv.range({ key: Buffer.from(ns), range_end: prefixEnd(ns) }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(Error);
+    const line = messageOf(err, env.endpoints);
+    expect(line).toBe(`etcd at ${env.endpoints.join(',')} answered with more data than the CLI receives in one response (${/\((\d+) vs/.exec((err as Error).message)?.[1]} bytes, limit 100000)`);
+    expect(line).not.toMatch(/RESOURCE_EXHAUSTED|Received message|larger than max/);
+  } finally {
+    tight.close();
+  }
+});

@@ -1,0 +1,152 @@
+/**
+ * Every record under the namespace that the CLI cannot use is named on stderr, once per key, by
+ * get, top, describe and -w: values that fail validation under every prefix, keys that are no
+ * txloop key, orphan links and orders. Next to them, a real transaction made by running services.
+ * `top` shows the MALFORMED count a leader publishes in its stats record.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { TxloopService } from '../src/index.js';
+import { assertBuilt, row, runCli, spawnCli, table, waitFor } from './helpers/cli.js';
+import { freshNamespace, harness, useEtcd, type Harness } from './helpers/harness.js';
+
+const env = useEtcd();
+const ns = freshNamespace('poison');
+let services: Harness;
+let good = { xid: '', branchId: '' };
+const cli = (...args: string[]) => runCli(['--endpoints', env.endpoints.join(','), '--namespace', ns, ...args]);
+
+const now = Date.now();
+const stats = (extra: Record<string, unknown> = {}) =>
+  JSON.stringify({ identity: 'audit#1/pid-1', at: now, queues: { globals: { depth: 0 }, branches: { depth: 0 } }, phase2: { succeeded: 0, failed: 0 }, branches: {}, ...extra });
+const link = (xid: string, branchId: string) => JSON.stringify({ v: 1, xid, owner: 'bank', branchId, resource: 'hold', tryState: 'SUCCEEDED' });
+const order = (xid: string, branchId: string) => JSON.stringify({ v: 1, xid, branchId, action: 'cancel', decidedAt: now, by: 'rollback' });
+
+/** Key (after the namespace) → value, and the problem the CLI must name for it. */
+const POISON: [string, string, RegExp][] = [
+  // Keys that are no txloop key.
+  ['bank/branch/not-a-xid', '{}', /^a branch key is .*<app>\/branch\/<transaction-id>\/<branch-id>$/],
+  ['bank/gtx/', '{}', /^empty transaction id$/],
+  ['bank/weird/x', 'x', /^unknown record type "weird"/],
+  ['Bad_App/gtx/orders.0000000000000009', '{}', /^"Bad_App" is not a service name$/],
+  ['orders/gtx/orders.0000000000000008/extra', '{}', /^a gtx key is /],
+  ['bank/leader/extra', '{}', /^a leader key is /],
+  ['bank/order/orders.0000000000000007/X', '{}', /^"X" is not a branch id$/],
+  ['bank/gtx/orders.0000000000000006', '{}', /^transaction orders\.0000000000000006 belongs under .*orders\/, not .*bank\/$/],
+  // Values that fail validation, one under every prefix.
+  ['orders/gtx/orders.00000000000000a1', 'not json', /^not JSON/],
+  ['orders/link/orders.00000000000000a2/bank/abcd0002', '{"v":1}', /must be a non-empty string/],
+  ['bank/branch/orders.00000000000000a3/abcd0003', '[]', /^not a JSON object$/],
+  ['bank/order/orders.00000000000000a4/abcd0004', '{"v":1,"xid":"orders.00000000000000a4","branchId":"abcd0004","action":"maybe"}', /^action must be one of/],
+  ['pay/leader', '{"identity":5}', /^identity must be a string$/],
+  ['pay/stats', '{"identity":"pay#1"}', /^at must be a number$/],
+  ['odd/stats', stats({ malformed: 'lots' }), /^malformed must map record kinds to counts$/],
+  // Well-formed records pointing at nothing.
+  ['orders/link/orders.00000000000000b1/bank/abcd1001', link('orders.00000000000000b1', 'abcd1001'), /^orphan link: transaction orders\.00000000000000b1 has no global record$/],
+  ['bank/order/orders.00000000000000b2/abcd1002', order('orders.00000000000000b2', 'abcd1002'), /^orphan order: branch orders\.00000000000000b2\/abcd1002 has no branch record$/],
+];
+
+/** `warning: malformed record at <key>: <problem>` lines of stderr, as key → problems. */
+function warnings(stderr: string): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const line of stderr.split('\n')) {
+    const m = /^warning: malformed record at (\S+): (.*)$/.exec(line);
+    if (m) out.set(m[1]!, [...(out.get(m[1]!) ?? []), m[2]!]);
+  }
+  return out;
+}
+
+/** Every poison key warned about exactly once, with its problem, and nothing else. */
+function expectEveryPoisonOnce(stderr: string): void {
+  const seen = warnings(stderr);
+  expect([...seen.keys()].sort(), stderr).toEqual(POISON.map(([k]) => `${ns}${k}`).sort());
+  for (const [k, , problem] of POISON) {
+    const got = seen.get(`${ns}${k}`)!;
+    expect(got, k).toHaveLength(1);
+    expect(got[0], k).toMatch(problem);
+  }
+}
+
+beforeAll(async () => {
+  assertBuilt();
+  services = harness(() => env.endpoints, ns);
+  const orders: TxloopService = services.service({ app: 'orders' });
+  const bank: TxloopService = services.service({ app: 'bank' });
+  bank.resource('hold', { try: () => 'held', confirm: () => undefined, cancel: () => undefined });
+  await orders.start();
+  await bank.start();
+  const t = await orders.begin({ name: 'good', timeoutMs: 600_000 });
+  good = { xid: t.xid, branchId: (await bank.tryBranch(t.context, 'hold', {})).branchId };
+  for (const [k, v] of POISON) await env.client.put(`${ns}${k}`).value(v);
+  // A leader that reports 2 + 3 records it could not use.
+  await env.client.put(`${ns}audit/stats`).value(stats({ malformed: { gtx: 2, unknown: 3 } }));
+  await env.client.put(`${ns}audit/leader`).value(JSON.stringify({ identity: 'audit#1/pid-1', since: now }));
+}, 60_000);
+
+afterAll(async () => {
+  await services?.closeAll();
+});
+
+describe('records the CLI cannot use', () => {
+  it.each([[['get', 'gtx']], [['get', 'branches', '-o', 'json']], [['get', 'branches', '--status', 'failed']], [['get', 'leaders']], [['get', 'gtx', '--app', 'orders']], [['top']]])('%j names every one of them on stderr, once each, and succeeds', async (args) => {
+    const r = await cli(...args);
+    expect(r.code, r.stderr).toBe(0);
+    expectEveryPoisonOnce(r.stderr);
+  });
+
+  it('the good transaction is still listed next to them', async () => {
+    const r = await cli('get', 'gtx');
+    expect(row(r.stdout, good.xid)).toMatchObject({ STATUS: 'TRYING', BRANCHES: '0/1' });
+    expect(row(r.stdout, 'orders.00000000000000a1')).toMatchObject({ STATUS: 'MALFORMED' });
+  });
+
+  it('get -w names them once when it lists, and a poison record written while it watches once more', async () => {
+    const w = spawnCli(['--endpoints', env.endpoints.join(','), '--namespace', ns, 'get', 'gtx', '-w']);
+    try {
+      await w.waitForLine((l) => l.startsWith(good.xid), 'the good transaction');
+      await env.client.put(`${ns}bank/weird/later`).value('x');
+      await env.client.put(`${ns}orders/gtx/orders.00000000000000c1`).value('{');
+      // A later write that fixes nothing and breaks nothing new is not warned about again.
+      await env.client.put(`${ns}bank/weird/x`).value('y');
+      await waitFor(() => {
+        const seen = warnings(w.stderr());
+        return seen.has(`${ns}orders/gtx/orders.00000000000000c1`) && seen.has(`${ns}bank/weird/later`);
+      }, 'warnings for the records written during the watch', 20_000);
+      expect(await w.interrupt()).toBe(0);
+      const seen = warnings(w.stderr());
+      for (const [k] of POISON) expect(seen.get(`${ns}${k}`), k).toHaveLength(1);
+      expect(seen.get(`${ns}bank/weird/later`)).toEqual(['unknown record type "weird" (a service keeps gtx, link, branch, order, leader, stats)']);
+      expect(seen.get(`${ns}orders/gtx/orders.00000000000000c1`)).toHaveLength(1);
+    } finally {
+      await w.interrupt();
+      await env.client.delete().key(`${ns}bank/weird/later`);
+      await env.client.delete().key(`${ns}orders/gtx/orders.00000000000000c1`);
+      await env.client.put(`${ns}bank/weird/x`).value('x');
+    }
+  });
+
+  it("describe names the unusable records among the transaction's own", async () => {
+    await env.client.put(`${ns}orders/link/${good.xid}/bank/abcd2001`).value('{"v":3}');
+    try {
+      const r = await cli('describe', 'gtx', good.xid);
+      expect(r.code, r.stderr).toBe(0);
+      expect([...warnings(r.stderr)]).toEqual([[`${ns}orders/link/${good.xid}/bank/abcd2001`, ['unsupported record version 3']]]);
+    } finally {
+      await env.client.delete().key(`${ns}orders/link/${good.xid}/bank/abcd2001`);
+    }
+  });
+
+  it("top shows the MALFORMED count a leader publishes; 0 for a leader that publishes none, <none> without stats", async () => {
+    const r = await cli('top');
+    expect(table(r.stdout).header).toEqual(['APP', 'LEADER', 'QUEUE', 'PROCESSING', 'WAITING', 'REQUEUES', 'SUCCEEDED', 'FAILED', 'PARKED', 'MALFORMED', 'UPDATED']);
+    expect(row(r.stdout, 'audit')?.MALFORMED).toBe('5');
+    // The SDK's leaders publish stats without the count yet.
+    const orders = await waitFor(async () => {
+      const o = row((await cli('top')).stdout, 'orders');
+      return o && o.UPDATED !== '<none>' ? o : undefined;
+    }, 'the orders leader to publish its stats', 20_000);
+    expect(orders.MALFORMED).toBe('0');
+    expect(row(r.stdout, 'pay')?.MALFORMED).toBe('<none>');
+    const sorted = await cli('top', '--sort-by', 'malformed', '-o', 'json');
+    expect((JSON.parse(sorted.stdout) as { items: { app: string; stats: { malformed?: unknown } | null }[] }).items.find((s) => s.app === 'audit')?.stats?.malformed).toEqual({ gtx: 2, unknown: 3 });
+  });
+});
