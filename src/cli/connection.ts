@@ -4,10 +4,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { Etcd3, type IOptions } from 'etcd3';
+import { Store } from '../internal/store.js';
 import { etcdFaultHandling } from '../internal/fault-handling.js';
 import { DEFAULT_NAMESPACE, validateNamespace } from '../internal/keys.js';
 import { MAX_RECEIVE_MESSAGE_BYTES } from '../internal/range.js';
-import { CliStore } from './store.js';
 import { CliError, UnreachableError, UsageError } from './errors.js';
 
 export interface GlobalOptions {
@@ -131,7 +131,7 @@ function readPem(path: string, flag: string): Buffer {
 export interface Connection {
   config: ConnectionConfig;
   client: Etcd3;
-  store: CliStore;
+  store: Store;
   close(): void;
 }
 
@@ -163,7 +163,7 @@ export function connect(config: ConnectionConfig, extra: Partial<IOptions> = {})
   return {
     config,
     client,
-    store: new CliStore(client, config.namespace),
+    store: new Store(client, config.namespace),
     close: () => client.close(),
   };
 }

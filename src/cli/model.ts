@@ -5,23 +5,24 @@
  * missing, are kept as problems too: problems() lists every record the CLI cannot use, for the
  * warnings on stderr. Fed by one range, or by a watch.
  */
-import type { LeaderRecord } from '../internal/leader.js';
 import { Keys, appOfXid, type ParsedKey } from '../internal/keys.js';
 import {
   MalformedRecord,
-  parseJsonObject,
   Phase2State,
   branchStatus,
   parseBranch,
   parseGlobal,
+  parseLeaderRecord,
   parseLink,
   parseOrder,
+  parseStatsRecord,
   type BranchRecord,
   type GlobalRecord,
+  type LeaderRecord,
   type LinkRecord,
   type OrderRecord,
+  type ServiceStats,
 } from '../internal/records.js';
-import type { ServiceStats } from '../service.js';
 import { keyProblem } from './key-problems.js';
 
 export const MALFORMED = 'MALFORMED';
@@ -63,14 +64,8 @@ export interface BranchItem {
 export interface ServiceItem {
   app: string;
   leader?: Entry<LeaderRecord>;
-  stats?: Entry<PublishedStats>;
+  stats?: Entry<ServiceStats>;
 }
-
-/**
- * A leader's stats record. `malformed` counts the records its service could not use, by the kind
- * of key they are under (gtx, link, branch, order, leader, stats, unknown); older services omit it.
- */
-export type PublishedStats = ServiceStats & { malformed?: Record<string, number> };
 
 /** The entry a key gets, given the parse function of its kind; undefined deletes it. */
 type EntryOf = <T>(parse: (key: string, raw: Buffer) => T) => Entry<T> | undefined;
@@ -88,7 +83,7 @@ export class Model {
   /** branch key (not order key) → order */
   private readonly orders = new Map<string, Entry<OrderRecord>>();
   private readonly leaders = new Map<string, Entry<LeaderRecord>>();
-  private readonly stats = new Map<string, Entry<PublishedStats>>();
+  private readonly stats = new Map<string, Entry<ServiceStats>>();
   /** Keys under the namespace that are no txloop key → why. */
   private readonly strays = new Map<string, string>();
 
@@ -134,10 +129,10 @@ export class Model {
         return { kind: 'branch', key: bkey };
       }
       case 'leader':
-        update(this.leaders, p.app, entryOf(parseLeader));
+        update(this.leaders, p.app, entryOf(parseLeaderRecord));
         return { kind: 'service', app: p.app };
       case 'stats':
-        update(this.stats, p.app, entryOf(parseStats));
+        update(this.stats, p.app, entryOf(parseStatsRecord));
         return { kind: 'service', app: p.app };
     }
   }
@@ -297,27 +292,4 @@ function misplaced(keys: Keys, p: ParsedKey): string | undefined {
 function update<T>(map: Map<string, T>, id: string, value: T | undefined): void {
   if (value === undefined) map.delete(id);
   else map.set(id, value);
-}
-
-
-export function parseLeader(key: string, raw: Buffer): LeaderRecord {
-  const o = parseJsonObject(key, raw);
-  if (typeof o.identity !== 'string') throw new MalformedRecord(key, 'identity must be a string');
-  if (typeof o.since !== 'number') throw new MalformedRecord(key, 'since must be a number');
-  return o as unknown as LeaderRecord;
-}
-
-export function parseStats(key: string, raw: Buffer): PublishedStats {
-  const o = parseJsonObject(key, raw);
-  if (typeof o.identity !== 'string') throw new MalformedRecord(key, 'identity must be a string');
-  if (typeof o.at !== 'number') throw new MalformedRecord(key, 'at must be a number');
-  const q = o.queues as Record<string, unknown> | undefined;
-  if (typeof q !== 'object' || q === null || typeof q.globals !== 'object' || typeof q.branches !== 'object') throw new MalformedRecord(key, 'queues must hold globals and branches');
-  if (typeof o.phase2 !== 'object' || o.phase2 === null) throw new MalformedRecord(key, 'phase2 must be an object');
-  if (o.malformed !== undefined) {
-    const m = o.malformed as Record<string, unknown>;
-    const counts = typeof m === 'object' && m !== null && !Array.isArray(m) ? Object.values(m) : undefined;
-    if (!counts?.every((n) => typeof n === 'number' && Number.isInteger(n) && n >= 0)) throw new MalformedRecord(key, 'malformed must map record kinds to counts');
-  }
-  return o as unknown as PublishedStats;
 }

@@ -3,7 +3,7 @@
  * `branch/XID/BRANCHID`), a service leader is `APP` (or `leader/APP`): the `TYPE/` forms are what
  * `-o name` prints. The branch's owner is looked up by lookup.ts.
  */
-import { validateBranchId, validateXid } from '../internal/keys.js';
+import { BRANCH_ID_RULE, validateBranchId, validateXid } from '../internal/keys.js';
 import { UsageError } from './errors.js';
 
 export interface BranchRef {
@@ -66,6 +66,6 @@ function branchArg(s: string, arg: string): string {
   try {
     return validateBranchId(s);
   } catch {
-    throw new UsageError(`invalid branch id in ${JSON.stringify(arg)}: expected XID/BRANCHID with a BRANCHID of 4-40 lowercase letters and digits`);
+    throw new UsageError(`invalid branch id in ${JSON.stringify(arg)}: expected XID/BRANCHID with a BRANCHID of ${BRANCH_ID_RULE}`);
   }
 }

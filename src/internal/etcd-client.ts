@@ -1,6 +1,7 @@
 /** Builds the etcd3 client from connection options; TLS and auth are passed through untouched. */
-import { noop } from 'cockatiel';
 import { Etcd3, type IOptions } from 'etcd3';
+import { etcdFaultHandling } from './fault-handling.js';
+import { MAX_RECEIVE_MESSAGE_BYTES } from './range.js';
 import { defaultEndpoints, validateEndpoints, type EtcdConnectionOptions } from './options.js';
 
 export function createEtcdClient(options: EtcdConnectionOptions = {}): Etcd3 {
@@ -14,11 +15,8 @@ export function createEtcdClient(options: EtcdConnectionOptions = {}): Etcd3 {
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + requestTimeoutMs }),
     // One watch response carries every event of a revision range; past gRPC's default 4 MiB limit
     // etcd3 silently restarts the watch at the current revision, skipping events.
-    grpcOptions: { 'grpc.max_receive_message_length': 256 * 1024 * 1024 },
-    // etcd3's default per-host circuit breaker fails every call for 5 s after three failures, with a
-    // message that names no endpoint, and keeps failing a while after etcd is back; txloop's loops
-    // back off with jitter themselves. The global policy (retry on another member) stays.
-    faultHandling: { host: () => noop },
+    grpcOptions: { 'grpc.max_receive_message_length': MAX_RECEIVE_MESSAGE_BYTES },
+    faultHandling: etcdFaultHandling(),
   };
   if (options.credentials) config.credentials = options.credentials;
   if (options.auth) config.auth = { username: options.auth.username, password: options.auth.password };

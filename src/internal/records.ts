@@ -332,6 +332,11 @@ export function parseStatsRecord(key: string, raw: string | Buffer): ServiceStat
     throw new MalformedRecord(key, 'queues must hold globals and branches');
   }
   if (typeof o.phase2 !== 'object' || o.phase2 === null) throw new MalformedRecord(key, 'phase2 must be an object');
+  if (o.malformed !== undefined) {
+    const m = o.malformed as Record<string, unknown>;
+    const counts = typeof m === 'object' && m !== null && !Array.isArray(m) ? Object.values(m) : undefined;
+    if (!counts?.every((n) => typeof n === 'number' && Number.isInteger(n) && n >= 0)) throw new MalformedRecord(key, 'malformed must map record kinds to counts');
+  }
   return o as unknown as ServiceStats;
 }
 

@@ -22,6 +22,7 @@ import {
   WriteConflict,
 } from '../errors.js';
 import { Keys, newWriteId, prefixEnd } from './keys.js';
+import { rangePrefix } from './range.js';
 import { TxnBatcher } from './txn-batcher.js';
 import {
   Action,
@@ -141,23 +142,9 @@ export class Store {
     return this.batcher.submit({ compare, success, failure });
   }
 
-  /**
-   * Every key under `prefix`, read page by page at one revision: a single unpaginated range of a
-   * large prefix would exceed gRPC's 4 MiB message limit.
-   */
-  async range(prefix: string, revision?: string, pageSize = 500): Promise<{ kvs: IKeyValue[]; revision: string }> {
-    const end = prefixEnd(prefix);
-    const kvs: IKeyValue[] = [];
-    let from = enc(prefix);
-    let at = revision;
-    for (;;) {
-      const res = await this.client.kv.range({ key: from, range_end: end, limit: pageSize, ...(at ? { revision: at } : {}) });
-      at ??= res.header.revision;
-      kvs.push(...res.kvs);
-      const last = res.kvs.at(-1);
-      if (!res.more || !last) return { kvs, revision: at };
-      from = Buffer.concat([last.key, Buffer.from([0])]);
-    }
+  /** Every key under `prefix` at one revision, in bounded responses, linear in the key count (range.ts). */
+  range(prefix: string, revision?: string): Promise<{ kvs: IKeyValue[]; revision: string }> {
+    return rangePrefix(this.client, prefix, revision !== undefined ? { revision } : {});
   }
 
   async getRaw(key: string): Promise<IKeyValue | undefined> {
