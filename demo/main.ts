@@ -1,5 +1,5 @@
 /**
- * `npm run demo`: the TCC transfer of seed 000 (accounts A, B and C in three services; A and B pay C
+ * `npm run demo`: TCC transfers between accounts A, B and C in three services (first A and B pay C
  * 80 together) on a local etcd that the demo starts itself.
  *
  *   1. A pays C 30 and B pays C 50 in one transaction: Try freezes on A and B and announces the
@@ -345,7 +345,7 @@ async function waitForLeader(client: Etcd3, app: string, timeoutMs: number): Pro
 // -----------------------------------------------------------------------------------------------
 
 async function main(): Promise<number> {
-  say('txloop demo: the TCC account transfer of seed 000 across three services, no coordinator');
+  say('txloop demo: TCC account transfers across three services, no coordinator');
   say('  (etcd is the only shared component; each service confirms/cancels its own branches)');
   say();
 
@@ -407,8 +407,8 @@ async function main(): Promise<number> {
 
   // ---------------------------------------------------------------------------------------------
   say();
-  say('== 1. A pays C 30 and B pays C 50 in one TCC transaction (seed 000) ==');
-  const s1 = await transfer(transferSvc, 'seed 000: A pays C 30, B pays C 50', [
+  say('== 1. A pays C 30 and B pays C 50 in one TCC transaction ==');
+  const s1 = await transfer(transferSvc, 'A pays C 30, B pays C 50', [
     leg(bankA, 'debit', 30, 'C'),
     leg(bankB, 'debit', 50, 'C'),
     leg(bankC1, 'credit', 30, 'A'),

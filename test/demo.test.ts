@@ -60,7 +60,7 @@ function alive(pid: number): boolean {
 
 describe('npm run demo', () => {
   it(
-    'runs the seed-000 transfers: commit, rollback, commit after a leader is SIGKILLed; money conserved; everything stopped',
+    'runs the A, B → C transfers: commit, rollback, commit after a leader is SIGKILLed; money conserved; everything stopped',
     async () => {
       const run = await runDemo();
       const output = `exit ${run.code ?? run.signal}${run.timedOut ? ' (timed out)' : ''}\n--- stdout ---\n${run.stdout}\n--- stderr ---\n${run.stderr}`;
