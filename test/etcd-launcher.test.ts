@@ -296,7 +296,12 @@ describe('findEtcdBinary', () => {
     expect((err as Error).name).toBe('EtcdNotInstalledError');
     expect((err as Error).message).toContain('apt-get install etcd-server');
     expect((err as Error).message).toContain('TXLOOP_ETCD_BIN');
-    expect((err as Error).message).toContain('scripts/ensure-etcd.sh');
+    // A consumer of the installed package has no repository to run a relative path in: the message
+    // names the bin and the script's absolute path, which exists.
+    expect((err as Error).message).toContain('npx txloop-ensure-etcd');
+    const script = /\(bash (\/\S+\/scripts\/ensure-etcd\.sh)\)/.exec((err as Error).message)?.[1];
+    expect(script, (err as Error).message).toBeDefined();
+    expect((await stat(script!)).isFile()).toBe(true);
   });
 
   it('a TXLOOP_ETCD_BIN that points nowhere is an error, not a silent fallback', () => {

@@ -3,11 +3,12 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { accessSync, constants as fsConstants, createWriteStream, rmSync, statSync, type WriteStream } from 'node:fs';
+import { accessSync, constants as fsConstants, createWriteStream, existsSync, rmSync, statSync, type WriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 const HOST = '127.0.0.1';
 const STOP_GRACE_MS = 5_000;
@@ -15,9 +16,17 @@ const HEALTH_POLL_MS = 50;
 const MAX_PORT_ATTEMPTS = 5;
 const STDERR_TAIL_BYTES = 16 * 1024;
 
+// The message is read by consumers of the installed package as much as by this repository's
+// developers, so it names the script where it actually is (node_modules/txloop/scripts/… when
+// installed; this module sits in dist/internal/ or src/internal/, two levels below the package root)
+// and the bin that runs it from anywhere in a project that depends on txloop.
+const ENSURE_ETCD_SCRIPT = fileURLToPath(new URL('../../scripts/ensure-etcd.sh', import.meta.url));
 const HOW_TO_INSTALL =
   'Install it with `sudo apt-get install etcd-server` (Debian/Ubuntu), ' +
-  'or set TXLOOP_ETCD_BIN=/path/to/etcd (etcd 3.4+), or run scripts/ensure-etcd.sh.';
+  'or set TXLOOP_ETCD_BIN=/path/to/etcd (etcd 3.4+), ' +
+  'or run `npx txloop-ensure-etcd`' +
+  (existsSync(ENSURE_ETCD_SCRIPT) ? ` (bash ${ENSURE_ETCD_SCRIPT})` : '') +
+  ', which installs Debian\'s etcd-server when run as root and says what to do otherwise.';
 
 export class EtcdNotInstalledError extends Error {
   override readonly name = 'EtcdNotInstalledError';
