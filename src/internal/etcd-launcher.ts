@@ -145,10 +145,18 @@ function track(child: ChildProcess): void {
 }
 
 // The 'exit' hook does not run when Node itself is SIGKILLed (e.g. a hung test worker being reaped).
-// This tiny shell blocks on a pipe from us; when we die the pipe closes and it kills etcd.
+// This tiny shell blocks on a pipe from us; when we die the pipe closes and it kills etcd and removes
+// the data dir.
+// - It ignores SIGINT, SIGTERM and SIGHUP: it shares our process group, so a Ctrl-C (or a closed
+//   terminal) reaches it together with us and etcd, and it is needed exactly when that signal, or
+//   whatever follows it, takes us down before our own cleanup ran.
+// - A line from us means etcd exited on its own (e.g. the same Ctrl-C): its pid is no longer ours to
+//   kill, but the data dir is still to remove once we are gone, unless we remove it first and
+//   dismiss the watchdog.
 const WATCHDOG_SCRIPT =
-  'read _; kill -9 "$1" 2>/dev/null; i=0; ' +
-  'while kill -0 "$1" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; rm -rf "$2"';
+  "trap '' INT TERM HUP; " +
+  'if read _; then cat >/dev/null; else kill -9 "$1" 2>/dev/null; i=0; ' +
+  'while kill -0 "$1" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; fi; rm -rf "$2"';
 
 function spawnWatchdog(pid: number, dataDir: string): ChildProcess | undefined {
   try {
@@ -156,6 +164,7 @@ function spawnWatchdog(pid: number, dataDir: string): ChildProcess | undefined {
       stdio: ['pipe', 'ignore', 'ignore'],
     });
     watchdog.on('error', () => {});
+    watchdog.stdin?.on('error', () => {}); // It was SIGKILLed (dismissed) or killed by someone else.
     watchdog.unref();
     (watchdog.stdin as unknown as { unref?: () => void } | null)?.unref?.();
     return watchdog;
@@ -195,7 +204,8 @@ class EtcdProcess {
         this.hasExited = true;
         this.exitDescription = description;
         liveProcesses.delete(this.child);
-        this.watchdog?.kill('SIGKILL');
+        // Not dismissed yet: the data dir outlives etcd until stop() removes it.
+        this.watchdog?.stdin?.write('exited\n');
         resolve();
       };
       // 'close' rather than 'exit': it comes after stderr is drained, so the tail is complete.
@@ -248,6 +258,11 @@ class EtcdProcess {
 
   signal(signal: NodeJS.Signals): void {
     if (!this.hasExited) this.child.kill(signal);
+  }
+
+  /** The data dir was removed, or a new process took it over with its own watchdog. */
+  dismissWatchdog(): void {
+    this.watchdog?.kill('SIGKILL');
   }
 
   /** Waits for exit while keeping the event loop alive (the child is unref'd otherwise). */
@@ -413,6 +428,7 @@ class Member implements EtcdMember {
 
   spawn(): EtcdProcess {
     this.log ??= openLog(this.options.logFile, `[${this.spec.name}] `);
+    this.proc?.dismissWatchdog();
     this.proc = new EtcdProcess(this.bin, this.args, this.spec.dataDir, this.log);
     return this.proc;
   }
@@ -468,6 +484,7 @@ class Cluster implements EtcdCluster {
         this.members.map(async (m) => {
           await rm(m.spec.dataDir, { recursive: true, force: true });
           liveDataDirs.delete(m.spec.dataDir);
+          m.process?.dismissWatchdog();
         }),
       );
     })();
