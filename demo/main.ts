@@ -255,17 +255,25 @@ function cleanup(): Promise<void> {
   })();
   return cleaning;
 }
-/** Set while --keep waits for Ctrl-C: a signal then ends the wait, and main() returns its exit code. */
-let endKeep: (() => void) | undefined;
+/**
+ * Set (before the demo prints "Ctrl-C stops the services and etcd.") once --keep waits for Ctrl-C:
+ * a signal from then on is the normal end, and main() returns the checks' exit code. A signal before
+ * that interrupts the demo: cleanup, exit 130/143.
+ */
+let waitingForCtrlC = false;
+/** The signal came while --keep waited for it: the exit code is the checks' result, not 130/143. */
+let endedTheWait = false;
+/** Resolved by the first SIGINT/SIGTERM, so a signal that comes before the wait starts still ends it. */
+let signalled!: () => void;
+const interruption = new Promise<void>((resolve) => (signalled = resolve));
 for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
   process.on(signal, () => {
     if (interrupted) return;
     interrupted = signal;
     process.stderr.write(`\ndemo: ${signal}; stopping the services and etcd\n`);
-    if (endKeep) {
-      endKeep();
-      return;
-    }
+    signalled();
+    endedTheWait = waitingForCtrlC;
+    if (endedTheWait) return;
     void cleanup().finally(() => process.exit(code));
   });
 }
@@ -652,6 +660,9 @@ async function keepForOperators(k: KeepContext): Promise<number> {
   say(`  \`${cli} …\` runs this checkout's dist/cli/main.js (the same as \`node dist/cli/main.js …\`); docs/cli.md has every command.`);
   say(`  A retry before the unlock fails ${KEEP_DEAD_THRESHOLD} more times and parks the branch again.`);
   say('  Service logs: ' + (relative(process.cwd(), logDir) || logDir) + '/. This terminal reports what happens to the two transfers.');
+  // From here on a signal is the normal end. Set before the line below is printed: a test (or a
+  // person) that waits for that line and then signals can never hit the interrupt path instead.
+  waitingForCtrlC = true;
   say('  Ctrl-C stops the services and etcd.');
   say();
 
@@ -675,9 +686,7 @@ async function keepForOperators(k: KeepContext): Promise<number> {
   };
   const followers = [follow(parked.xid), follow(tx.xid)];
   const keepAlive = setInterval(() => undefined, 3_600_000);
-  await new Promise<void>((resolve) => {
-    endKeep = resolve;
-  });
+  await interruption;
   clearInterval(keepAlive);
   stopFollowing.abort();
   await Promise.race([Promise.all(followers), sleep(2_000)]);
@@ -706,4 +715,4 @@ try {
   clearTimeout(watchdog);
 }
 // A Ctrl-C that ends --keep's wait is its normal end: the exit code is the checks' result.
-process.exit(endKeep ? code : interrupted === 'SIGINT' ? 130 : interrupted === 'SIGTERM' ? 143 : code);
+process.exit(endedTheWait ? code : interrupted === 'SIGINT' ? 130 : interrupted === 'SIGTERM' ? 143 : code);
