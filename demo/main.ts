@@ -64,10 +64,21 @@ try {
 // -----------------------------------------------------------------------------------------------
 // Output
 
+// `npm run demo | tee log` and Ctrl-C: the same SIGINT ends tee, and our next write to its pipe fails
+// with EPIPE, which Node raises as an 'error' event on the stream; unhandled, that is a crash that
+// skips the cleanup below (services, etcd and its data dir left behind). Whoever read the output is
+// gone, so the demo stops writing to that stream and carries on stopping what it started.
+const gone = new Set<NodeJS.WriteStream>();
+for (const stream of [process.stdout, process.stderr]) stream.on('error', () => gone.add(stream));
+const write = (stream: NodeJS.WriteStream, text: string): void => {
+  if (!gone.has(stream) && !stream.destroyed) stream.write(text);
+};
+const warn = (line: string): void => write(process.stderr, `${line}\n`);
+
 /** Set by Ctrl-C / SIGTERM: the demo stops everything and prints nothing more. */
 let interrupted: NodeJS.Signals | undefined;
 const say = (line = ''): void => {
-  if (!interrupted) process.stdout.write(`${line}\n`);
+  if (!interrupted) write(process.stdout, `${line}\n`);
 };
 const elapsed = (): string => `${((Date.now() - started) / 1000).toFixed(1)}s`;
 const note = (line: string): void => say(`  [${elapsed().padStart(5)}] ${line}`);
@@ -249,7 +260,7 @@ function cleanup(): Promise<void> {
       try {
         await Promise.race([fn(), sleep(8_000).then(() => Promise.reject(new Error('timed out')))]);
       } catch (err) {
-        process.stderr.write(`demo: could not stop ${what}: ${(err as Error).message}\n`);
+        warn(`demo: could not stop ${what}: ${(err as Error).message}`);
       }
     }
   })();
@@ -270,7 +281,7 @@ for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
   process.on(signal, () => {
     if (interrupted) return;
     interrupted = signal;
-    process.stderr.write(`\ndemo: ${signal}; stopping the services and etcd\n`);
+    warn(`\ndemo: ${signal}; stopping the services and etcd`);
     signalled();
     endedTheWait = waitingForCtrlC;
     if (endedTheWait) return;
@@ -694,7 +705,7 @@ async function keepForOperators(k: KeepContext): Promise<number> {
 }
 
 const watchdog = setTimeout(() => {
-  process.stderr.write(`demo: still running after ${WATCHDOG_MS / 1000}s; giving up\n`);
+  warn(`demo: still running after ${WATCHDOG_MS / 1000}s; giving up`);
   void cleanup().finally(() => process.exit(1));
 }, WATCHDOG_MS);
 

@@ -2,15 +2,18 @@
  * Guards the README's first command (`npm run demo`, package.json's demo script): runs the demo as a
  * real process, with its own etcd and service processes, and checks what it prints and that it cleans
  * up. `--keep` (docs/cli.md's session) is run too: the real CLI against what it leaves running, then
- * Ctrl-C.
+ * Ctrl-C — in the usual order, and with the signal reaching the services and etcd before the demo
+ * while the pipe it writes to is gone (`npm run demo -- --keep | tee log`).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { assertBuilt, runCli } from './helpers/cli.js';
-import { waitFor } from './helpers/wait.js';
+import { waitFor, within } from './helpers/wait.js';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { startEtcd } from '../src/testing.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const DEMO_TIMEOUT_MS = 90_000;
@@ -80,6 +83,14 @@ function alive(pid: number): boolean {
   } catch {
     return true; // no /proc: trust kill(0)
   }
+}
+
+/** What a service process wrote to its log (stderr) that is not a pino JSON line: crashes, stacks. */
+function serviceCrashes(): string[] {
+  const logs = join(root, '.txloop-demo', 'logs');
+  return readdirSync(logs)
+    .filter((f) => f.startsWith('bank-'))
+    .flatMap((f) => readFileSync(join(logs, f), 'utf8').split('\n').filter((l) => l.trim() && !l.startsWith('{')).map((l) => `${f}: ${l}`));
 }
 
 interface KeepRun {
@@ -218,7 +229,64 @@ describe('npm run demo -- --keep', () => {
       await waitFor(() => run.pids.filter(alive).length === 0, { what: `demo processes ${run.pids.join(', ')} to be gone`, timeoutMs: 5_000 });
       expect(run.dataDir, output()).toMatch(/^\//);
       expect(existsSync(run.dataDir), `${run.dataDir} left behind\n${output()}`).toBe(false);
+      expect(serviceCrashes(), output()).toEqual([]);
     },
     90_000,
   );
+
+  it(
+    'Ctrl-C on `--keep | tee`: the pipe reader dies and the services and etcd get the signal before a busy demo does; no EPIPE, exit 0, everything stopped, data dir removed',
+    async () => {
+      const run = await startKeep();
+      const { output } = run;
+      let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+      try {
+        // A demo starved of CPU: it sees the Ctrl-C last. Meanwhile tee, which died of the same
+        // SIGINT, no longer reads the demo's output (both ends gone, as with `2>&1 | tee`).
+        process.kill(run.child.pid!, 'SIGSTOP');
+        run.child.stdout!.destroy();
+        run.child.stderr!.destroy();
+        run.signalGroup('SIGINT'); // pending for the stopped demo until SIGCONT
+        await waitFor(() => run.pids.filter(alive).length === 0, { what: `services and etcd (${run.pids.join(', ')}) to exit on their own SIGINT`, timeoutMs: 15_000 });
+        expect(existsSync(run.dataDir), 'etcd exited by itself; its data dir is still there for the demo to remove').toBe(true);
+        process.kill(run.child.pid!, 'SIGCONT');
+        exit = await within(run.exited, 'the demo to exit after SIGCONT', 20_000);
+      } finally {
+        if (!exit) exit = await run.stop();
+      }
+      // Its checks passed and the Ctrl-C was the normal end; a vanished reader of its output is no failure.
+      expect(exit, output()).toEqual({ code: 0, signal: null });
+      await waitFor(() => !existsSync(run.dataDir), { what: `${run.dataDir} to be removed`, timeoutMs: 5_000 });
+      expect(serviceCrashes(), output()).toEqual([]);
+    },
+    90_000,
+  );
+});
+
+describe('demo/account-service.ts', () => {
+  it('exits cleanly, without an EPIPE crash, when its parent stopped reading its events', async () => {
+    const etcd = await startEtcd();
+    const child = spawn(process.execPath, ['--import', 'tsx', 'demo/account-service.ts', '--app', 'bank-epipe', '--account', 'E', '--endpoints', etcd.endpoints.join(',')], {
+      cwd: root,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+    try {
+      const events: Record<string, unknown>[] = [];
+      createInterface({ input: child.stdout! }).on('line', (l) => events.push(JSON.parse(l) as Record<string, unknown>));
+      await waitFor(() => events.some((e) => e.event === 'ready') && events.some((e) => e.event === 'leader' && e.leading === true), { what: `bank-epipe ready and leading (stderr: ${stderr})`, timeoutMs: 20_000 });
+      // Its parent gone (as after a crash of the demo): the 'leader' event it emits while resigning
+      // on SIGTERM goes to a pipe nobody reads.
+      child.stdout!.destroy();
+      child.kill('SIGTERM');
+      const exit = await within(exited, 'bank-epipe to exit after SIGTERM', 10_000);
+      expect(exit, stderr).toEqual({ code: 0, signal: null });
+      expect(stderr).not.toMatch(/EPIPE|Error/);
+    } finally {
+      child.kill('SIGKILL');
+      await etcd.stop();
+    }
+  });
 });
