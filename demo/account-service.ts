@@ -74,7 +74,18 @@ const accountName = args.account;
 const replica = args.replica ?? '1';
 const endpoints = args.endpoints.split(',');
 
+// stdout is a pipe to the parent. When the parent is gone first (killed, or crashed), the next event
+// fails with EPIPE, raised as an 'error' event: unhandled, the service crashed in the middle of its
+// shutdown instead of resigning leadership. A parent that stopped listening is the same as a closed
+// stdin: shut down. Logs on stderr are not worth a crash either.
+let parentGone = false;
+process.stdout.on('error', () => {
+  parentGone = true;
+  void shutdown(0);
+});
+process.stderr.on('error', () => undefined);
 function emit(event: Record<string, unknown>): void {
+  if (parentGone || process.stdout.destroyed) return;
   process.stdout.write(`${JSON.stringify({ ...event, app, replica, pid: process.pid, at: Date.now() })}\n`);
 }
 
@@ -90,8 +101,14 @@ const service = new TxloopService({
   retryMaxMs: 2_000,
   handlerTimeoutMs: 15_000,
   ...(deadThreshold !== undefined ? { deadThreshold } : {}),
-  logger: pino({ level: process.env.TXLOOP_LOG_LEVEL ?? 'warn', base: { app, replica } }, pino.destination(2)),
+  logger: pino({ level: process.env.TXLOOP_LOG_LEVEL ?? 'warn', base: { app, replica } }, logDestination()),
 });
+
+function logDestination(): ReturnType<typeof pino.destination> {
+  const dest = pino.destination(2);
+  dest.on('error', () => undefined); // stderr gone (EPIPE): lose the log lines, not the process
+  return dest;
+}
 
 function legOf(payload: unknown): TransferLeg {
   const problem = validateLeg(payload);

@@ -37,7 +37,7 @@ export interface Account {
   name: string;
   /** Money on the account. */
   balance: number;
-  /** Reserved by debit Trys that are not yet confirmed or cancelled (seed 000: "冻结金额"). */
+  /** Reserved by debit Trys that are not yet confirmed or cancelled ("冻结金额", frozen amount). */
   frozen: number;
   /** Announced by credit Trys that are not yet confirmed or cancelled. */
   incoming: number;

@@ -1,5 +1,5 @@
 /**
- * `npm run demo`: the TCC transfer of seed 000 (accounts A, B and C in three services; A and B pay C
+ * `npm run demo`: TCC transfers between accounts A, B and C in three services (first A and B pay C
  * 80 together) on a local etcd that the demo starts itself.
  *
  *   1. A pays C 30 and B pays C 50 in one transaction: Try freezes on A and B and announces the
@@ -64,10 +64,21 @@ try {
 // -----------------------------------------------------------------------------------------------
 // Output
 
+// `npm run demo | tee log` and Ctrl-C: the same SIGINT ends tee, and our next write to its pipe fails
+// with EPIPE, which Node raises as an 'error' event on the stream; unhandled, that is a crash that
+// skips the cleanup below (services, etcd and its data dir left behind). Whoever read the output is
+// gone, so the demo stops writing to that stream and carries on stopping what it started.
+const gone = new Set<NodeJS.WriteStream>();
+for (const stream of [process.stdout, process.stderr]) stream.on('error', () => gone.add(stream));
+const write = (stream: NodeJS.WriteStream, text: string): void => {
+  if (!gone.has(stream) && !stream.destroyed) stream.write(text);
+};
+const warn = (line: string): void => write(process.stderr, `${line}\n`);
+
 /** Set by Ctrl-C / SIGTERM: the demo stops everything and prints nothing more. */
 let interrupted: NodeJS.Signals | undefined;
 const say = (line = ''): void => {
-  if (!interrupted) process.stdout.write(`${line}\n`);
+  if (!interrupted) write(process.stdout, `${line}\n`);
 };
 const elapsed = (): string => `${((Date.now() - started) / 1000).toFixed(1)}s`;
 const note = (line: string): void => say(`  [${elapsed().padStart(5)}] ${line}`);
@@ -249,23 +260,31 @@ function cleanup(): Promise<void> {
       try {
         await Promise.race([fn(), sleep(8_000).then(() => Promise.reject(new Error('timed out')))]);
       } catch (err) {
-        process.stderr.write(`demo: could not stop ${what}: ${(err as Error).message}\n`);
+        warn(`demo: could not stop ${what}: ${(err as Error).message}`);
       }
     }
   })();
   return cleaning;
 }
-/** Set while --keep waits for Ctrl-C: a signal then ends the wait, and main() returns its exit code. */
-let endKeep: (() => void) | undefined;
+/**
+ * Set (before the demo prints "Ctrl-C stops the services and etcd.") once --keep waits for Ctrl-C:
+ * a signal from then on is the normal end, and main() returns the checks' exit code. A signal before
+ * that interrupts the demo: cleanup, exit 130/143.
+ */
+let waitingForCtrlC = false;
+/** The signal came while --keep waited for it: the exit code is the checks' result, not 130/143. */
+let endedTheWait = false;
+/** Resolved by the first SIGINT/SIGTERM, so a signal that comes before the wait starts still ends it. */
+let signalled!: () => void;
+const interruption = new Promise<void>((resolve) => (signalled = resolve));
 for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
   process.on(signal, () => {
     if (interrupted) return;
     interrupted = signal;
-    process.stderr.write(`\ndemo: ${signal}; stopping the services and etcd\n`);
-    if (endKeep) {
-      endKeep();
-      return;
-    }
+    warn(`\ndemo: ${signal}; stopping the services and etcd`);
+    signalled();
+    endedTheWait = waitingForCtrlC;
+    if (endedTheWait) return;
     void cleanup().finally(() => process.exit(code));
   });
 }
@@ -345,7 +364,7 @@ async function waitForLeader(client: Etcd3, app: string, timeoutMs: number): Pro
 // -----------------------------------------------------------------------------------------------
 
 async function main(): Promise<number> {
-  say('txloop demo: the TCC account transfer of seed 000 across three services, no coordinator');
+  say('txloop demo: TCC account transfers across three services, no coordinator');
   say('  (etcd is the only shared component; each service confirms/cancels its own branches)');
   say();
 
@@ -407,8 +426,8 @@ async function main(): Promise<number> {
 
   // ---------------------------------------------------------------------------------------------
   say();
-  say('== 1. A pays C 30 and B pays C 50 in one TCC transaction (seed 000) ==');
-  const s1 = await transfer(transferSvc, 'seed 000: A pays C 30, B pays C 50', [
+  say('== 1. A pays C 30 and B pays C 50 in one TCC transaction ==');
+  const s1 = await transfer(transferSvc, 'A pays C 30, B pays C 50', [
     leg(bankA, 'debit', 30, 'C'),
     leg(bankB, 'debit', 50, 'C'),
     leg(bankC1, 'credit', 30, 'A'),
@@ -652,6 +671,9 @@ async function keepForOperators(k: KeepContext): Promise<number> {
   say(`  \`${cli} …\` runs this checkout's dist/cli/main.js (the same as \`node dist/cli/main.js …\`); docs/cli.md has every command.`);
   say(`  A retry before the unlock fails ${KEEP_DEAD_THRESHOLD} more times and parks the branch again.`);
   say('  Service logs: ' + (relative(process.cwd(), logDir) || logDir) + '/. This terminal reports what happens to the two transfers.');
+  // From here on a signal is the normal end. Set before the line below is printed: a test (or a
+  // person) that waits for that line and then signals can never hit the interrupt path instead.
+  waitingForCtrlC = true;
   say('  Ctrl-C stops the services and etcd.');
   say();
 
@@ -675,9 +697,7 @@ async function keepForOperators(k: KeepContext): Promise<number> {
   };
   const followers = [follow(parked.xid), follow(tx.xid)];
   const keepAlive = setInterval(() => undefined, 3_600_000);
-  await new Promise<void>((resolve) => {
-    endKeep = resolve;
-  });
+  await interruption;
   clearInterval(keepAlive);
   stopFollowing.abort();
   await Promise.race([Promise.all(followers), sleep(2_000)]);
@@ -685,7 +705,7 @@ async function keepForOperators(k: KeepContext): Promise<number> {
 }
 
 const watchdog = setTimeout(() => {
-  process.stderr.write(`demo: still running after ${WATCHDOG_MS / 1000}s; giving up\n`);
+  warn(`demo: still running after ${WATCHDOG_MS / 1000}s; giving up`);
   void cleanup().finally(() => process.exit(1));
 }, WATCHDOG_MS);
 
@@ -706,4 +726,4 @@ try {
   clearTimeout(watchdog);
 }
 // A Ctrl-C that ends --keep's wait is its normal end: the exit code is the checks' result.
-process.exit(endKeep ? code : interrupted === 'SIGINT' ? 130 : interrupted === 'SIGTERM' ? 143 : code);
+process.exit(endedTheWait ? code : interrupted === 'SIGINT' ? 130 : interrupted === 'SIGTERM' ? 143 : code);

@@ -243,15 +243,17 @@ describe('startEtcdCluster', () => {
 
 describe('no etcd outlives the process that started it', () => {
   // A child Node process starts a server, prints its pid and data dir, then dies in the given way.
-  async function orphanCheck(death: 'process.exit(1)' | "process.kill(process.pid, 'SIGKILL')"): Promise<void> {
+  // It runs in its own process group, so that a signal to "its group" (a Ctrl-C) stays away from us.
+  async function orphanCheck(death: string, start = 'const etcd = await startEtcd();'): Promise<void> {
     const launcher = new URL('../src/testing.ts', import.meta.url).href;
     const script = `
-      import { startEtcd } from ${JSON.stringify(launcher)};
-      const etcd = await startEtcd();
+      import { startEtcd, startEtcdCluster } from ${JSON.stringify(launcher)};
+      ${start}
       console.log(JSON.stringify({ pid: etcd.pid, dataDir: etcd.dataDir }));
       ${death};`;
     const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
       stdio: ['ignore', 'pipe', 'inherit'],
+      detached: true,
     });
     cleanups.push(() => void child.kill('SIGKILL'));
     let out = '';
@@ -270,6 +272,23 @@ describe('no etcd outlives the process that started it', () => {
 
   it('being SIGKILLed without stop() still kills etcd and removes its data dir', async () => {
     await orphanCheck("process.kill(process.pid, 'SIGKILL')");
+  });
+
+  it('a Ctrl-C to the whole process group (Node, etcd and the watchdog) still removes the data dir', async () => {
+    // Node has no SIGINT handler here, so it dies at once and runs no exit hook; etcd exits on its
+    // own SIGINT. Only the watchdog is left to remove the data dir, so it must not die of the same SIGINT.
+    await orphanCheck("process.kill(0, 'SIGINT')");
+  });
+
+  it('etcd exiting on its own first, then being SIGKILLed, still removes the data dir', async () => {
+    // kill() resolves once the launcher saw etcd exit: the watchdog has been told, not dismissed.
+    await orphanCheck(
+      "await etcd.member.kill('SIGTERM'); process.kill(process.pid, 'SIGKILL')",
+      `const c = await startEtcdCluster({ size: 1 });
+      const member = c.members[0];
+      const argv = (await import('node:fs')).readFileSync('/proc/' + member.pid + '/cmdline', 'utf8').split('\\0');
+      const etcd = { member, pid: member.pid, dataDir: argv[argv.indexOf('--data-dir') + 1] };`,
+    );
   });
 });
 
@@ -296,7 +315,12 @@ describe('findEtcdBinary', () => {
     expect((err as Error).name).toBe('EtcdNotInstalledError');
     expect((err as Error).message).toContain('apt-get install etcd-server');
     expect((err as Error).message).toContain('TXLOOP_ETCD_BIN');
-    expect((err as Error).message).toContain('scripts/ensure-etcd.sh');
+    // A consumer of the installed package has no repository to run a relative path in: the message
+    // names the bin and the script's absolute path, which exists.
+    expect((err as Error).message).toContain('npx txloop-ensure-etcd');
+    const script = /\(bash (\/\S+\/scripts\/ensure-etcd\.sh)\)/.exec((err as Error).message)?.[1];
+    expect(script, (err as Error).message).toBeDefined();
+    expect((await stat(script!)).isFile()).toBe(true);
   });
 
   it('a TXLOOP_ETCD_BIN that points nowhere is an error, not a silent fallback', () => {

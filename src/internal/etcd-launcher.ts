@@ -3,11 +3,12 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { accessSync, constants as fsConstants, createWriteStream, rmSync, statSync, type WriteStream } from 'node:fs';
+import { accessSync, constants as fsConstants, createWriteStream, existsSync, rmSync, statSync, type WriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 const HOST = '127.0.0.1';
 const STOP_GRACE_MS = 5_000;
@@ -15,9 +16,17 @@ const HEALTH_POLL_MS = 50;
 const MAX_PORT_ATTEMPTS = 5;
 const STDERR_TAIL_BYTES = 16 * 1024;
 
+// The message is read by consumers of the installed package as much as by this repository's
+// developers, so it names the script where it actually is (node_modules/txloop/scripts/… when
+// installed; this module sits in dist/internal/ or src/internal/, two levels below the package root)
+// and the bin that runs it from anywhere in a project that depends on txloop.
+const ENSURE_ETCD_SCRIPT = fileURLToPath(new URL('../../scripts/ensure-etcd.sh', import.meta.url));
 const HOW_TO_INSTALL =
   'Install it with `sudo apt-get install etcd-server` (Debian/Ubuntu), ' +
-  'or set TXLOOP_ETCD_BIN=/path/to/etcd (etcd 3.4+), or run scripts/ensure-etcd.sh.';
+  'or set TXLOOP_ETCD_BIN=/path/to/etcd (etcd 3.4+), ' +
+  'or run `npx txloop-ensure-etcd`' +
+  (existsSync(ENSURE_ETCD_SCRIPT) ? ` (bash ${ENSURE_ETCD_SCRIPT})` : '') +
+  ', which installs Debian\'s etcd-server when run as root and says what to do otherwise.';
 
 export class EtcdNotInstalledError extends Error {
   override readonly name = 'EtcdNotInstalledError';
@@ -136,10 +145,18 @@ function track(child: ChildProcess): void {
 }
 
 // The 'exit' hook does not run when Node itself is SIGKILLed (e.g. a hung test worker being reaped).
-// This tiny shell blocks on a pipe from us; when we die the pipe closes and it kills etcd.
+// This tiny shell blocks on a pipe from us; when we die the pipe closes and it kills etcd and removes
+// the data dir.
+// - It ignores SIGINT, SIGTERM and SIGHUP: it shares our process group, so a Ctrl-C (or a closed
+//   terminal) reaches it together with us and etcd, and it is needed exactly when that signal, or
+//   whatever follows it, takes us down before our own cleanup ran.
+// - A line from us means etcd exited on its own (e.g. the same Ctrl-C): its pid is no longer ours to
+//   kill, but the data dir is still to remove once we are gone, unless we remove it first and
+//   dismiss the watchdog.
 const WATCHDOG_SCRIPT =
-  'read _; kill -9 "$1" 2>/dev/null; i=0; ' +
-  'while kill -0 "$1" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; rm -rf "$2"';
+  "trap '' INT TERM HUP; " +
+  'if read _; then cat >/dev/null; else kill -9 "$1" 2>/dev/null; i=0; ' +
+  'while kill -0 "$1" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; fi; rm -rf "$2"';
 
 function spawnWatchdog(pid: number, dataDir: string): ChildProcess | undefined {
   try {
@@ -147,6 +164,7 @@ function spawnWatchdog(pid: number, dataDir: string): ChildProcess | undefined {
       stdio: ['pipe', 'ignore', 'ignore'],
     });
     watchdog.on('error', () => {});
+    watchdog.stdin?.on('error', () => {}); // It was SIGKILLed (dismissed) or killed by someone else.
     watchdog.unref();
     (watchdog.stdin as unknown as { unref?: () => void } | null)?.unref?.();
     return watchdog;
@@ -186,7 +204,8 @@ class EtcdProcess {
         this.hasExited = true;
         this.exitDescription = description;
         liveProcesses.delete(this.child);
-        this.watchdog?.kill('SIGKILL');
+        // Not dismissed yet: the data dir outlives etcd until stop() removes it.
+        this.watchdog?.stdin?.write('exited\n');
         resolve();
       };
       // 'close' rather than 'exit': it comes after stderr is drained, so the tail is complete.
@@ -239,6 +258,11 @@ class EtcdProcess {
 
   signal(signal: NodeJS.Signals): void {
     if (!this.hasExited) this.child.kill(signal);
+  }
+
+  /** The data dir was removed, or a new process took it over with its own watchdog. */
+  dismissWatchdog(): void {
+    this.watchdog?.kill('SIGKILL');
   }
 
   /** Waits for exit while keeping the event loop alive (the child is unref'd otherwise). */
@@ -404,6 +428,7 @@ class Member implements EtcdMember {
 
   spawn(): EtcdProcess {
     this.log ??= openLog(this.options.logFile, `[${this.spec.name}] `);
+    this.proc?.dismissWatchdog();
     this.proc = new EtcdProcess(this.bin, this.args, this.spec.dataDir, this.log);
     return this.proc;
   }
@@ -459,6 +484,7 @@ class Cluster implements EtcdCluster {
         this.members.map(async (m) => {
           await rm(m.spec.dataDir, { recursive: true, force: true });
           liveDataDirs.delete(m.spec.dataDir);
+          m.process?.dismissWatchdog();
         }),
       );
     })();

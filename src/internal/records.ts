@@ -1,7 +1,7 @@
 /**
  * The JSON records txloop keeps in etcd, and their validation. Records are read back defensively:
  * anything in etcd may have been written by an older version, by hand, or corrupted, and a malformed
- * record must never stop a control loop (DESIGN invariant 9).
+ * record must never stop a control loop (invariant 9 in the README's table).
  */
 import { PayloadError, TxloopError } from '../errors.js';
 import type { WorkqueueStats } from './workqueue.js';
@@ -54,7 +54,7 @@ export interface GlobalRecord {
   /** false while some branches still lack their phase-2 order (decision larger than one etcd Txn). */
   fannedOut?: boolean;
   completedAt?: number;
-  /** A human resolved a branch against the decision (seed 000's "heuristic" outcome). */
+  /** A human resolved a branch against the decision (what TCC calls a "heuristic" outcome). */
   heuristic?: boolean;
   events: TimelineEvent[];
 }

@@ -1,5 +1,5 @@
 /**
- * A work queue with client-go semantics (invariant 7 of DESIGN.md).
+ * A work queue with client-go semantics (invariant 7 in the README's table).
  *
  * - A key is at most once in the queue ("dirty" set): repeated adds are coalesced.
  * - A key handed out by {@link Workqueue.get} is "processing" until {@link Workqueue.done}; it is never
