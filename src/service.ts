@@ -117,7 +117,7 @@ export interface TryOptions {
    */
   signal?: AbortSignal;
   /**
-   * Makes the Try idempotent across retries of the call (seed 003): the same id in the same
+   * Makes the Try idempotent across retries of the call (TCC's idempotency rule): the same id in the same
    * transaction registers one branch only. A Try that already succeeded is not run again
    * (`replayed: true`, `result` undefined); one that failed throws TryFailed again; one still
    * PENDING (its first call died) runs again. 1-64 letters, digits, '.', '_' or '-' (a UUID or ULID fits).

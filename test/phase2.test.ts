@@ -272,7 +272,7 @@ describe('graceful shutdown', () => {
   });
 });
 
-describe('idempotent Try (seed 003) and Trys in flight at close()', () => {
+describe('idempotent Try and Trys in flight at close()', () => {
   it('a Try retried with the same branchId registers one branch and runs its handler once; a different payload under that id is refused', async () => {
     setup('idem');
     let tries = 0;
