@@ -353,25 +353,31 @@ function etcdArgs(m: MemberSpec, all: MemberSpec[], token: string, options: Star
 
 // ---- ports and readiness ----------------------------------------------------------------------
 
-/** Distinct free loopback ports: all are held open together, then released. */
+/**
+ * Ports below the kernel's ephemeral range (Linux: 32768-60999), where no listen(0) server and no
+ * outgoing connection's local port lands: a member killed and restarted on its ports must not find
+ * them taken by another test's etcd, which would answer its health check in its place.
+ */
+const PORT_RANGE = { min: 15_000, max: 32_000 };
+
+/** Distinct free loopback ports, chosen at random in PORT_RANGE: all are held open together, then released. */
 async function freePorts(count: number): Promise<number[]> {
-  const results = await Promise.allSettled(
-    Array.from(
-      { length: count },
-      () =>
-        new Promise<Server>((resolve, reject) => {
-          const server = createServer();
-          server.once('error', reject);
-          server.listen(0, HOST, () => resolve(server));
-        }),
-    ),
-  );
-  const servers = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
-  const ports = servers.map((s) => (s.address() as AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-  const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failure) throw failure.reason;
-  return ports;
+  const held: Server[] = [];
+  try {
+    for (let tries = 0; held.length < count; tries++) {
+      if (tries > 2_000) throw new EtcdStartError(`no ${count} free loopback ports found in ${PORT_RANGE.min}-${PORT_RANGE.max}`);
+      const port = PORT_RANGE.min + Math.floor(Math.random() * (PORT_RANGE.max - PORT_RANGE.min));
+      const server = await new Promise<Server | undefined>((resolve) => {
+        const srv = createServer();
+        srv.once('error', () => resolve(undefined));
+        srv.listen(port, HOST, () => resolve(srv));
+      });
+      if (server) held.push(server);
+    }
+    return held.map((s) => (s.address() as AddressInfo).port);
+  } finally {
+    await Promise.all(held.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+  }
 }
 
 async function waitHealthy(clientUrl: string, proc: EtcdProcess, timeoutMs: number): Promise<void> {
