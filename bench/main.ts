@@ -22,7 +22,7 @@
  *
  * Group commit (src/internal/txn-batcher.ts): every store Txn goes through a per-service batcher, and
  * Txns submitted while one RPC is in flight go out together as the nested Txns of one outer Txn with
- * no compares. So three figures differ: logical write Txns (what the SDK asks for: 9 per committed
+ * no compares. So three figures differ: logical write Txns (what the SDK asks for: 11 per committed
  * 2-branch transaction), etcd revisions (raft writes: one per outer Txn that wrote something, however
  * many nested Txns it carried) and RPCs. The raw Txns go straight to the client, never batched.
  *
@@ -785,7 +785,7 @@ async function main(): Promise<void> {
           'one of its RPCs is in flight as the nested Txns of one outer Txn, which etcd applies as one revision (one raft entry).',
       );
       console.log(
-        "Logical write Txns by kind (each with its own compares; 9 per committed 2-branch transaction) are split out of etcd's " +
+        "Logical write Txns by kind (each with its own compares; 11 per committed 2-branch transaction: each phase-2 attempt is recorded before its handler and after) are split out of etcd's " +
           'history after the run, by record: a branch with its link, a decision with its orders (the batcher never batches two ' +
           'Txns that write one key). They count writes that took effect.' +
           (history.complete && (alsoHistory?.complete ?? true) ? '' : ' HISTORY REPLAY INCOMPLETE: the breakdown misses revisions.'),
