@@ -5,7 +5,7 @@
  * One key per account, `txloop-demo/accounts/<name>`, changed only by compare-and-swap on its
  * mod_revision. Each account also records what every TCC branch did to it (`branches`), which makes
  * confirm and cancel idempotent, turns a cancel that arrives before its Try into an empty rollback,
- * and refuses a Try that arrives after its cancel (the seed-003 "branch barrier" rules).
+ * and refuses a Try that arrives after its cancel (the rules a TCC "branch barrier" enforces: idempotency, empty rollback, anti-hanging).
  */
 import type { Etcd3 } from 'etcd3';
 

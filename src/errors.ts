@@ -16,7 +16,7 @@ export class TxloopError extends Error {
 
 /** An argument, option, header or HTTP body failed validation; `field` says which one. */
 export class ValidationError extends TxloopError {
-  override readonly name = 'ValidationError';
+  override readonly name: string = 'ValidationError';
   constructor(
     readonly field: string,
     message: string,
@@ -26,7 +26,9 @@ export class ValidationError extends TxloopError {
 }
 
 /** A payload does not fit in one etcd value (or is not JSON-serialisable). */
-export class PayloadError extends ValidationError {}
+export class PayloadError extends ValidationError {
+  override readonly name = 'PayloadError';
+}
 
 export class TransactionNotFound extends TxloopError {
   override readonly name = 'TransactionNotFound';

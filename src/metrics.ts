@@ -17,7 +17,8 @@ const durationBuckets = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5
 export class TxloopMetrics {
   readonly registry: Registry;
   private readonly queues = new Set<Workqueue>();
-  private readonly malformedSources = new Map<string, () => Record<string, number>>();
+  /** Each service's malformed-record tally, summed per app (replicas of one app may share a process). */
+  private readonly malformedSources = new Map<{ counts(): Record<string, number> }, string>();
   readonly workqueueAdds: Counter<'name'>;
   readonly workqueueRetries: Counter<'name'>;
   readonly workqueueQueueDuration: Histogram<'name'>;
@@ -72,7 +73,13 @@ export class TxloopMetrics {
       registers: r,
       collect() {
         this.reset();
-        for (const [app, counts] of malformedSources) for (const [kind, n] of Object.entries(counts())) this.set({ app, kind }, n);
+        const sums = new Map<string, Record<string, number>>();
+        for (const [source, app] of malformedSources) {
+          const sum = sums.get(app) ?? {};
+          for (const [kind, n] of Object.entries(source.counts())) sum[kind] = (sum[kind] ?? 0) + n;
+          sums.set(app, sum);
+        }
+        for (const [app, sum] of sums) for (const [kind, n] of Object.entries(sum)) this.set({ app, kind }, n);
       },
     });
     this.workqueueAdds = new Counter({ name: 'workqueue_adds_total', help: 'Total adds handled by the workqueue.', labelNames: ['name'], registers: r });
@@ -107,9 +114,13 @@ export class TxloopMetrics {
     this.queues.delete(queue);
   }
 
-  /** Reports a service's malformed-record counts (by key prefix) in `txloop_malformed_records`. */
-  trackMalformed(app: string, counts: () => Record<string, number>): void {
-    this.malformedSources.set(app, counts);
+  /** Reports a service's malformed-record counts (by key prefix) in `txloop_malformed_records` until untrackMalformed(). */
+  trackMalformed(app: string, source: { counts(): Record<string, number> }): void {
+    this.malformedSources.set(source, app);
+  }
+
+  untrackMalformed(source: { counts(): Record<string, number> }): void {
+    this.malformedSources.delete(source);
   }
 }
 

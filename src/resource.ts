@@ -18,8 +18,9 @@ export interface PhaseTwoContext<P = unknown> {
   readonly payload: P;
   readonly action: 'confirm' | 'cancel';
   /**
-   * 1 for the first attempt; grows across retries, restarts and leader changes (each attempt is
-   * recorded in etcd before its handler starts, so no two attempts share a number).
+   * 1 for the first attempt; grows with every attempt of this branch, across retries, restarts,
+   * leader changes and operator retries (each attempt is recorded in etcd before its handler starts,
+   * so no two attempts share a number).
    */
   readonly attempt: number;
   /**
@@ -35,12 +36,13 @@ export interface PhaseTwoContext<P = unknown> {
   readonly tryState: 'SUCCEEDED' | 'FAILED' | 'PENDING';
   /**
    * The fencing token of the leader term running this attempt: the leader key's etcd create revision,
-   * a decimal integer that only grows from one term to the next. Phase 2 is at-least-once, and a
-   * deposed leader's handler may still be running (it ignored its signal, or its process was frozen):
-   * make your own write conditional on it so a stale term cannot apply its effect after a newer one —
-   * in SQL, e.g. `UPDATE … SET term = $token WHERE id = $branchId AND term <= $token` (compare as a
-   * number: `BigInt(token)` or a `bigint` column); in etcd, compare the create revision of
-   * `<namespace><app>/leader` with it in the same Txn.
+   * a decimal integer that only grows from one term to the next. Phase 2 is at-least-once, and an
+   * older attempt may still be running (its replica froze or lost its lease, or it ignored its signal
+   * past the handler timeout): make your own write conditional on (fencingToken, attempt) so a stale
+   * attempt cannot apply its effect after a newer one — in SQL, e.g. `… WHERE id = $branchId AND
+   * (term, attempt) <= ($token, $attempt)` (compare the token as a number: `BigInt(token)` or a
+   * `bigint` column); in etcd, compare the create revision of `<namespace><app>/leader` with it in
+   * the same Txn.
    */
   readonly fencingToken: string;
   /** Aborted when the handler timeout passes or this replica stops leading. */

@@ -15,6 +15,7 @@ import {
   ServiceClosed,
   TxloopError,
   TransactionAlreadyDecided,
+  WriteConflict,
   TransactionNotFound,
   TryFailed,
   UnknownResource,
@@ -102,9 +103,10 @@ export interface StartOptions extends CallOptions {
 
 export interface CloseOptions extends CallOptions {
   /**
-   * How long the graceful part may take (resigning leadership, letting running handlers stop)
-   * before the etcd client is closed regardless. Trys in flight are waited for up to their own
-   * deadline first. Aborting `signal` skips every wait. @default 5_000
+   * How long to wait for Trys in flight to finish and record their outcome (never past their own
+   * deadline); when it passes, their handlers' signals are aborted. Resigning leadership and stopping
+   * the loops then get at most 5 s more before the etcd client is closed regardless, so close()
+   * finishes within `timeoutMs` + 5 s. Aborting `signal` skips every wait. @default 30_000
    */
   timeoutMs?: number;
 }
@@ -112,8 +114,9 @@ export interface CloseOptions extends CallOptions {
 export interface TryOptions {
   /**
    * The caller's signal, handed to the Try handler (which is also aborted at the transaction's
-   * deadline). If it fires, the branch is recorded as failed (so commit refuses it) and tryBranch
-   * throws AbortError.
+   * deadline). If it fires before the handler ran, or the handler fails after it fired, the branch
+   * is recorded as failed (so commit refuses it) and tryBranch throws AbortError. A handler that
+   * finishes its work anyway is recorded as succeeded, and its result returned.
    */
   signal?: AbortSignal;
   /**
@@ -249,6 +252,8 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
   private closing: Promise<void> | undefined;
   /** Aborted by close(): ends a start() still waiting for etcd and every wait in close itself. */
   private readonly closed = new AbortController();
+  /** Aborted when close() stops waiting for Trys in flight: their handlers are told to stop. */
+  private readonly triesCutOff = new AbortController();
   private readonly counters = { succeeded: 0, failed: 0, parked: 0, completed: 0, collected: 0 };
   private readonly metrics: TxloopMetrics | undefined;
   /** Trys in flight → their transaction's deadline. */
@@ -268,7 +273,7 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
     this.malformed = new MalformedRecords(this.logger);
     this.store = new Store(this.client, this.options.namespace, this.options.maxTxnOps);
     this.metrics = this.options.metrics ? metricsFor(this.options.metrics) : undefined;
-    this.metrics?.trackMalformed(this.app, () => this.malformed.counts());
+    this.metrics?.trackMalformed(this.app, this.malformed);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -304,6 +309,7 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
     if (typeof ctx.deadline !== 'number' || !Number.isSafeInteger(ctx.deadline) || ctx.deadline <= 0) {
       throw new ValidationError('ctx.deadline', 'must be epoch milliseconds');
     }
+    rejectUnknownOptions(options, ['signal', 'branchId'], 'options.');
     validateResource(resource);
     const handler = this.resources.get(resource);
     if (!handler) throw new UnknownResource(this.app, resource);
@@ -342,7 +348,7 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
       if (existing.tryState === TryState.FAILED) throw new TryFailed(xid, branchId, resource, new Error(existing.tryError ?? 'try failed'));
       log.info('try of an existing branch still PENDING (an earlier call died or is running): running it again');
     }
-    const signals = [AbortSignal.timeout(Math.max(0, deadline - Date.now()))];
+    const signals = [AbortSignal.timeout(Math.max(0, deadline - Date.now())), this.triesCutOff.signal];
     if (callerSignal) signals.push(callerSignal);
     const signal = AbortSignal.any(signals);
     let result: unknown;
@@ -357,13 +363,16 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
       if (callerSignal?.aborted) throw new AbortError(xid, callerSignal.reason);
       throw new TryFailed(xid, branchId, resource, err);
     }
-    const recorded = await this.withRetries(() => this.store.recordTryResult(registered, TryState.SUCCEEDED));
+    let recorded = await this.withRetries(() => this.store.recordTryResult(registered, TryState.SUCCEEDED));
     if (!recorded) {
       // The transaction rolled back and was collected while this Try ran: nobody would release what
       // it reserved, so the branch comes back with a cancel of its own.
-      await this.withRetries(() => this.store.compensateCollectedTry(registered.record));
-      log.warn('try succeeded after its transaction was rolled back and collected; its cancel is ordered');
-      throw new TransactionAlreadyDecided(xid, 'rollback', 'ROLLED_BACK', 'unknown (collected before the Try finished)');
+      if (await this.withRetries(() => this.store.compensateCollectedTry(registered.record))) {
+        log.warn('try succeeded after its transaction was rolled back and collected; its cancel is ordered');
+        throw new TransactionAlreadyDecided(xid, 'rollback', 'ROLLED_BACK', 'unknown (collected before the Try finished)');
+      }
+      recorded = await this.withRetries(() => this.store.recordTryResult(registered, TryState.SUCCEEDED));
+      if (!recorded) throw new WriteConflict(registered.key);
     }
     log.debug('try succeeded');
     return { branchId, result, replayed: false };
@@ -378,6 +387,7 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
   }
 
   private async doBegin(options: BeginOptions): Promise<GlobalTransaction> {
+    if (typeof options === 'object' && options !== null) rejectUnknownOptions(options, ['name', 'timeoutMs', 'signal'], 'options.');
     if (typeof options !== 'object' || options === null) throw new ValidationError('options', 'must be { name, timeoutMs? }');
     const { name } = options;
     if (typeof name !== 'string' || name.trim().length === 0 || name.length > 128 || /[\n\r\t\0]/.test(name)) {
@@ -416,6 +426,7 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
 
   private decide(xid: string, outcome: 'commit' | 'rollback', options: DecideCallOptions): Promise<void> {
     return this.call(outcome, typeof xid === 'string' ? xid : undefined, options?.signal, true, async () => {
+      rejectUnknownOptions(options, ['reason', 'signal'], 'options.');
       validateXid(xid);
       if (options.reason !== undefined && (typeof options.reason !== 'string' || options.reason.length > 1000)) {
         throw new ValidationError('reason', 'must be a string of at most 1000 characters');
@@ -465,6 +476,7 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
   /** Reads a transaction and its branches. */
   get(xid: string, options: CallOptions = {}): Promise<TransactionView> {
     return this.call('get', typeof xid === 'string' ? xid : undefined, options.signal, false, async () => {
+      rejectUnknownOptions(options, ['signal'], 'options.');
       validateXid(xid);
       const { global, links } = await this.store.readTransaction(xid);
       if (!global) throw new TransactionNotFound(xid);
@@ -522,6 +534,7 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
    */
   waitForCompletion(xid: string, options: WaitOptions = {}): Promise<TransactionView> {
     return this.call('waitForCompletion', typeof xid === 'string' ? xid : undefined, options.signal, false, async () => {
+      rejectUnknownOptions(options, ['timeoutMs', 'signal'], 'options.');
       validateXid(xid);
       const timeoutMs = options.timeoutMs ?? 60_000;
       const deadline = Date.now() + timeoutMs;
@@ -536,9 +549,10 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
           const left = deadline - Date.now();
           if (left <= 0) throw new DeadlineExceeded(xid, `transaction ${xid} still ${view.status} after waiting ${timeoutMs}ms`);
           await new Promise<void>((resolve) => {
-            const t = setTimeout(resolve, Math.min(left, 1000));
+            const t = setTimeout(() => wake?.(), Math.min(left, 1000));
             wake = () => {
               clearTimeout(t);
+              options.signal?.removeEventListener('abort', wake!);
               resolve();
             };
             // An abort ends the wait here too, so the watcher is cancelled at once.
@@ -562,8 +576,12 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
    * close() is called meanwhile; start() may then be called again.
    */
   start(options: StartOptions = {}): Promise<void> {
-    this.assertOpen();
-    rejectUnknownOptions(options, ['timeoutMs', 'signal'], 'options.');
+    try {
+      this.assertOpen();
+      rejectUnknownOptions(options, ['timeoutMs', 'signal'], 'options.');
+    } catch (err) {
+      return Promise.reject(err);
+    }
     this.starting ??= this.doStart(options).catch((err: unknown) => {
       this.starting = undefined;
       throw this.publicError(err, 'start');
@@ -700,6 +718,8 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
       collectAt: (xid: string, due: number) => retained.set(xid, due),
     };
     const onError = (kind: string) => (key: string, err: unknown) => {
+      // An outage is said once (ConnectionState), not once per key per retry.
+      if (this.connection.failed(`reconcile (${kind})`, err)) return;
       const xid = key.split('/')[0];
       logger.warn({ xid, key, queue: kind, err: errorMessage(err) }, 'reconcile failed; retrying with backoff');
     };
@@ -784,6 +804,11 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
    * their deadline, the rest up to `timeoutMs`, then the client is closed. Safe to call twice.
    */
   close(options: CloseOptions = {}): Promise<void> {
+    try {
+      rejectUnknownOptions(options, ['timeoutMs', 'signal'], 'options.');
+    } catch (err) {
+      return Promise.reject(err);
+    }
     this.closing ??= this.doClose(options);
     return this.closing;
   }
@@ -792,11 +817,16 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
     this.closed.abort(new ServiceClosed(this.app));
     const skip = options.signal ?? new AbortController().signal;
     // Let Trys in flight record their outcome; a handler ignoring its signal past the deadline is
-    // not waited for beyond it.
+    // not waited for beyond it, nor any past the close timeout.
     if (this.triesInFlight.size > 0) {
       const latest = Math.max(...this.triesInFlight.values());
-      await boundedWait(Promise.allSettled([...this.triesInFlight.keys()]), Math.max(0, latest - Date.now()) + 1_000, skip);
+      const waitMs = Math.min(Math.max(0, latest - Date.now()) + 1_000, options.timeoutMs ?? 30_000);
+      await boundedWait(Promise.allSettled([...this.triesInFlight.keys()]), waitMs, skip);
+      this.triesCutOff.abort(new ServiceClosed(this.app));
+      // A handler that stops on its signal still gets its FAILED outcome recorded.
+      await boundedWait(Promise.allSettled([...this.triesInFlight.keys()]), 1_000, skip);
     }
+    this.metrics?.untrackMalformed(this.malformed);
     await boundedWait(
       (async () => {
         await this.starting?.catch(() => undefined);
@@ -804,7 +834,7 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
         await this.elector?.stop();
         await this.informer?.stop();
       })(),
-      options.timeoutMs ?? 5_000,
+      5_000,
       skip,
     );
     if (this.ownsClient) this.client.close();

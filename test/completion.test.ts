@@ -148,6 +148,13 @@ describe('invariant 8: completion only when every branch is done; retention, the
     expect((err as TransactionAlreadyDecided).outcome).toBe('rollback');
     await waitFor(() => cancels.length === 2, { what: 'the compensating cancel' });
     expect(cancels).toEqual(['PENDING', 'SUCCEEDED']);
+    // Its progress writes update the initiator's link only where one exists: none grows back.
+    await waitFor(async () => {
+      const branches = Object.values(await env.client.getAll().prefix(`${ns}acct/branch/${tx.xid}/`).strings());
+      // Recorded DONE, or already collected by its owner after that.
+      return branches.length === 0 || branches.some((v) => (JSON.parse(v) as { phase2?: { state: string } }).phase2?.state === 'DONE');
+    }, { what: 'the compensating cancel recorded' });
+    expect(await env.client.getAll().prefix(`${ns}shop/link/${tx.xid}/`).keys()).toEqual([]);
     await waitFor(async () => (await env.client.getAll().prefix(`${ns}acct/`).keys()).every((k) => !k.includes(tx.xid)), { what: 'the owner collects the compensated branch' });
   });
 });

@@ -76,6 +76,32 @@ describe('invariant 3: every branch gets the decided action at least once, with 
     await waitFor(() => calls > 3, { what: 'retried attempt' });
   });
 
+  it('attempt numbers only grow, across an operator retry too, so (fencingToken, attempt) orders every attempt; the retry still gives a full budget', async () => {
+    const store = setup('monotonic');
+    const attempts: number[] = [];
+    const p = h.service({ app: 'acct', deadThreshold: 2 }).resource('r', {
+      try: () => undefined,
+      confirm: ({ attempt }) => {
+        attempts.push(attempt);
+        throw new Error('still down');
+      },
+      cancel: () => undefined,
+    });
+    await p.start();
+    const init = h.service({ app: 'shop' });
+    const tx = await init.begin({ name: 'monotonic', timeoutMs: 30_000 });
+    const { branchId } = await p.tryBranch(tx.context, 'r', {});
+    await tx.commit();
+    const parked = async (n: number): Promise<void> => {
+      await waitFor(async () => (await store.getBranch('acct', tx.xid, branchId))?.record.phase2?.state === 'FAILED' && attempts.length === n, { what: `parked after ${n} attempts` });
+    };
+    await parked(2);
+    await store.retryBranch('acct', tx.xid, branchId, 'test');
+    await parked(4);
+    expect(attempts).toEqual([1, 2, 3, 4]);
+    expect((await store.getBranch('acct', tx.xid, branchId))?.record.phase2).toMatchObject({ attempts: 4, budgetFrom: 2 });
+  });
+
   it('the attempt count survives a restart of the service: a new replica continues from the recorded attempts', async () => {
     const store = setup('attempts-persist');
     const seen: number[] = [];

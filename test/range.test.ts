@@ -10,7 +10,7 @@ const env = useEtcd();
 
 /** A client that receives at most `bytes` per response, with txloop's fault handling. */
 function clientReceiving(bytes: number): Etcd3 {
-  return new Etcd3({ hosts: env.endpoints, grpcOptions: { 'grpc.max_receive_message_length': bytes }, faultHandling: etcdFaultHandling() });
+  return new Etcd3({ hosts: env.endpoints, grpcOptions: { 'grpc.max_receive_message_length': bytes }, faultHandling: etcdFaultHandling(2) }) // 2: with the per-host breaker a cluster client has, which a too-large answer must not trip;
 }
 
 async function putAll(entries: [string, string][]): Promise<void> {

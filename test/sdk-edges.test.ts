@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { getEventListeners } from 'node:events';
 import { createServer } from 'node:net';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -118,6 +119,10 @@ describe('the SDK at its edges: AbortSignal means abort, not deadline', () => {
       expect((await svc.get(tx.xid)).status).toBe('TRYING'); // the aborted commit wrote nothing
       const ac = new AbortController();
       const waiting = svc.waitForCompletion(tx.xid, { signal: ac.signal, timeoutMs: 60_000 }).catch((e: unknown) => e);
+      // Several polls (one a second) leave no listeners behind on a long-lived signal.
+      const polling = Date.now();
+      await waitFor(() => Date.now() > polling + 3_500, { what: 'three polls', timeoutMs: 10_000 });
+      expect(getEventListeners(ac.signal, 'abort').length).toBeLessThanOrEqual(2);
       ac.abort(new Error('stop waiting'));
       expect(await within(waiting, 'the wait to end on abort', 5_000)).toBeInstanceOf(AbortError);
       // The wait's own timeout is still DeadlineExceeded.
@@ -147,6 +152,32 @@ describe('the SDK at its edges: AbortSignal means abort, not deadline', () => {
   });
 });
 
+describe('invariant 1: a commit never lands after the deadline', () => {
+  it('a commit sent before the deadline to an etcd that hangs until after it gives up with DeadlineExceeded and writes nothing', async () => {
+    const { ns, h } = env.fresh('late-landing');
+    const p = h.service({ app: 'acct' }).resource('r', noop);
+    const init = new TxloopService({ app: 'shop', namespace: ns, logger: quietLogger, etcd: { endpoints: env.endpoints, requestTimeoutMs: 20_000 } });
+    const member = env.members[0]!;
+    try {
+      const tx = await init.begin({ name: 'slow link', timeoutMs: 1_500 });
+      await p.tryBranch(tx.context, 'r', {});
+      await member.kill('SIGSTOP');
+      expect(Date.now()).toBeLessThan(tx.deadline); // sent in time: only etcd is late
+      const committing = init.commit(tx.xid).catch((e: unknown) => e);
+      await waitFor(() => Date.now() > tx.deadline + 500, { what: 'the deadline to pass while etcd hangs', timeoutMs: 10_000 });
+      member.resume();
+      const err = await within(committing, 'the commit to give up', 15_000);
+      expect(err).toBeInstanceOf(DeadlineExceeded);
+      const view = await init.get(tx.xid);
+      expect(view.status).toBe('TRYING');
+      expect(await env.client.getAll().prefix(`${ns}acct/order/`).keys()).toEqual([]);
+    } finally {
+      member.resume();
+      await init.close();
+    }
+  }, 60_000);
+});
+
 describe('the SDK at its edges: an etcd outage is one line, not a flood', () => {
   it('leader and standby each log one line naming the endpoints when etcd goes away and one when it is back; no circuit-breaker noise', async () => {
     const { ns } = env.fresh('outage-logs');
@@ -174,6 +205,8 @@ describe('the SDK at its edges: an etcd outage is one line, not a flood', () => 
         expect(String(lost(lines)[0]!.msg)).toContain(env.endpoints[0]!);
         const warnings = lines.filter((l) => (l.level as number) >= 40 && (l.time as number) >= downAt);
         expect(warnings.filter((l) => /circuit breaker/i.test(JSON.stringify(l)))).toEqual([]);
+        // etcd3's own lease text is garbled ("Lease We lost connection … is expired or revoked").
+        expect(lines.filter((l) => /Lease We lost|is expired or revoked/.test(JSON.stringify(l)))).toEqual([]);
         // The lost line, and for the leader its stepping down and its lease; never a line per retry.
         expect(warnings.length, JSON.stringify(warnings.map((w) => w.msg))).toBeLessThanOrEqual(3);
       }
@@ -205,6 +238,22 @@ describe('the SDK at its edges: ids and options users actually have', () => {
     expect(() => new TxloopService({ app: 'acct', retryBaseMS: 5 } as never)).toThrow(/retryBaseMS: unknown option; did you mean retryBaseMs\?/);
     expect(() => new TxloopService({ app: 'acct', etcd: { endpoint: ['http://127.0.0.1:2379'] } } as never)).toThrow(/etcd\.endpoint: unknown option; did you mean etcd\.endpoints\?/);
     expect(() => new TxloopService({ app: 'acct', zzz: 1 } as never)).toThrow(ValidationError);
+  });
+
+  it('misspelt options of the calls are refused too, before anything is written', async () => {
+    const { ns, h } = env.fresh('call-options');
+    const p = h.service({ app: 'acct' }).resource('r', noop);
+    const init = h.service({ app: 'shop' });
+    await expect(init.begin({ name: 'x', timeoutMS: 5 } as never)).rejects.toThrow(/options\.timeoutMS: unknown option; did you mean options\.timeoutMs\?/);
+    const tx = await init.begin({ name: 'x', timeoutMs: 30_000 });
+    // A misspelt branchId would silently make a new random branch and lose the Try's idempotency.
+    await expect(p.tryBranch(tx.context, 'r', {}, { branchID: 'abcd1234' } as never)).rejects.toThrow(/did you mean options\.branchId\?/);
+    await expect(init.commit(tx.xid, { reasn: 'x' } as never)).rejects.toThrow(/did you mean options\.reason\?/);
+    await expect(init.waitForCompletion(tx.xid, { timeout: 5 } as never)).rejects.toThrow(ValidationError);
+    await expect(init.start({ timeOutMs: 5 } as never)).rejects.toThrow(/did you mean options\.timeoutMs\?/);
+    await expect(init.close({ timeOut: 5 } as never)).rejects.toThrow(ValidationError);
+    expect((await init.get(tx.xid)).status).toBe('TRYING');
+    expect(await env.client.getAll().prefix(`${ns}acct/branch/`).keys()).toEqual([]);
   });
 
   it('typed resources: a misspelt resource, a wrong payload or an unchecked replay result fails to compile', async () => {

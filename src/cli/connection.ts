@@ -146,7 +146,7 @@ export function connect(config: ConnectionConfig, extra: Partial<IOptions> = {})
     hosts: config.endpoints,
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + config.commandTimeoutMs }),
     grpcOptions: { 'grpc.initial_reconnect_backoff_ms': 200, 'grpc.max_reconnect_backoff_ms': 1000, 'grpc.max_receive_message_length': MAX_RECEIVE_MESSAGE_BYTES },
-    faultHandling: etcdFaultHandling(),
+    faultHandling: etcdFaultHandling(config.endpoints.length),
     ...extra,
   };
   if (config.tls) {

@@ -13,7 +13,7 @@ import type { PhaseTwoContext, TccResource } from '../resource.js';
 import type { ReconcileResult } from './controller.js';
 import type { CachedKv } from './informer.js';
 import type { ResolvedOptions } from './options.js';
-import { Action, GlobalStatus, MalformedRecord, Phase2State, TryState, actionFor, isOrphanOrder, parseBranch, parseOrder, withEvent, type BranchRecord, type GlobalRecord, type OrderRecord, type Phase2 } from './records.js';
+import { Action, GlobalStatus, MalformedRecord, Phase2State, TryState, actionFor, attemptsInBudget, isOrphanOrder, parseBranch, parseOrder, withEvent, type BranchRecord, type GlobalRecord, type OrderRecord, type Phase2 } from './records.js';
 import { LeadershipLost, type Fence, type Store, type Versioned } from './store.js';
 import type { MalformedRecords } from './malformed.js';
 import { itemBackoffMs } from './workqueue.js';
@@ -127,10 +127,10 @@ export async function reconcileBranch(deps: ReconcileDeps, queueKey: string, sig
     if (now < waitUntil) return { requeueAfterMs: waitUntil - now };
   }
 
-  if (p && p.attempts >= options.deadThreshold) {
+  if (p && attemptsInBudget(p) >= options.deadThreshold) {
     // Every attempt is recorded before its handler runs, so an ACTIVE branch at the limit is one
     // whose last attempt never reported back: its replica died (or lost etcd) inside the handler.
-    const message = `attempt ${p.attempts} never reported back (its replica died during the handler); parked after ${p.attempts} attempts`;
+    const message = `attempt ${p.attempts} never reported back (its replica died during the handler, or could not record the outcome); parked after ${attemptsInBudget(p)} attempts`;
     await park({ ...p, lastError: p.lastError ?? message }, message, p.attempts);
     return;
   }
@@ -138,7 +138,9 @@ export async function reconcileBranch(deps: ReconcileDeps, queueKey: string, sig
   // Count the attempt before running it, on every path: a handler that kills its process is still
   // counted (the limit bounds it) and the next leader runs attempt n+1, not attempt n again.
   const inherited = inheritedFromEarlierTerm(bkv, okv, fence);
-  const started: Phase2 = { action, state: Phase2State.ACTIVE, attempts: attempt, lastAttemptAt: now, ...(p?.lastError ? { lastError: p.lastError } : {}) };
+  const budget = p?.budgetFrom !== undefined ? { budgetFrom: p.budgetFrom } : {};
+  const inBudget = attempt - (p?.budgetFrom ?? 0);
+  const started: Phase2 = { action, state: Phase2State.ACTIVE, attempts: attempt, ...budget, lastAttemptAt: now, ...(p?.lastError ? { lastError: p.lastError } : {}) };
   const withAttempt = { ...branch, phase2: started };
   await record(inherited ? withEvent(withAttempt, 'AttemptStarted', `${action} attempt ${attempt} started by a new leader`, now) : withAttempt);
   log.debug({ attempt, action }, 'attempt recorded; starting the handler');
@@ -181,17 +183,17 @@ export async function reconcileBranch(deps: ReconcileDeps, queueKey: string, sig
   let result: Phase2Outcome['result'];
   let requeueAfterMs: number | undefined;
   if (error === undefined) {
-    const phase2: Phase2 = { action, state: Phase2State.DONE, attempts: attempt, lastAttemptAt: startedAt, doneAt };
+    const phase2: Phase2 = { action, state: Phase2State.DONE, attempts: attempt, ...budget, lastAttemptAt: startedAt, doneAt };
     next = withEvent({ ...base, phase2 }, action === Action.CONFIRM ? 'Confirmed' : 'Cancelled', `${action} succeeded on attempt ${attempt}${action === Action.CANCEL && branch.tryState !== TryState.SUCCEEDED ? ' (empty rollback)' : ''}`, doneAt);
     result = 'succeeded';
-  } else if (attempt >= options.deadThreshold) {
-    const phase2: Phase2 = { action, state: Phase2State.FAILED, attempts: attempt, lastAttemptAt: startedAt, lastError: error.slice(0, 2000) };
-    next = withEvent({ ...base, phase2 }, 'Parked', `${action} failed ${attempt} times; parked for a human: ${error}`, doneAt);
+  } else if (inBudget >= options.deadThreshold) {
+    const phase2: Phase2 = { action, state: Phase2State.FAILED, attempts: attempt, ...budget, lastAttemptAt: startedAt, lastError: error.slice(0, 2000) };
+    next = withEvent({ ...base, phase2 }, 'Parked', `${action} failed ${inBudget} times; parked for a human: ${error}`, doneAt);
     result = 'parked';
-    log.error({ attempt, err: error }, `${action} failed ${attempt} times; branch parked as FAILED`);
+    log.error({ attempt, err: error }, `${action} failed ${inBudget} times; branch parked as FAILED`);
   } else {
-    requeueAfterMs = itemBackoffMs(attempt - 1, options.retryBaseMs, options.retryMaxMs);
-    const phase2: Phase2 = { action, state: Phase2State.ACTIVE, attempts: attempt, lastAttemptAt: startedAt, lastError: error.slice(0, 2000), nextRetryAt: doneAt + requeueAfterMs };
+    requeueAfterMs = itemBackoffMs(inBudget - 1, options.retryBaseMs, options.retryMaxMs);
+    const phase2: Phase2 = { action, state: Phase2State.ACTIVE, attempts: attempt, ...budget, lastAttemptAt: startedAt, lastError: error.slice(0, 2000), nextRetryAt: doneAt + requeueAfterMs };
     next = withEvent({ ...base, phase2 }, 'AttemptFailed', `${action} attempt ${attempt} failed: ${error}`, doneAt);
     result = 'failed';
     log.warn({ attempt, err: error, retryInMs: requeueAfterMs }, `${action} failed; will retry`);

@@ -8,6 +8,7 @@
 import { ExponentialBackoff, type IBackoff } from 'cockatiel';
 import type { Logger } from 'pino';
 import { errorMessage } from '../errors.js';
+import { isUnavailable } from './etcd-errors.js';
 
 export class ConnectionState {
   private downSince: number | undefined;
@@ -21,17 +22,22 @@ export class ConnectionState {
     return this.downSince !== undefined;
   }
 
-  /** A call failed in a way that says etcd is not answering; `what` names the part that noticed. */
-  failed(what: string, err: unknown): void {
+  /**
+   * A call failed; `what` names the part that noticed. If the error says etcd is not answering it is
+   * reported here (once per outage) and true is returned; any other error is the caller's to log.
+   */
+  failed(what: string, err: unknown): boolean {
+    if (!isUnavailable(err)) return false;
     if (this.downSince !== undefined) {
       this.logger.debug({ what, err: errorMessage(err) }, 'etcd still unavailable');
-      return;
+      return true;
     }
     this.downSince = Date.now();
     this.logger.warn(
       { endpoints: this.endpoints, what, err: errorMessage(err) },
       `lost connection to etcd at ${this.endpoints.join(',')}; retrying with backoff`,
     );
+    return true;
   }
 
   /** A call succeeded: if etcd was down, say once that it is back. */

@@ -16,7 +16,7 @@ export function createEtcdClient(options: EtcdConnectionOptions = {}): Etcd3 {
     // One watch response carries every event of a revision range; past gRPC's default 4 MiB limit
     // etcd3 silently restarts the watch at the current revision, skipping events.
     grpcOptions: { 'grpc.max_receive_message_length': MAX_RECEIVE_MESSAGE_BYTES },
-    faultHandling: etcdFaultHandling(),
+    faultHandling: etcdFaultHandling(hosts.length),
   };
   if (options.credentials) config.credentials = options.credentials;
   if (options.auth) config.auth = { username: options.auth.username, password: options.auth.password };

@@ -3,7 +3,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { accessSync, constants as fsConstants, createWriteStream, existsSync, rmSync, statSync, type WriteStream } from 'node:fs';
+import { accessSync, constants as fsConstants, createWriteStream, existsSync, readFileSync, rmSync, statSync, type WriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -353,6 +353,22 @@ function etcdArgs(m: MemberSpec, all: MemberSpec[], token: string, options: Star
 
 // ---- ports and readiness ----------------------------------------------------------------------
 
+/** Waits until /proc reports `pid` in `state` (Linux; elsewhere it returns at once). */
+async function waitForState(pid: number, state: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      return;
+    }
+    // pid (comm) state …: comm may hold spaces or parentheses, so read after the last ')'.
+    if (stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === state) return;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 /**
  * Ports below the kernel's ephemeral range (Linux: 32768-60999), where no listen(0) server and no
  * outgoing connection's local port lands: a member killed and restarted on its ports must not find
@@ -444,7 +460,12 @@ class Member implements EtcdMember {
     const proc = this.proc;
     if (!proc?.running) return;
     proc.signal(signal);
-    if (signal === 'SIGSTOP' || signal === 'SIGTSTP') return;
+    if (signal === 'SIGSTOP' || signal === 'SIGTSTP') {
+      // A signal is delivered asynchronously: until every thread has stopped, etcd may still answer.
+      // Return only once the kernel reports the process stopped, so "frozen" means frozen.
+      if (proc.pid !== undefined) await waitForState(proc.pid, 'T', 5_000);
+      return;
+    }
     await proc.waitForExit();
   }
 

@@ -121,8 +121,7 @@ export class Informer {
       } catch (err) {
         if (this.stopped) return;
         this.lastError = err;
-        if (connection) connection.failed(`list of ${prefix}`, err);
-        else logger.warn({ prefix, err: (err as Error).message, reason }, 'list failed; retrying');
+        if (!connection?.failed(`list of ${prefix}`, err)) logger.warn({ prefix, err: (err as Error).message, reason }, 'list failed; retrying');
         await new Promise<void>((resolve) => {
           const t = setTimeout(resolve, this.backoff.nextMs());
           t.unref();

@@ -110,8 +110,7 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
         }
       } catch (err) {
         if (this.stopped) break;
-        if (this.options.connection) this.options.connection.failed('leader election', err);
-        else logger.warn({ err: (err as Error).message }, 'leader election: retrying after error');
+        if (!this.options.connection?.failed('leader election', err)) logger.warn({ err: (err as Error).message }, 'leader election: retrying after error');
         this.stepDown('election error');
         await this.dropLease();
         await this.sleep(this.backoff.nextMs());

@@ -3,8 +3,8 @@
  * that are not txloop keys, orders without their branch, links without their global). Each one is
  * logged once, naming its key and the problem, when it is first seen; a resync delivering the same
  * record again logs nothing more. The counts per key prefix feed a gauge and the leader's stats, so
- * `txloop top` and alerts see them without anyone reading logs. Memory is bounded: past `limit`
- * records only a count is kept.
+ * `txloop top` and alerts see them without anyone reading logs. Past `limit` records only their
+ * keys are kept, not their problems, and they are not logged.
  */
 import type { Logger } from 'pino';
 
@@ -20,7 +20,8 @@ interface Known {
 
 export class MalformedRecords {
   private readonly known = new Map<string, Known>();
-  private untracked = 0;
+  /** Keys past the limit: only the key is kept, so a resync reporting them again counts nothing new. */
+  private readonly untracked = new Set<string>();
   private warnedFull = false;
 
   constructor(
@@ -34,7 +35,7 @@ export class MalformedRecords {
     // One line per value: a record both unreadable and orphaned is reported for the first problem.
     if (prev && prev.modRevision === modRevision) return;
     if (!prev && this.known.size >= this.limit) {
-      this.untracked++;
+      this.untracked.add(key);
       if (!this.warnedFull) {
         this.warnedFull = true;
         this.logger.error({ limit: this.limit }, `more than ${this.limit} malformed records; further ones are counted, not logged`);
@@ -50,6 +51,7 @@ export class MalformedRecords {
    * vanished is forgotten, and judged again if it is still bad.
    */
   seen(key: string, modRevision: string | undefined): void {
+    if (modRevision === undefined) this.untracked.delete(key);
     const prev = this.known.get(key);
     if (!prev || prev.modRevision === modRevision) return;
     this.known.delete(key);
@@ -60,11 +62,11 @@ export class MalformedRecords {
   counts(): Record<MalformedKind, number> {
     const counts = Object.fromEntries(MALFORMED_KINDS.map((k) => [k, 0])) as Record<MalformedKind, number>;
     for (const { kind } of this.known.values()) counts[kind]++;
-    counts.unknown += this.untracked;
+    counts.unknown += this.untracked.size;
     return counts;
   }
 
   get size(): number {
-    return this.known.size + this.untracked;
+    return this.known.size + this.untracked.size;
   }
 }

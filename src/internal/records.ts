@@ -69,7 +69,10 @@ export interface Resolution {
 export interface Phase2 {
   action: Action;
   state: Phase2State;
+  /** Attempts ever started for this branch: recorded before each handler runs, never reset, so it only grows. */
   attempts: number;
+  /** `attempts` when the attempt budget last started afresh (an operator's retry, a late Try's re-opened cancel). */
+  budgetFrom?: number;
   lastError?: string;
   lastAttemptAt?: number;
   nextRetryAt?: number;
@@ -165,6 +168,16 @@ export function linkOf(b: BranchRecord): LinkRecord {
     if (b.phase2.resolution) link.resolution = b.phase2.resolution.as;
   }
   return link;
+}
+
+/** Attempts spent since the budget last started afresh: what the attempt limit is compared with. */
+export function attemptsInBudget(p: Pick<Phase2, 'attempts' | 'budgetFrom'>): number {
+  return p.attempts - (p.budgetFrom ?? 0);
+}
+
+/** Phase 2 of `p` re-queued with a fresh attempt budget; the attempt count goes on growing. */
+export function freshBudget(p: Phase2, action: Action = p.action): Phase2 {
+  return { action, state: Phase2State.ACTIVE, attempts: p.attempts, budgetFrom: p.attempts, ...(p.lastError ? { lastError: p.lastError } : {}) };
 }
 
 export function isTerminal(status: GlobalStatus): boolean {
@@ -290,6 +303,7 @@ export function parseBranch(key: string, raw: string | Buffer): BranchRecord {
     oneOf(key, p, 'action', Action);
     oneOf(key, p, 'state', Phase2State);
     num(key, p, 'attempts');
+    optNum(key, p, 'budgetFrom');
     optNum(key, p, 'nextRetryAt');
   }
   if (typeof o.writeId !== 'string') o.writeId = '';

@@ -18,12 +18,13 @@ import {
   BranchNotFound,
   DeadlineExceeded,
   OperationRefused,
+  errorMessage,
   LeadershipLost,
   WriteConflict,
 } from '../errors.js';
 import { Keys, newWriteId, prefixEnd } from './keys.js';
 import { rangePrefix } from './range.js';
-import { TxnBatcher } from './txn-batcher.js';
+import { TxnBatcher, type SubmitOptions } from './txn-batcher.js';
 import {
   Action,
   GlobalStatus,
@@ -31,6 +32,7 @@ import {
   TryState,
   MalformedRecord,
   branchStatus,
+  freshBudget,
   linkOf,
   parseBranch,
   parseGlobal,
@@ -78,7 +80,14 @@ export interface DecideResult {
 const enc = (s: string): Buffer => Buffer.from(s);
 const json = (v: unknown): Buffer => Buffer.from(JSON.stringify(v));
 
-export const op = {
+export const op: {
+  put(key: string, value: unknown, lease?: string): IRequestOp;
+  del(key: string): IRequestOp;
+  delPrefix(prefix: string): IRequestOp;
+  get(key: string): IRequestOp;
+  getPrefix(prefix: string): IRequestOp;
+  putIfPresent(key: string, value: unknown): IRequestOp;
+} = {
   put(key: string, value: unknown, lease?: string): IRequestOp {
     return { request_put: { key: enc(key), value: typeof value === 'string' ? enc(value) : json(value), ...(lease ? { lease } : {}) } };
   },
@@ -90,6 +99,10 @@ export const op = {
   },
   get(key: string): IRequestOp {
     return { request_range: { key: enc(key) } };
+  },
+  /** Puts `value` only where `key` already exists (a nested Txn): updates never re-create a deleted key. */
+  putIfPresent(key: string, value: unknown): IRequestOp {
+    return { request_txn: { compare: [{ key: enc(key), target: 'Create', result: 'Greater', create_revision: 0 }], success: [op.put(key, value)], failure: [] } };
   },
   getPrefix(prefix: string): IRequestOp {
     return { request_range: { key: enc(prefix), range_end: prefixEnd(prefix) } };
@@ -138,8 +151,8 @@ export class Store {
   }
 
   /** One Txn; concurrent ones share an RPC and a revision through group commit (txn-batcher.ts). */
-  async txn(compare: ICompare[], success: IRequestOp[], failure: IRequestOp[] = []): Promise<ITxnResponse> {
-    return this.batcher.submit({ compare, success, failure });
+  async txn(compare: ICompare[], success: IRequestOp[], failure: IRequestOp[] = [], options: SubmitOptions = {}): Promise<ITxnResponse> {
+    return this.batcher.submit({ compare, success, failure }, options);
   }
 
   /** Every key under `prefix` at one revision, in bounded responses, linear in the key count (range.ts). */
@@ -256,12 +269,12 @@ export class Store {
       next = withEvent(next, tryState === TryState.SUCCEEDED ? 'TrySucceeded' : 'TryFailed', tryError ?? 'try succeeded');
       const p = cur.record.phase2;
       if (tryState === TryState.SUCCEEDED && p?.action === Action.CANCEL && p.state === Phase2State.DONE && !p.resolution) {
-        next.phase2 = { action: Action.CANCEL, state: Phase2State.ACTIVE, attempts: 0 };
+        next.phase2 = freshBudget(p, Action.CANCEL);
         next = withEvent(next, 'LateTry', 'try finished after its empty rollback; cancelling again to compensate it');
       }
       const res = await this.txn(
         [cmp.mod(cur.key, cur.modRevision)],
-        [op.put(cur.key, next), op.put(this.keys.link(next.xid, next.owner, next.branchId), linkOf(next))],
+        [op.put(cur.key, next), op.putIfPresent(this.keys.link(next.xid, next.owner, next.branchId), linkOf(next))],
         [op.get(cur.key)],
       );
       if (res.succeeded) return { key: cur.key, record: next, modRevision: res.header.revision };
@@ -279,13 +292,15 @@ export class Store {
    * meanwhile) reserved something nobody will release: put the branch back with a cancel order of its
    * own, so its owner's leader cancels it (and later collects it) like any orphaned branch.
    */
-  async compensateCollectedTry(branch: BranchRecord): Promise<void> {
+  async compensateCollectedTry(branch: BranchRecord): Promise<boolean> {
     const bkey = this.keys.branch(branch.owner, branch.xid, branch.branchId);
     const now = Date.now();
     const { phase2: _dropped, ...rest } = branch;
     const record = withEvent({ ...rest, tryState: TryState.SUCCEEDED, updatedAt: now, writeId: newWriteId() }, 'LateTry', 'try succeeded after its transaction was rolled back and collected; cancelling to compensate it', now);
     const order = this.order(branch, Action.CANCEL, `participant:${branch.owner}`, now, true);
-    await this.txn([cmp.absent(bkey)], [op.put(bkey, record), op.put(this.keys.order(branch.owner, branch.xid, branch.branchId), order)]);
+    const res = await this.txn([cmp.absent(bkey)], [op.put(bkey, record), op.put(this.keys.order(branch.owner, branch.xid, branch.branchId), order)]);
+    // false: the branch exists again (a retried call of the same Try re-registered it meanwhile).
+    return res.succeeded;
   }
 
   /**
@@ -336,6 +351,10 @@ export class Store {
         res = await this.txn(
           [cmp.version(global.key, 1), cmp.mod(global.key, global.modRevision), ...pinned],
           [op.put(global.key, next), ...inTxn.map((l) => op.put(this.keys.order(l.record.owner, xid, l.record.branchId), this.order(l.record, action, options.by, now)))],
+          [],
+          // A commit gives up at the deadline rather than land after it (queue and client retries
+          // included); a rollback may land whenever it can.
+          options.outcome === 'commit' ? { deadline: g.deadline } : {},
         );
       } catch (err) {
         // Outcome unknown (timeout, connection lost): the decision may have landed. Look.
@@ -343,6 +362,9 @@ export class Store {
         if (after?.record.decision?.writeId === writeId) return { global: after.record, ordered: inTxn.length, total: links.length };
         if (after && after.record.status !== GlobalStatus.TRYING) {
           throw alreadyDecided(after.record);
+        }
+        if (options.outcome === 'commit' && Date.now() >= g.deadline) {
+          throw new DeadlineExceeded(xid, `transaction ${xid} reached its deadline before its commit could be written (${errorMessage(err)}); not committed, roll it back`);
         }
         throw err;
       }
@@ -405,7 +427,8 @@ export class Store {
     const written = { ...next, updatedAt: Date.now(), writeId: newWriteId() };
     const res = await this.txn(
       compares,
-      [op.put(current.key, written), op.put(this.keys.link(next.xid, next.owner, next.branchId), linkOf(written))],
+      // A branch whose global (and link) is gone, such as an orphan's cancel, must not grow a link again.
+      [op.put(current.key, written), op.putIfPresent(this.keys.link(next.xid, next.owner, next.branchId), linkOf(written))],
       [op.get(current.key), ...(fence ? [op.get(fence.key)] : [])],
     );
     if (res.succeeded) return { key: current.key, record: written, modRevision: res.header.revision };
@@ -472,7 +495,7 @@ export class Store {
       const status = branchStatus(cur.record, p ? undefined : await this.getOrder(owner, xid, branchId).catch(() => undefined));
       throw new OperationRefused(xid, `branch ${branchId} of ${xid} is not parked as FAILED (it is ${status}); only parked branches can be retried`, branchId);
     }
-    const next = withEvent({ ...cur.record, phase2: { action: p.action, state: Phase2State.ACTIVE, attempts: 0, ...(p.lastError ? { lastError: p.lastError } : {}) } }, 'Retried', `re-queued by ${by}`);
+    const next = withEvent({ ...cur.record, phase2: freshBudget(p) }, 'Retried', `re-queued by ${by}`);
     if (dryRun) return next;
     return (await this.recordProgress(undefined, cur, next)).record;
   }
@@ -495,7 +518,7 @@ export class Store {
       if (!cur || !p || p.state !== Phase2State.FAILED) throw new WriteConflict(l.key);
       current.push(cur);
       next.push({
-        ...withEvent({ ...cur.record, phase2: { action: p.action, state: Phase2State.ACTIVE, attempts: 0, ...(p.lastError ? { lastError: p.lastError } : {}) } }, 'Retried', `re-queued by ${by}`),
+        ...withEvent({ ...cur.record, phase2: freshBudget(p) }, 'Retried', `re-queued by ${by}`),
         updatedAt: Date.now(),
         writeId: newWriteId(),
       });

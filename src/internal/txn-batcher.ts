@@ -25,8 +25,17 @@ interface Footprint {
   bytes: number;
 }
 
+export interface SubmitOptions {
+  /**
+   * Epoch ms after which the client gives up on this Txn (gRPC deadline, retries included). A Txn
+   * with a deadline of its own goes out alone, so it neither shortens nor waits for other Txns.
+   */
+  deadline?: number;
+}
+
 interface Pending {
   request: ITxnRequest;
+  deadline: number | undefined;
   footprint: Footprint;
   resolve(res: ITxnResponse): void;
   reject(err: unknown): void;
@@ -50,9 +59,9 @@ export class TxnBatcher {
     private readonly options: TxnBatcherOptions,
   ) {}
 
-  submit(request: ITxnRequest): Promise<ITxnResponse> {
+  submit(request: ITxnRequest, options: SubmitOptions = {}): Promise<ITxnResponse> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ request, footprint: footprintOf(request), resolve, reject });
+      this.queue.push({ request, deadline: options.deadline, footprint: footprintOf(request), resolve, reject });
       if (!this.flushing) void this.flush();
     });
   }
@@ -72,6 +81,7 @@ export class TxnBatcher {
   private takeBatch(): Pending[] {
     const first = this.queue.shift()!;
     const batch = [first];
+    if (first.deadline !== undefined) return batch;
     const writes = [...first.footprint.writes];
     const touched = [...first.footprint.writes, ...first.footprint.reads];
     let bytes = first.footprint.bytes;
@@ -80,6 +90,7 @@ export class TxnBatcher {
     for (const p of this.queue) {
       const f = p.footprint;
       const fits =
+        p.deadline === undefined &&
         batch.length < this.options.maxBatch &&
         bytes + f.bytes <= maxBytes &&
         !f.writes.some((w) => touched.some((t) => overlaps(w, t))) &&
@@ -101,7 +112,7 @@ export class TxnBatcher {
     this.rpcs++;
     if (batch.length === 1) {
       const only = batch[0]!;
-      await this.client.kv.txn(only.request).then(only.resolve, only.reject);
+      await this.client.kv.txn(only.request, only.deadline !== undefined ? { deadline: only.deadline } : undefined).then(only.resolve, only.reject);
       return;
     }
     let outer: ITxnResponse;
