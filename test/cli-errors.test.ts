@@ -11,6 +11,7 @@ import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEtcd, type EtcdServer } from '../src/testing.js';
 import { CLI, assertBuilt, row, runCli, spawnCli, table } from './helpers/cli.js';
+import { sleep, untilStopped } from './helpers/wait.js';
 
 let etcd: EtcdServer;
 const NS = `cli-err-${randomBytes(4).toString('hex')}/`;
@@ -160,7 +161,8 @@ describe('get -w when etcd goes away', () => {
       await w.waitForLine((l) => l.startsWith('APP'), 'the header');
       // A hung etcd for 3s: fewer failed health checks than it takes to give up.
       process.kill(own.pid, 'SIGSTOP');
-      await new Promise((r) => setTimeout(r, 3_000));
+      await untilStopped(own.pid, 'etcd');
+      await sleep(3_000); // the pause itself, not a wait for something
       process.kill(own.pid, 'SIGCONT');
       await client.put(`${ns}orders/leader`).value(JSON.stringify({ identity: 'orders#1/pid-1', since: Date.now() }));
       await w.waitForLine((l) => /^orders\s+orders#1\/pid-1\s/.test(l), 'a change made after the pause');

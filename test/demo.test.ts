@@ -9,7 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { assertBuilt, runCli } from './helpers/cli.js';
-import { waitFor, within } from './helpers/wait.js';
+import { untilStopped, waitFor, within } from './helpers/wait.js';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -244,6 +244,8 @@ describe('npm run demo -- --keep', () => {
         // A demo starved of CPU: it sees the Ctrl-C last. Meanwhile tee, which died of the same
         // SIGINT, no longer reads the demo's output (both ends gone, as with `2>&1 | tee`).
         process.kill(run.child.pid!, 'SIGSTOP');
+        // kill() returns before the demo has stopped; a Ctrl-C meanwhile would reach a running demo.
+        await untilStopped(run.child.pid!, 'the demo');
         run.child.stdout!.destroy();
         run.child.stderr!.destroy();
         run.signalGroup('SIGINT'); // pending for the stopped demo until SIGCONT

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { AbortError, DeadlineExceeded, EtcdUnavailable, ServiceClosed, TxloopError, TxloopService, ValidationError } from '../src/index.js';
 import { fastTimings, quietLogger, useEtcd, waitFor } from './helpers/harness.js';
 import { spawnReplica, stopReplica } from './helpers/processes.js';
-import { within } from './helpers/wait.js';
+import { untilStopped, within } from './helpers/wait.js';
 
 const env = useEtcd({ members: 1 });
 const noop = { try: () => undefined, confirm: () => undefined, cancel: () => undefined };
@@ -134,6 +134,8 @@ describe('the SDK at its edges: AbortSignal means abort, not deadline', () => {
     try {
       const tx = await svc.begin({ name: 'x', timeoutMs: 60_000 });
       await member.kill('SIGSTOP');
+      // Hung for real: kill() returns before etcd's threads have stopped, and until then etcd answers.
+      await untilStopped(member.pid!, 'etcd');
       const ac = new AbortController();
       const committing = svc.commit(tx.xid, { signal: ac.signal }).catch((e: unknown) => e);
       ac.abort(new Error('request cancelled'));
