@@ -154,7 +154,8 @@ describe('the SDK at its edges: an etcd outage is one line, not a flood', () => 
     const { ns } = env.fresh('outage-logs');
     const a = capturingLogger();
     const b = capturingLogger();
-    const opts = { ...fastTimings, app: 'acct', namespace: ns, etcd: { endpoints: env.endpoints, requestTimeoutMs: 1_000 } };
+    // A lease the outage outlasts: the leader's stepping down and its lease are part of what is logged.
+    const opts = { ...fastTimings, leaseTtlSeconds: 2, app: 'acct', namespace: ns, etcd: { endpoints: env.endpoints, requestTimeoutMs: 1_000 } };
     const leader = new TxloopService({ ...opts, logger: a.logger }).resource('r', noop);
     const standby = new TxloopService({ ...opts, logger: b.logger }).resource('r', noop);
     const member = env.members[0]!;
