@@ -184,7 +184,8 @@ describe('npm run demo', () => {
       // Cleanup: etcd and every service process the demo printed are gone.
       const pids = [...out.matchAll(/\bpid (\d+)/g)].map((m) => Number(m[1]));
       expect(pids.length, output).toBeGreaterThanOrEqual(5);
-      await new Promise((r) => setTimeout(r, 200));
+      // A wait for them to be gone (as after --keep), not 200 ms that a loaded machine may not honour.
+      await waitFor(() => pids.filter(alive).length === 0, { what: `demo processes ${pids.join(', ')} to be gone`, timeoutMs: 5_000 }).catch(() => undefined);
       expect(pids.filter(alive), output).toEqual([]);
     },
     DEMO_TIMEOUT_MS + 30_000,
