@@ -43,8 +43,8 @@ function client(hosts: string[]): Etcd3 {
   return c;
 }
 
-/** Retries `fn` until it stops throwing; fails with the last error once the deadline passed. */
-async function eventually<T>(fn: () => Promise<T>, timeoutMs = 10_000): Promise<T> {
+/** Retries `fn` until it stops throwing; fails with the last error once the (generous) deadline passed. */
+async function eventually<T>(fn: () => Promise<T>, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
