@@ -10,7 +10,8 @@ import path from 'node:path';
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEtcd, type EtcdServer } from '../src/testing.js';
-import { CLI, assertBuilt, row, runCli, spawnCli, table } from './helpers/cli.js';
+import { CLI, assertBuilt, row, runCli, spawnCli, table, waitFor } from './helpers/cli.js';
+import { sleep, untilStopped } from './helpers/wait.js';
 
 let etcd: EtcdServer;
 const NS = `cli-err-${randomBytes(4).toString('hex')}/`;
@@ -160,7 +161,8 @@ describe('get -w when etcd goes away', () => {
       await w.waitForLine((l) => l.startsWith('APP'), 'the header');
       // A hung etcd for 3s: fewer failed health checks than it takes to give up.
       process.kill(own.pid, 'SIGSTOP');
-      await new Promise((r) => setTimeout(r, 3_000));
+      await untilStopped(own.pid, 'etcd');
+      await sleep(3_000); // the pause itself, not a wait for something
       process.kill(own.pid, 'SIGCONT');
       await client.put(`${ns}orders/leader`).value(JSON.stringify({ identity: 'orders#1/pid-1', since: Date.now() }));
       await w.waitForLine((l) => /^orders\s+orders#1\/pid-1\s/.test(l), 'a change made after the pause');
@@ -226,6 +228,11 @@ describe('malformed records', () => {
     const w = spawnCli(['--endpoints', etcd.endpoints.join(','), '--namespace', MNS, 'get', 'gtx', '-w']);
     try {
       await w.waitForLine((line) => line.startsWith(badXid) && line.includes('MALFORMED'), 'the malformed row');
+      // Change things only once the watch is live: -w prints the list it read first and starts
+      // watching after, and a key deleted in between is never shown as DELETED (a loaded machine
+      // widens that gap past the time the test takes to react). A record written now is reported.
+      await client.put(`${MNS}bank/weird/ready`).value('x');
+      await waitFor(() => w.stderr().includes(`${MNS}bank/weird/ready`), 'the watch to report a record written after its list');
       await client.put(`${MNS}orders/gtx/${badXid}`).value('still not json');
       await client.delete().key(`${MNS}orders/gtx/${badXid}`);
       await w.waitForLine((line) => line.startsWith(badXid) && line.includes('DELETED'), 'the deleted row');
@@ -233,6 +240,7 @@ describe('malformed records', () => {
       expect(w.stderr()).toMatch(/warning: malformed record/);
     } finally {
       await w.interrupt();
+      await client.delete().key(`${MNS}bank/weird/ready`);
     }
   });
 

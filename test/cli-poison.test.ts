@@ -107,17 +107,22 @@ describe('records the CLI cannot use', () => {
       await env.client.put(`${ns}orders/gtx/orders.00000000000000c1`).value('{');
       // A later write that fixes nothing and breaks nothing new is not warned about again.
       await env.client.put(`${ns}bank/weird/x`).value('y');
+      // And one more poison record after it, whose warning shows the watch got past that write: events
+      // come in revision order (without it, the check below could look before the rewrite arrived).
+      await env.client.put(`${ns}bank/weird/last`).value('z');
       await waitFor(() => {
         const seen = warnings(w.stderr());
-        return seen.has(`${ns}orders/gtx/orders.00000000000000c1`) && seen.has(`${ns}bank/weird/later`);
+        return seen.has(`${ns}orders/gtx/orders.00000000000000c1`) && seen.has(`${ns}bank/weird/later`) && seen.has(`${ns}bank/weird/last`);
       }, 'warnings for the records written during the watch', 20_000);
       expect(await w.interrupt()).toBe(0);
       const seen = warnings(w.stderr());
       for (const [k] of POISON) expect(seen.get(`${ns}${k}`), k).toHaveLength(1);
       expect(seen.get(`${ns}bank/weird/later`)).toEqual(['unknown record type "weird" (a service keeps gtx, link, branch, order, leader, stats)']);
       expect(seen.get(`${ns}orders/gtx/orders.00000000000000c1`)).toHaveLength(1);
+      expect(seen.get(`${ns}bank/weird/last`)).toHaveLength(1);
     } finally {
       await w.interrupt();
+      await env.client.delete().key(`${ns}bank/weird/last`);
       await env.client.delete().key(`${ns}bank/weird/later`);
       await env.client.delete().key(`${ns}orders/gtx/orders.00000000000000c1`);
       await env.client.put(`${ns}bank/weird/x`).value('x');

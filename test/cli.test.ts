@@ -52,7 +52,8 @@ beforeAll(async () => {
   const common = {
     namespace: NS,
     etcd: { endpoints: etcd.endpoints },
-    leaseTtlSeconds: 2,
+    // Long enough that a loaded machine's stall does not cost a leader its lease mid-test.
+    leaseTtlSeconds: 10,
     deadThreshold: 2,
     retryBaseMs: 20,
     retryMaxMs: 100,
@@ -367,7 +368,7 @@ describe('repairs', () => {
 
   it('retry of a branch whose owner is down after the decision names it CONFIRMING, as get branches does', async () => {
     // The owner tried its branch and went away; the commit's order waits for it, with no progress recorded.
-    const vault = new TxloopService({ app: 'vault', namespace: NS, etcd: { endpoints: etcd.endpoints }, leaseTtlSeconds: 2, logger: quiet });
+    const vault = new TxloopService({ app: 'vault', namespace: NS, etcd: { endpoints: etcd.endpoints }, leaseTtlSeconds: 10, logger: quiet });
     vault.resource('hold', { try: () => 'held', confirm: () => undefined, cancel: () => undefined });
     await vault.start();
     const t = await orders.begin({ name: 'vault order', timeoutMs: 600_000 });

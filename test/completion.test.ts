@@ -28,7 +28,14 @@ describe('invariant 8: completion only when every branch is done; retention, the
     await slow.tryBranch(tx.context, 'r', {});
     await tx.commit();
     await waitFor(async () => (await init.get(tx.xid)).branches.find((b) => b.owner === 'fast')?.state === 'DONE', { what: 'fast branch confirmed' });
-    await new Promise((r) => setTimeout(r, 200));
+    // Not a sleep (which a loaded machine makes too short to prove anything) but a later transaction
+    // of the same initiator, completed after fast's DONE link was written: the initiator takes link
+    // changes in revision order through one FIFO queue, so it has reconciled this global with fast
+    // done and slow not. Had it completed it then, the status would say so now.
+    const later = await init.begin({ name: 'later', timeoutMs: 30_000 });
+    await fast.tryBranch(later.context, 'r', {});
+    await later.commit();
+    expect((await init.waitForCompletion(later.xid)).status).toBe('COMMITTED');
     expect((await init.get(tx.xid)).status).toBe('COMMITTING');
     g.open();
     const done = await init.waitForCompletion(tx.xid);
@@ -88,14 +95,20 @@ describe('invariant 8: completion only when every branch is done; retention, the
     });
     const init = h.service({ app: 'shop', retentionMs: 300, maxTxnOps: MAX_TXN_OPS });
     await Promise.all([p.start(), init.start()]);
-    const tx = await init.begin({ name: 'late try', timeoutMs: 300 });
+    // Short, but long enough for the Try to register before the leader expires it on a loaded machine.
+    const tx = await init.begin({ name: 'late try', timeoutMs: 2_000 });
     const trying = p.tryBranch(tx.context, 'r', {});
     const rolledBack = await init.waitForCompletion(tx.xid, { timeoutMs: 10_000 });
     expect(rolledBack.status).toBe('ROLLED_BACK');
     late.open();
     const { branchId } = await trying;
     await waitFor(async () => (await init.get(tx.xid)).branches.find((b) => b.branchId === branchId)?.state === 'FAILED', { what: 're-opened cancel parked' });
-    await new Promise((r) => setTimeout(r, 1_000)); // well past the retention
+    // Well past the retention, shown rather than slept: a transaction finished later, with the same
+    // retention and nothing holding it, has been collected. This one's retention passed first and it
+    // was queued for collection first (its parked link was written before the other one began).
+    const later = await init.begin({ name: 'later', timeoutMs: 30_000 });
+    await later.rollback();
+    await waitFor(async () => (await init.get(later.xid).catch((e: unknown) => e)) instanceof TransactionNotFound, { what: 'the later transaction to be collected' });
     const view = await init.get(tx.xid); // still there: not collected
     expect(view.branches[0]?.state).toBe('FAILED');
     expect(await env.client.get(`${ns}acct/branch/${tx.xid}/${branchId}`).string()).not.toBeNull();
@@ -112,12 +125,17 @@ describe('invariant 8: completion only when every branch is done; retention, the
     });
     const init = h.service({ app: 'shop', retentionMs: 300, handlerTimeoutMs: 30_000, maxTxnOps: MAX_TXN_OPS });
     await Promise.all([p.start(), init.start()]);
-    const tx = await init.begin({ name: 'frozen try', timeoutMs: 300 });
+    // Short, but long enough for the Try to register before the leader expires it on a loaded machine.
+    const tx = await init.begin({ name: 'frozen try', timeoutMs: 2_000 });
     const trying = p.tryBranch(tx.context, 'r', {});
     const rolledBack = await init.waitForCompletion(tx.xid, { timeoutMs: 10_000 });
     expect(cancels).toEqual(['PENDING']);
-    // Well past the retention: a transaction without a PENDING branch would be gone by now.
+    // Well past the retention: a transaction without a PENDING branch would be gone by now — and one,
+    // finished after this one, is (collected by the same initiator, its retention passing later).
     await waitFor(() => Date.now() > rolledBack.completedAt!.getTime() + 300 + 1_500, { what: 'the retention to pass', timeoutMs: 10_000 });
+    const later = await init.begin({ name: 'later', timeoutMs: 30_000 });
+    await later.rollback();
+    await waitFor(async () => (await init.get(later.xid).catch((e: unknown) => e)) instanceof TransactionNotFound, { what: 'the later transaction to be collected' });
     expect(await env.client.get(`${ns}shop/gtx/${tx.xid}`).string()).not.toBeNull();
     late.open();
     const { replayed } = await trying; // recorded: the branch was still there
@@ -138,7 +156,8 @@ describe('invariant 8: completion only when every branch is done; retention, the
     // A handler timeout this short lets collection go ahead as soon as the retention passed.
     const init = h.service({ app: 'shop', retentionMs: 300, handlerTimeoutMs: 1, maxTxnOps: MAX_TXN_OPS });
     await Promise.all([p.start(), init.start()]);
-    const tx = await init.begin({ name: 'collected try', timeoutMs: 300 });
+    // Short, but long enough for the Try to register before the leader expires it on a loaded machine.
+    const tx = await init.begin({ name: 'collected try', timeoutMs: 2_000 });
     const trying = p.tryBranch(tx.context, 'r', {});
     await waitFor(async () => (await env.client.getAll().prefix(`${ns}shop/gtx/${tx.xid}`).keys()).length === 0, { what: 'collection of the rolled-back transaction' });
     expect(await env.client.getAll().prefix(`${ns}acct/branch/${tx.xid}/`).keys()).toHaveLength(0);
@@ -166,7 +185,8 @@ describe('invariant 10: no single service blocks recovery', () => {
     const p = h.service({ app: 'acct', graceMs: 200, maxTxnOps: MAX_TXN_OPS }).resource('r', { ...noop, cancel: ({ tryCompleted }) => void cancels.push(tryCompleted) });
     await p.start();
     const init = h.service({ app: 'shop', maxTxnOps: MAX_TXN_OPS }); // never started: no leader for "shop"
-    const tx = await init.begin({ name: 'orphan', timeoutMs: 400 });
+    // Short, but long enough for begin and the Try to happen before it on a loaded machine.
+    const tx = await init.begin({ name: 'orphan', timeoutMs: 2_000 });
     await p.tryBranch(tx.context, 'r', {});
     await waitFor(() => cancels.length === 1, { what: 'participant-driven cancel' });
     expect(cancels).toEqual([true]);
@@ -182,9 +202,11 @@ describe('invariant 10: no single service blocks recovery', () => {
     const p = h.service({ app: 'acct', graceMs: 200, maxTxnOps: MAX_TXN_OPS }).resource('r', { ...noop, confirm: ({ branchId }) => void confirmed.add(branchId) });
     await p.start();
     const init = h.service({ app: 'shop', maxTxnOps: MAX_TXN_OPS }); // no leader: nobody finishes the fan-out
-    const tx = await init.begin({ name: 'x', timeoutMs: 500 });
+    // Every Try and the commit must land before the deadline: the Trys run side by side, and the
+    // deadline leaves a loaded machine room for them.
+    const tx = await init.begin({ name: 'x', timeoutMs: 3_000 });
     const n = MAX_TXN_OPS * 2;
-    for (let i = 0; i < n; i++) await p.tryBranch(tx.context, 'r', { i });
+    await Promise.all(Array.from({ length: n }, (_, i) => p.tryBranch(tx.context, 'r', { i })));
     await tx.commit();
     await waitFor(() => confirmed.size === n, { what: 'all branches confirmed', timeoutMs: 15_000 });
     const view = await init.get(tx.xid);
@@ -199,10 +221,19 @@ describe('invariant 10: no single service blocks recovery', () => {
     await p.start();
     const init = h.service({ app: 'shop', maxTxnOps: MAX_TXN_OPS }); // no leader: only the participant could act
     const tx = await init.begin({ name: 'x', timeoutMs: 30_000 });
-    await p.tryBranch({ xid: tx.xid, deadline: Date.now() + 100 }, 'r', {});
-    await new Promise((r) => setTimeout(r, 800)); // well past the carried deadline + grace
+    // A control transaction whose own deadline is the one the Try below carries: the participant must
+    // roll it back, and cancel its branch, once that deadline + grace passed.
+    const control = await init.begin({ name: 'control', timeoutMs: 2_000 });
+    const { branchId: controlBranch } = await p.tryBranch(control.context, 'r', {});
+    await p.tryBranch({ xid: tx.xid, deadline: control.deadline }, 'r', {});
+    // Not a sleep past the carried deadline + grace, which a loaded machine makes too short: the
+    // control's branch, due at the same moment, has been rolled back and cancelled, so the participant
+    // looked at this branch then too.
+    await waitFor(() => cancels.includes(controlBranch), { what: "the control transaction's cancel" });
+    await waitFor(async () => (await init.get(control.xid)).branches[0]?.state === 'DONE', { what: "the control's cancel recorded" });
+    expect((await init.get(control.xid)).decision?.by).toBe('participant:acct');
     expect((await init.get(tx.xid)).status).toBe('TRYING');
-    expect(cancels).toEqual([]);
+    expect(cancels).toEqual([controlBranch]);
     await tx.commit();
   });
 
@@ -212,7 +243,8 @@ describe('invariant 10: no single service blocks recovery', () => {
     const p = h.service({ app: 'acct', graceMs: 100, retentionMs: 300, maxTxnOps: MAX_TXN_OPS }).resource('r', { ...noop, cancel: ({ branchId }) => void cancels.push(branchId) });
     await p.start();
     const init = h.service({ app: 'shop', maxTxnOps: MAX_TXN_OPS });
-    const tx = await init.begin({ name: 'x', timeoutMs: 300 });
+    // Short, but long enough for begin and the Try to happen before it on a loaded machine.
+    const tx = await init.begin({ name: 'x', timeoutMs: 2_000 });
     const { branchId } = await p.tryBranch(tx.context, 'r', {});
     await env.client.delete().prefix(`${ns}shop/`);
     await waitFor(() => cancels.includes(branchId), { what: 'orphan cancelled' });

@@ -3,9 +3,18 @@ import { Controller, TerminalError, type ControllerOptions, type ReconcileResult
 import { Workqueue } from '../src/internal/workqueue.js';
 import { settled, sleep, waitFor as waitUntil, within } from './helpers/wait.js';
 
-/** Fast polling: these tests watch in-process state, no I/O. */
-const waitFor = (cond: () => boolean, what: string, timeoutMs = 5_000): Promise<void> =>
+/** Fast polling: these tests watch in-process state, no I/O. The deadline only bounds a broken run. */
+const waitFor = (cond: () => boolean, what: string, timeoutMs = 15_000): Promise<void> =>
   waitUntil(cond, { what, timeoutMs, intervalMs: 2 }).then(() => undefined);
+
+/**
+ * Nothing queued, handed out, waiting out a delay or running: no reconcile can start again without a
+ * new add. What "it was not retried" is checked against, instead of a sleep a slow machine outlasts.
+ */
+function expectIdle(q: Workqueue, c: Controller): void {
+  expect(q.stats()).toMatchObject({ depth: 0, processing: 0, waiting: 0 });
+  expect(c.running).toBe(0);
+}
 
 const controllers: Controller[] = [];
 
@@ -43,7 +52,7 @@ describe('controller', () => {
     c.start();
     await waitFor(() => calls.length === 1 && q.stats().processing === 0, 'reconciled once');
     expect(q.numRequeues('k')).toBe(0);
-    await sleep(20);
+    expectIdle(q, c);
     expect(calls).toEqual(['k']); // not requeued
   });
 
@@ -76,7 +85,7 @@ describe('controller', () => {
     expect(gaps[0]!).toBeGreaterThanOrEqual(3);
     expect(gaps[1]!).toBeGreaterThanOrEqual(7);
     expect(gaps[2]!).toBeGreaterThanOrEqual(15);
-    await sleep(30);
+    expectIdle(q, ctx.c);
     expect(requeuesSeen.length).toBe(4);
   });
 
@@ -88,8 +97,8 @@ describe('controller', () => {
     });
     q.addRateLimited('k'); // one earlier failure, fires after 1 ms
     c.start();
-    await waitFor(() => calls === 1 && errors.length === 1, 'one terminal attempt');
-    await sleep(50);
+    await waitFor(() => calls === 1 && errors.length === 1 && q.stats().processing === 0, 'one terminal attempt');
+    expectIdle(q, c);
     expect(calls).toBe(1);
     expect(errors[0]!.willRetry).toBe(false);
     expect(errors[0]!.err).toBeInstanceOf(TerminalError);
@@ -112,7 +121,7 @@ describe('controller', () => {
     expect(q.stats().waiting).toBe(1);
     await waitFor(() => calls.length === 4 && q.stats().processing === 0, 'four attempts');
     expect(calls[2]! - calls[1]!).toBeGreaterThanOrEqual(15);
-    await sleep(40);
+    expectIdle(q, c);
     expect(calls.length).toBe(4);
   });
 
@@ -159,9 +168,11 @@ describe('controller', () => {
     expect(finished).toBe(3);
     expect(q.shuttingDown).toBe(true);
     expect(q.stats().processing).toBe(0);
-    // keys still queued at stop are not reconciled, and adds after stop are refused
+    // keys still queued at stop are not reconciled, and adds after stop are refused; stop() resolved
+    // after the pull loop ended, so nothing can start any more
     q.add('late');
-    await sleep(20);
+    expect(q.stats()).toMatchObject({ adds: 5, depth: 2, processing: 0, waiting: 0 });
+    expect(c.running).toBe(0);
     expect(started).toBe(3);
   });
 

@@ -18,8 +18,8 @@ function setup(label: string): void {
   ({ h, ns } = env.fresh(label));
 }
 
-function participant(app: string, calls: string[] = []): TxloopService {
-  return h.service({ app }).resource('r', {
+function participant(app: string, calls: string[] = [], options: { graceMs?: number } = {}): TxloopService {
+  return h.service({ app, ...options }).resource('r', {
     try: () => {
       calls.push('try');
     },
@@ -62,7 +62,8 @@ describe('invariant 1: one decision', () => {
     const p = participant('acct');
     const init = h.service({ app: 'shop' });
     await init.start();
-    const tx = await init.begin({ name: 'slow', timeoutMs: 300 });
+    // Short, but long enough for the Try to register before the leader expires it on a loaded machine.
+    const tx = await init.begin({ name: 'slow', timeoutMs: 2_000 });
     await p.tryBranch(tx.context, 'r', {});
     await waitFor(async () => (await init.get(tx.xid)).status !== 'TRYING', { what: 'deadline expiry' });
     const err = await init.commit(tx.xid).catch((e: unknown) => e);
@@ -74,10 +75,13 @@ describe('invariant 1: one decision', () => {
   it('a commit that arrives after the deadline is refused with DeadlineExceeded and writes nothing; rollback past the deadline is still allowed', async () => {
     setup('commit-late');
     const calls: string[] = [];
-    const p = participant('acct', calls);
+    // Nor does the participant roll it back at deadline + grace while the test looks (a loaded machine
+    // can take longer than a short grace between the reads before and after the commit).
+    const p = participant('acct', calls, { graceMs: 600_000 });
     await p.start();
     const init = h.service({ app: 'shop' }); // not started: no leader expires the deadline meanwhile
-    const tx = await init.begin({ name: 'slow caller', timeoutMs: 200 });
+    // Short, but long enough for begin and the Try to happen before it on a loaded machine.
+    const tx = await init.begin({ name: 'slow caller', timeoutMs: 2_000 });
     await p.tryBranch(tx.context, 'r', {});
     await waitFor(() => Date.now() > tx.deadline + 50, { what: 'the deadline to pass' });
     const before = await env.client.get(`${ns}shop/gtx/${tx.xid}`).exec();

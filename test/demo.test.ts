@@ -9,7 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { assertBuilt, runCli } from './helpers/cli.js';
-import { waitFor, within } from './helpers/wait.js';
+import { untilStopped, waitFor, within } from './helpers/wait.js';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -184,7 +184,8 @@ describe('npm run demo', () => {
       // Cleanup: etcd and every service process the demo printed are gone.
       const pids = [...out.matchAll(/\bpid (\d+)/g)].map((m) => Number(m[1]));
       expect(pids.length, output).toBeGreaterThanOrEqual(5);
-      await new Promise((r) => setTimeout(r, 200));
+      // A wait for them to be gone (as after --keep), not 200 ms that a loaded machine may not honour.
+      await waitFor(() => pids.filter(alive).length === 0, { what: `demo processes ${pids.join(', ')} to be gone`, timeoutMs: 5_000 }).catch(() => undefined);
       expect(pids.filter(alive), output).toEqual([]);
     },
     DEMO_TIMEOUT_MS + 30_000,
@@ -244,6 +245,8 @@ describe('npm run demo -- --keep', () => {
         // A demo starved of CPU: it sees the Ctrl-C last. Meanwhile tee, which died of the same
         // SIGINT, no longer reads the demo's output (both ends gone, as with `2>&1 | tee`).
         process.kill(run.child.pid!, 'SIGSTOP');
+        // kill() returns before the demo has stopped; a Ctrl-C meanwhile would reach a running demo.
+        await untilStopped(run.child.pid!, 'the demo');
         run.child.stdout!.destroy();
         run.child.stderr!.destroy();
         run.signalGroup('SIGINT'); // pending for the stopped demo until SIGCONT

@@ -17,6 +17,7 @@ import {
   type EtcdMember,
   type EtcdServer,
 } from '../src/testing.js';
+import { untilStopped } from './helpers/wait.js';
 
 // Everything started in a test is stopped after it, even when an assertion failed halfway.
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -42,8 +43,8 @@ function client(hosts: string[]): Etcd3 {
   return c;
 }
 
-/** Retries `fn` until it stops throwing; fails with the last error once the deadline passed. */
-async function eventually<T>(fn: () => Promise<T>, timeoutMs = 10_000): Promise<T> {
+/** Retries `fn` until it stops throwing; fails with the last error once the (generous) deadline passed. */
+async function eventually<T>(fn: () => Promise<T>, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
@@ -224,6 +225,8 @@ describe('startEtcdCluster', () => {
     const pid = member.pid!;
     await member.kill('SIGSTOP');
     expect(member.running).toBe(true);
+    // kill() resolves as the signal is sent; etcd's threads stop when the kernel gets round to them.
+    await untilStopped(pid, 'the member');
     await expect(fetch(`${member.clientUrl}/health`, { signal: AbortSignal.timeout(300) })).rejects.toThrow();
 
     member.resume();

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { useEtcd, waitFor, type Harness } from './helpers/harness.js';
 import { spawnReplica, stopReplica, type Replica } from './helpers/processes.js';
+import { untilStopped } from './helpers/wait.js';
 
 const env = useEtcd();
 let h: Harness;
@@ -13,8 +14,15 @@ afterEach(async () => {
 
 const noop = { try: () => undefined, confirm: () => undefined, cancel: () => undefined };
 
-async function twoReplicas(ns: string, delayMs: number, extra: Record<string, string> = {}): Promise<{ leader: Replica; standby: Replica }> {
-  const replicaEnv = { TXLOOP_ENDPOINTS: env.endpoints.join(','), NS: ns, APP: 'acct', PHASE2_DELAY_MS: String(delayMs), ...extra };
+/** A standby takes over once the dead leader's lease (4 s in the fixture) expired; generous for a loaded machine. */
+const TAKEOVER_MS = 30_000;
+
+/**
+ * Two replicas whose first confirm attempt holds (ignoring its signal) until the replica gets
+ * SIGUSR2: the test acts in the middle of it however long a loaded machine takes to react.
+ */
+async function twoReplicas(ns: string, extra: Record<string, string> = {}): Promise<{ leader: Replica; standby: Replica }> {
+  const replicaEnv = { TXLOOP_ENDPOINTS: env.endpoints.join(','), NS: ns, APP: 'acct', PHASE2_HOLD_FIRST: '1', ...extra };
   const r1 = spawnReplica('participant.ts', 'replica-1', replicaEnv);
   const r2 = spawnReplica('participant.ts', 'replica-2', replicaEnv);
   replicas.push(r1, r2);
@@ -33,7 +41,7 @@ describe('leader failover with real processes (invariants 3 and 5)', () => {
     const fresh = env.fresh('kill');
     const ns = fresh.ns;
     h = fresh.h;
-    const { leader, standby } = await twoReplicas(ns, 1_500);
+    const { leader, standby } = await twoReplicas(ns);
     const tryer = h.service({ app: 'acct' }).resource('r', noop); // runs the Try; not a control-loop replica
     const init = h.service({ app: 'shop' });
     await init.start();
@@ -43,8 +51,8 @@ describe('leader failover with real processes (invariants 3 and 5)', () => {
     await leader.waitForEvent((e) => e.event === 'phase2-start' && e.xid === tx.xid, 'confirm started on the leader');
     leader.kill('SIGKILL');
     await waitFor(() => leader.exited(), { what: 'leader process gone' });
-    await standby.waitForEvent((e) => e.event === 'leader' && e.leading === true, 'standby becomes leader', 10_000);
-    const done = await init.waitForCompletion(tx.xid, { timeoutMs: 20_000 });
+    await standby.waitForEvent((e) => e.event === 'leader' && e.leading === true, 'standby becomes leader', TAKEOVER_MS);
+    const done = await init.waitForCompletion(tx.xid, { timeoutMs: 30_000 });
     expect(done.status).toBe('COMMITTED');
     expect(done.branches[0]?.state).toBe('DONE');
     const executed = await probes(ns, tx.xid);
@@ -56,7 +64,7 @@ describe('leader failover with real processes (invariants 3 and 5)', () => {
     const fresh = env.fresh('pause');
     const ns = fresh.ns;
     h = fresh.h;
-    const { leader, standby } = await twoReplicas(ns, 1_000);
+    const { leader, standby } = await twoReplicas(ns);
     const tryer = h.service({ app: 'acct' }).resource('r', noop);
     const init = h.service({ app: 'shop' });
     await init.start();
@@ -65,13 +73,18 @@ describe('leader failover with real processes (invariants 3 and 5)', () => {
     await tx.commit();
     await leader.waitForEvent((e) => e.event === 'phase2-start' && e.xid === tx.xid, 'confirm started on the leader');
     leader.kill('SIGSTOP');
-    await standby.waitForEvent((e) => e.event === 'leader' && e.leading === true, 'standby becomes leader', 10_000);
-    const done = await init.waitForCompletion(tx.xid, { timeoutMs: 20_000 });
+    await untilStopped(leader.child.pid!, 'the leader replica');
+    await standby.waitForEvent((e) => e.event === 'leader' && e.leading === true, 'standby becomes leader', TAKEOVER_MS);
+    const done = await init.waitForCompletion(tx.xid, { timeoutMs: 30_000 });
     expect(done.status).toBe('COMMITTED');
+    // Its confirm finishes the moment it resumes (the SIGUSR2 waits for SIGCONT, like a timer that
+    // expired while it was stopped), so it has its chance to record a stale success.
+    leader.kill('SIGUSR2');
     leader.kill('SIGCONT');
-    await leader.waitForEvent((e) => e.event === 'leader' && e.leading === false, 'old leader steps down after resuming', 10_000);
-    // Give the resumed process time to try its stale write; it must not land.
-    await new Promise((r) => setTimeout(r, 1_500));
+    await leader.waitForEvent((e) => e.event === 'leader' && e.leading === false, 'old leader steps down after resuming', 20_000);
+    // Both done: the handler returned, and the term's reconciles have settled (the step-down is
+    // reported after them), so a stale write would have been attempted by now; it must not land.
+    await leader.waitForEvent((e) => e.event === 'phase2-end' && e.xid === tx.xid, "the old leader's confirm handler to return");
     expect(leader.events.some((e) => e.event === 'phase2' && e.xid === tx.xid && e.result === 'succeeded')).toBe(false);
     const branch = JSON.parse((await env.client.get(`${ns}acct/branch/${tx.xid}/${branchId}`).string())!) as { events: { type: string }[]; phase2: { state: string } };
     expect(branch.phase2.state).toBe('DONE');
@@ -132,16 +145,16 @@ describe('invariant 5: a deposed leader never starts a handler, and handlers get
     await tx.commit();
     await dying.waitForEvent((e) => e.event === 'phase2-start' && e.xid === tx.xid, 'confirm started in term 1');
     dying.kill('SIGKILL');
-    await frozen.waitForEvent((e) => e.event === 'freezing', 'term 2 froze after recording its attempt', 20_000);
+    await frozen.waitForEvent((e) => e.event === 'freezing', 'term 2 froze after recording its attempt', TAKEOVER_MS);
     // Term 3: the standby takes the frozen leader's expired lease and finishes the branch.
     const standby = spawnReplica('participant.ts', 'replica-standby', replicaEnv);
     replicas.push(standby);
-    await standby.waitForEvent((e) => e.event === 'leader' && e.leading === true, 'standby takes the expired lease', 20_000);
-    const done = await init.waitForCompletion(tx.xid, { timeoutMs: 20_000 });
+    await standby.waitForEvent((e) => e.event === 'leader' && e.leading === true, 'standby takes the expired lease', TAKEOVER_MS);
+    const done = await init.waitForCompletion(tx.xid, { timeoutMs: 30_000 });
     expect(done.status).toBe('COMMITTED');
     frozen.kill('SIGCONT');
     await frozen.waitForEvent((e) => e.event === 'resumed', 'frozen leader resumes');
-    await frozen.waitForEvent((e) => e.event === 'leader' && e.leading === false, 'resumed leader steps down', 10_000);
+    await frozen.waitForEvent((e) => e.event === 'leader' && e.leading === false, 'resumed leader steps down', 20_000);
     // The resumed replica decided at its first instruction after the freeze: no handler started.
     expect(frozen.events.filter((e) => e.event === 'phase2-start' && e.xid === tx.xid)).toEqual([]);
     const attempts = [...dying.events, ...standby.events].filter((e) => e.event === 'phase2-start' && e.xid === tx.xid).map((e) => e.attempt);
@@ -157,7 +170,7 @@ describe('invariant 5: a deposed leader never starts a handler, and handlers get
     const fresh = env.fresh('token');
     const ns = fresh.ns;
     h = fresh.h;
-    const { leader, standby } = await twoReplicas(ns, 1_500, { GUARDED: '1' });
+    const { leader, standby } = await twoReplicas(ns, { GUARDED: '1' });
     const tryer = h.service({ app: 'acct' }).resource('r', noop);
     const init = h.service({ app: 'shop' });
     await init.start();
@@ -166,13 +179,16 @@ describe('invariant 5: a deposed leader never starts a handler, and handlers get
     await tx.commit();
     const first = await leader.waitForEvent((e) => e.event === 'phase2-start' && e.xid === tx.xid, 'confirm started on the leader');
     leader.kill('SIGSTOP');
-    const second = await standby.waitForEvent((e) => e.event === 'phase2-start' && e.xid === tx.xid, 'standby runs the confirm', 20_000);
+    await untilStopped(leader.child.pid!, 'the leader replica');
+    const second = await standby.waitForEvent((e) => e.event === 'phase2-start' && e.xid === tx.xid, 'standby runs the confirm', TAKEOVER_MS);
     expect(BigInt(second.fencingToken as string)).toBeGreaterThan(BigInt(first.fencingToken as string));
     const landed = await standby.waitForEvent((e) => e.event === 'guarded-write' && e.xid === tx.xid, "new leader's guarded write");
     expect(landed.landed).toBe(true);
-    expect((await init.waitForCompletion(tx.xid, { timeoutMs: 20_000 })).status).toBe('COMMITTED');
+    expect((await init.waitForCompletion(tx.xid, { timeoutMs: 30_000 })).status).toBe('COMMITTED');
+    // The deposed leader's handler, ignoring its signal, goes on to its write as soon as it resumes.
+    leader.kill('SIGUSR2');
     leader.kill('SIGCONT');
-    const stale = await leader.waitForEvent((e) => e.event === 'guarded-write' && e.xid === tx.xid, "deposed leader's guarded write", 10_000);
+    const stale = await leader.waitForEvent((e) => e.event === 'guarded-write' && e.xid === tx.xid, "deposed leader's guarded write", 20_000);
     expect(stale.landed).toBe(false);
     const executed = await probes(ns, tx.xid);
     expect(executed.map((p) => p.identity)).toEqual([standby.identity]);

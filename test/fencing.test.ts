@@ -23,7 +23,9 @@ afterAll(async () => {
 });
 
 function elector(client: Etcd3, key: string, identity: string): { e: LeaderElector; fences: Fence[] } {
-  const e = new LeaderElector({ client, key, identity, ttlSeconds: 1, logger: quietLogger });
+  // No test here waits for a lease to expire (leaders resign or lose their key), and a 1 s lease is
+  // lost to a stall of under a second: a loaded machine would hand leadership around mid-test.
+  const e = new LeaderElector({ client, key, identity, ttlSeconds: 10, logger: quietLogger });
   const fences: Fence[] = [];
   e.on('started', (f) => fences.push(f));
   return { e, fences };
@@ -64,11 +66,16 @@ describe('invariant 5: fencing — only the current leader records phase-2 progr
     const oldFence = a.fences[0]!;
     const branch = await seedBranch(storeA, 'acct');
 
-    // A is deposed: its key is gone (as when its lease expires while it is paused) and B wins.
+    // A is deposed: its key is gone (as when its lease expires while it is paused) and B wins. A
+    // paused A does not campaign; a running one would, racing B for the vacant key, so A's elector
+    // is stopped first (A keeps its old fence, as a paused process does).
     const b = elector(clientB, key, 'b');
+    await a.e.stop();
     await clientA.delete().key(key);
+    expect(await clientA.get(key).string()).toBeNull();
     b.e.start();
     await waitFor(() => b.fences[0], { what: 'b leads' });
+    expect(b.fences[0]!.createRevision).not.toBe(oldFence.createRevision);
     const next = { ...branch.record, phase2: { action: 'confirm' as const, state: 'DONE' as const, attempts: 1 } };
     await expect(storeA.recordProgress(oldFence, branch, next)).rejects.toBeInstanceOf(LeadershipLost);
     const unchanged = await storeA.getBranch('acct', branch.record.xid, branch.record.branchId);

@@ -114,8 +114,12 @@ describe('invariant 6: no missed events (list, watch from revision + 1, relist o
     try {
       await env.client.put(`${ns}pay/gtx/k`).value('mine');
       await env.client.put(`${ns}payments/gtx/k2`).value('other app');
-      await waitFor(() => informer.cache.has(`${ns}pay/gtx/k`), { what: 'own key' });
-      expect([...informer.cache.keys()]).toEqual([`${ns}pay/gtx/k`]);
+      // Written after the sibling's key: events come in revision order, so once this one is in the
+      // cache, the sibling's would be too had the watch matched it (waiting for the first own key
+      // alone could look before a wrongly matched event arrived).
+      await env.client.put(`${ns}pay/gtx/k3`).value('mine too');
+      await waitFor(() => informer.cache.has(`${ns}pay/gtx/k3`), { what: 'own key written last' });
+      expect([...informer.cache.keys()].sort()).toEqual([`${ns}pay/gtx/k`, `${ns}pay/gtx/k3`]);
     } finally {
       await informer.stop();
     }

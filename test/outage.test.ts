@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { TxloopService } from '../src/index.js';
 import { gate, quietLogger, useEtcd, waitFor } from './helpers/harness.js';
+import { untilStopped } from './helpers/wait.js';
 
 const env = useEtcd({ members: 1 });
 
@@ -10,7 +11,8 @@ describe('invariant 3 across a full etcd outage', () => {
     const release = gate();
     const running = gate();
     const confirmed: string[] = [];
-    const p = h.service({ app: 'acct' }).resource('r', {
+    // A short lease, so that the outage outlasts it: the loops must resume after losing leadership.
+    const p = h.service({ app: 'acct', leaseTtlSeconds: 2 }).resource('r', {
       try: () => undefined,
       confirm: async ({ branchId }) => {
         running.open();
@@ -19,7 +21,7 @@ describe('invariant 3 across a full etcd outage', () => {
       },
       cancel: () => undefined,
     });
-    const init = h.service({ app: 'shop' });
+    const init = h.service({ app: 'shop', leaseTtlSeconds: 2 });
     await Promise.all([p.start(), init.start()]);
     const tx = await init.begin({ name: 'across outage', timeoutMs: 60_000 });
     const { branchId } = await p.tryBranch(tx.context, 'r', {});
@@ -33,7 +35,8 @@ describe('invariant 3 across a full etcd outage', () => {
     release.open();
     await waitFor(() => confirmed.length >= 1, { what: 'confirm ran during the outage' });
     await expect(init.begin({ name: 'during outage', timeoutMs: 1_000 })).rejects.toThrow();
-    await new Promise((r) => setTimeout(r, 2_500)); // longer than the lease TTL: leadership is lost
+    // Longer than the lease TTL: leadership is lost (on a loaded machine a fixed 2.5 s may not be).
+    await waitFor(() => !p.isLeader() && !init.isLeader(), { what: 'both services to lose leadership during the outage', timeoutMs: 20_000 });
     await member.restart();
 
     const done = await init.waitForCompletion(tx.xid, { timeoutMs: 30_000 });
@@ -54,6 +57,8 @@ describe('invariant 3 across a full etcd outage', () => {
     try {
       await init.begin({ name: 'warm up the connection', timeoutMs: 5_000 });
       await member.kill('SIGSTOP');
+      // kill() returns before etcd's threads have stopped; until they have, etcd still answers.
+      await untilStopped(member.pid!, 'etcd');
       // Without a request deadline this call never settles and the test times out.
       const err = await init.begin({ name: 'while hung', timeoutMs: 5_000 }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(Error);

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { TryFailed, type PhaseTwoContext } from '../src/index.js';
 import type { Store } from '../src/internal/store.js';
-import { gate, useEtcd, waitFor, type Harness } from './helpers/harness.js';
+import { fastTimings, gate, useEtcd, waitFor, type Harness } from './helpers/harness.js';
+import { settled, sleep } from './helpers/wait.js';
 
 const env = useEtcd();
 let h: Harness;
@@ -44,14 +45,16 @@ describe('invariant 3: every branch gets the decided action at least once, with 
   it('a confirm that always fails is parked as FAILED after deadThreshold attempts, with its last error, and the global stays visible as COMMITTING', async () => {
     const store = setup('park');
     let calls = 0;
-    const p = h.service({ app: 'acct', deadThreshold: 3 }).resource('r', {
-      try: () => undefined,
-      confirm: () => {
-        calls++;
-        throw new Error('ledger rejects posting');
-      },
-      cancel: () => undefined,
-    });
+    const p = h.service({ app: 'acct', deadThreshold: 3 })
+      .resource('r', {
+        try: () => undefined,
+        confirm: () => {
+          calls++;
+          throw new Error('ledger rejects posting');
+        },
+        cancel: () => undefined,
+      })
+      .resource('ok', { try: () => undefined, confirm: () => undefined, cancel: () => undefined });
     await p.start();
     const init = h.service({ app: 'shop' });
     await init.start();
@@ -67,9 +70,18 @@ describe('invariant 3: every branch gets the decided action at least once, with 
     expect(calls).toBe(3);
     expect((await init.get(tx.xid)).status).toBe('COMMITTING');
 
-    // Parked means no more attempts until a human acts.
-    await new Promise((r) => setTimeout(r, 300));
+    // Parked means no more attempts until a human acts. Shown rather than slept (a slow loop outlasts
+    // a sleep): past the longest retry delay, a later transaction's branch on the same leader is
+    // confirmed, so the parked branch's own change and any retry due by then were handled before it.
+    const seenParkedAt = Date.now();
+    await waitFor(() => Date.now() > seenParkedAt + fastTimings.retryMaxMs, { what: 'the longest retry delay to pass' });
+    const later = await init.begin({ name: 'later', timeoutMs: 30_000 });
+    await p.tryBranch(later.context, 'ok', {});
+    await later.commit();
+    expect((await init.waitForCompletion(later.xid)).status).toBe('COMMITTED');
     expect(calls).toBe(3);
+    // Nor was a fourth attempt even recorded (attempts are recorded before their handler runs).
+    expect((await store.getBranch('acct', tx.xid, branchId))?.record.phase2).toMatchObject({ state: 'FAILED', attempts: 3 });
 
     // `txloop retry` (store.retryBranch) gives it a fresh budget; it is attempted again.
     await store.retryBranch('acct', tx.xid, branchId, 'test');
@@ -190,29 +202,41 @@ describe('invariant 4: empty rollback is normal; confirm never runs without a su
     setup('slow-try');
     const g = gate();
     const cancels: boolean[] = [];
+    // A second branch of the same transaction whose Try is done: the barrier for the slow one.
+    const controlCancels: boolean[] = [];
+    const isControl = (payload: unknown): boolean => (payload as { control?: boolean }).control === true;
     const p = h.service({ app: 'acct', graceMs: 5_000 }).resource('r', {
-      try: async () => {
-        await g.wait;
+      try: async ({ payload }) => {
+        if (!isControl(payload)) await g.wait;
       },
       confirm: () => undefined,
-      cancel: ({ tryCompleted }) => {
-        cancels.push(tryCompleted);
+      cancel: ({ tryCompleted, payload }) => {
+        (isControl(payload) ? controlCancels : cancels).push(tryCompleted);
       },
     });
     await p.start();
     const init = h.service({ app: 'shop' });
     await init.start();
     const tx = await init.begin({ name: 'x', timeoutMs: 30_000 });
+    const control = await p.tryBranch(tx.context, 'r', { control: true });
     const running = p.tryBranch(tx.context, 'r', {});
-    await waitFor(async () => (await init.get(tx.xid)).branches.length === 1, { what: 'branch registered' });
+    await waitFor(async () => (await init.get(tx.xid)).branches.length === 2, { what: 'branch registered' });
     await tx.rollback();
-    await new Promise((r) => setTimeout(r, 200));
+    // Not a sleep, which a slow loop outlasts: the control branch's cancel, ordered in the same Txn
+    // and seen in the same watch event, has run and been recorded; the slow one's would have run with it.
+    await waitFor(async () => (await init.get(tx.xid)).branches.find((b) => b.branchId === control.branchId)?.state === 'DONE', { what: "the control branch's cancel" });
+    expect(controlCancels).toEqual([true]);
     expect(cancels).toHaveLength(0);
+    // Nor was a cancel attempt even recorded for it (attempts are recorded before their handler runs).
+    const slow = (await init.get(tx.xid)).branches.find((b) => b.branchId !== control.branchId);
+    expect(slow).toMatchObject({ tryState: 'PENDING', attempts: 0 });
+    expect(slow?.state).toBeUndefined();
     g.open();
     await running;
     const done = await init.waitForCompletion(tx.xid);
     expect(done.status).toBe('ROLLED_BACK');
     expect(cancels).toEqual([true]);
+    expect(controlCancels).toEqual([true]);
   });
 });
 
@@ -352,7 +376,10 @@ describe('idempotent Try and Trys in flight at close()', () => {
     const trying = p.tryBranch(tx.context, 'r', {}, { branchId: 'closing1' });
     await waitFor(async () => (await init.get(tx.xid)).branches.length === 1, { what: 'branch registered' });
     const closed = p.close();
-    setTimeout(g.open, 100);
+    // close() has had the time to finish, were it not waiting for the Try, and has not.
+    await sleep(100);
+    expect(await settled(closed)).toBe(false);
+    g.open();
     await closed;
     await trying;
     const b = await store.getBranch('acct', tx.xid, 'closing1');
@@ -372,7 +399,7 @@ describe('expectations: a leader never acts on a cache older than its own last w
       },
       cancel: () => undefined,
     };
-    const bank = h.service({ app: 'acct' }).resource('r', handlers);
+    const bank = h.service({ app: 'acct' }).resource('r', handlers).resource('ctl', { try: () => undefined, confirm: () => undefined, cancel: () => undefined });
     const init = h.service({ app: 'shop' });
     await init.start();
     const xids: string[] = [];
@@ -384,7 +411,12 @@ describe('expectations: a leader never acts on a cache older than its own last w
     }
     await bank.start(); // its first term inherits all 20: attempt counted first, then run
     for (const xid of xids) expect((await init.waitForCompletion(xid)).status).toBe('COMMITTED');
-    await new Promise((r) => setTimeout(r, 300));
+    // Shown rather than slept: a later transaction's branch on the same leader has been confirmed, so
+    // every change of the 20 (their own DONE writes among them) was handled before it.
+    const later = await init.begin({ name: 'later', timeoutMs: 30_000 });
+    await bank.tryBranch(later.context, 'ctl', {});
+    await later.commit();
+    expect((await init.waitForCompletion(later.xid)).status).toBe('COMMITTED');
     expect(runs.size).toBe(20);
     expect([...runs.values()].every((n) => n === 1)).toBe(true);
   });

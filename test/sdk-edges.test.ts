@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { AbortError, DeadlineExceeded, EtcdUnavailable, ServiceClosed, TxloopError, TxloopService, ValidationError } from '../src/index.js';
 import { fastTimings, quietLogger, useEtcd, waitFor } from './helpers/harness.js';
 import { spawnReplica, stopReplica } from './helpers/processes.js';
-import { within } from './helpers/wait.js';
+import { untilStopped, within } from './helpers/wait.js';
 
 const env = useEtcd({ members: 1 });
 const noop = { try: () => undefined, confirm: () => undefined, cancel: () => undefined };
@@ -139,6 +139,8 @@ describe('the SDK at its edges: AbortSignal means abort, not deadline', () => {
     try {
       const tx = await svc.begin({ name: 'x', timeoutMs: 60_000 });
       await member.kill('SIGSTOP');
+      // Hung for real: kill() returns before etcd's threads have stopped, and until then etcd answers.
+      await untilStopped(member.pid!, 'etcd');
       const ac = new AbortController();
       const committing = svc.commit(tx.xid, { signal: ac.signal }).catch((e: unknown) => e);
       ac.abort(new Error('request cancelled'));
@@ -183,7 +185,8 @@ describe('the SDK at its edges: an etcd outage is one line, not a flood', () => 
     const { ns } = env.fresh('outage-logs');
     const a = capturingLogger();
     const b = capturingLogger();
-    const opts = { ...fastTimings, app: 'acct', namespace: ns, etcd: { endpoints: env.endpoints, requestTimeoutMs: 1_000 } };
+    // A lease the outage outlasts: the leader's stepping down and its lease are part of what is logged.
+    const opts = { ...fastTimings, leaseTtlSeconds: 2, app: 'acct', namespace: ns, etcd: { endpoints: env.endpoints, requestTimeoutMs: 1_000 } };
     const leader = new TxloopService({ ...opts, logger: a.logger }).resource('r', noop);
     const standby = new TxloopService({ ...opts, logger: b.logger }).resource('r', noop);
     const member = env.members[0]!;

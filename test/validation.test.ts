@@ -133,7 +133,8 @@ describe('invariant 9: malformed records in etcd never stop the control loop', (
     const p = h.service({ app: 'acct' }).resource('r', { ...noop, cancel: ({ branchId }) => void cancels.push(branchId) });
     const init = h.service({ app: 'shop' });
     await Promise.all([p.start(), init.start()]);
-    const tx = await init.begin({ name: 'x', timeoutMs: 400 });
+    // Short, but long enough for the Try to register before the leader expires it on a loaded machine.
+    const tx = await init.begin({ name: 'x', timeoutMs: 2_000 });
     const { branchId } = await p.tryBranch(tx.context, 'r', {});
     await env.client.put(`${ns}shop/link/${tx.xid}/acct/zzzz9999`).value('garbage');
     await waitFor(() => cancels.includes(branchId), { what: 'real branch cancelled' });

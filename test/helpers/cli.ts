@@ -57,7 +57,7 @@ export interface Streaming {
   lines(): string[];
   /** Resolves once some stdout line matches; rejects at the deadline with what was printed. */
   waitForLine(match: (line: string) => boolean, what: string, timeoutMs?: number): Promise<string>;
-  /** Sends SIGINT and resolves with the exit code. */
+  /** Sends SIGINT and resolves with the exit code (SIGKILL, exit code null, if it takes over 15 s). */
   interrupt(): Promise<number | null>;
   /** Resolves with the exit code once the process exits by itself; rejects at the deadline with what was printed. */
   exit(timeoutMs: number): Promise<number | null>;
@@ -107,7 +107,7 @@ export function spawnCli(args: string[], env: Record<string, string> = {}): Stre
     },
     async interrupt() {
       if (exitCode === undefined) child.kill('SIGINT');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
       const code = await exited;
       clearTimeout(timer);
       return code;

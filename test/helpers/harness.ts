@@ -19,9 +19,15 @@ export interface Harness {
   closeAll(): Promise<void>;
 }
 
-/** Fast timings for tests; each test may override them. */
+/**
+ * Fast timings for tests; each test may override them. Not the lease: a leader steps down once no
+ * keep-alive was confirmed for the TTL minus a margin, which with a 2 s TTL is a stall of under a
+ * second — a loaded machine's GC pause or scheduling delay — and a spurious change of leader re-runs
+ * handlers and moves work between replicas mid-test. Only tests that need a lease to expire (an
+ * etcd outage outlasting it) ask for a short one.
+ */
 export const fastTimings = {
-  leaseTtlSeconds: 2,
+  leaseTtlSeconds: 10,
   retryBaseMs: 20,
   retryMaxMs: 200,
   graceMs: 300,

@@ -59,5 +59,5 @@ export async function stopReplica(r: Replica): Promise<void> {
   if (r.exited()) return;
   r.child.kill('SIGCONT');
   r.child.kill('SIGKILL');
-  await waitFor(() => r.exited(), { what: `${r.identity} exit`, timeoutMs: 5_000 });
+  await waitFor(() => r.exited(), { what: `${r.identity} exit`, timeoutMs: 15_000 });
 }

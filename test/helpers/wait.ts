@@ -1,4 +1,5 @@
 /** Waiting on conditions with deadlines (never bare sleeps as assertions), shared by every test. */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -53,4 +54,33 @@ export function within<T>(p: Promise<T>, what: string, timeoutMs = 5_000): Promi
     timer = setTimeout(() => reject(new Error(`timed out waiting for: ${what}`)), timeoutMs);
   });
   return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Whether every thread of `pid` is in a stop (state T or t in /proc/<pid>/task/<tid>/stat).
+ * `kill(pid, 'SIGSTOP')` returns once the signal is queued: the process stops only when one of its
+ * threads is scheduled to handle it, and until that thread has stopped the others, they go on
+ * running (a loaded machine makes that window tens of milliseconds) — etcd can still answer.
+ */
+export function isStopped(pid: number): boolean {
+  const tasks = readdirSync(`/proc/${pid}/task`);
+  return (
+    tasks.length > 0 &&
+    tasks.every((tid) => {
+      let stat: string;
+      try {
+        stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      } catch {
+        return true; // the thread exited meanwhile
+      }
+      const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+      return state === 'T' || state === 't' || state === 'X' || state === 'Z';
+    })
+  );
+}
+
+/** Resolves once `pid` (just sent SIGSTOP) has really stopped; without /proc, at once. */
+export async function untilStopped(pid: number, what: string, timeoutMs = 15_000): Promise<void> {
+  if (!existsSync('/proc/self/task')) return;
+  await waitFor(() => isStopped(pid), { what: `${what} (pid ${pid}) to be stopped`, timeoutMs, intervalMs: 5 });
 }
