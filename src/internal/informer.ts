@@ -31,6 +31,11 @@ export interface InformerOptions {
   afterList?: (revision: string) => Promise<void>;
   /** Where list failures go (one line per outage); without it each failure is logged. */
   connection?: ConnectionState;
+  /**
+   * A list the caller already read (and showed): the cache starts from it and the watch from its
+   * revision + 1, so a key deleted since is reported as deleted rather than never seen.
+   */
+  seed?: { kvs: IKeyValue[]; revision: string };
 }
 
 export class Informer {
@@ -51,7 +56,19 @@ export class Informer {
   constructor(private readonly options: InformerOptions) {}
 
   async start(): Promise<void> {
-    await this.relist('initial list');
+    const seed = this.options.seed;
+    if (seed) {
+      for (const kv of seed.kvs) this.cache.set(kv.key.toString(), { value: kv.value, modRevision: kv.mod_revision, createRevision: kv.create_revision });
+      this.lastRevision = seed.revision;
+      try {
+        await this.openWatcher(seed.revision);
+      } catch {
+        // Compacted past the seed already (or the watch failed): a relist compares with the seed.
+        await this.relist('seed revision unavailable');
+      }
+    } else {
+      await this.relist('initial list');
+    }
     const every = this.options.resyncMs ?? 300_000;
     this.resyncTimer = setInterval(() => void this.relist('periodic resync'), every);
     this.resyncTimer.unref();

@@ -65,7 +65,7 @@ async function get(io: Io, resource: string, names: string[], flags: GetFlags): 
   const filter = filterOf(kind, flags, names);
   const sort = sorter(flags.sortBy, kind.columns, kind.json);
   const { client } = await io.connect();
-  const { model } = await io.etcd(loadModel(client, io.config.namespace));
+  const { model, kvs, revision } = await io.etcd(loadModel(client, io.config.namespace));
   // Every record in the namespace that cannot be used, not only those behind the rows asked for:
   // nothing in etcd is silently ignored.
   io.malformed(model.problems());
@@ -74,7 +74,7 @@ async function get(io: Io, resource: string, names: string[], flags: GetFlags): 
   if (flags.watch) {
     // kubectl too: a name that does not exist is an error, not something to wait for.
     if (missing.length > 0) throw notFound();
-    return watch(io, model, kind, filter, flags, sort);
+    return watch(io, { model, kvs, revision }, kind, filter, flags, sort);
   }
   const items = kind.list(model, filter);
   if (sort) items.sort(sort);

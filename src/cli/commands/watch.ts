@@ -7,6 +7,7 @@
  * --dial-timeout, at least every second) ends the watch with exit 1 once etcd has not answered
  * HEALTH_FAILURES checks in a row: about 3 × --dial-timeout. A shorter outage is ridden out.
  */
+import type { IKeyValue } from 'etcd3';
 import { pino } from 'pino';
 import { Informer } from '../../internal/informer.js';
 import { probe, type Probe } from '../connection.js';
@@ -23,8 +24,39 @@ const LIVE = new Set(['AGE', 'DEADLINE', 'NEXT RETRY', 'UPDATED']);
 /** Consecutive failed health checks after which the watch gives up. */
 export const HEALTH_FAILURES = 3;
 
-/** Prints `model` (the list just read), then watches from there. */
-export async function watch<R>(io: Io, model: Model, kind: Kind<R>, filter: Filter, flags: GetFlags, sort: ((a: R, b: R) => number) | undefined): Promise<void> {
+/** Prints the list just read (`listed`), then watches from its revision. */
+export async function watch<R>(
+  io: Io,
+  listed: { model: Model; kvs: IKeyValue[]; revision: string },
+  kind: Kind<R>,
+  filter: Filter,
+  flags: GetFlags,
+  sort: ((a: R, b: R) => number) | undefined,
+): Promise<void> {
+  const { model } = listed;
+  // A Ctrl-C as soon as the first rows show must end the watch, not kill the process by signal.
+  const interrupted = new AbortController();
+  const interrupt = (): void => interrupted.abort();
+  process.once('SIGINT', interrupt);
+  process.once('SIGTERM', interrupt);
+  try {
+    await watchListed(io, listed, model, kind, filter, flags, sort, interrupted.signal);
+  } finally {
+    process.off('SIGINT', interrupt);
+    process.off('SIGTERM', interrupt);
+  }
+}
+
+async function watchListed<R>(
+  io: Io,
+  listed: { kvs: IKeyValue[]; revision: string },
+  model: Model,
+  kind: Kind<R>,
+  filter: Filter,
+  flags: GetFlags,
+  sort: ((a: R, b: R) => number) | undefined,
+  interrupted: AbortSignal,
+): Promise<void> {
   const { client, store } = await io.connect();
   const format = flags.output;
   const table = new StreamingTable(kind.columns, format === 'wide');
@@ -54,6 +86,7 @@ export async function watch<R>(io: Io, model: Model, kind: Kind<R>, filter: Filt
     prefix: io.config.namespace,
     logger: pino({ level: 'silent' }),
     resyncMs: 60_000,
+    seed: { kvs: listed.kvs, revision: listed.revision },
     onChange: (key, kv) => {
       const change = model.set(key, kv?.value);
       io.malformed(model.problemAt(key));
@@ -75,17 +108,17 @@ export async function watch<R>(io: Io, model: Model, kind: Kind<R>, filter: Filt
 
   const health = probe(io.config);
   try {
-    await untilStopped(informer, health, io.config.endpoints, io.config.dialTimeoutMs);
+    await untilStopped(informer, health, io.config.endpoints, io.config.dialTimeoutMs, interrupted);
   } finally {
     health.close();
   }
 }
 
 /**
- * Runs the informer until SIGINT/SIGTERM (resolves) or until etcd has not answered HEALTH_FAILURES
+ * Runs the informer until `interrupted` (SIGINT/SIGTERM; resolves) or until etcd has not answered HEALTH_FAILURES
  * health checks in a row (rejects with one line naming the endpoints).
  */
-function untilStopped(informer: Informer, health: Probe, endpoints: string[], dialTimeoutMs: number): Promise<void> {
+function untilStopped(informer: Informer, health: Probe, endpoints: string[], dialTimeoutMs: number, interrupted: AbortSignal): Promise<void> {
   const interval = Math.max(1000, dialTimeoutMs);
   return new Promise<void>((resolve, reject) => {
     let done = false;
@@ -94,8 +127,7 @@ function untilStopped(informer: Informer, health: Probe, endpoints: string[], di
       if (done) return;
       done = true;
       clearTimeout(timer);
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
+      interrupted.removeEventListener('abort', stop);
       const stopped = informer.stop().catch(() => undefined);
       if (err !== undefined) return reject(err);
       // Ctrl-C while etcd is away: don't wait for the informer's calls to time out.
@@ -106,8 +138,8 @@ function untilStopped(informer: Informer, health: Probe, endpoints: string[], di
       });
     };
     const stop = (): void => finish();
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+    if (interrupted.aborted) return finish();
+    interrupted.addEventListener('abort', stop, { once: true });
 
     // This timer is what keeps the process alive while etcd is away (the informer's retry timers are
     // unref'd and it logs nothing), so it stays referenced.
