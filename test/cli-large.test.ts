@@ -9,7 +9,7 @@ import { messageOf } from '../src/cli/errors.js';
 import { prefixEnd } from '../src/internal/keys.js';
 import type { TxloopService } from '../src/index.js';
 import { assertBuilt, row, runCli, spawnCli, table } from './helpers/cli.js';
-import { freshNamespace, harness, useEtcd, type Harness } from './helpers/harness.js';
+import { freshNamespace, ordersAndBank, useEtcd, type Harness } from './helpers/harness.js';
 
 const env = useEtcd();
 const TRANSACTIONS = 22;
@@ -31,12 +31,7 @@ async function bigTransaction(name: string): Promise<string> {
 beforeAll(async () => {
   assertBuilt();
   // Services for the whole file (env.fresh() would close them after the first test).
-  services = harness(() => env.endpoints, ns);
-  orders = services.service({ app: 'orders' });
-  bank = services.service({ app: 'bank' });
-  bank.resource('hold', { try: () => 'held', confirm: () => undefined, cancel: () => undefined });
-  await orders.start();
-  await bank.start();
+  ({ services, orders, bank } = await ordersAndBank(() => env.endpoints, ns));
   for (let i = 0; i < TRANSACTIONS; i++) xids.push(await bigTransaction(`big ${i}`));
   // The premise: a client with gRPC's default limit cannot receive the namespace in one response.
   await expect(env.client.kv.range({ key: Buffer.from(ns), range_end: prefixEnd(ns) })).rejects.toThrow(/larger than max \(\d+ vs 4194304\)/);

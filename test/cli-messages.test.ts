@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TxloopService } from '../src/index.js';
 import { assertBuilt, row, runCli } from './helpers/cli.js';
-import { freshNamespace, harness, useEtcd, type Harness } from './helpers/harness.js';
+import { freshNamespace, ordersAndBank, useEtcd, type Harness } from './helpers/harness.js';
 
 const env = useEtcd();
 const ns = freshNamespace('messages');
@@ -31,12 +31,7 @@ let branchOnly = { xid: '', branchId: '' };
 
 beforeAll(async () => {
   assertBuilt();
-  services = harness(() => env.endpoints, ns);
-  orders = services.service({ app: 'orders' });
-  bank = services.service({ app: 'bank' });
-  bank.resource('hold', { try: () => 'held', confirm: () => undefined, cancel: () => undefined });
-  await orders.start();
-  await bank.start();
+  ({ services, orders, bank } = await ordersAndBank(() => env.endpoints, ns));
   const c = await prepared('committed');
   await orders.commit(c.xid);
   await orders.waitForCompletion(c.xid, { timeoutMs: 20_000 });

@@ -1,23 +1,10 @@
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { Registry, TxloopService } from '../src/index.js';
 import { newBranchId, newXid } from '../src/internal/keys.js';
-import { fastTimings, useEtcd, waitFor } from './helpers/harness.js';
+import { capturingLogger, fastTimings, useEtcd, waitFor } from './helpers/harness.js';
 
 const env = useEtcd();
 
-/** A pino logger whose lines a test can read back. */
-function capturingLogger(): { logger: pino.Logger; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const l of chunk.toString().split('\n')) if (l.trim()) lines.push(JSON.parse(l) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { logger: pino({ level: 'info' }, stream), lines };
-}
 
 describe('invariant 9: every record the engine cannot use is reported once', () => {
   it('poison records under every prefix are each logged once naming the key, counted per prefix (gauge and stats), not logged again at resync, and forgotten once deleted', async () => {

@@ -1,13 +1,11 @@
 import { execFile } from 'node:child_process';
 import { getEventListeners } from 'node:events';
 import { createServer } from 'node:net';
-import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { AbortError, DeadlineExceeded, EtcdUnavailable, ServiceClosed, TxloopError, TxloopService, ValidationError } from '../src/index.js';
-import { fastTimings, quietLogger, useEtcd, waitFor } from './helpers/harness.js';
+import { capturingLogger, fastTimings, quietLogger, useEtcd, waitFor } from './helpers/harness.js';
 import { spawnReplica, stopReplica } from './helpers/processes.js';
 import { untilStopped, within } from './helpers/wait.js';
 
@@ -23,16 +21,6 @@ async function deadEndpoint(): Promise<string> {
   return `http://127.0.0.1:${port}`;
 }
 
-function capturingLogger(): { logger: pino.Logger; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const l of chunk.toString().split('\n')) if (l.trim()) lines.push(JSON.parse(l) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { logger: pino({ level: 'info' }, stream), lines };
-}
 
 describe('the SDK at its edges: start and close without etcd', () => {
   it('start() against an unreachable etcd fails within its timeout with EtcdUnavailable naming the endpoints; close() then finishes', async () => {

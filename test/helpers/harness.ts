@@ -1,6 +1,7 @@
 /** Shared test plumbing: fresh namespaces, quiet services against a real etcd, condition waits. */
 import { randomBytes } from 'node:crypto';
 import { Etcd3 } from 'etcd3';
+import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll } from 'vitest';
 import { TxloopService, type ServiceOptions } from '../../src/index.js';
@@ -112,4 +113,30 @@ export function useEtcd(options: StartEtcdOptions & { members?: number } = {}): 
     },
   };
   return env;
+}
+
+/** A pino logger whose JSON lines a test can read back. */
+export function capturingLogger(level = 'info'): { logger: pino.Logger; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const l of chunk.toString().split('\n')) if (l.trim()) lines.push(JSON.parse(l) as Record<string, unknown>);
+      done();
+    },
+  });
+  return { logger: pino({ level }, stream), lines };
+}
+
+/**
+ * An initiator `orders` and a participant `bank` with a no-op resource `hold`, both started, for a
+ * whole test file (env.fresh() would close them after the first test); close with `closeAll()`.
+ */
+export async function ordersAndBank(endpoints: () => string[], ns: string): Promise<{ services: Harness; orders: TxloopService; bank: TxloopService }> {
+  const services = harness(endpoints, ns);
+  const orders = services.service({ app: 'orders' });
+  const bank = services.service({ app: 'bank' });
+  bank.resource('hold', { try: () => 'held', confirm: () => undefined, cancel: () => undefined });
+  await orders.start();
+  await bank.start();
+  return { services, orders, bank };
 }
