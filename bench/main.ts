@@ -37,7 +37,7 @@ import { parseArgs } from 'node:util';
 import { Etcd3, type IRequestOp, type ICompare, type ITxnRequest } from 'etcd3';
 import { pino } from 'pino';
 import { TxloopService, GlobalStatus } from '../src/index.js';
-import { Keys, DEFAULT_NAMESPACE, prefixEnd } from '../src/internal/keys.js';
+import { Keys, DEFAULT_NAMESPACE, prefixEnd } from '../src/store/keys.js';
 import { startEtcd, type EtcdServer } from '../src/testing.js';
 import { BACKGROUND, replay, type RevisionSummary } from './history.js';
 import { LogTally, PhaseClock, fmt, round, summarize, table, type LatencySummary } from './stats.js';

@@ -43,7 +43,7 @@ export {
   type ServiceEvents,
   type ServiceStats,
 } from './service.js';
-export type { ServiceOptions, EtcdConnectionOptions } from './internal/options.js';
+export type { ServiceOptions, EtcdConnectionOptions } from './options.js';
 export type { TccResource, TryContext, PhaseTwoContext, ResourceType, UntypedResources } from './resource.js';
 export { XID_HEADER, DEADLINE_HEADER, injectHeaders, extractContext, type TxContext } from './context.js';
 export {
@@ -67,6 +67,6 @@ export {
   WriteConflict,
   LeadershipLost,
 } from './errors.js';
-export { GlobalStatus, TryState, Action, Phase2State, MalformedRecord } from './internal/records.js';
-export type { Phase2Outcome } from './internal/branch-reconciler.js';
+export { GlobalStatus, TryState, Action, Phase2State, MalformedRecord } from './store/records.js';
+export type { Phase2Outcome } from './modes/tcc/branch-step.js';
 export { TxloopMetrics, metricsFor, serveMetrics, Registry, type MetricsServerOptions } from './metrics.js';

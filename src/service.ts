@@ -23,18 +23,18 @@ import {
   errorMessage,
 } from './errors.js';
 import type { PayloadOf, ResultOf, ResourceName, TccResource, UntypedName, UntypedResources } from './resource.js';
-import { branchQueueKey, reconcileBranch, type Phase2Outcome } from './internal/branch-reconciler.js';
-import { Controller } from './internal/controller.js';
-import { ConnectionState } from './internal/connection-state.js';
-import { createEtcdClient } from './internal/etcd-client.js';
-import { endpointsOf, toTxloopError } from './internal/etcd-errors.js';
-import { reconcileGlobal } from './internal/global-reconciler.js';
-import { Informer, type CachedKv } from './internal/informer.js';
-import { appOfXid, newBranchId, newWriteId, newXid, validateApp, validateBranchId, validateResource, validateXid } from './internal/keys.js';
-import { LeaderElector } from './internal/leader.js';
-import { defaultLogger } from './internal/logger.js';
-import { MalformedRecords, type MalformedKind } from './internal/malformed.js';
-import { defaultEndpoints, rejectUnknownOptions, resolveOptions, type ResolvedOptions, type ServiceOptions } from './internal/options.js';
+import { branchQueueKey, reconcileBranch, type Phase2Outcome } from './modes/tcc/branch-step.js';
+import { Controller } from './runtime/controller.js';
+import { ConnectionState } from './runtime/connection-state.js';
+import { createEtcdClient } from './etcd/client.js';
+import { endpointsOf, toTxloopError } from './etcd/errors.js';
+import { reconcileGlobal } from './modes/tcc/global-step.js';
+import { Informer, type CachedKv } from './cache/informer.js';
+import { appOfXid, newBranchId, newWriteId, newXid, validateApp, validateBranchId, validateResource, validateXid } from './store/keys.js';
+import { LeaderElector } from './etcd/election.js';
+import { defaultLogger } from './logger.js';
+import { MalformedRecords, type MalformedKind } from './runtime/malformed.js';
+import { defaultEndpoints, rejectUnknownOptions, resolveOptions, type ResolvedOptions, type ServiceOptions } from './options.js';
 import {
   GlobalStatus,
   TryState,
@@ -54,10 +54,10 @@ import {
   type GlobalRecord,
   type LinkRecord,
   type ServiceStats,
-} from './internal/records.js';
-import { Store, cmp, op, type Fence } from './internal/store.js';
-import { Workqueue, type WorkqueueStats } from './internal/workqueue.js';
-import { cancelWatcher } from './internal/watch.js';
+} from './store/records.js';
+import { Store, cmp, op, type Fence } from './store/store.js';
+import { Workqueue, type WorkqueueStats } from './runtime/workqueue.js';
+import { cancelWatcher } from './etcd/watch.js';
 import { metricsFor, type TxloopMetrics } from './metrics.js';
 
 export interface BeginOptions {
@@ -877,7 +877,7 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
   }
 }
 
-export type { ServiceStats } from './internal/records.js';
+export type { ServiceStats } from './store/records.js';
 
 function throwIfAborted(signal: AbortSignal | undefined, xid: string | undefined): void {
   if (signal?.aborted) throw new AbortError(xid, signal.reason);

@@ -30,4 +30,4 @@ export {
   type EtcdServer,
   type FindEtcdBinaryOptions,
   type StartEtcdOptions,
-} from './internal/etcd-launcher.js';
+} from './etcd/launcher.js';

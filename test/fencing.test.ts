@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Etcd3 } from 'etcd3';
-import { LeaderElector } from '../src/internal/leader.js';
-import { GlobalStatus, TryState, type BranchRecord } from '../src/internal/records.js';
-import { LeadershipLost, Store, type Fence } from '../src/internal/store.js';
-import { newBranchId, newWriteId, newXid } from '../src/internal/keys.js';
+import { LeaderElector } from '../src/etcd/election.js';
+import { GlobalStatus, TryState, type BranchRecord } from '../src/store/records.js';
+import { LeadershipLost, Store, type Fence } from '../src/store/store.js';
+import { newBranchId, newWriteId, newXid } from '../src/store/keys.js';
 import { startEtcd, type EtcdServer } from '../src/testing.js';
 import { freshNamespace, quietLogger, waitFor } from './helpers/harness.js';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { Informer } from '../src/internal/informer.js';
-import { Store } from '../src/internal/store.js';
+import { Informer } from '../src/cache/informer.js';
+import { Store } from '../src/store/store.js';
 import { freshNamespace, quietLogger, useEtcd, waitFor } from './helpers/harness.js';
 
 const env = useEtcd();

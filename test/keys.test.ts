@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Keys, appOfXid, newBranchId, newXid, validateApp, validateBranchId, validateXid } from '../src/internal/keys.js';
+import { Keys, appOfXid, newBranchId, newXid, validateApp, validateBranchId, validateXid } from '../src/store/keys.js';
 
 describe('key layout and ids', () => {
   it('xids name their initiator app, validate, are unique, and sort by creation time', () => {

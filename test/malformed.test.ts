@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Registry, TxloopService } from '../src/index.js';
-import { newBranchId, newXid } from '../src/internal/keys.js';
+import { newBranchId, newXid } from '../src/store/keys.js';
 import { capturingLogger, fastTimings, useEtcd, waitFor } from './helpers/harness.js';
 
 const env = useEtcd();

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { TryFailed, type PhaseTwoContext } from '../src/index.js';
-import type { Store } from '../src/internal/store.js';
+import type { Store } from '../src/store/store.js';
 import { fastTimings, gate, useEtcd, waitFor, type Harness } from './helpers/harness.js';
 import { settled, sleep } from './helpers/wait.js';
 

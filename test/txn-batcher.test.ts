@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { TxnBatcher, overlaps } from '../src/internal/txn-batcher.js';
-import { Store, cmp, op } from '../src/internal/store.js';
-import { newBranchId, newWriteId, newXid } from '../src/internal/keys.js';
-import { GlobalStatus, TryState } from '../src/internal/records.js';
+import { TxnBatcher, overlaps } from '../src/etcd/txn-batcher.js';
+import { Store, cmp, op } from '../src/store/store.js';
+import { newBranchId, newWriteId, newXid } from '../src/store/keys.js';
+import { GlobalStatus, TryState } from '../src/store/records.js';
 import { freshNamespace, useEtcd } from './helpers/harness.js';
 
 const env = useEtcd();

@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { itemBackoffMs, Workqueue } from '../src/internal/workqueue.js';
+import { itemBackoffMs, Workqueue } from '../src/runtime/workqueue.js';
 import { settled, sleep, waitFor as waitUntil, within } from './helpers/wait.js';
 
 /** Fast polling: these tests watch in-process state, no I/O. */
@@ -292,7 +292,7 @@ describe('workqueue', () => {
   });
 
   it('workqueue: delayed items do not keep the Node process alive', () => {
-    const modUrl = new URL('../src/internal/workqueue.ts', import.meta.url).href;
+    const modUrl = new URL('../src/runtime/workqueue.ts', import.meta.url).href;
     const script = `
       const { Workqueue } = await import(${JSON.stringify(modUrl)});
       const q = new Workqueue({ name: 'unref', baseDelayMs: 60000, maxDelayMs: 60000 });

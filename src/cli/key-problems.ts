@@ -3,7 +3,7 @@
  * must tell the operator what is wrong with each key it cannot use (`<ns>bank/branch/not-a-xid`,
  * `<ns>bank/gtx/`, `<ns>bank/weird/x`).
  */
-import { validateApp, validateBranchId, validateXid } from '../internal/keys.js';
+import { validateApp, validateBranchId, validateXid } from '../store/keys.js';
 
 type Part = 'xid' | 'owner' | 'branchId';
 

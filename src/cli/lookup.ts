@@ -5,8 +5,8 @@
  * and says what is left of a transaction whose global record is missing instead of "does not exist".
  */
 import { BranchNotFound, TransactionNotFound } from '../errors.js';
-import { rangePrefix } from '../internal/range.js';
-import type { Store } from '../internal/store.js';
+import { rangePrefix } from '../etcd/range.js';
+import type { Store } from '../store/store.js';
 import { CliError } from './errors.js';
 import type { BranchRef } from './refs.js';
 

@@ -5,7 +5,7 @@
  * missing, are kept as problems too: problems() lists every record the CLI cannot use, for the
  * warnings on stderr. Fed by one range, or by a watch.
  */
-import { Keys, appOfXid, type ParsedKey } from '../internal/keys.js';
+import { Keys, appOfXid, type ParsedKey } from '../store/keys.js';
 import {
   MalformedRecord,
   Phase2State,
@@ -22,7 +22,7 @@ import {
   type LinkRecord,
   type OrderRecord,
   type ServiceStats,
-} from '../internal/records.js';
+} from '../store/records.js';
 import { keyProblem } from './key-problems.js';
 
 export const MALFORMED = 'MALFORMED';

@@ -1,5 +1,5 @@
 /** Columns, filters and JSON shapes of what `get`, `top` and `-w` print. */
-import { GlobalStatus } from '../internal/records.js';
+import { GlobalStatus } from '../store/records.js';
 import { NONE, age, cell, relative, type Column } from './format.js';
 import { MALFORMED, type BranchItem, type GlobalItem, type ServiceItem } from './model.js';
 import { UsageError } from './errors.js';

@@ -4,8 +4,8 @@
  */
 import { Command } from 'commander';
 import { BranchNotFound } from '../../errors.js';
-import type { TimelineEvent } from '../../internal/records.js';
-import { op } from '../../internal/store.js';
+import type { TimelineEvent } from '../../store/records.js';
+import { op } from '../../store/store.js';
 import { UsageError } from '../errors.js';
 import { NONE, age, relative, renderRows, timestamp, truncateToWidth } from '../format.js';
 import { Model, type BranchItem, type GlobalItem } from '../model.js';

@@ -6,8 +6,8 @@
 import { userInfo } from 'node:os';
 import { Command, Option } from 'commander';
 import { TransactionAlreadyDecided, TransactionNotFound } from '../../errors.js';
-import { GlobalStatus, type BranchRecord } from '../../internal/records.js';
-import { alreadyDecided } from '../../internal/store.js';
+import { GlobalStatus, type BranchRecord } from '../../store/records.js';
+import { alreadyDecided } from '../../store/store.js';
 import { CliError, UsageError } from '../errors.js';
 import { explainNotFound, ownerOf } from '../lookup.js';
 import { parseBranchArg, parseRef, parseXidArg } from '../refs.js';

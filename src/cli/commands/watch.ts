@@ -9,7 +9,7 @@
  */
 import type { IKeyValue } from 'etcd3';
 import { pino } from 'pino';
-import { Informer } from '../../internal/informer.js';
+import { Informer } from '../../cache/informer.js';
 import { probe, type Probe } from '../connection.js';
 import { CliError, UnreachableError, shortReason } from '../errors.js';
 import { StreamingTable, serialize } from '../format.js';

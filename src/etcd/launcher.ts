@@ -19,7 +19,7 @@ const STDERR_TAIL_BYTES = 16 * 1024;
 
 // The message is read by consumers of the installed package as much as by this repository's
 // developers, so it names the script where it actually is (node_modules/txloop/scripts/… when
-// installed; this module sits in dist/internal/ or src/internal/, two levels below the package root)
+// installed; this module sits in dist/etcd/ or src/etcd/, two levels below the package root)
 // and the bin that runs it from anywhere in a project that depends on txloop.
 const ENSURE_ETCD_SCRIPT = fileURLToPath(new URL('../../scripts/ensure-etcd.sh', import.meta.url));
 const HOW_TO_INSTALL =

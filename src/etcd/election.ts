@@ -12,12 +12,12 @@ import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import type { Etcd3, Lease, Watcher } from 'etcd3';
 import type { Logger } from 'pino';
-import { cmp, op, type Fence } from './store.js';
-import { RetryBackoff, type ConnectionState } from './connection-state.js';
+import { cmp, op, type Fence } from '../store/store.js';
+import { RetryBackoff, type ConnectionState } from '../runtime/connection-state.js';
 import { cancelWatcher } from './watch.js';
-import type { LeaderRecord } from './records.js';
+import type { LeaderRecord } from '../store/records.js';
 
-export type { LeaderRecord } from './records.js';
+export type { LeaderRecord } from '../store/records.js';
 
 export interface LeaderElectorOptions {
   client: Etcd3;

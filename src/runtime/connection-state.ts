@@ -8,7 +8,7 @@
 import { ExponentialBackoff, type IBackoff } from 'cockatiel';
 import type { Logger } from 'pino';
 import { errorMessage } from '../errors.js';
-import { isUnavailable } from './etcd-errors.js';
+import { isUnavailable } from '../etcd/errors.js';
 
 export class ConnectionState {
   private downSince: number | undefined;

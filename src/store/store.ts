@@ -23,8 +23,8 @@ import {
   WriteConflict,
 } from '../errors.js';
 import { Keys, newWriteId, prefixEnd } from './keys.js';
-import { rangePrefix } from './range.js';
-import { TxnBatcher, type SubmitOptions } from './txn-batcher.js';
+import { rangePrefix } from '../etcd/range.js';
+import { TxnBatcher, type SubmitOptions } from '../etcd/txn-batcher.js';
 import {
   Action,
   GlobalStatus,

@@ -3,11 +3,11 @@
  * expires its deadline, finishes a fan-out that did not fit the decision Txn, completes it once
  * every branch is done, and collects it after the retention.
  */
-import { TransactionAlreadyDecided, TransactionNotFound } from '../errors.js';
-import type { ReconcileResult } from './controller.js';
-import { requireFence, type ReconcileDeps } from './branch-reconciler.js';
-import { GlobalStatus, MalformedRecord, Phase2State, TryState, parseGlobal, parseLink, type GlobalRecord, type LinkRecord } from './records.js';
-import { WriteConflict } from './store.js';
+import { TransactionAlreadyDecided, TransactionNotFound } from '../../errors.js';
+import type { ReconcileResult } from '../../runtime/controller.js';
+import { requireFence, type ReconcileDeps } from './branch-step.js';
+import { GlobalStatus, MalformedRecord, Phase2State, TryState, parseGlobal, parseLink, type GlobalRecord, type LinkRecord } from '../../store/records.js';
+import { WriteConflict } from '../../store/store.js';
 
 export interface GlobalReconcileDeps extends ReconcileDeps {
   onCompleted(global: GlobalRecord): void;

@@ -8,15 +8,15 @@
  * restarts and leader changes.
  */
 import type { Logger } from 'pino';
-import { DeadlineExceeded, TransactionAlreadyDecided, TransactionNotFound, UnknownResource, errorMessage } from '../errors.js';
-import type { PhaseTwoContext, TccResource } from '../resource.js';
-import type { ReconcileResult } from './controller.js';
-import type { CachedKv } from './informer.js';
-import type { ResolvedOptions } from './options.js';
-import { Action, GlobalStatus, MalformedRecord, Phase2State, TryState, actionFor, attemptsInBudget, isOrphanOrder, parseBranch, parseOrder, withEvent, type BranchRecord, type GlobalRecord, type OrderRecord, type Phase2 } from './records.js';
-import { LeadershipLost, type Fence, type Store, type Versioned } from './store.js';
-import type { MalformedRecords } from './malformed.js';
-import { itemBackoffMs } from './workqueue.js';
+import { DeadlineExceeded, TransactionAlreadyDecided, TransactionNotFound, UnknownResource, errorMessage } from '../../errors.js';
+import type { PhaseTwoContext, TccResource } from '../../resource.js';
+import type { ReconcileResult } from '../../runtime/controller.js';
+import type { CachedKv } from '../../cache/informer.js';
+import type { ResolvedOptions } from '../../options.js';
+import { Action, GlobalStatus, MalformedRecord, Phase2State, TryState, actionFor, attemptsInBudget, isOrphanOrder, parseBranch, parseOrder, withEvent, type BranchRecord, type GlobalRecord, type OrderRecord, type Phase2 } from '../../store/records.js';
+import { LeadershipLost, type Fence, type Store, type Versioned } from '../../store/store.js';
+import type { MalformedRecords } from '../../runtime/malformed.js';
+import { itemBackoffMs } from '../../runtime/workqueue.js';
 
 export interface ReconcileDeps {
   app: string;

@@ -9,9 +9,9 @@
  */
 import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
 import type { Logger } from 'pino';
-import { RetryBackoff, type ConnectionState } from './connection-state.js';
-import type { Store } from './store.js';
-import { cancelWatcher } from './watch.js';
+import { RetryBackoff, type ConnectionState } from '../runtime/connection-state.js';
+import type { Store } from '../store/store.js';
+import { cancelWatcher } from '../etcd/watch.js';
 
 export interface CachedKv {
   value: Buffer;

@@ -4,7 +4,7 @@
  * record must never stop a control loop (invariant 9 in the README's table).
  */
 import { PayloadError, TxloopError } from '../errors.js';
-import type { WorkqueueStats } from './workqueue.js';
+import type { WorkqueueStats } from '../runtime/workqueue.js';
 
 export const GlobalStatus = {
   TRYING: 'TRYING',

@@ -6,8 +6,8 @@ import type { Etcd3 } from 'etcd3';
 import { closest, distance } from 'fastest-levenshtein';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { ValidationError } from '../errors.js';
-import { DEFAULT_NAMESPACE, validateApp, validateNamespace } from './keys.js';
+import { ValidationError } from './errors.js';
+import { DEFAULT_NAMESPACE, validateApp, validateNamespace } from './store/keys.js';
 
 /** TLS material and credentials handed to the etcd client unchanged. Never logged. */
 export interface EtcdConnectionOptions {

@@ -2,7 +2,7 @@
 import { Etcd3, type IOptions } from 'etcd3';
 import { etcdFaultHandling } from './fault-handling.js';
 import { MAX_RECEIVE_MESSAGE_BYTES } from './range.js';
-import { defaultEndpoints, validateEndpoints, type EtcdConnectionOptions } from './options.js';
+import { defaultEndpoints, validateEndpoints, type EtcdConnectionOptions } from '../options.js';
 
 export function createEtcdClient(options: EtcdConnectionOptions = {}): Etcd3 {
   const hosts = options.endpoints ? validateEndpoints(options.endpoints) : defaultEndpoints();
