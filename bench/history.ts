@@ -18,7 +18,7 @@
  *   transaction's records in sequential Txns, never two of one transaction in one batch).
  */
 import type { Etcd3, IKeyValue } from 'etcd3';
-import { Keys, type ParsedKey } from '../src/store/keys.js';
+import { Keys, type ParsedKey } from '../src/store/index.js';
 
 export type WriteKind =
   | 'begin (create global)'
@@ -125,7 +125,7 @@ function split(keys: Keys, events: Event[]): WriteSummary[] {
   // Branches, each with its own link.
   parsed.forEach(({ e, p }, i) => {
     if (e.type !== 'put' || p?.kind !== 'branch') return;
-    const link = puts('link', (l) => l.kind === 'link' && l.xid === p.xid && l.owner === p.owner && l.branchId === p.branchId);
+    const link = puts('member', (l) => l.kind === 'member' && l.xid === p.xid && l.owner === p.owner && l.branchId === p.branchId);
     const record = json(e.kv.value);
     const phase2 = record?.phase2 as { state?: string } | undefined;
     const kind: WriteKind = phase2

@@ -37,7 +37,8 @@ import { parseArgs } from 'node:util';
 import { Etcd3, type IRequestOp, type ICompare, type ITxnRequest } from 'etcd3';
 import { pino } from 'pino';
 import { TxloopService, GlobalStatus } from '../src/index.js';
-import { Keys, DEFAULT_NAMESPACE, prefixEnd } from '../src/store/keys.js';
+import { prefixEnd } from '../src/etcd/index.js';
+import { Keys, DEFAULT_NAMESPACE } from '../src/store/index.js';
 import { startEtcd, type EtcdServer } from '../src/testing.js';
 import { BACKGROUND, replay, type RevisionSummary } from './history.js';
 import { LogTally, PhaseClock, fmt, round, summarize, table, type LatencySummary } from './stats.js';
@@ -223,7 +224,7 @@ async function storedRecords(client: Etcd3, keys: Keys): Promise<{ keys: number;
     const res = await client.kv.range({ key: start, range_end: end, limit: 1000 });
     for (const kv of res.kvs) {
       const kind = keys.parse(kv.key.toString())?.kind;
-      if (kind !== 'global' && kind !== 'link' && kind !== 'branch' && kind !== 'order') continue;
+      if (kind !== 'global' && kind !== 'member' && kind !== 'branch' && kind !== 'order') continue;
       count++;
       bytes += kv.key.length + kv.value.length;
     }

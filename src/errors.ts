@@ -3,11 +3,7 @@
  * so callers can branch on `instanceof` (or on `name` across process boundaries).
  */
 
-export const Outcome = {
-  COMMIT: 'commit',
-  ROLLBACK: 'rollback',
-} as const;
-export type Outcome = (typeof Outcome)[keyof typeof Outcome];
+import type { Outcome } from './states.js';
 
 /** Base class of every error txloop throws on purpose; `cause` holds the underlying error, if any. */
 export class TxloopError extends Error {
@@ -127,12 +123,30 @@ export class OperationRefused extends TxloopError {
   override readonly name = 'OperationRefused';
   constructor(
     readonly xid: string,
+    /** What forbids it, for callers that explain it in their own words. */
+    readonly reason: RefusalReason,
     message: string,
     readonly branchId?: string,
   ) {
     super(message);
   }
 }
+
+export const RefusalReason = {
+  /** retry/resolve of a branch that is not parked. */
+  NOT_PARKED: 'not-parked',
+  /** resolve of a branch whose transaction has not been decided. */
+  NOT_DECIDED: 'not-decided',
+  /** resolve of a branch that is already done. */
+  ALREADY_DONE: 'already-done',
+  /** retry of a transaction none of whose branches is parked. */
+  NOTHING_PARKED: 'nothing-parked',
+  /** retry of more parked branches than one Txn can carry. */
+  TOO_MANY: 'too-many',
+  /** collection of a transaction that has not finished. */
+  NOT_FINISHED: 'not-finished',
+} as const;
+export type RefusalReason = (typeof RefusalReason)[keyof typeof RefusalReason];
 
 /**
  * The caller's AbortSignal fired. `cause` is the signal's reason. A write already sent to etcd when
@@ -199,6 +213,17 @@ export class LeadershipLost extends TxloopError {
     readonly writeRefused = false,
   ) {
     super(writeRefused ? `no longer the leader (${leaderKey} changed); etcd refused the fenced write` : `no longer the leader (${leaderKey}); stopped before acting`);
+  }
+}
+
+/** A record read from etcd cannot be used; `key` names it, `problem` says why. */
+export class MalformedRecord extends TxloopError {
+  override readonly name = 'MalformedRecord';
+  constructor(
+    readonly key: string,
+    readonly problem: string,
+  ) {
+    super(`malformed record at ${key}: ${problem}`);
   }
 }
 

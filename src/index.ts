@@ -26,28 +26,14 @@
  * }); // commit: the accounts service's leader confirms; a throw above rolls back and it cancels
  * ```
  */
-export {
-  TxloopService,
-  GlobalTransaction,
-  type BeginOptions,
-  type CallOptions,
-  type CloseOptions,
-  type DecideCallOptions,
-  type ListOptions,
-  type StartOptions,
-  type WaitOptions,
-  type TryOptions,
-  type TryResult,
-  type TransactionView,
-  type BranchView,
-  type ServiceEvents,
-  type ServiceStats,
-} from './service.js';
-export type { ServiceOptions, EtcdConnectionOptions } from './options.js';
+export { TxloopService, type ServiceEvents, type StartOptions, type CloseOptions } from './service.js';
+export { GlobalTransaction, type BeginOptions, type CallOptions, type DecideCallOptions, type ListOptions, type WaitOptions, type TransactionView, type BranchView } from './client/index.js';
+export type { TryOptions, TryResult } from './participant/index.js';
+export { DEFAULTS, type ServiceOptions, type EtcdConnectionOptions } from './options.js';
 export type { TccResource, TryContext, PhaseTwoContext, ResourceType, UntypedResources } from './resource.js';
 export { XID_HEADER, DEADLINE_HEADER, injectHeaders, extractContext, type TxContext } from './context.js';
+export { Mode, GlobalStatus, TryState, Action, Phase2State, Outcome } from './states.js';
 export {
-  Outcome,
   TxloopError,
   ValidationError,
   PayloadError,
@@ -60,13 +46,15 @@ export {
   UnknownResource,
   BranchNotFound,
   OperationRefused,
+  RefusalReason,
   ServiceClosed,
   AbortError,
   EtcdUnavailable,
   EtcdError,
   WriteConflict,
   LeadershipLost,
+  MalformedRecord,
 } from './errors.js';
-export { GlobalStatus, TryState, Action, Phase2State, MalformedRecord } from './store/records.js';
-export type { Phase2Outcome } from './modes/tcc/branch-step.js';
+export { TerminalError, type Phase2Outcome } from './runtime/index.js';
+export type { ServiceStats } from './store/index.js';
 export { TxloopMetrics, metricsFor, serveMetrics, Registry, type MetricsServerOptions } from './metrics.js';

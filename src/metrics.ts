@@ -10,7 +10,8 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { WorkqueueObserver, Workqueue } from './runtime/workqueue.js';
+import type { Phase2Outcome, Workqueue, WorkqueueObserver } from './runtime/index.js';
+import type { GlobalRecord } from './store/index.js';
 
 const durationBuckets = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
@@ -112,6 +113,27 @@ export class TxloopMetrics {
 
   untrack(queue: Workqueue): void {
     this.queues.delete(queue);
+  }
+
+  /** A phase-2 attempt finished. */
+  recordPhase2(app: string, o: Phase2Outcome): void {
+    this.phase2Attempts.inc({ app, resource: o.resource, action: o.action, result: o.result });
+    if (o.durationMs > 0) this.phase2Duration.observe({ app, action: o.action }, o.durationMs / 1000);
+  }
+
+  /** This process decided `g`. */
+  recordDecision(app: string, g: GlobalRecord): void {
+    const d = g.decision;
+    if (!d) return;
+    const by = d.by.startsWith('participant:') ? 'participant' : d.by.startsWith('operator') ? 'operator' : d.by;
+    this.decisions.inc({ app, outcome: d.outcome, by });
+    this.decisionLatency.observe({ app, outcome: d.outcome }, Math.max(0, d.at - g.createdAt) / 1000);
+  }
+
+  /** This leader completed `g`. */
+  recordCompletion(app: string, g: GlobalRecord): void {
+    this.completions.inc({ app, status: g.status });
+    if (g.decision && g.completedAt) this.completionLatency.observe({ app, status: g.status }, Math.max(0, g.completedAt - g.decision.at) / 1000);
   }
 
   /** Reports a service's malformed-record counts (by key prefix) in `txloop_malformed_records` until untrackMalformed(). */

@@ -1,27 +1,17 @@
 /**
- * Service options: the public interface with its defaults, and the validation that turns a bad
- * option into a ValidationError naming the option before anything connects to etcd.
+ * Service options: the public interface, the one DEFAULTS object (the resolver's defaults and what
+ * the docs quote; a test keeps the `@default` tags below equal to it), and the validation that turns
+ * a bad option into a ValidationError naming it before anything connects to etcd.
  */
 import type { Etcd3 } from 'etcd3';
 import { closest, distance } from 'fastest-levenshtein';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { ValidationError } from './errors.js';
-import { DEFAULT_NAMESPACE, validateApp, validateNamespace } from './store/keys.js';
+import { validateEndpoints, type EtcdConnectionOptions } from './etcd/index.js';
+import { DEFAULT_NAMESPACE, validateApp, validateNamespace } from './store/index.js';
 
-/** TLS material and credentials handed to the etcd client unchanged. Never logged. */
-export interface EtcdConnectionOptions {
-  /** etcd client URLs. @default process.env.TXLOOP_ENDPOINTS split on ',', else ['http://127.0.0.1:2379'] */
-  endpoints?: string[];
-  /** TLS: CA certificate, and the client certificate/key for mutual TLS. */
-  credentials?: { rootCertificate: Buffer; privateKey?: Buffer; certChain?: Buffer };
-  /** etcd user authentication. */
-  auth?: { username: string; password: string };
-  /** @default 5_000 */
-  dialTimeoutMs?: number;
-  /** Deadline of each etcd request (not of watch or keep-alive streams). @default 10_000 */
-  requestTimeoutMs?: number;
-}
+export type { EtcdConnectionOptions } from './etcd/index.js';
 
 export interface ServiceOptions {
   /** This service's name: the etcd prefix it owns and the `owner` of its branches. Lowercase DNS label. */
@@ -42,11 +32,13 @@ export interface ServiceOptions {
   retryBaseMs?: number;
   /** Cap of the retry delay. @default 60_000 */
   retryMaxMs?: number;
-  /** Attempts after which a branch is parked as FAILED for a human. @default 10 */
+  /** Attempts after which a branch is parked (PARKED) for a human. @default 10 */
+  maxAttempts?: number;
+  /** @deprecated since 0.2: the old name of `maxAttempts`; still accepted, with a warning. */
   deadThreshold?: number;
   /** A confirm/cancel handler that runs longer than this counts as a failed attempt. @default 30_000 */
   handlerTimeoutMs?: number;
-  /** How long finished transactions stay in etcd for inspection before they are collected. @default 3_600_000 (1h) */
+  /** How long finished transactions stay in etcd for inspection before they are collected. @default 3_600_000 */
   retentionMs?: number;
   /**
    * Participants roll back a global still TRYING this long past its deadline (the initiator's leader
@@ -73,22 +65,48 @@ export interface ServiceOptions {
   metrics?: Registry;
 }
 
+/** The default of every numeric and string option, and the range each one accepts. */
+export const DEFAULTS = {
+  namespace: DEFAULT_NAMESPACE,
+  leaseTtlSeconds: 10,
+  concurrency: 8,
+  retryBaseMs: 200,
+  retryMaxMs: 60_000,
+  maxAttempts: 10,
+  handlerTimeoutMs: 30_000,
+  retentionMs: 3_600_000,
+  graceMs: 5_000,
+  resyncMs: 300_000,
+  defaultTimeoutMs: 30_000,
+  maxPayloadBytes: 262_144,
+  maxTxnOps: 128,
+  statsIntervalMs: 5_000,
+} as const;
+
+const RANGES: Record<Exclude<keyof typeof DEFAULTS, 'namespace'>, [min: number, max: number]> = {
+  leaseTtlSeconds: [1, 3600],
+  concurrency: [1, 1024],
+  retryBaseMs: [1, Number.MAX_SAFE_INTEGER],
+  retryMaxMs: [1, Number.MAX_SAFE_INTEGER],
+  maxAttempts: [1, 1_000_000],
+  handlerTimeoutMs: [1, Number.MAX_SAFE_INTEGER],
+  retentionMs: [0, Number.MAX_SAFE_INTEGER],
+  graceMs: [0, Number.MAX_SAFE_INTEGER],
+  resyncMs: [100, Number.MAX_SAFE_INTEGER],
+  defaultTimeoutMs: [1, Number.MAX_SAFE_INTEGER],
+  maxPayloadBytes: [1, 1_000_000],
+  maxTxnOps: [4, 100_000],
+  statsIntervalMs: [100, Number.MAX_SAFE_INTEGER],
+};
+
+/** Old option names still accepted: old → new. */
+export const DEPRECATED_OPTIONS = { deadThreshold: 'maxAttempts' } as const satisfies Record<string, keyof ServiceOptions>;
+
 type Passthrough = 'etcd' | 'client' | 'logger' | 'metrics';
-export type ResolvedOptions = Required<Omit<ServiceOptions, Passthrough>> & Pick<ServiceOptions, Passthrough>;
+type Deprecated = keyof typeof DEPRECATED_OPTIONS;
+export type ResolvedOptions = Required<Omit<ServiceOptions, Passthrough | Deprecated>> & Pick<ServiceOptions, Passthrough>;
 
-function positiveInt(options: Record<string, unknown>, name: string, fallback: number, min = 1, max = Number.MAX_SAFE_INTEGER): number {
-  const v = options[name];
-  if (v === undefined) return fallback;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    throw new ValidationError(name, `must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`);
-  }
-  return v;
-}
-
-const SERVICE_OPTION_NAMES = [
-  'app', 'etcd', 'client', 'namespace', 'identity', 'leaseTtlSeconds', 'concurrency', 'retryBaseMs', 'retryMaxMs', 'deadThreshold',
-  'handlerTimeoutMs', 'retentionMs', 'graceMs', 'resyncMs', 'defaultTimeoutMs', 'maxPayloadBytes', 'maxTxnOps', 'statsIntervalMs', 'logger', 'metrics',
-] as const satisfies readonly (keyof ServiceOptions)[];
+const SERVICE_OPTION_NAMES = ['app', 'etcd', 'client', 'identity', 'logger', 'metrics', ...Object.keys(DEFAULTS), ...Object.keys(DEPRECATED_OPTIONS)];
 const ETCD_OPTION_NAMES = ['endpoints', 'credentials', 'auth', 'dialTimeoutMs', 'requestTimeoutMs'] as const satisfies readonly (keyof EtcdConnectionOptions)[];
 
 /**
@@ -104,6 +122,38 @@ export function rejectUnknownOptions(given: object, known: readonly string[], pr
   }
 }
 
+const warned = new Set<string>();
+
+/**
+ * Maps old option names onto new ones, warning once per process per name (Node's DeprecationWarning).
+ * `labels` gets, for each renamed option, the name the caller wrote, for error messages.
+ */
+function renameDeprecated(options: Record<string, unknown>, labels: Map<string, string>): Record<string, unknown> {
+  const out = { ...options };
+  for (const [old, current] of Object.entries(DEPRECATED_OPTIONS)) {
+    if (out[old] === undefined) continue;
+    if (out[current] !== undefined) throw new ValidationError(old, `is the old name of ${current}; give only ${current}`);
+    out[current] = out[old];
+    delete out[old];
+    labels.set(current, `${old} (now ${current})`);
+    if (!warned.has(old)) {
+      warned.add(old);
+      process.emitWarning(`txloop option ${old} is deprecated; use ${current}`, { type: 'DeprecationWarning', code: `TXLOOP_OPTION_${old.toUpperCase()}` });
+    }
+  }
+  return out;
+}
+
+function integer(options: Record<string, unknown>, name: keyof typeof RANGES, label: string): number {
+  const v = options[name];
+  const [min, max] = RANGES[name];
+  if (v === undefined) return DEFAULTS[name];
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw new ValidationError(label, `must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`);
+  }
+  return v;
+}
+
 export function resolveOptions(options: ServiceOptions): ResolvedOptions {
   if (typeof options !== 'object' || options === null) throw new ValidationError('options', 'must be an object with at least { app }');
   rejectUnknownOptions(options, SERVICE_OPTION_NAMES);
@@ -111,29 +161,19 @@ export function resolveOptions(options: ServiceOptions): ResolvedOptions {
     if (typeof options.etcd !== 'object' || options.etcd === null) throw new ValidationError('etcd', 'must be an object like { endpoints: ["http://127.0.0.1:2379"] }');
     rejectUnknownOptions(options.etcd, ETCD_OPTION_NAMES, 'etcd.');
   }
-  const o = options as unknown as Record<string, unknown>;
+  const labels = new Map<string, string>();
+  const o = renameDeprecated(options as unknown as Record<string, unknown>, labels);
   const app = validateApp(options.app);
-  const namespace = validateNamespace(options.namespace ?? DEFAULT_NAMESPACE);
+  const namespace = validateNamespace(options.namespace ?? DEFAULTS.namespace);
   if (options.identity !== undefined && (typeof options.identity !== 'string' || options.identity.length === 0 || options.identity.length > 200)) {
     throw new ValidationError('identity', 'must be a non-empty string of at most 200 characters');
   }
+  const numbers = Object.fromEntries(Object.keys(RANGES).map((name) => [name, integer(o, name as keyof typeof RANGES, labels.get(name) ?? name)])) as Record<keyof typeof RANGES, number>;
   const resolved: ResolvedOptions = {
     app,
     namespace,
     identity: options.identity ?? '',
-    leaseTtlSeconds: positiveInt(o, 'leaseTtlSeconds', 10, 1, 3600),
-    concurrency: positiveInt(o, 'concurrency', 8, 1, 1024),
-    retryBaseMs: positiveInt(o, 'retryBaseMs', 200, 1),
-    retryMaxMs: positiveInt(o, 'retryMaxMs', 60_000, 1),
-    deadThreshold: positiveInt(o, 'deadThreshold', 10, 1, 1_000_000),
-    handlerTimeoutMs: positiveInt(o, 'handlerTimeoutMs', 30_000, 1),
-    retentionMs: positiveInt(o, 'retentionMs', 3_600_000, 0),
-    graceMs: positiveInt(o, 'graceMs', 5_000, 0),
-    resyncMs: positiveInt(o, 'resyncMs', 300_000, 100),
-    defaultTimeoutMs: positiveInt(o, 'defaultTimeoutMs', 30_000, 1),
-    maxPayloadBytes: positiveInt(o, 'maxPayloadBytes', 262_144, 1, 1_000_000),
-    maxTxnOps: positiveInt(o, 'maxTxnOps', 128, 4, 100_000),
-    statsIntervalMs: positiveInt(o, 'statsIntervalMs', 5_000, 100),
+    ...numbers,
     ...(options.etcd ? { etcd: options.etcd } : {}),
     ...(options.client ? { client: options.client } : {}),
     ...(options.logger ? { logger: options.logger } : {}),
@@ -141,30 +181,11 @@ export function resolveOptions(options: ServiceOptions): ResolvedOptions {
   };
   if (resolved.retryMaxMs < resolved.retryBaseMs) throw new ValidationError('retryMaxMs', 'must be at least retryBaseMs');
   if (options.etcd?.endpoints !== undefined) validateEndpoints(options.etcd.endpoints);
-  if (options.etcd) {
-    const e = options.etcd as unknown as Record<string, unknown>;
-    positiveInt(e, 'requestTimeoutMs', 0, 1);
-    positiveInt(e, 'dialTimeoutMs', 0, 1);
+  for (const name of ['requestTimeoutMs', 'dialTimeoutMs'] as const) {
+    const v = options.etcd?.[name];
+    if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 1)) {
+      throw new ValidationError(name, `must be an integer from 1 to ${Number.MAX_SAFE_INTEGER}, got ${JSON.stringify(v)}`);
+    }
   }
   return resolved;
-}
-
-export function validateEndpoints(endpoints: unknown, field = 'etcd.endpoints'): string[] {
-  if (!Array.isArray(endpoints) || endpoints.length === 0) throw new ValidationError(field, 'must be a non-empty list of URLs like http://127.0.0.1:2379');
-  for (const e of endpoints) {
-    let url: URL;
-    try {
-      url = new URL(String(e));
-    } catch {
-      throw new ValidationError(field, `${JSON.stringify(e)} is not a URL (expected e.g. http://127.0.0.1:2379)`);
-    }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ValidationError(field, `${JSON.stringify(e)} must use http:// or https://`);
-  }
-  return endpoints as string[];
-}
-
-export function defaultEndpoints(): string[] {
-  const env = process.env.TXLOOP_ENDPOINTS;
-  if (env && env.trim()) return validateEndpoints(env.split(',').map((s) => s.trim()).filter(Boolean), 'TXLOOP_ENDPOINTS');
-  return ['http://127.0.0.1:2379'];
 }

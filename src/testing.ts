@@ -30,4 +30,4 @@ export {
   type EtcdServer,
   type FindEtcdBinaryOptions,
   type StartEtcdOptions,
-} from './etcd/launcher.js';
+} from './etcd/index.js';

@@ -89,7 +89,7 @@ describe('--help', () => {
       const r = await runCli(['get', '--help'], {}, { argv0: plugin });
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout).toMatch(/^Usage: kubectl txloop get /);
-      expect(r.stdout).toMatch(/kubectl txloop get branches --status failed/);
+      expect(r.stdout).toMatch(/kubectl txloop get branches --status parked/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

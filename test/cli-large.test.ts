@@ -6,7 +6,7 @@
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { messageOf } from '../src/cli/errors.js';
-import { prefixEnd } from '../src/store/keys.js';
+import { prefixEnd } from '../src/etcd/index.js';
 import type { TxloopService } from '../src/index.js';
 import { assertBuilt, row, runCli, spawnCli, table } from './helpers/cli.js';
 import { freshNamespace, ordersAndBank, useEtcd, type Harness } from './helpers/harness.js';

@@ -24,9 +24,9 @@ async function prepared(name: string): Promise<{ xid: string; branchId: string }
 }
 
 let committed = '';
-/** Its global record deleted by hand; its link and branch remain. */
+/** Its global record deleted by hand; its member record and branch remain. */
 let noGlobal = { xid: '', branchId: '' };
-/** Its global record and link deleted by hand; the branch record remains. */
+/** Its global record and member record deleted by hand; the branch record remains. */
 let branchOnly = { xid: '', branchId: '' };
 
 beforeAll(async () => {
@@ -38,9 +38,9 @@ beforeAll(async () => {
   committed = c.xid;
   noGlobal = await prepared('global deleted');
   await env.client.delete().key(`${ns}orders/gtx/${noGlobal.xid}`);
-  branchOnly = await prepared('global and link deleted');
+  branchOnly = await prepared('global and member deleted');
   await env.client.delete().key(`${ns}orders/gtx/${branchOnly.xid}`);
-  await env.client.delete().prefix(`${ns}orders/link/${branchOnly.xid}/`);
+  await env.client.delete().prefix(`${ns}orders/member/${branchOnly.xid}/`);
 }, 60_000);
 
 afterAll(async () => {
@@ -63,26 +63,26 @@ describe('messages say what is true, once', () => {
     const gtx = await cli('describe', 'gtx', xid);
     expect(gtx.code).toBe(1);
     expect(gtx.stderr).not.toMatch(/does not exist|collected/);
-    expect(gtx.stderr.trim()).toBe(`error: transaction ${xid} has no global record, yet 1 branch record and 1 link of it remain (get branches ${xid} lists it)`);
+    expect(gtx.stderr.trim()).toBe(`error: transaction ${xid} has no global record, yet 1 branch record and 1 member record of it remain (get branches ${xid} lists it)`);
     const branch = await cli('describe', 'branch', `${xid}/${branchId}`);
     expect(branch.code, branch.stderr).toBe(0);
     expect(branch.stdout).toMatch(new RegExp(`^Transaction:\\s+${xid.replace('.', '\\.')} \\(no global record\\)$`, 'm'));
     expect(branch.stdout).toMatch(/^Status:\s+PREPARED$/m);
   });
 
-  it('a branch listed by get branches whose global record and link are gone can be described, retried and aborted truthfully', async () => {
+  it('a branch listed by get branches whose global record and member record are gone can be described, retried and aborted truthfully', async () => {
     const { xid, branchId } = branchOnly;
     const name = `${xid}/${branchId}`;
     expect(row((await cli('get', 'branches')).stdout, name)).toMatchObject({ OWNER: 'bank', STATUS: 'PREPARED' });
     const d = await cli('describe', 'branch', name);
     expect(d.code, d.stderr).toBe(0);
     expect(d.stdout).toMatch(new RegExp(`^Name:\\s+${name.replace('.', '\\.')}$`, 'm'));
-    expect(d.stdout).toMatch(/^Transaction:\s+\S+ \(no global record, no link to this branch\)$/m);
+    expect(d.stdout).toMatch(/^Transaction:\s+\S+ \(no global record, no member record of this branch\)$/m);
     expect(d.stdout).toMatch(/^Owner:\s+bank$/m);
     // The repair is refused for what the branch is, not because "the transaction does not exist".
     const retry = await cli('retry', name);
     expect(retry.code).toBe(1);
-    expect(retry.stderr.trim()).toBe(`error: branch ${branchId} of ${xid} is not parked as FAILED (it is PREPARED); only parked branches can be retried`);
+    expect(retry.stderr.trim()).toBe(`error: branch ${branchId} of ${xid} is not parked (it is PREPARED); only parked branches can be retried`);
     for (const args of [['abort', xid], ['retry', xid], ['describe', 'gtx', xid]]) {
       const r = await cli(...args);
       expect(r.code, args.join(' ')).toBe(1);

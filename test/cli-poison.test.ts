@@ -1,7 +1,7 @@
 /**
  * Every record under the namespace that the CLI cannot use is named on stderr, once per key, by
  * get, top, describe and -w: values that fail validation under every prefix, keys that are no
- * txloop key, orphan links and orders. Next to them, a real transaction made by running services.
+ * txloop key, orphan members and orders. Next to them, a real transaction made by running services.
  * `top` shows the MALFORMED count a leader publishes in its stats record.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -41,7 +41,7 @@ const POISON: [string, string, RegExp][] = [
   ['pay/stats', '{"identity":"pay#1"}', /^at must be a finite number$/],
   ['odd/stats', stats({ malformed: 'lots' }), /^malformed must map record kinds to counts$/],
   // Well-formed records pointing at nothing.
-  ['orders/link/orders.00000000000000b1/bank/abcd1001', link('orders.00000000000000b1', 'abcd1001'), /^orphan link: transaction orders\.00000000000000b1 has no global record$/],
+  ['orders/link/orders.00000000000000b1/bank/abcd1001', link('orders.00000000000000b1', 'abcd1001'), /^orphan member: transaction orders\.00000000000000b1 has no global record$/],
   ['bank/order/orders.00000000000000b2/abcd1002', order('orders.00000000000000b2', 'abcd1002'), /^orphan order: branch orders\.00000000000000b2\/abcd1002 has no branch record$/],
 ];
 
@@ -117,7 +117,7 @@ describe('records the CLI cannot use', () => {
       expect(await w.interrupt()).toBe(0);
       const seen = warnings(w.stderr());
       for (const [k] of POISON) expect(seen.get(`${ns}${k}`), k).toHaveLength(1);
-      expect(seen.get(`${ns}bank/weird/later`)).toEqual(['unknown record type "weird" (a service keeps gtx, link, branch, order, leader, stats)']);
+      expect(seen.get(`${ns}bank/weird/later`)).toEqual(['unknown record type "weird" (a service keeps gtx, member, link, branch, order, leader, stats)']);
       expect(seen.get(`${ns}orders/gtx/orders.00000000000000c1`)).toHaveLength(1);
       expect(seen.get(`${ns}bank/weird/last`)).toHaveLength(1);
     } finally {

@@ -48,7 +48,7 @@ beforeAll(async () => {
   await ledger.tryBranch(t.context, 'audit', { note: '备注' });
   await t.commit();
   xid = t.xid;
-  await waitFor(async () => (await shop.get(xid)).branches.every((b) => b.state === 'FAILED'), 'both branches to be parked FAILED', 30_000);
+  await waitFor(async () => (await shop.get(xid)).branches.every((b) => b.state === 'PARKED'), 'both branches to be parked', 30_000);
 }, 60_000);
 
 afterAll(async () => {

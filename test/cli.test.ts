@@ -1,6 +1,6 @@
 /**
  * The `txloop` binary against a real etcd holding real transactions made through the SDK: one
- * committed, one with a branch whose confirm always throws (parked FAILED), one whose confirm fails
+ * committed, one with a branch whose confirm always throws (parked), one whose confirm fails
  * until the test "heals" it (for retry), and one left TRYING (for abort).
  */
 import { randomBytes } from 'node:crypto';
@@ -36,7 +36,7 @@ async function globalJson(xid: string): Promise<Json> {
 }
 
 async function parked(xid: string): Promise<boolean> {
-  return (await orders.get(xid)).branches.some((b) => b.state === 'FAILED');
+  return (await orders.get(xid)).branches.some((b) => b.state === 'PARKED');
 }
 
 async function begin(name: string, resources: string[], timeoutMs = 600_000): Promise<{ t: GlobalTransaction; branches: string[] }> {
@@ -92,8 +92,8 @@ beforeAll(async () => {
   tx.trying = trying.t.xid;
 
   await orders.waitForCompletion(tx.committed, { timeoutMs: 15_000 });
-  await waitFor(() => parked(tx.stuck), 'the credit branch to be parked FAILED');
-  await waitFor(() => parked(tx.healing), 'the refund branch to be parked FAILED');
+  await waitFor(() => parked(tx.stuck), 'the credit branch to be parked');
+  await waitFor(() => parked(tx.healing), 'the refund branch to be parked');
 });
 
 afterAll(async () => {
@@ -136,7 +136,7 @@ describe('reading', () => {
       OWNER: 'bank',
       RESOURCE: 'credit',
       ACTION: 'confirm',
-      STATUS: 'FAILED',
+      STATUS: 'PARKED',
       ATTEMPTS: '2',
       'NEXT RETRY': '<none>',
       'LAST ERROR': 'credit ledger unavailable',
@@ -155,8 +155,8 @@ describe('reading', () => {
     expect(g).toMatchObject({ xid: tx.stuck, app: 'orders', name: 'pay order 2', mode: 'tcc', status: 'COMMITTING', decision: { outcome: 'commit', by: 'commit' } });
     expect(g.events.map((e: Json) => e.type)).toContain('Decided');
     const credit = (g.branches as Json[]).find((b) => b.branchId === stuckCredit)!;
-    expect(credit).toMatchObject({ owner: 'bank', resource: 'credit', status: 'FAILED', tryState: 'SUCCEEDED', payload: { order: 'pay order 2', amount: 30 } });
-    expect(credit.phase2).toMatchObject({ action: 'confirm', state: 'FAILED', attempts: 2, lastError: 'credit ledger unavailable' });
+    expect(credit).toMatchObject({ owner: 'bank', resource: 'credit', status: 'PARKED', tryState: 'SUCCEEDED', payload: { order: 'pay order 2', amount: 30 } });
+    expect(credit.phase2).toMatchObject({ action: 'confirm', state: 'PARKED', attempts: 2, lastError: 'credit ledger unavailable' });
     // Several objects come as a kubectl List.
     const list = JSON.parse((await cli('get', 'gtx', '-o', 'json')).stdout) as Json;
     expect(list.kind).toBe('List');
@@ -191,7 +191,7 @@ describe('reading', () => {
     // kubectl's `get TYPE/NAME`: the same rows as `get TYPE NAME`.
     expect(await lines('get', `gtx/${tx.stuck}`, '-o', 'name')).toEqual(gtx);
     expect(row((await cli('get', ...gtx)).stdout, tx.stuck)).toMatchObject({ STATUS: 'COMMITTING' });
-    expect(row((await cli('get', ...branch)).stdout, `${tx.stuck}/${stuckCredit}`)).toMatchObject({ STATUS: 'FAILED' });
+    expect(row((await cli('get', ...branch)).stdout, `${tx.stuck}/${stuckCredit}`)).toMatchObject({ STATUS: 'PARKED' });
 
     const leaders = await lines('get', 'leaders', '-o', 'name');
     expect(leaders).toEqual(expect.arrayContaining(['leader/bank', 'leader/orders']));
@@ -208,9 +208,9 @@ describe('reading', () => {
 
   it('get gtx -o wide adds the deadline of a TRYING transaction and who decided the others', async () => {
     const r = await cli('get', 'gtx', '-o', 'wide', '--sort-by', 'status');
-    expect(table(r.stdout).header).toEqual(['XID', 'APP', 'MODE', 'STATUS', 'BRANCHES', 'FAILED', 'NAME', 'DECIDED BY', 'DEADLINE', 'AGE']);
+    expect(table(r.stdout).header).toEqual(['XID', 'APP', 'MODE', 'STATUS', 'BRANCHES', 'PARKED', 'NAME', 'DECIDED BY', 'DEADLINE', 'AGE']);
     expect(row(r.stdout, tx.trying)?.DEADLINE).toMatch(/^in \d+m/);
-    expect(row(r.stdout, tx.stuck)).toMatchObject({ FAILED: '1', NAME: 'pay order 2', 'DECIDED BY': 'commit' });
+    expect(row(r.stdout, tx.stuck)).toMatchObject({ PARKED: '1', NAME: 'pay order 2', 'DECIDED BY': 'commit' });
     expect(table(r.stdout).rows.map((c) => c[3])).toEqual(['COMMITTED', 'COMMITTING', 'COMMITTING', 'TRYING']);
   });
 
@@ -221,9 +221,9 @@ describe('reading', () => {
     expect(out).toMatch(new RegExp(`^Name:\\s+${tx.stuck.replace('.', '\\.')}$`, 'm'));
     expect(out).toMatch(/^Status:\s+COMMITTING$/m);
     expect(out).toMatch(/^Decision:\s+commit by commit at /m);
-    expect(out).toMatch(/^Branches:\s+1\/2 done, 1 parked \(FAILED\)$/m);
+    expect(out).toMatch(/^Branches:\s+1\/2 done, 1 parked$/m);
     const creditSection = out.slice(out.indexOf(`  ${stuckCredit}:`));
-    expect(creditSection).toMatch(/Status:\s+FAILED/);
+    expect(creditSection).toMatch(/Status:\s+PARKED/);
     expect(creditSection).toMatch(/Attempts:\s+2/);
     expect(creditSection).toMatch(/Next Retry:\s+<none>/);
     expect(creditSection).toMatch(/Last Error:\s+credit ledger unavailable/);
@@ -335,17 +335,17 @@ describe('repairs', () => {
     const dry = await cli('retry', tx.healing, '--dry-run');
     expect(dry.code, dry.stderr).toBe(0);
     expect(dry.stdout).toMatch(/would be re-queued for confirm \(dry run\)/);
-    expect((await globalJson(tx.healing)).branches[0].phase2.state).toBe('FAILED');
+    expect((await globalJson(tx.healing)).branches[0].phase2.state).toBe('PARKED');
 
     // A watch on parked branches sees it leave: one more row in its new state.
     const w = spawnCli(['--endpoints', etcd.endpoints.join(','), '--namespace', NS, 'get', 'branches', '--status', 'failed', '-w']);
     try {
-      await w.waitForLine((l) => l.startsWith(`${tx.healing}/`) && /\sFAILED\s/.test(l), 'the parked refund branch');
+      await w.waitForLine((l) => l.startsWith(`${tx.healing}/`) && /\sPARKED\s/.test(l), 'the parked refund branch');
       refundHealed = true;
       const r = await cli('retry', tx.healing);
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout).toMatch(new RegExp(`^branch/${tx.healing.replace('.', '\\.')}/\\w+ re-queued for confirm$`, 'm'));
-      await w.waitForLine((l) => l.startsWith(`${tx.healing}/`) && /\s(CONFIRMING|CONFIRMED)\s/.test(l), 'the branch leaving FAILED');
+      await w.waitForLine((l) => l.startsWith(`${tx.healing}/`) && /\s(CONFIRMING|CONFIRMED)\s/.test(l), 'the branch leaving PARKED');
     } finally {
       expect(await w.interrupt()).toBe(0);
     }
@@ -360,10 +360,10 @@ describe('repairs', () => {
     const r = await cli('retry', `${tx.stuck}/${stuckDebit}`);
     expect(r.code).toBe(1);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
-    expect(r.stderr).toMatch(/not parked as FAILED \(it is CONFIRMED\)/);
+    expect(r.stderr).toMatch(/not parked \(it is CONFIRMED\)/);
     const none = await cli('retry', tx.committed);
     expect(none.code).toBe(1);
-    expect(none.stderr).toMatch(/\(COMMITTED\) has no parked \(FAILED\) branch/);
+    expect(none.stderr).toMatch(/\(COMMITTED\) has no parked branch/);
   });
 
   it('retry of a branch whose owner is down after the decision names it CONFIRMING, as get branches does', async () => {
@@ -380,7 +380,7 @@ describe('repairs', () => {
     expect(row(listed.stdout, branch)?.STATUS).toBe('CONFIRMING');
     const r = await cli('retry', branch);
     expect(r.code).toBe(1);
-    expect(r.stderr.trim()).toMatch(/not parked as FAILED \(it is CONFIRMING\); only parked branches can be retried$/);
+    expect(r.stderr.trim()).toMatch(/not parked \(it is CONFIRMING\); only parked branches can be retried$/);
     // Before the decision, the same refusal says PREPARED.
     const open = await begin('open order', ['debit']);
     const pending = await cli('retry', `${open.t.xid}/${open.branches[0]}`);

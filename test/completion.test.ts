@@ -102,7 +102,7 @@ describe('invariant 8: completion only when every branch is done; retention, the
     expect(rolledBack.status).toBe('ROLLED_BACK');
     late.open();
     const { branchId } = await trying;
-    await waitFor(async () => (await init.get(tx.xid)).branches.find((b) => b.branchId === branchId)?.state === 'FAILED', { what: 're-opened cancel parked' });
+    await waitFor(async () => (await init.get(tx.xid)).branches.find((b) => b.branchId === branchId)?.state === 'PARKED', { what: 're-opened cancel parked' });
     // Well past the retention, shown rather than slept: a transaction finished later, with the same
     // retention and nothing holding it, has been collected. This one's retention passed first and it
     // was queued for collection first (its parked link was written before the other one began).
@@ -110,7 +110,7 @@ describe('invariant 8: completion only when every branch is done; retention, the
     await later.rollback();
     await waitFor(async () => (await init.get(later.xid).catch((e: unknown) => e)) instanceof TransactionNotFound, { what: 'the later transaction to be collected' });
     const view = await init.get(tx.xid); // still there: not collected
-    expect(view.branches[0]?.state).toBe('FAILED');
+    expect(view.branches[0]?.state).toBe('PARKED');
     expect(await env.client.get(`${ns}acct/branch/${tx.xid}/${branchId}`).string()).not.toBeNull();
   });
 
@@ -173,6 +173,7 @@ describe('invariant 8: completion only when every branch is done; retention, the
       // Recorded DONE, or already collected by its owner after that.
       return branches.length === 0 || branches.some((v) => (JSON.parse(v) as { phase2?: { state: string } }).phase2?.state === 'DONE');
     }, { what: 'the compensating cancel recorded' });
+    expect(await env.client.getAll().prefix(`${ns}shop/member/${tx.xid}/`).keys()).toEqual([]);
     expect(await env.client.getAll().prefix(`${ns}shop/link/${tx.xid}/`).keys()).toEqual([]);
     await waitFor(async () => (await env.client.getAll().prefix(`${ns}acct/`).keys()).every((k) => !k.includes(tx.xid)), { what: 'the owner collects the compensated branch' });
   });

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { Controller, TerminalError, type ControllerOptions, type ReconcileResult } from '../src/runtime/controller.js';
-import { Workqueue } from '../src/runtime/workqueue.js';
+import { Controller, TerminalError, type ControllerOptions, type ReconcileResult } from '../src/runtime/index.js';
+import { Workqueue } from '../src/runtime/index.js';
 import { settled, sleep, waitFor as waitUntil, within } from './helpers/wait.js';
 
 /** Fast polling: these tests watch in-process state, no I/O. The deadline only bounds a broken run. */

@@ -112,7 +112,7 @@ describe('leader failover with real processes (invariants 3 and 5)', () => {
       const parked = await waitFor(async () => {
         const raw = await env.client.get(`${ns}acct/branch/${tx.xid}/${branchId}`).string();
         const b = raw ? (JSON.parse(raw) as { phase2?: { state: string; attempts: number; lastError?: string } }) : undefined;
-        return b?.phase2?.state === 'FAILED' ? b.phase2 : undefined;
+        return b?.phase2?.state === 'PARKED' ? b.phase2 : undefined;
       }, { what: 'crash-looping branch parked', timeoutMs: 45_000 });
       expect(parked.attempts).toBe(2);
       expect(parked.lastError).toMatch(/never reported back/);

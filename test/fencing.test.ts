@@ -1,9 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Etcd3 } from 'etcd3';
-import { LeaderElector } from '../src/etcd/election.js';
-import { GlobalStatus, TryState, type BranchRecord } from '../src/store/records.js';
-import { LeadershipLost, Store, type Fence } from '../src/store/store.js';
-import { newBranchId, newWriteId, newXid } from '../src/store/keys.js';
+import { LeaderElector } from '../src/etcd/index.js';
+import { GlobalStatus, TryState } from '../src/states.js';
+import { type BranchRecord } from '../src/store/index.js';
+import { LeadershipLost } from '../src/errors.js';
+import type { Fence } from '../src/etcd/index.js';
+import { Store } from '../src/store/index.js';
+import { newBranchId, newWriteId, newXid } from '../src/store/index.js';
 import { startEtcd, type EtcdServer } from '../src/testing.js';
 import { freshNamespace, quietLogger, waitFor } from './helpers/harness.js';
 
@@ -34,9 +37,9 @@ function elector(client: Etcd3, key: string, identity: string): { e: LeaderElect
 async function seedBranch(store: Store, owner: string): Promise<{ key: string; record: BranchRecord; modRevision: string }> {
   const now = Date.now();
   const xid = newXid('shop');
-  await store.createGlobal({ v: 1, xid, app: 'shop', name: 'x', mode: 'tcc', status: GlobalStatus.TRYING, createdAt: now, timeoutMs: 60_000, deadline: now + 60_000, events: [] });
-  const branch: BranchRecord = { v: 1, xid, app: 'shop', branchId: newBranchId(), owner, resource: 'r', payload: null, createdAt: now, deadline: now + 60_000, tryState: TryState.SUCCEEDED, updatedAt: now, writeId: newWriteId(), events: [] };
-  return store.registerBranch(branch);
+  await store.globals.create({ v: 1, xid, app: 'shop', name: 'x', mode: 'tcc', status: GlobalStatus.TRYING, createdAt: now, timeoutMs: 60_000, deadline: now + 60_000, events: [] });
+  const branch: BranchRecord = { v: 1, mode: 'tcc', xid, app: 'shop', branchId: newBranchId(), owner, resource: 'r', payload: null, createdAt: now, deadline: now + 60_000, tryState: TryState.SUCCEEDED, updatedAt: now, writeId: newWriteId(), events: [] };
+  return store.branches.register(branch);
 }
 
 describe('invariant 5: fencing — only the current leader records phase-2 progress', () => {
@@ -77,10 +80,10 @@ describe('invariant 5: fencing — only the current leader records phase-2 progr
     await waitFor(() => b.fences[0], { what: 'b leads' });
     expect(b.fences[0]!.createRevision).not.toBe(oldFence.createRevision);
     const next = { ...branch.record, phase2: { action: 'confirm' as const, state: 'DONE' as const, attempts: 1 } };
-    await expect(storeA.recordProgress(oldFence, branch, next)).rejects.toBeInstanceOf(LeadershipLost);
-    const unchanged = await storeA.getBranch('acct', branch.record.xid, branch.record.branchId);
+    await expect(storeA.branches.recordProgress(oldFence, branch, next)).rejects.toBeInstanceOf(LeadershipLost);
+    const unchanged = await storeA.branches.get('acct', branch.record.xid, branch.record.branchId);
     expect(unchanged?.record.phase2).toBeUndefined();
-    const written = await storeB.recordProgress(b.fences[0], branch, next);
+    const written = await storeB.branches.recordProgress(b.fences[0], branch, next);
     expect(written.record.phase2?.state).toBe('DONE');
     await a.e.stop();
     await b.e.stop();

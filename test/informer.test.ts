@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Informer } from '../src/cache/informer.js';
-import { Store } from '../src/store/store.js';
+import { Informer } from '../src/cache/index.js';
 import { freshNamespace, quietLogger, useEtcd, waitFor } from './helpers/harness.js';
 
 const env = useEtcd();
@@ -24,7 +23,6 @@ function makeInformer(prefix: string, extra: Partial<ConstructorParameters<typeo
   const changes: string[] = [];
   const informer = new Informer({
     client: env.client,
-    store: new Store(env.client, 'unused/'),
     prefix,
     logger: quietLogger,
     onChange: (key) => changes.push(key),

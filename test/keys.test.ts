@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Keys, appOfXid, newBranchId, newXid, validateApp, validateBranchId, validateXid } from '../src/store/keys.js';
+import { Keys, appOfXid, newBranchId, newXid, validateApp, validateBranchId, validateXid } from '../src/store/index.js';
 
 describe('key layout and ids', () => {
   it('xids name their initiator app, validate, are unique, and sort by creation time', () => {
@@ -21,7 +21,9 @@ describe('key layout and ids', () => {
     expect(keys.parse(keys.global(xid))).toEqual({ kind: 'global', app: 'pay', xid });
     expect(keys.parse(keys.branch('payments', xid, 'abcd1234'))).toEqual({ kind: 'branch', app: 'payments', owner: 'payments', xid, branchId: 'abcd1234' });
     expect(keys.app('pay')).toBe('txloop/pay/');
-    expect(keys.parse(keys.link(xid, 'payments', 'abcd1234'))).toMatchObject({ kind: 'link', app: 'pay', owner: 'payments' });
+    expect(keys.parse(keys.member(xid, 'payments', 'abcd1234'))).toMatchObject({ kind: 'member', app: 'pay', owner: 'payments' });
+    // Member records written before 0.2 (under link/) are still members.
+    expect(keys.parse(`txloop/pay/link/${xid}/payments/abcd1234`)).toMatchObject({ kind: 'member', app: 'pay', owner: 'payments' });
     expect(keys.parse('txloop/pay/gtx/not-an-xid')).toBeUndefined();
     expect(keys.parse('other/pay/gtx/' + xid)).toBeUndefined();
     expect(keys.parse('txloop/Pay/leader')).toBeUndefined();

@@ -1,6 +1,6 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { MalformedRecords } from '../src/runtime/malformed.js';
+import { MalformedRecords } from '../src/runtime/index.js';
 
 describe('invariant 9: the malformed-record tally is bounded and deduplicated', () => {
   it('past its limit it keeps counting each bad key once, however often a resync reports it, and forgets a deleted one', () => {

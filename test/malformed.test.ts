@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Registry, TxloopService } from '../src/index.js';
-import { newBranchId, newXid } from '../src/store/keys.js';
+import { newBranchId, newXid } from '../src/store/index.js';
 import { capturingLogger, fastTimings, useEtcd, waitFor } from './helpers/harness.js';
 
 const env = useEtcd();
@@ -44,7 +44,7 @@ describe('invariant 9: every record the engine cannot use is reported once', () 
       };
       await waitFor(() => Object.keys(poison).every((k) => reported().has(k)), { what: `every poison key logged (missing: ${Object.keys(poison).filter((k) => !reported().has(k)).join(', ')})` });
       // Several resyncs later, still one line each.
-      const informer = (svc as unknown as { informer: { relists: number } }).informer;
+      const informer = (svc as unknown as { manager: { informer: { relists: number } } }).manager.informer;
       const relists = informer.relists;
       await waitFor(() => informer.relists >= relists + 3, { what: 'three more resyncs' });
       for (const [k, n] of reported()) expect({ k, n }).toEqual({ k, n: 1 });
@@ -54,7 +54,7 @@ describe('invariant 9: every record the engine cannot use is reported once', () 
         return Number(new RegExp(`^txloop_malformed_records\\{app="acct",kind="${kind}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? NaN);
       };
       expect(await gauge('gtx')).toBe(3);
-      expect(await gauge('link')).toBe(2);
+      expect(await gauge('member')).toBe(2);
       expect(await gauge('branch')).toBe(2);
       expect(await gauge('order')).toBe(2);
       expect(await gauge('unknown')).toBe(3);
@@ -67,7 +67,7 @@ describe('invariant 9: every record the engine cannot use is reported once', () 
         const s = raw ? (JSON.parse(raw) as { at: number; malformed?: Record<string, number> }) : undefined;
         return s && s.at >= countedBy && s.malformed?.gtx === 3 ? s.malformed : undefined;
       }, { what: 'stats carrying the malformed counts' });
-      expect(stats).toMatchObject({ gtx: 3, link: 2, branch: 2, order: 2, unknown: 3 });
+      expect(stats).toMatchObject({ gtx: 3, member: 2, branch: 2, order: 2, unknown: 3 });
 
       // Deleting the bad records forgets them.
       for (const k of Object.keys(poison)) if (k.includes('/gtx/')) await env.client.delete().key(k);

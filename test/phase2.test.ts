@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { TryFailed, type PhaseTwoContext } from '../src/index.js';
-import type { Store } from '../src/store/store.js';
+import { orderFor, type Store } from '../src/store/index.js';
 import { fastTimings, gate, useEtcd, waitFor, type Harness } from './helpers/harness.js';
 import { settled, sleep } from './helpers/wait.js';
 
@@ -42,7 +42,7 @@ describe('invariant 3: every branch gets the decided action at least once, with 
     expect(gaps[2]).toBeGreaterThanOrEqual(155);
   });
 
-  it('a confirm that always fails is parked as FAILED after deadThreshold attempts, with its last error, and the global stays visible as COMMITTING', async () => {
+  it('a confirm that always fails is parked (PARKED) after maxAttempts attempts, with its last error, and the global stays visible as COMMITTING', async () => {
     const store = setup('park');
     let calls = 0;
     const p = h.service({ app: 'acct', deadThreshold: 3 })
@@ -62,8 +62,8 @@ describe('invariant 3: every branch gets the decided action at least once, with 
     const { branchId } = await p.tryBranch(tx.context, 'r', {});
     await tx.commit();
     const parked = await waitFor(async () => {
-      const b = await store.getBranch('acct', tx.xid, branchId);
-      return b?.record.phase2?.state === 'FAILED' ? b.record : undefined;
+      const b = await store.branches.get('acct', tx.xid, branchId);
+      return b?.record.phase2?.state === 'PARKED' ? b.record : undefined;
     }, { what: 'branch parked' });
     expect(parked.phase2?.attempts).toBe(3);
     expect(parked.phase2?.lastError).toContain('ledger rejects posting');
@@ -81,10 +81,10 @@ describe('invariant 3: every branch gets the decided action at least once, with 
     expect((await init.waitForCompletion(later.xid)).status).toBe('COMMITTED');
     expect(calls).toBe(3);
     // Nor was a fourth attempt even recorded (attempts are recorded before their handler runs).
-    expect((await store.getBranch('acct', tx.xid, branchId))?.record.phase2).toMatchObject({ state: 'FAILED', attempts: 3 });
+    expect((await store.branches.get('acct', tx.xid, branchId))?.record.phase2).toMatchObject({ state: 'PARKED', attempts: 3 });
 
     // `txloop retry` (store.retryBranch) gives it a fresh budget; it is attempted again.
-    await store.retryBranch('acct', tx.xid, branchId, 'test');
+    await store.repairs.retryBranch('acct', tx.xid, branchId, 'test');
     await waitFor(() => calls > 3, { what: 'retried attempt' });
   });
 
@@ -105,13 +105,13 @@ describe('invariant 3: every branch gets the decided action at least once, with 
     const { branchId } = await p.tryBranch(tx.context, 'r', {});
     await tx.commit();
     const parked = async (n: number): Promise<void> => {
-      await waitFor(async () => (await store.getBranch('acct', tx.xid, branchId))?.record.phase2?.state === 'FAILED' && attempts.length === n, { what: `parked after ${n} attempts` });
+      await waitFor(async () => (await store.branches.get('acct', tx.xid, branchId))?.record.phase2?.state === 'PARKED' && attempts.length === n, { what: `parked after ${n} attempts` });
     };
     await parked(2);
-    await store.retryBranch('acct', tx.xid, branchId, 'test');
+    await store.repairs.retryBranch('acct', tx.xid, branchId, 'test');
     await parked(4);
     expect(attempts).toEqual([1, 2, 3, 4]);
-    expect((await store.getBranch('acct', tx.xid, branchId))?.record.phase2).toMatchObject({ attempts: 4, budgetFrom: 2 });
+    expect((await store.branches.get('acct', tx.xid, branchId))?.record.phase2).toMatchObject({ attempts: 4, budgetFrom: 2 });
   });
 
   it('the attempt count survives a restart of the service: a new replica continues from the recorded attempts', async () => {
@@ -138,7 +138,7 @@ describe('invariant 3: every branch gets the decided action at least once, with 
     await second.start();
     await waitFor(() => seen.length >= 2, { what: 'attempt on the new replica' });
     expect(seen[1]).toBe(seen[0]! + 1);
-    const b = await store.getBranch('acct', tx.xid, branchId);
+    const b = await store.branches.get('acct', tx.xid, branchId);
     expect(b?.record.phase2?.attempts).toBeGreaterThanOrEqual(2);
   });
 });
@@ -189,10 +189,10 @@ describe('invariant 4: empty rollback is normal; confirm never runs without a su
     const init = h.service({ app: 'shop' });
     const tx = await init.begin({ name: 'x', timeoutMs: 30_000 });
     const err = (await p.tryBranch(tx.context, 'r', {}).catch((e: unknown) => e)) as TryFailed;
-    await store.ensureOrder({ xid: tx.xid, owner: 'acct', branchId: err.branchId }, 'confirm', 'test', Date.now());
+    await store.branches.ensureOrder('acct', orderFor({ xid: tx.xid, branchId: err.branchId }, 'tcc', 'confirm', 'test', Date.now()));
     const b = await waitFor(async () => {
-      const r = await store.getBranch('acct', tx.xid, err.branchId);
-      return r?.record.phase2?.state === 'FAILED' ? r.record : undefined;
+      const r = await store.branches.get('acct', tx.xid, err.branchId);
+      return r?.record.phase2?.state === 'PARKED' ? r.record : undefined;
     }, { what: 'parked confirm' });
     expect(b.phase2?.lastError).toContain('refusing to confirm');
     expect(confirms).toBe(0);
@@ -281,8 +281,8 @@ describe('invariant 9: handlers that throw, hang or are missing never stop the l
     await good.commit();
     expect((await init.waitForCompletion(good.xid)).status).toBe('COMMITTED');
     const parked = await waitFor(async () => {
-      const b = await store.getBranch('acct', bad.xid, branchId);
-      return b?.record.phase2?.state === 'FAILED' ? b.record : undefined;
+      const b = await store.branches.get('acct', bad.xid, branchId);
+      return b?.record.phase2?.state === 'PARKED' ? b.record : undefined;
     }, { what: 'unknown resource parked' });
     expect(parked.phase2?.lastError).toContain('"old"');
   });
@@ -311,12 +311,12 @@ describe('graceful shutdown', () => {
     await tx.commit();
     await started.wait;
     await first.close();
-    const b = await store.getBranch('acct', tx.xid, branchId);
+    const b = await store.branches.get('acct', tx.xid, branchId);
     expect(b?.record.phase2).toEqual({ action: 'confirm', state: 'ACTIVE', attempts: 1, lastAttemptAt: expect.any(Number) });
     const second = h.service({ app: 'acct' }).resource('r', handlers);
     await second.start();
     expect((await init.waitForCompletion(tx.xid)).status).toBe('COMMITTED');
-    const done = await store.getBranch('acct', tx.xid, branchId);
+    const done = await store.branches.get('acct', tx.xid, branchId);
     expect(done?.record.events.some((e) => e.type === 'AttemptFailed')).toBe(false);
     expect(attempts).toEqual([1, 2]);
   });
@@ -382,7 +382,7 @@ describe('idempotent Try and Trys in flight at close()', () => {
     g.open();
     await closed;
     await trying;
-    const b = await store.getBranch('acct', tx.xid, 'closing1');
+    const b = await store.branches.get('acct', tx.xid, 'closing1');
     expect(b?.record.tryState).toBe('SUCCEEDED');
   });
 });
@@ -445,7 +445,7 @@ describe('list(): stuck and parked work, from the SDK', () => {
     await init.waitForCompletion(ok.xid);
     const parked = await waitFor(async () => {
       const [v] = await init.list({ status: 'COMMITTING' });
-      return v?.branches[0]?.state === 'FAILED' ? v : undefined;
+      return v?.branches[0]?.state === 'PARKED' ? v : undefined;
     }, { what: 'parked branch listed' });
     expect(parked.xid).toBe(stuck.xid);
     expect(parked.branches[0]?.lastError).toContain('ledger locked');

@@ -1,9 +1,9 @@
 /** rangePrefix against a real etcd: whole prefixes at one revision, in responses the client can receive. */
 import { Etcd3, type IKeyValue } from 'etcd3';
 import { describe, expect, it } from 'vitest';
-import { etcdFaultHandling } from '../src/etcd/fault-handling.js';
-import { prefixEnd } from '../src/store/keys.js';
-import { isTooLarge, rangePrefix } from '../src/etcd/range.js';
+import { etcdFaultHandling } from '../src/etcd/index.js';
+import { prefixEnd } from '../src/etcd/index.js';
+import { isTooLarge, rangePrefix } from '../src/etcd/index.js';
 import { freshNamespace, useEtcd } from './helpers/harness.js';
 
 const env = useEtcd();

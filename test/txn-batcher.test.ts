@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { TxnBatcher, overlaps } from '../src/etcd/txn-batcher.js';
-import { Store, cmp, op } from '../src/store/store.js';
-import { newBranchId, newWriteId, newXid } from '../src/store/keys.js';
-import { GlobalStatus, TryState } from '../src/store/records.js';
+import { TxnBatcher, overlaps } from '../src/etcd/index.js';
+import { cmp, op } from '../src/etcd/index.js';
+import { builtInModes, decide } from '../src/modes/index.js';
+import { Store } from '../src/store/index.js';
+import { newBranchId, newWriteId, newXid } from '../src/store/index.js';
+import { GlobalStatus, TryState } from '../src/states.js';
 import { freshNamespace, useEtcd } from './helpers/harness.js';
 
 const env = useEtcd();
@@ -57,19 +59,19 @@ describe('group commit (txn-batcher): concurrent Txns share RPCs but keep their 
     for (let i = 0; i < 30; i++) {
       const now = Date.now();
       const xid = newXid('shop', now);
-      await store.createGlobal({ v: 1, xid, app: 'shop', name: 'race', mode: 'tcc', status: GlobalStatus.TRYING, createdAt: now, timeoutMs: 60_000, deadline: now + 60_000, events: [] });
+      await store.globals.create({ v: 1, xid, app: 'shop', name: 'race', mode: 'tcc', status: GlobalStatus.TRYING, createdAt: now, timeoutMs: 60_000, deadline: now + 60_000, events: [] });
       // Keep the batcher busy so that what follows is submitted while an RPC is in flight.
       void store.txn([], [op.put(`${ns}noise/${i}`, 'x')]);
       const outcome = i % 2 === 0 ? 'commit' : 'rollback';
       const [decided, registered] = await Promise.allSettled([
-        store.decide(xid, { outcome, by: 'test' }),
-        store.registerBranch({ v: 1, xid, app: 'shop', branchId: newBranchId(), owner: 'bank', resource: 'r', payload: null, createdAt: now, deadline: now + 60_000, tryState: TryState.PENDING, updatedAt: now, writeId: newWriteId(), events: [] }),
+        decide(store, builtInModes(), xid, { outcome, by: 'test' }),
+        store.branches.register({ v: 1, mode: 'tcc', xid, app: 'shop', branchId: newBranchId(), owner: 'bank', resource: 'r', payload: null, createdAt: now, deadline: now + 60_000, tryState: TryState.PENDING, updatedAt: now, writeId: newWriteId(), events: [] }),
       ]);
       if (decided.status === 'fulfilled' && registered.status === 'fulfilled') {
         // Allowed only if the decision saw the branch (it then ordered it): a rollback that includes it.
-        const { links } = await store.readTransaction(xid);
+        const { members } = await store.globals.read(xid);
         const orders = await env.client.getAll().prefix(`${ns}bank/order/${xid}/`).keys();
-        if (outcome === 'commit' || orders.length !== links.length) bothWon++;
+        if (outcome === 'commit' || orders.length !== members.length) bothWon++;
       }
     }
     expect(bothWon).toBe(0);

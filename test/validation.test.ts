@@ -140,7 +140,7 @@ describe('invariant 9: malformed records in etcd never stop the control loop', (
     await waitFor(() => cancels.includes(branchId), { what: 'real branch cancelled' });
     // get() still works and shows the bad link for what it is.
     const view = await init.get(tx.xid);
-    expect(view.branches.map((b) => b.resource).sort()).toEqual(['(malformed link)', 'r']);
+    expect(view.branches.map((b) => b.resource).sort()).toEqual(['(malformed member)', 'r']);
     const global = JSON.parse((await env.client.get(`${ns}shop/gtx/${tx.xid}`).string())!) as { status: string; decision: { by: string } };
     expect(global.status).toBe('ROLLING_BACK');
     expect(global.decision.by).toBe('deadline');

@@ -1,7 +1,8 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { itemBackoffMs, Workqueue } from '../src/runtime/workqueue.js';
+import { Workqueue } from '../src/runtime/index.js';
+import { exponentialBackoffMs } from '../src/backoff.js';
 import { settled, sleep, waitFor as waitUntil, within } from './helpers/wait.js';
 
 /** Fast polling: these tests watch in-process state, no I/O. */
@@ -122,8 +123,8 @@ describe('workqueue', () => {
   });
 
   it('workqueue: per-item backoff is min(base * 2^failures, max)', () => {
-    expect([0, 1, 2, 3, 4, 5].map((n) => itemBackoffMs(n, 5, 100))).toEqual([5, 10, 20, 40, 80, 100]);
-    expect(itemBackoffMs(2_000, 5, 30_000)).toBe(30_000); // 2^2000 overflows to Infinity, still capped
+    expect([0, 1, 2, 3, 4, 5].map((n) => exponentialBackoffMs(n, 5, 100))).toEqual([5, 10, 20, 40, 80, 100]);
+    expect(exponentialBackoffMs(2_000, 5, 30_000)).toBe(30_000); // 2^2000 overflows to Infinity, still capped
     const q = newQueue({ baseDelayMs: 10, maxDelayMs: 80 });
     const seen: Array<[number, number]> = [];
     for (let i = 0; i < 6; i++) {

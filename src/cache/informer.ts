@@ -9,9 +9,8 @@
  */
 import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
 import type { Logger } from 'pino';
-import { RetryBackoff, type ConnectionState } from '../runtime/connection-state.js';
-import type { Store } from '../store/store.js';
-import { cancelWatcher } from '../etcd/watch.js';
+import { RetryBackoff } from '../backoff.js';
+import { cancelWatcher, rangePrefix, type ConnectionState } from '../etcd/index.js';
 
 export interface CachedKv {
   value: Buffer;
@@ -21,7 +20,6 @@ export interface CachedKv {
 
 export interface InformerOptions {
   client: Etcd3;
-  store: Store;
   prefix: string;
   /** Full relist interval. @default 300_000 */
   resyncMs?: number;
@@ -114,11 +112,11 @@ export class Informer {
   }
 
   private async doRelist(reason: string): Promise<void> {
-    const { store, prefix, logger, connection } = this.options;
+    const { client, prefix, logger, connection } = this.options;
     while (!this.stopped) {
       try {
         await this.closeWatcher();
-        const { kvs, revision } = await store.range(prefix);
+        const { kvs, revision } = await rangePrefix(client, prefix);
         if (this.stopped) return;
         this.replace(kvs);
         this.lastRevision = revision;

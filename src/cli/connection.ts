@@ -4,10 +4,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { Etcd3, type IOptions } from 'etcd3';
-import { Store } from '../store/store.js';
-import { etcdFaultHandling } from '../etcd/fault-handling.js';
-import { DEFAULT_NAMESPACE, validateNamespace } from '../store/keys.js';
-import { MAX_RECEIVE_MESSAGE_BYTES } from '../etcd/range.js';
+import { Store } from '../store/index.js';
+import { etcdFaultHandling } from '../etcd/index.js';
+import { DEFAULT_NAMESPACE, validateNamespace } from '../store/index.js';
+import { MAX_RECEIVE_MESSAGE_BYTES } from '../etcd/index.js';
 import { CliError, UnreachableError, UsageError } from './errors.js';
 
 export interface GlobalOptions {

@@ -1,7 +1,6 @@
 /** CLI error classes and the mapping of any error to one line on stderr and an exit code. */
-import { TxloopError, ValidationError, errorMessage } from '../errors.js';
-import { isTooLarge } from '../etcd/range.js';
-import { MalformedRecord } from '../store/records.js';
+import { MalformedRecord, TxloopError, ValidationError, errorMessage } from '../errors.js';
+import { isTooLarge } from '../etcd/index.js';
 
 export const EXIT_OK = 0;
 export const EXIT_ERROR = 1;

@@ -3,13 +3,15 @@
  * must tell the operator what is wrong with each key it cannot use (`<ns>bank/branch/not-a-xid`,
  * `<ns>bank/gtx/`, `<ns>bank/weird/x`).
  */
-import { validateApp, validateBranchId, validateXid } from '../store/keys.js';
+import { validateApp, validateBranchId, validateXid } from '../store/index.js';
 
 type Part = 'xid' | 'owner' | 'branchId';
 
 /** What follows `<app>/<type>` in each record type's key. */
 const LAYOUT: Record<string, Part[]> = {
   gtx: ['xid'],
+  member: ['xid', 'owner', 'branchId'],
+  // where member records were kept before 0.2
   link: ['xid', 'owner', 'branchId'],
   branch: ['xid', 'branchId'],
   order: ['xid', 'branchId'],

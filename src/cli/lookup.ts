@@ -1,52 +1,54 @@
 /**
  * Finding a transaction's records when its index is incomplete. The owner of a branch is normally
- * read from the initiator's link index; but a branch whose link or global record is gone (deleted by
+ * read from the initiator's member records; but a branch whose member or global record is gone (deleted by
  * hand, lost in a restore) is still listed by `get branches`, so the CLI finds it by its own key,
  * and says what is left of a transaction whose global record is missing instead of "does not exist".
  */
 import { BranchNotFound, TransactionNotFound } from '../errors.js';
-import { rangePrefix } from '../etcd/range.js';
-import type { Store } from '../store/store.js';
+import { rangePrefix } from '../etcd/index.js';
+import type { Store } from '../store/index.js';
 import { CliError } from './errors.js';
 import type { BranchRef } from './refs.js';
 
-/** The service that owns a branch: from the link index, else from the branch record's key. */
+/** The service that owns a branch: from the initiator's member records, else from the branch record's key. */
 export async function ownerOf(store: Store, ref: BranchRef): Promise<string> {
-  const { kvs } = await store.range(store.keys.links(ref.xid));
-  for (const kv of kvs) {
-    const p = store.keys.parse(kv.key.toString());
-    if (p?.kind === 'link' && p.branchId === ref.branchId) return p.owner;
+  for (const prefix of store.keys.members(ref.xid)) {
+    const { kvs } = await rangePrefix(store.client, prefix, { keysOnly: true });
+    for (const kv of kvs) {
+      const p = store.keys.parse(kv.key.toString());
+      if (p?.kind === 'member' && p.branchId === ref.branchId) return p.owner;
+    }
   }
   const { branches } = await remainsOf(store, ref.xid);
   const unlinked = branches.find((b) => b.branchId === ref.branchId);
   if (unlinked) return unlinked.owner;
-  if (await store.getRaw(store.keys.global(ref.xid))) throw new BranchNotFound(ref.xid, ref.branchId);
+  if (await store.globals.get(ref.xid).catch(() => true)) throw new BranchNotFound(ref.xid, ref.branchId);
   throw await missingTransaction(store, ref.xid);
 }
 
 /**
- * Branch records and links of `xid`, wherever their owners keep them. Branches live under each
+ * Branch records and member records of `xid`, wherever their owners keep them. Branches live under each
  * owner's prefix, so this scans the namespace's keys (keys only); it runs only when a lookup failed.
  */
-async function remainsOf(store: Store, xid: string): Promise<{ branches: { owner: string; branchId: string }[]; links: number }> {
+async function remainsOf(store: Store, xid: string): Promise<{ branches: { owner: string; branchId: string }[]; members: number }> {
   const { kvs } = await rangePrefix(store.client, store.keys.ns, { keysOnly: true });
   const branches: { owner: string; branchId: string }[] = [];
-  let links = 0;
+  let members = 0;
   for (const kv of kvs) {
     const p = store.keys.parse(kv.key.toString());
     if (p?.kind === 'branch' && p.xid === xid) branches.push({ owner: p.owner, branchId: p.branchId });
-    if (p?.kind === 'link' && p.xid === xid) links++;
+    if (p?.kind === 'member' && p.xid === xid) members++;
   }
-  return { branches, links };
+  return { branches, members };
 }
 
 /** The error for an xid without a global record: TransactionNotFound if nothing of it is left, else what is. */
 export async function missingTransaction(store: Store, xid: string): Promise<Error> {
-  const { branches, links } = await remainsOf(store, xid);
-  if (branches.length === 0 && links === 0) return new TransactionNotFound(xid);
-  const left = [...(branches.length > 0 ? [count(branches.length, 'branch record')] : []), ...(links > 0 ? [count(links, 'link')] : [])].join(' and ');
+  const { branches, members } = await remainsOf(store, xid);
+  if (branches.length === 0 && members === 0) return new TransactionNotFound(xid);
+  const left = [...(branches.length > 0 ? [count(branches.length, 'branch record')] : []), ...(members > 0 ? [count(members, 'member record')] : [])].join(' and ');
   const hint = branches.length > 0 ? ` (get branches ${xid} lists ${branches.length === 1 ? 'it' : 'them'})` : '';
-  return new CliError(`transaction ${xid} has no global record, yet ${left} of it ${branches.length + links === 1 ? 'remains' : 'remain'}${hint}`);
+  return new CliError(`transaction ${xid} has no global record, yet ${left} of it ${branches.length + members === 1 ? 'remains' : 'remain'}${hint}`);
 }
 
 /** `err`, or for a TransactionNotFound, what is left of that transaction. */

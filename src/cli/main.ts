@@ -50,7 +50,7 @@ Exit codes: 0 ok, 1 error (not found, refused, etcd unreachable), 2 usage error.
 
 Examples:
   ${name} get gtx                                   # transactions of every service
-  ${name} get branches --status failed              # parked branches waiting for a human
+  ${name} get branches --status parked              # parked branches waiting for a human
   ${name} describe gtx orders.m3x9k2a7f1c0q8wz      # one transaction, its branches and events
   ${name} retry orders.m3x9k2a7f1c0q8wz             # re-queue its parked branches now
   ${name} top                                       # leaders and their queues`,

@@ -1,31 +1,35 @@
 /**
  * What the CLI knows about a namespace: every key read from etcd, validated with the record parse
  * functions. A record that fails validation is kept as MALFORMED with its problem instead of
- * stopping the command; a key that is no txloop key, and a link or order whose global or branch is
+ * stopping the command; a key that is no txloop key, and a member or order whose global or branch is
  * missing, are kept as problems too: problems() lists every record the CLI cannot use, for the
  * warnings on stderr. Fed by one range, or by a watch.
  */
-import { Keys, appOfXid, type ParsedKey } from '../store/keys.js';
+import { MalformedRecord } from '../errors.js';
+import { builtInModes } from '../modes/index.js';
+import { Phase2State } from '../states.js';
 import {
-  MalformedRecord,
-  Phase2State,
-  branchStatus,
+  Keys,
+  appOfXid,
   parseBranch,
   parseGlobal,
   parseLeaderRecord,
-  parseLink,
+  parseMember,
   parseOrder,
   parseStatsRecord,
   type BranchRecord,
   type GlobalRecord,
   type LeaderRecord,
-  type LinkRecord,
+  type MemberRecord,
   type OrderRecord,
+  type ParsedKey,
   type ServiceStats,
-} from '../store/records.js';
+} from '../store/index.js';
 import { keyProblem } from './key-problems.js';
 
 export const MALFORMED = 'MALFORMED';
+
+const MODES = builtInModes();
 
 export interface Entry<T> {
   key: string;
@@ -40,7 +44,7 @@ export interface GlobalItem {
   xid: string;
   app: string;
   entry: Entry<GlobalRecord>;
-  links: Entry<LinkRecord>[];
+  members: Entry<MemberRecord>[];
   branches: BranchItem[];
   status: string;
   done: number;
@@ -56,7 +60,7 @@ export interface BranchItem {
   owner: string;
   entry: Entry<BranchRecord>;
   order?: Entry<OrderRecord>;
-  link?: Entry<LinkRecord>;
+  member?: Entry<MemberRecord>;
   status: string;
   createdAt?: number;
 }
@@ -76,8 +80,8 @@ export type Change = { kind: 'global'; xid: string } | { kind: 'branch'; key: st
 export class Model {
   readonly keys: Keys;
   private readonly globals = new Map<string, Entry<GlobalRecord>>();
-  /** xid → link key → link */
-  private readonly links = new Map<string, Map<string, Entry<LinkRecord>>>();
+  /** xid → member key → member */
+  private readonly members = new Map<string, Map<string, Entry<MemberRecord>>>();
   /** branch key → branch */
   private readonly branches = new Map<string, Entry<BranchRecord>>();
   /** branch key (not order key) → order */
@@ -113,11 +117,11 @@ export class Model {
       case 'global':
         update(this.globals, p.xid, entryOf(parseGlobal));
         return { kind: 'global', xid: p.xid };
-      case 'link': {
-        let m = this.links.get(p.xid);
-        if (!m) this.links.set(p.xid, (m = new Map()));
-        update(m, key, entryOf(parseLink));
-        if (m.size === 0) this.links.delete(p.xid);
+      case 'member': {
+        let m = this.members.get(p.xid);
+        if (!m) this.members.set(p.xid, (m = new Map()));
+        update(m, key, entryOf(parseMember));
+        if (m.size === 0) this.members.delete(p.xid);
         return { kind: 'global', xid: p.xid };
       }
       case 'branch':
@@ -139,16 +143,16 @@ export class Model {
 
   /**
    * Every record the CLI cannot use, as `key: problem`, sorted by key: values that fail validation,
-   * keys that are no txloop key, and links and orders whose global or branch record is missing.
-   * One consistent read never holds such a link or order (they are written and deleted with what
+   * keys that are no txloop key, and members and orders whose global or branch record is missing.
+   * One consistent read never holds such a member or order (they are written and deleted with what
    * they point to), so they are only reported for a whole read, not for one key under `-w`.
    */
   problems(): string[] {
     const out: [string, string][] = [...this.strays];
     for (const e of this.entries()) if (e.problem !== undefined) out.push([e.key, e.problem]);
-    for (const [xid, links] of this.links) {
+    for (const [xid, members] of this.members) {
       if (this.globals.has(xid)) continue;
-      for (const l of links.values()) if (l.problem === undefined) out.push([l.key, `orphan link: transaction ${xid} has no global record`]);
+      for (const m of members.values()) if (m.problem === undefined) out.push([m.key, `orphan member: transaction ${xid} has no global record`]);
     }
     for (const [bkey, o] of this.orders) {
       if (o.problem !== undefined || this.branches.has(bkey)) continue;
@@ -168,7 +172,7 @@ export class Model {
 
   private *entries(): Iterable<Entry<unknown>> {
     yield* this.globals.values();
-    for (const m of this.links.values()) yield* m.values();
+    for (const m of this.members.values()) yield* m.values();
     yield* this.branches.values();
     yield* this.orders.values();
     yield* this.leaders.values();
@@ -180,8 +184,8 @@ export class Model {
     switch (p?.kind) {
       case 'global':
         return this.globals.get(p.xid);
-      case 'link':
-        return this.links.get(p.xid)?.get(key);
+      case 'member':
+        return this.members.get(p.xid)?.get(key);
       case 'branch':
         return this.branches.get(key);
       case 'order':
@@ -199,7 +203,7 @@ export class Model {
   apps(): string[] {
     const apps = new Set<string>([...this.leaders.keys(), ...this.stats.keys()]);
     for (const xid of this.globals.keys()) apps.add(appOfXid(xid));
-    for (const xid of this.links.keys()) apps.add(appOfXid(xid));
+    for (const xid of this.members.keys()) apps.add(appOfXid(xid));
     for (const key of this.branches.keys()) {
       const p = this.keys.parse(key);
       if (p) apps.add(p.app);
@@ -218,27 +222,27 @@ export class Model {
   global(xid: string): GlobalItem | undefined {
     const entry = this.globals.get(xid);
     if (!entry) return undefined;
-    const links = [...(this.links.get(xid)?.values() ?? [])];
+    const members = [...(this.members.get(xid)?.values() ?? [])];
     const branches: BranchItem[] = [];
-    for (const l of links) {
-      const p = this.keys.parse(l.key);
-      if (p?.kind !== 'link') continue;
+    for (const m of members) {
+      const p = this.keys.parse(m.key);
+      if (p?.kind !== 'member') continue;
       const b = this.branch(this.keys.branch(p.owner, p.xid, p.branchId));
       if (b) branches.push(b);
     }
     const g = entry.record;
-    const done = links.filter((l) => l.record?.state === Phase2State.DONE).length;
-    const parked = links.filter((l) => l.record?.state === Phase2State.FAILED).length;
+    const done = members.filter((m) => m.record?.state === Phase2State.DONE).length;
+    const parked = members.filter((m) => m.record?.state === Phase2State.PARKED).length;
     return {
       key: entry.key,
       xid,
       app: g?.app ?? this.keys.parse(entry.key)?.app ?? '',
       entry,
-      links,
+      members,
       branches,
       status: g ? g.status : MALFORMED,
       done,
-      total: links.length,
+      total: members.length,
       parked,
       ...(g ? { createdAt: g.createdAt } : {}),
     };
@@ -249,7 +253,8 @@ export class Model {
     const p = this.keys.parse(key);
     if (!entry || !p || p.kind !== 'branch') return undefined;
     const order = this.orders.get(key);
-    const link = this.links.get(p.xid)?.get(this.keys.link(p.xid, p.owner, p.branchId));
+    const byKey = this.members.get(p.xid);
+    const member = this.keys.memberKeys(p.xid, p.owner, p.branchId).map((k) => byKey?.get(k)).find((m) => m !== undefined);
     const b = entry.record;
     return {
       key,
@@ -258,8 +263,8 @@ export class Model {
       owner: p.owner,
       entry,
       ...(order ? { order } : {}),
-      ...(link ? { link } : {}),
-      status: b ? branchStatus(b, order?.record) : MALFORMED,
+      ...(member ? { member } : {}),
+      status: b ? MODES.of(b.mode).branchStatus(b, order?.record) : MALFORMED,
       ...(b ? { createdAt: b.createdAt } : {}),
     };
   }
@@ -281,11 +286,11 @@ export class Model {
 }
 
 /**
- * A key Keys.parse accepts that still cannot be used: a global or link filed under another app
+ * A key Keys.parse accepts that still cannot be used: a global or member filed under another app
  * than its xid names (the CLI, like the services, looks them up under the xid's app).
  */
 function misplaced(keys: Keys, p: ParsedKey): string | undefined {
-  if ((p.kind === 'global' || p.kind === 'link') && appOfXid(p.xid) !== p.app) return `transaction ${p.xid} belongs under ${keys.app(appOfXid(p.xid))}, not ${keys.app(p.app)}`;
+  if ((p.kind === 'global' || p.kind === 'member') && appOfXid(p.xid) !== p.app) return `transaction ${p.xid} belongs under ${keys.app(appOfXid(p.xid))}, not ${keys.app(p.app)}`;
   return undefined;
 }
 

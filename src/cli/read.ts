@@ -1,6 +1,6 @@
 /** Reads from etcd for the CLI: the whole namespace at one revision, into a Model. */
 import type { Etcd3, IKeyValue } from 'etcd3';
-import { MAX_RECEIVE_MESSAGE_BYTES, rangePrefix } from '../etcd/range.js';
+import { MAX_RECEIVE_MESSAGE_BYTES, rangePrefix } from '../etcd/index.js';
 import { Model } from './model.js';
 
 export async function loadModel(client: Etcd3, namespace: string): Promise<{ model: Model; kvs: IKeyValue[]; revision: string }> {

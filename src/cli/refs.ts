@@ -3,7 +3,7 @@
  * `branch/XID/BRANCHID`), a service leader is `APP` (or `leader/APP`): the `TYPE/` forms are what
  * `-o name` prints. The branch's owner is looked up by lookup.ts.
  */
-import { BRANCH_ID_RULE, validateBranchId, validateXid } from '../store/keys.js';
+import { BRANCH_ID_RULE, validateBranchId, validateXid } from '../store/index.js';
 import { UsageError } from './errors.js';
 
 export interface BranchRef {

@@ -1,7 +1,7 @@
 /** What every command action gets: resolved connection settings, a lazy etcd connection, and output. */
 import type { Command } from 'commander';
 import { TxloopError } from '../errors.js';
-import { MalformedRecord } from '../store/records.js';
+import { MalformedRecord } from '../errors.js';
 import { CliError, ReportedError, UnreachableError, UsageError, messageOf } from './errors.js';
 import { connect, resolveConnection, withDeadline, type Connection, type ConnectionConfig, type GlobalOptions } from './connection.js';
 

@@ -1,5 +1,5 @@
 /** Columns, filters and JSON shapes of what `get`, `top` and `-w` print. */
-import { GlobalStatus } from '../store/records.js';
+import { GlobalStatus } from '../states.js';
 import { NONE, age, cell, relative, type Column } from './format.js';
 import { MALFORMED, type BranchItem, type GlobalItem, type ServiceItem } from './model.js';
 import { UsageError } from './errors.js';
@@ -19,7 +19,7 @@ export const globalColumns: Sortable<GlobalItem>[] = [
   { header: 'MODE', value: (g) => g.entry.record?.mode.toUpperCase() ?? NONE },
   { header: 'STATUS', value: (g) => g.status, minWidth: 12 },
   { header: 'BRANCHES', value: (g) => `${g.done}/${g.total}`, sortKey: (g) => g.total - g.done, minWidth: 8 },
-  { header: 'FAILED', value: (g) => String(g.parked), wide: true, sortKey: (g) => g.parked },
+  { header: 'PARKED', value: (g) => String(g.parked), wide: true, sortKey: (g) => g.parked },
   { header: 'NAME', value: (g) => cell(g.entry.record?.name, 40), wide: true, minWidth: 16 },
   { header: 'DECIDED BY', value: (g) => cell(decisionText(g)), wide: true },
   { header: 'DEADLINE', value: (g) => (g.entry.record?.status === GlobalStatus.TRYING ? relative(g.entry.record.deadline) : NONE), wide: true, sortKey: (g) => g.entry.record?.deadline ?? 0 },
@@ -33,16 +33,17 @@ function decisionText(g: GlobalItem): string | undefined {
 
 /**
  * --status for globals: a status name (TRYING, COMMITTING, ROLLING_BACK, COMMITTED, ROLLED_BACK,
- * MALFORMED), or `active` (not finished), `done` (finished), `failed` (has a parked branch).
+ * MALFORMED), or `active` (not finished), `done` (finished), `parked` (has a parked branch; `failed`,
+ * its name before 0.2, still works).
  */
-export const GLOBAL_STATUS_WORDS = [...Object.values(GlobalStatus), MALFORMED, 'ACTIVE', 'DONE', 'FAILED'];
+export const GLOBAL_STATUS_WORDS = [...Object.values(GlobalStatus), MALFORMED, 'ACTIVE', 'DONE', 'PARKED', 'FAILED'];
 
 export function matchGlobal(g: GlobalItem, statuses: string[]): boolean {
   if (statuses.length === 0) return true;
   return statuses.some((s) => {
     if (s === 'ACTIVE') return g.status === GlobalStatus.TRYING || g.status === GlobalStatus.COMMITTING || g.status === GlobalStatus.ROLLING_BACK;
     if (s === 'DONE') return g.status === GlobalStatus.COMMITTED || g.status === GlobalStatus.ROLLED_BACK;
-    if (s === 'FAILED') return g.parked > 0;
+    if (s === 'PARKED' || s === 'FAILED') return g.parked > 0;
     return g.status === s;
   });
 }
@@ -86,8 +87,9 @@ function resolution(b: BranchItem): string | undefined {
 }
 
 /**
- * --status for branches: a status word as shown (FAILED, CONFIRMING, CANCELLED, PREPARED, ...), or
- * `pending` (not finished and not parked), `done` (confirmed, cancelled or resolved), `resolved`.
+ * --status for branches: a status word as shown (PARKED, CONFIRMING, CANCELLED, PREPARED, ...), or
+ * `pending` (not finished and not parked), `done` (confirmed, cancelled or resolved), `resolved`;
+ * `failed`, PARKED's name before 0.2, still works.
  */
 export const BRANCH_STATUS_WORDS = [
   'TRYING',
@@ -99,6 +101,7 @@ export const BRANCH_STATUS_WORDS = [
   'CANCELLED',
   'RESOLVED_CONFIRMED',
   'RESOLVED_CANCELLED',
+  'PARKED',
   'FAILED',
   MALFORMED,
   'PENDING',
@@ -112,6 +115,7 @@ export function matchBranch(b: BranchItem, statuses: string[]): boolean {
     if (s === 'PENDING') return ['TRYING', 'PREPARED', 'TRY_FAILED', 'CONFIRMING', 'CANCELLING'].includes(b.status);
     if (s === 'DONE') return ['CONFIRMED', 'CANCELLED', 'RESOLVED_CONFIRMED', 'RESOLVED_CANCELLED'].includes(b.status);
     if (s === 'RESOLVED') return b.status.startsWith('RESOLVED_');
+    if (s === 'FAILED') return b.status === 'PARKED';
     return b.status === s;
   });
 }
@@ -159,7 +163,7 @@ export const topColumns: Sortable<ServiceItem>[] = [
   { header: 'REQUEUES', value: (s) => num(queue(s, 'retries')), sortKey: (s) => queue(s, 'retries') ?? -1 },
   { header: 'SUCCEEDED', value: (s) => num(s.stats?.record?.phase2.succeeded) },
   { header: 'FAILED', value: (s) => num(s.stats?.record?.phase2.failed), sortKey: (s) => s.stats?.record?.phase2.failed ?? -1 },
-  { header: 'PARKED', value: (s) => num(s.stats?.record?.branches?.FAILED ?? (s.stats?.record ? 0 : undefined)), sortKey: (s) => s.stats?.record?.branches?.FAILED ?? -1 },
+  { header: 'PARKED', value: (s) => num(parkedOf(s) ?? (s.stats?.record ? 0 : undefined)), sortKey: (s) => parkedOf(s) ?? -1 },
   // Records the service could not use (logged by it once each); `get`, `describe` and `top` name them.
   { header: 'MALFORMED', value: (s) => num(malformedTotal(s)), sortKey: (s) => malformedTotal(s) ?? -1 },
   { header: 'UPDATED', value: (s) => age(s.stats?.record?.at) },
@@ -228,4 +232,10 @@ function compare(a: unknown, b: unknown): number {
 /** Default order: oldest first, then by key (xids are time-ordered). */
 export function byCreation<R extends { createdAt?: number; key: string }>(a: R, b: R): number {
   return (a.createdAt ?? 0) - (b.createdAt ?? 0) || a.key.localeCompare(b.key);
+}
+
+/** Parked branches a leader published; leaders before 0.2 counted them as FAILED. */
+function parkedOf(s: ServiceItem): number | undefined {
+  const b = s.stats?.record?.branches;
+  return b ? (b.PARKED ?? b.FAILED) : undefined;
 }

@@ -12,12 +12,19 @@ import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import type { Etcd3, Lease, Watcher } from 'etcd3';
 import type { Logger } from 'pino';
-import { cmp, op, type Fence } from '../store/store.js';
-import { RetryBackoff, type ConnectionState } from '../runtime/connection-state.js';
+import { RetryBackoff } from '../backoff.js';
+import type { ConnectionState } from './connection-state.js';
+import { cmp, op, type Fence } from './kv.js';
 import { cancelWatcher } from './watch.js';
-import type { LeaderRecord } from '../store/records.js';
 
-export type { LeaderRecord } from '../store/records.js';
+/** `<ns><app>/leader`: who holds a service's leadership, bound to its lease. */
+export interface LeaderRecord {
+  identity: string;
+  host: string;
+  pid: number;
+  since: number;
+  lease: string;
+}
 
 export interface LeaderElectorOptions {
   client: Etcd3;

@@ -13,7 +13,7 @@
  * one whose response is still too large is read again as two halves.
  */
 import { GRPCResourceExhastedError, type Etcd3, type IKeyValue } from 'etcd3';
-import { prefixEnd } from '../store/keys.js';
+import { prefixEnd } from './kv.js';
 
 /**
  * The gRPC receive limit every etcd client of txloop sets (`grpc.max_receive_message_length`):

@@ -1,9 +1,9 @@
 /**
  * A generic worker runner over a {@link Workqueue} (controller-runtime style).
  *
- * One pull loop takes keys from the queue only while a worker slot is free, and runs `reconcile`
- * through a p-queue limited to `concurrency`. The workqueue guarantees that a key is never handed to two
- * workers at once, so there is no second dedup layer here.
+ * One pull loop takes keys from the queue only while one of p-queue's `concurrency` slots is free
+ * (p-queue counts them), and runs `reconcile` there. The workqueue guarantees that a key is never
+ * handed to two workers at once, so there is no second dedup layer here.
  *
  * Outcomes:
  * - resolves `void`                 → `forget(key)` (success clears the key's backoff);
@@ -13,17 +13,8 @@
  * - always                          → `done(key)`.
  */
 import PQueue from 'p-queue';
+import { TerminalError, type ReconcileResult } from './reconcile.js';
 import type { Workqueue } from './workqueue.js';
-
-export type ReconcileResult = void | { requeueAfterMs: number };
-
-/** Thrown by a reconcile to say "retrying cannot help": the key is logged, forgotten and not retried. */
-export class TerminalError extends Error {
-  constructor(message?: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = 'TerminalError';
-  }
-}
 
 /** Minimal structural logger (pino's `Logger` fits). */
 export interface ControllerLogger {
@@ -57,8 +48,6 @@ export class Controller {
   private stopping = false;
   private stopPromise: Promise<void> | undefined;
   private loopPromise: Promise<void> = Promise.resolve();
-  /** Reconciles handed to the p-queue and not finished yet. */
-  private inFlight = 0;
   private slotWaiter: (() => void) | undefined;
 
   constructor(options: ControllerOptions) {
@@ -91,7 +80,7 @@ export class Controller {
 
   /** Number of reconciles currently running (or handed to the p-queue). */
   get running(): number {
-    return this.inFlight;
+    return this.pq.pending + this.pq.size;
   }
 
   /** Begin pulling keys from the queue. Calling it twice is a no-op; after {@link stop} it throws. */
@@ -122,9 +111,10 @@ export class Controller {
 
   private async pullLoop(): Promise<void> {
     for (;;) {
-      while (this.inFlight >= this.concurrency && !this.stopping) {
+      while (this.running >= this.concurrency && !this.stopping) {
         await new Promise<void>((resolve) => {
           this.slotWaiter = resolve;
+          this.pq.once('next', resolve);
         });
       }
       if (this.stopping) return;
@@ -135,7 +125,6 @@ export class Controller {
         this.queue.done(key);
         return;
       }
-      this.inFlight++;
       this.pq.add(() => this.process(key)).catch(() => {
         // process() never rejects; this only guards against p-queue internals.
       });
@@ -167,8 +156,6 @@ export class Controller {
       this.queue.forget(key);
     } finally {
       this.queue.done(key);
-      this.inFlight--;
-      this.wakeSlotWaiter();
     }
   }
 

@@ -16,6 +16,9 @@
  * the sets, so there is nothing to lock.
  */
 
+import { exponentialBackoffMs } from '../backoff.js';
+import type { QueueStats } from '../store/index.js';
+
 /** Largest delay `setTimeout` accepts (ms); longer delays are clamped to it. */
 const MAX_TIMER_MS = 2_147_483_647;
 
@@ -45,31 +48,8 @@ export interface WorkqueueObserver {
   onRetry?(queue: string, key: string): void;
 }
 
-export interface WorkqueueStats {
-  /** Keys queued and ready to be handed out (not processing, not waiting). */
-  depth: number;
-  /** Keys handed out and not yet done. */
-  processing: number;
-  /** Delayed keys whose time has not come yet. */
-  waiting: number;
-  /** Total counted adds (an add that was coalesced into an already dirty key is not counted). */
-  adds: number;
-  /** Total accepted delayed adds (addAfter/addRateLimited), client-go's retries_total. */
-  retries: number;
-  /** Sum of the time the keys currently processing have been processing (client-go unfinished_work). */
-  unfinishedWorkMs: number;
-  /** How long the longest-running processing key has been processing. */
-  longestRunningProcessorMs: number;
-}
-
-/**
- * Per-item exponential backoff: `min(baseMs * 2^failures, maxMs)`.
- * `failures` is the number of failures recorded before this one (0 for the first retry).
- */
-export function itemBackoffMs(failures: number, baseMs: number, maxMs: number): number {
-  const raw = baseMs * 2 ** failures; // overflows to Infinity for huge counts, which min() caps
-  return Math.min(raw, maxMs);
-}
+/** A queue's figures, as published in the leader's stats (store/records.ts). */
+export type WorkqueueStats = QueueStats;
 
 /** FIFO of keys with amortised O(1) shift. */
 class Fifo {
@@ -197,12 +177,12 @@ export class Workqueue {
     if (this._shuttingDown) return;
     const failures = this.failures.get(key) ?? 0;
     this.failures.set(key, failures + 1);
-    this.addAfter(key, itemBackoffMs(failures, this.baseDelayMs, this.maxDelayMs));
+    this.addAfter(key, exponentialBackoffMs(failures, this.baseDelayMs, this.maxDelayMs));
   }
 
   /** The backoff the next `addRateLimited(key)` would use. */
   nextBackoffMs(key: string): number {
-    return itemBackoffMs(this.failures.get(key) ?? 0, this.baseDelayMs, this.maxDelayMs);
+    return exponentialBackoffMs(this.failures.get(key) ?? 0, this.baseDelayMs, this.maxDelayMs);
   }
 
   /** Clear the key's failure count. Does not touch its queued, processing or waiting state. */

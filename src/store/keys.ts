@@ -1,18 +1,20 @@
 /**
  * The etcd key layout. Everything a service reconciles lives under its own prefix `<ns><app>/`, so one
- * list + one watch per service sees its globals (as initiator), the links to their branches, the
- * branches it owns (as participant), the phase-2 orders for them and its leader key.
+ * list + one watch per service sees its globals (as initiator), the member records of their branches,
+ * the branches it owns (as participant), the phase-2 orders for them and its leader key.
  *
- *   <ns><app>/gtx/<xid>                      global transaction record (initiator)
- *   <ns><app>/link/<xid>/<owner>/<branchId>  the initiator's mirror of one branch (status summary)
+ *   <ns><app>/gtx/<xid>                        global transaction record (initiator)
+ *   <ns><app>/member/<xid>/<owner>/<branchId>  the initiator's summary of one member branch
  *   <ns><owner>/branch/<xid>/<branchId>      branch record (participant; payload, try state, phase-2 progress)
  *   <ns><owner>/order/<xid>/<branchId>       phase-2 order written by the decision: confirm | cancel
  *   <ns><app>/leader                         leader election (lease-bound)
  *   <ns><app>/stats                          leader's workqueue figures for `txloop top` (lease-bound)
  *
- * Every prefix ends in `/`, so app `pay` never matches `payments`.
+ * Every prefix ends in `/`, so app `pay` never matches `payments`. Versions before 0.2 kept member
+ * records under `<ns><app>/link/…`: those are read, kept up to date and collected like members, so a
+ * transaction begun by an older version finishes under a newer one (new members are written under
+ * `member/` only).
  */
-import { randomBytes } from 'node:crypto';
 import { ValidationError } from '../errors.js';
 
 export const DEFAULT_NAMESPACE = 'txloop/';
@@ -69,38 +71,6 @@ export function appOfXid(xid: string): string {
   return m[1];
 }
 
-/** Time-ordered ids: listing keys sorts transactions by creation time. */
-export function newXid(app: string, now = Date.now()): string {
-  return `${app}.${now.toString(36).padStart(9, '0')}${randomId(8)}`;
-}
-
-export function newBranchId(): string {
-  return randomId(12);
-}
-
-export function newWriteId(): string {
-  return randomId(16);
-}
-
-const ALPHABET = '0123456789abcdefghijklmnopqrstuvwxyz';
-// Ids are made for every write; one randomBytes call per id showed up in profiles, so draw from a pool.
-let pool = Buffer.alloc(0);
-let poolAt = 0;
-
-function randomId(length: number): string {
-  let out = '';
-  // 252 = 7 × 36: rejecting bytes at or above it keeps every character equally likely.
-  while (out.length < length) {
-    if (poolAt >= pool.length) {
-      pool = randomBytes(4096);
-      poolAt = 0;
-    }
-    const b = pool[poolAt++]!;
-    if (b < 252) out += ALPHABET[b % 36];
-  }
-  return out;
-}
-
 export class Keys {
   constructor(readonly ns: string) {}
 
@@ -113,15 +83,22 @@ export class Keys {
   globalsOf(app: string): string {
     return `${this.ns}${app}/gtx/`;
   }
-  /** Every link of every global of `app`. */
-  linksOf(app: string): string {
-    return `${this.ns}${app}/link/`;
+  /** Every member prefix of every global of `app` (today's first, then the legacy one). */
+  membersOf(app: string): string[] {
+    return [`${this.ns}${app}/member/`, `${this.ns}${app}/link/`];
   }
-  links(xid: string): string {
-    return `${this.ns}${appOfXid(xid)}/link/${xid}/`;
+  /** The prefixes holding the member records of `xid` (today's first, then the legacy one). */
+  members(xid: string): string[] {
+    const app = appOfXid(xid);
+    return [`${this.ns}${app}/member/${xid}/`, `${this.ns}${app}/link/${xid}/`];
   }
-  link(xid: string, owner: string, branchId: string): string {
-    return `${this.links(xid)}${owner}/${branchId}`;
+  /** Where a new member record is written. */
+  member(xid: string, owner: string, branchId: string): string {
+    return `${this.members(xid)[0]}${owner}/${branchId}`;
+  }
+  /** Every key a member record of this branch may be kept under (updates go to whichever exists). */
+  memberKeys(xid: string, owner: string, branchId: string): string[] {
+    return this.members(xid).map((p) => `${p}${owner}/${branchId}`);
   }
   branch(owner: string, xid: string, branchId: string): string {
     return `${this.ns}${owner}/branch/${xid}/${branchId}`;
@@ -145,8 +122,8 @@ export class Keys {
     if (parts.length === 2 && kind === 'leader') return { kind: 'leader', app };
     if (parts.length === 2 && kind === 'stats') return { kind: 'stats', app };
     if (parts.length === 3 && kind === 'gtx' && a && XID_RE.test(a)) return { kind: 'global', app, xid: a };
-    if (parts.length === 5 && kind === 'link' && a && b && c && XID_RE.test(a) && APP_RE.test(b) && BRANCH_ID_RE.test(c)) {
-      return { kind: 'link', app, xid: a, owner: b, branchId: c };
+    if (parts.length === 5 && (kind === 'member' || kind === 'link') && a && b && c && XID_RE.test(a) && APP_RE.test(b) && BRANCH_ID_RE.test(c)) {
+      return { kind: 'member', app, xid: a, owner: b, branchId: c };
     }
     if (parts.length === 4 && (kind === 'branch' || kind === 'order') && a && b && XID_RE.test(a) && BRANCH_ID_RE.test(b)) {
       return { kind, app, owner: app, xid: a, branchId: b };
@@ -158,17 +135,5 @@ export class Keys {
 export type ParsedKey =
   | { kind: 'leader' | 'stats'; app: string }
   | { kind: 'global'; app: string; xid: string }
-  | { kind: 'link'; app: string; xid: string; owner: string; branchId: string }
+  | { kind: 'member'; app: string; xid: string; owner: string; branchId: string }
   | { kind: 'branch' | 'order'; app: string; owner: string; xid: string; branchId: string };
-
-/** The key just past every key that starts with `prefix` (etcd's range_end for a prefix). */
-export function prefixEnd(prefix: string): Buffer {
-  const buf = Buffer.from(prefix);
-  for (let i = buf.length - 1; i >= 0; i--) {
-    if (buf[i]! < 0xff) {
-      buf[i] = buf[i]! + 1;
-      return buf.subarray(0, i + 1);
-    }
-  }
-  return Buffer.from([0]);
-}

@@ -5,7 +5,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll } from 'vitest';
 import { TxloopService, type ServiceOptions } from '../../src/index.js';
-import { Store } from '../../src/store/store.js';
+import { Store } from '../../src/store/index.js';
 import { startEtcd, startEtcdCluster, type EtcdCluster, type EtcdMember, type EtcdServer, type StartEtcdOptions } from '../../src/testing.js';
 
 export function freshNamespace(label: string): string {

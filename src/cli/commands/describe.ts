@@ -4,8 +4,8 @@
  */
 import { Command } from 'commander';
 import { BranchNotFound } from '../../errors.js';
-import type { TimelineEvent } from '../../store/records.js';
-import { op } from '../../store/store.js';
+import type { TimelineEvent } from '../../store/index.js';
+import { op } from '../../etcd/index.js';
 import { UsageError } from '../errors.js';
 import { NONE, age, relative, renderRows, timestamp, truncateToWidth } from '../format.js';
 import { Model, type BranchItem, type GlobalItem } from '../model.js';
@@ -51,17 +51,17 @@ export function describeCommand(name: string): Command {
     );
 }
 
-/** Reads the global, its links, and every branch and order they point to into a Model. */
+/** Reads the global, its members, and every branch and order they point to into a Model. */
 async function readTransactionModel(io: Io, xid: string): Promise<Model> {
   const { store } = await io.connect();
   const keys = store.keys;
-  const first = await io.etcd(store.txn([], [op.get(keys.global(xid)), op.getPrefix(keys.links(xid))]));
+  const first = await io.etcd(store.txn([], [op.get(keys.global(xid)), ...keys.members(xid).map((prefix) => op.getPrefix(prefix))]));
   const model = new Model(io.config.namespace);
-  const linkKvs = first.responses[1]?.response_range.kvs ?? [];
+  const memberKvs = first.responses.slice(1).flatMap((r) => r.response_range.kvs);
   for (const r of first.responses) for (const kv of r.response_range.kvs) model.set(kv.key.toString(), kv.value);
-  const gets = linkKvs.flatMap((kv) => {
+  const gets = memberKvs.flatMap((kv) => {
     const p = keys.parse(kv.key.toString());
-    return p?.kind === 'link' ? [op.get(keys.branch(p.owner, xid, p.branchId)), op.get(keys.order(p.owner, xid, p.branchId))] : [];
+    return p?.kind === 'member' ? [op.get(keys.branch(p.owner, xid, p.branchId)), op.get(keys.order(p.owner, xid, p.branchId))] : [];
   });
   for (let i = 0; i < gets.length; i += 100) {
     const res = await io.etcd(store.txn([], gets.slice(i, i + 100)));
@@ -82,8 +82,10 @@ async function describeBranch(io: Io, xid: string, branchId: string): Promise<st
   const { store } = await io.connect();
   const keys = store.keys;
   const owner = await io.etcd(ownerOf(store, { xid, branchId }));
-  // The branch with its order, and its transaction's global and link, whichever of them exist.
-  const res = await io.etcd(store.txn([], [op.get(keys.global(xid)), op.get(keys.link(xid, owner, branchId)), op.get(keys.branch(owner, xid, branchId)), op.get(keys.order(owner, xid, branchId))]));
+  // The branch with its order, and its transaction's global and member, whichever of them exist.
+  const res = await io.etcd(
+    store.txn([], [op.get(keys.global(xid)), ...keys.memberKeys(xid, owner, branchId).map((k) => op.get(k)), op.get(keys.branch(owner, xid, branchId)), op.get(keys.order(owner, xid, branchId))]),
+  );
   const model = new Model(io.config.namespace);
   for (const r of res.responses) for (const kv of r.response_range.kvs) model.set(kv.key.toString(), kv.value);
   const b = model.branch(keys.branch(owner, xid, branchId));
@@ -92,7 +94,7 @@ async function describeBranch(io: Io, xid: string, branchId: string): Promise<st
   const g = model.global(xid);
   const lines = fields([
     ['Name', `${xid}/${branchId}`],
-    ['Transaction', `${xid} (${g ? g.status : 'no global record'}${b.link ? '' : ', no link to this branch'})`],
+    ['Transaction', `${xid} (${g ? g.status : 'no global record'}${b.member ? '' : ', no member record of this branch'})`],
   ]);
   lines.push(...branchLines(b, '', false));
   lines.push(...eventLines(b.entry.record?.events.map((e) => ({ ...e, from: `${b.owner}/${b.branchId}` })) ?? []));
@@ -126,12 +128,12 @@ function renderGlobal(g: GlobalItem): string {
       ['Heuristic', String(r.heuristic ?? false)],
     ]));
   }
-  lines.push(...fields([['Branches', `${g.done}/${g.total} done${g.parked > 0 ? `, ${g.parked} parked (FAILED)` : ''}`]]));
+  lines.push(...fields([['Branches', `${g.done}/${g.total} done${g.parked > 0 ? `, ${g.parked} parked` : ''}`]]));
   if (g.total === 0) lines.push(`  ${NONE}`);
   for (const b of g.branches) lines.push(...branchLines(b, '  '));
-  // A link whose branch record is gone (collected, or never written by its owner).
+  // A member whose branch record is gone (collected, or never written by its owner).
   const seen = new Set(g.branches.map((b) => b.branchId));
-  for (const l of g.links) if (l.record && !seen.has(l.record.branchId)) lines.push(`  ${l.record.branchId}:`, `    Owner:         ${l.record.owner}`, `    Status:        branch record missing (link says ${l.record.state ?? l.record.tryState})`);
+  for (const m of g.members) if (m.record && !seen.has(m.record.branchId)) lines.push(`  ${m.record.branchId}:`, `    Owner:         ${m.record.owner}`, `    Status:        branch record missing (member record says ${m.record.state ?? m.record.tryState})`);
   const events = [
     ...(r?.events.map((e) => ({ ...e, from: r.app })) ?? []),
     ...g.branches.flatMap((b) => b.entry.record?.events.map((e) => ({ ...e, from: `${b.owner}/${b.branchId}` })) ?? []),

@@ -36,15 +36,15 @@ export function getCommand(name: string): Command {
       `
 Statuses:
   globals:  trying, committing, rolling_back, committed, rolled_back, malformed,
-            active (not finished), done (finished), failed (has a parked branch)
+            active (not finished), done (finished), parked (has a parked branch)
   branches: trying, prepared, try_failed, confirming, cancelling, confirmed, cancelled,
-            resolved_confirmed, resolved_cancelled, failed (parked), malformed,
+            resolved_confirmed, resolved_cancelled, parked, malformed,
             pending (still in progress), done, resolved
 
 Examples:
   ${name} get gtx                              # every transaction in every service
   ${name} get gtx --status active -o wide      # unfinished ones, with deadline and decision
-  ${name} get branches --status failed         # parked branches waiting for a human
+  ${name} get branches --status parked         # parked branches waiting for a human
   ${name} get gtx orders.m3x9k2a7f1c0q8wz -o yaml
   ${name} get gtx/orders.m3x9k2a7f1c0q8wz          # the same, as -o name prints it
   ${name} get gtx -w                           # stream changes

@@ -1,5 +1,5 @@
 /** The resource types `get` knows, each with its columns, filters, names and JSON shape. */
-import { validateApp } from '../../store/keys.js';
+import { validateApp } from '../../store/index.js';
 import { UsageError } from '../errors.js';
 import { type BranchItem, type Change, type GlobalItem, type Model, type ServiceItem } from '../model.js';
 import { parseRef, typedName } from '../refs.js';

@@ -1,13 +1,14 @@
 /**
- * Repairs: retry, abort, resolve. Each change is one etcd Txn from store.ts whose compares enforce the
+ * Repairs: retry, abort, resolve. Each change is one etcd Txn from the store whose compares enforce the
  * invariants; when they forbid the change the command refuses (exit 1) and changes nothing.
  * --dry-run runs every check and prints what would change, without writing.
  */
 import { userInfo } from 'node:os';
 import { Command, Option } from 'commander';
-import { TransactionAlreadyDecided, TransactionNotFound } from '../../errors.js';
-import { GlobalStatus, type BranchRecord } from '../../store/records.js';
-import { alreadyDecided } from '../../store/store.js';
+import { OperationRefused, RefusalReason, TransactionAlreadyDecided, TransactionNotFound } from '../../errors.js';
+import { alreadyDecided, builtInModes, decide } from '../../modes/index.js';
+import { GlobalStatus } from '../../states.js';
+import type { BranchRecord, Store } from '../../store/index.js';
 import { CliError, UsageError } from '../errors.js';
 import { explainNotFound, ownerOf } from '../lookup.js';
 import { parseBranchArg, parseRef, parseXidArg } from '../refs.js';
@@ -42,10 +43,10 @@ const suffix = (dryRun: boolean | undefined): string => (dryRun ? ' (dry run)' :
 
 export function retryCommand(name: string): Command {
   return new Command('retry')
-    .description('Re-queue parked (FAILED) branches now, with a fresh attempt budget')
+    .description('Re-queue parked branches now, with a fresh attempt budget')
     .argument('<targets...>', 'XID/BRANCHID for one branch, or XID for every parked branch of that transaction')
     .option('--dry-run', 'check and show what would be re-queued, change nothing')
-    .addHelpText('after', `\nExamples:\n  ${name} retry orders.m3x9k2a7f1c0q8wz/k3j4h5g6f7d8\n  ${name} retry orders.m3x9k2a7f1c0q8wz --dry-run\n  ${name} retry $(${name} get branches --status failed -o name)`)
+    .addHelpText('after', `\nExamples:\n  ${name} retry orders.m3x9k2a7f1c0q8wz/k3j4h5g6f7d8\n  ${name} retry orders.m3x9k2a7f1c0q8wz --dry-run\n  ${name} retry $(${name} get branches --status parked -o name)`)
     .action(
       action<DryRun>(async (io, args, opts) => {
         const refs = (args[0] as string[]).map(parseRef);
@@ -53,11 +54,13 @@ export function retryCommand(name: string): Command {
           const { store } = await io.connect();
           if (ref.kind === 'branch') {
             const owner = await io.etcd(ownerOf(store, ref));
-            const b = await io.etcd(store.retryBranch(owner, ref.xid, ref.branchId, operator(), opts.dryRun));
+            const b = await io.etcd(store.repairs.retryBranch(owner, ref.xid, ref.branchId, operator(), opts.dryRun)).catch(async (err: unknown) => {
+              throw await inTableWords(store, owner, err);
+            });
             io.out(`${branchName(b)} ${opts.dryRun ? 'would be re-queued' : 're-queued'} for ${b.phase2?.action ?? 'phase 2'}${suffix(opts.dryRun)}`);
             return;
           }
-          const branches = await io.etcd(store.retryParkedBranches(ref.xid, operator(), opts.dryRun)).catch(async (err: unknown) => {
+          const branches = await io.etcd(store.repairs.retryParkedBranches(ref.xid, operator(), opts.dryRun)).catch(async (err: unknown) => {
             throw await explainNotFound(store, err);
           });
           for (const b of branches) io.out(`${branchName(b)} ${opts.dryRun ? 'would be re-queued' : 're-queued'} for ${b.phase2?.action ?? 'phase 2'}${suffix(opts.dryRun)}`);
@@ -87,14 +90,14 @@ export function abortCommand(name: string): Command {
         const { store } = await io.connect();
         try {
           if (opts.dryRun) {
-            const { global, links } = await io.etcd(store.readTransaction(xid));
+            const { global, members } = await io.etcd(store.globals.read(xid));
             if (!global) throw new TransactionNotFound(xid);
             const g = global.record;
             if (g.status !== GlobalStatus.TRYING) throw alreadyDecided(g);
-            io.out(`gtx/${xid} would be rolled back: cancel ordered for ${links.length} branch(es)${suffix(true)}`);
+            io.out(`gtx/${xid} would be rolled back: cancel ordered for ${members.length} branch(es)${suffix(true)}`);
             return;
           }
-          const res = await io.etcd(store.decide(xid, { outcome: 'rollback', by, reason }));
+          const res = await io.etcd(decide(store, builtInModes(), xid, { outcome: 'rollback', by, reason }));
           io.out(`gtx/${xid} aborted: ${res.global.status}, cancel ordered for ${res.ordered}/${res.total} branch(es)`);
         } catch (err) {
           // The error's own message names the xid again: say it once.
@@ -114,7 +117,7 @@ interface ResolveFlags extends DryRun {
 
 export function resolveCommand(name: string): Command {
   return new Command('resolve')
-    .description("Record a human's decision for a parked (FAILED) branch: it counts as done and the transaction can complete")
+    .description("Record a human's decision for a parked branch: it counts as done and the transaction can complete")
     .argument('<branch>', 'XID/BRANCHID of a parked branch')
     .addOption(new Option('--as <outcome>', 'what you did by hand for this branch').choices(['confirmed', 'cancelled']).makeOptionMandatory())
     .option('--reason <text>', 'what was done and why (required; kept in the record, shown by describe)')
@@ -134,7 +137,7 @@ Example:
         const reason = reasonArg(opts.reason, true)!;
         const { store } = await io.connect();
         const owner = await io.etcd(ownerOf(store, ref));
-        const b = await io.etcd(store.resolveBranch(owner, ref.xid, ref.branchId, opts.as, reason, operator(), opts.dryRun));
+        const b = await io.etcd(store.repairs.resolveBranch(owner, ref.xid, ref.branchId, opts.as, reason, operator(), opts.dryRun));
         const wanted = b.phase2?.action === 'confirm' ? 'confirmed' : 'cancelled';
         if (wanted !== opts.as) io.warn(`warning: the decision ordered ${b.phase2?.action ?? 'nothing'} for this branch; resolving it as ${opts.as} makes the transaction heuristic`);
         io.out(`${branchName(b)} ${opts.dryRun ? 'would be resolved' : 'resolved'} as ${opts.as}${suffix(opts.dryRun)}`);
@@ -146,4 +149,15 @@ Example:
 
 function branchName(b: BranchRecord): string {
   return `branch/${b.xid}/${b.branchId}`;
+}
+
+/** A retry refused because the branch is not parked, saying what the tables show it is instead. */
+async function inTableWords(store: Store, owner: string, err: unknown): Promise<unknown> {
+  if (!(err instanceof OperationRefused) || err.reason !== RefusalReason.NOT_PARKED || !err.branchId) return err;
+  const current = await store.branches.get(owner, err.xid, err.branchId).catch(() => undefined);
+  if (!current) return err;
+  // Before its owner acts on an order, the order says which action it is waiting for.
+  const order = current.record.phase2 ? undefined : await store.branches.getOrder(owner, err.xid, err.branchId).catch(() => undefined);
+  const word = builtInModes().of(current.record.mode).branchStatus(current.record, order);
+  return new OperationRefused(err.xid, err.reason, `branch ${err.branchId} of ${err.xid} is not parked (it is ${word}); only parked branches can be retried`, err.branchId);
 }

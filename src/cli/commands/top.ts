@@ -26,7 +26,7 @@ export function topCommand(name: string): Command {
 Columns: QUEUE, PROCESSING and WAITING are the leader's workqueues now (globals + branches);
 REQUEUES is delayed re-adds to them since the leader started (a backoff after a failed attempt
 or reconcile, or a scheduled recheck such as a deadline); SUCCEEDED / FAILED count phase-2
-attempts; PARKED is branches parked as FAILED; MALFORMED is records the service could not use
+attempts; PARKED is branches parked for a human; MALFORMED is records the service could not use
 (each is also named on stderr); UPDATED is how old the figures are (published every few seconds
 by the leader, gone with its lease).
 

@@ -9,7 +9,7 @@
  */
 import type { IKeyValue } from 'etcd3';
 import { pino } from 'pino';
-import { Informer } from '../../cache/informer.js';
+import { Informer } from '../../cache/index.js';
 import { probe, type Probe } from '../connection.js';
 import { CliError, UnreachableError, shortReason } from '../errors.js';
 import { StreamingTable, serialize } from '../format.js';
@@ -57,7 +57,7 @@ async function watchListed<R>(
   sort: ((a: R, b: R) => number) | undefined,
   interrupted: AbortSignal,
 ): Promise<void> {
-  const { client, store } = await io.connect();
+  const { client } = await io.connect();
   const format = flags.output;
   const table = new StreamingTable(kind.columns, format === 'wide');
   const stableCols = kind.columns.filter((c) => !LIVE.has(c.header) && (format === 'wide' || !c.wide));
@@ -82,7 +82,6 @@ async function watchListed<R>(
 
   const informer = new Informer({
     client,
-    store,
     prefix: io.config.namespace,
     logger: pino({ level: 'silent' }),
     resyncMs: 60_000,
@@ -95,7 +94,7 @@ async function watchListed<R>(
       if (hit.item) {
         if (kind.matches(hit.item, filter)) emit(hit.id, hit.item);
         else if (printed.has(hit.id)) {
-          // It left the selection (e.g. no longer FAILED): show where it went, once.
+          // It left the selection (e.g. no longer PARKED): show where it went, once.
           emit(hit.id, hit.item);
           printed.delete(hit.id);
         }

@@ -1,56 +1,31 @@
 /**
- * Reconciles one global transaction this service initiated (key: xid), on the leader only:
- * expires its deadline, finishes a fan-out that did not fit the decision Txn, completes it once
- * every branch is done, and collects it after the retention.
+ * TCC's reconcile step for a global this service initiated, on the leader only: expires its
+ * deadline, finishes a fan-out that did not fit the decision Txn, completes it once every branch is
+ * done, and collects it after the retention.
  */
-import { TransactionAlreadyDecided, TransactionNotFound } from '../../errors.js';
-import type { ReconcileResult } from '../../runtime/controller.js';
-import { requireFence, type ReconcileDeps } from './branch-step.js';
-import { GlobalStatus, MalformedRecord, Phase2State, TryState, parseGlobal, parseLink, type GlobalRecord, type LinkRecord } from '../../store/records.js';
-import { WriteConflict } from '../../store/store.js';
+import { MalformedRecord, TransactionAlreadyDecided, TransactionNotFound, WriteConflict } from '../../errors.js';
+import { GlobalStatus, Mode } from '../../states.js';
+import { requireFence, type ReconcileContext, type ReconcileResult } from '../../runtime/index.js';
+import { orderFor, parseMember, type MemberRecord } from '../../store/index.js';
+import type { GlobalInCache } from '../mode.js';
+import { collectableAt, completed, fannedOut } from './completion.js';
+import { actionFor } from './decision.js';
 
-export interface GlobalReconcileDeps extends ReconcileDeps {
-  onCompleted(global: GlobalRecord): void;
-  onCollected(xid: string): void;
-  /** Keys of the global's links currently in the cache. */
-  linkKeys(xid: string): Iterable<string>;
-  /** Queue this finished global again at `due` for collection. */
-  collectAt(xid: string, due: number): void;
-}
-
-export async function reconcileGlobal(deps: GlobalReconcileDeps, xid: string): Promise<ReconcileResult> {
-  const { store, cache, options, logger } = deps;
-  const gkey = store.keys.global(xid);
-  const gkv = cache.get(gkey);
-  if (!gkv) {
-    // Links are written after their global and deleted with it: ones left alone are debris.
-    for (const key of deps.linkKeys(xid)) {
-      const kv = cache.get(key);
-      if (kv) deps.malformed.report(key, 'link', 'branch link without its global record', kv.modRevision);
-    }
-    return;
-  }
-  let global: GlobalRecord;
-  try {
-    global = parseGlobal(gkey, gkv.value);
-  } catch (err) {
-    if (err instanceof MalformedRecord) {
-      deps.malformed.report(gkey, 'gtx', err.problem, gkv.modRevision);
-      return;
-    }
-    throw err;
-  }
+export async function reconcileTccGlobal(ctx: ReconcileContext, { global }: GlobalInCache): Promise<ReconcileResult> {
+  const { store, options, logger } = ctx;
+  const g = global.record;
+  const xid = g.xid;
   const log = logger.child({ xid });
-  const fence = requireFence(deps);
+  const fence = requireFence(ctx);
   const now = Date.now();
 
-  switch (global.status) {
+  switch (g.status) {
     case GlobalStatus.TRYING: {
-      if (now < global.deadline) return { requeueAfterMs: global.deadline - now };
+      if (now < g.deadline) return { requeueAfterMs: g.deadline - now };
       try {
-        const decided = await store.decide(xid, { outcome: 'rollback', by: 'deadline', reason: `timeout of ${global.timeoutMs}ms passed` });
-        deps.onDecided(decided.global);
-        log.warn({ timeoutMs: global.timeoutMs }, 'deadline passed; rolled back');
+        const decided = await ctx.decide(xid, { outcome: 'rollback', by: 'deadline', reason: `timeout of ${g.timeoutMs}ms passed` });
+        ctx.events.decided(decided.global);
+        log.warn({ timeoutMs: g.timeoutMs }, 'deadline passed; rolled back');
       } catch (err) {
         if (!(err instanceof TransactionAlreadyDecided) && !(err instanceof TransactionNotFound)) throw err;
       }
@@ -58,44 +33,39 @@ export async function reconcileGlobal(deps: GlobalReconcileDeps, xid: string): P
     }
     case GlobalStatus.COMMITTING:
     case GlobalStatus.ROLLING_BACK: {
-      if (global.fannedOut === false) {
-        await store.finishFanOut(xid);
+      if (g.fannedOut === false) {
+        await store.decisions.finishFanOut(
+          xid,
+          (decided, m) => orderFor(m, Mode.TCC, actionFor(decided.status)!, decided.decision?.by ?? 'unknown', decided.decision?.at ?? Date.now()),
+          fannedOut,
+        );
         return;
       }
-      const seen = linksOf(deps, xid);
+      const seen = membersOf(ctx, xid);
       if (seen === undefined) return;
-      const { links, revision } = seen;
-      if (!links.every((l) => l.state === Phase2State.DONE)) return;
-      const wanted = global.status === GlobalStatus.COMMITTING ? 'confirmed' : 'cancelled';
-      const heuristic = links.some((l) => l.resolution !== undefined && l.resolution !== wanted);
-      let done: GlobalRecord;
+      const next = completed(g, seen.members, now);
+      if (!next) return;
       try {
-        done = await store.complete({ key: gkey, record: global, modRevision: gkv.modRevision }, fence, heuristic, revision);
+        await store.globals.complete(global, next, fence, seen.revision);
       } catch (err) {
         // The cache was behind (e.g. our own completion not yet seen): the watch event re-queues it.
         if (err instanceof WriteConflict) return;
         throw err;
       }
-      log.info({ status: done.status, branches: links.length, heuristic }, `transaction ${done.status}`);
-      deps.onCompleted(done);
+      log.info({ status: next.status, branches: seen.members.length, heuristic: next.heuristic ?? false }, `transaction ${next.status}`);
+      ctx.events.completed(next);
       return;
     }
     case GlobalStatus.COMMITTED:
     case GlobalStatus.ROLLED_BACK: {
-      let due = (global.completedAt ?? now) + options.retentionMs;
-      // A branch still PENDING may have a Try running somewhere (its handler ignoring the signal
-      // that aborted at the deadline): collecting it now would leave that Try nothing to record
-      // into. Keep it until the Try's deadline plus the handler timeout.
-      const seen = linksOf(deps, xid);
-      if (seen?.links.some((l) => l.tryState === TryState.PENDING)) due = Math.max(due, global.deadline + options.handlerTimeoutMs);
+      const due = collectableAt(g, membersOf(ctx, xid)?.members, options, now);
       if (now < due) {
-        // One sweep timer for all retained transactions rather than a timer each.
-        deps.collectAt(xid, due);
+        ctx.collectAt(xid, due);
         return;
       }
-      if (await store.collect(xid, fence)) {
+      if (await store.collection.collect(xid, fence)) {
         log.debug('collected after retention');
-        deps.onCollected(xid);
+        ctx.events.collected(xid);
       } else {
         // Re-queued by the branch's next change; until then it stays for inspection.
         log.warn('finished transaction has a branch that is not done (a late Try re-opened its cancel); not collected');
@@ -106,24 +76,23 @@ export async function reconcileGlobal(deps: GlobalReconcileDeps, xid: string): P
 }
 
 /**
- * The global's links from the cache and the newest revision among them; undefined when one is
- * malformed (completion must not guess).
+ * The global's members from the cache and the newest revision among them; undefined when one is
+ * malformed (completion must not guess; it is reported, and waits until it is repaired).
  */
-function linksOf(deps: GlobalReconcileDeps, xid: string): { links: LinkRecord[]; revision: string } | undefined {
-  const links: LinkRecord[] = [];
+function membersOf(ctx: ReconcileContext, xid: string): { members: MemberRecord[]; revision: string } | undefined {
+  const members: MemberRecord[] = [];
   let revision = 0n;
-  for (const key of deps.linkKeys(xid)) {
-    const kv = deps.cache.get(key);
+  for (const key of ctx.memberKeys(xid)) {
+    const kv = ctx.cache.get(key);
     if (!kv) continue;
     try {
-      links.push(parseLink(key, kv.value));
+      members.push(parseMember(key, kv.value));
     } catch (err) {
       if (!(err instanceof MalformedRecord)) throw err;
-      // Completion waits until it is repaired.
-      deps.malformed.report(key, 'link', err.problem, kv.modRevision);
+      ctx.malformed.report(key, 'member', err.problem, kv.modRevision);
       return undefined;
     }
     if (BigInt(kv.modRevision) > revision) revision = BigInt(kv.modRevision);
   }
-  return { links, revision: revision.toString() };
+  return { members, revision: revision.toString() };
 }

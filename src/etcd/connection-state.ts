@@ -2,13 +2,12 @@
  * One voice for "etcd is gone" and "etcd is back". Every part of a service that talks to etcd (the
  * election, the informer, the store) reports its failures and successes here, so an outage logs one
  * warning naming the endpoints when it starts and one line when it ends, instead of every retry
- * loop logging every attempt. Retry loops wait with {@link RetryBackoff}: exponential with jitter, so
- * the replicas of a fleet do not hammer a recovering etcd in step.
+ * loop logging every attempt. (Retry loops wait with backoff.ts's RetryBackoff: jittered, so the
+ * replicas of a fleet do not hammer a recovering etcd in step.)
  */
-import { ExponentialBackoff, type IBackoff } from 'cockatiel';
 import type { Logger } from 'pino';
 import { errorMessage } from '../errors.js';
-import { isUnavailable } from '../etcd/errors.js';
+import { isUnavailable } from './errors.js';
 
 export class ConnectionState {
   private downSince: number | undefined;
@@ -46,25 +45,5 @@ export class ConnectionState {
     if (since === undefined) return;
     this.downSince = undefined;
     this.logger.info({ endpoints: this.endpoints, downMs: Date.now() - since }, `connection to etcd at ${this.endpoints.join(',')} is back after ${Math.round((Date.now() - since) / 100) / 10}s`);
-  }
-}
-
-/** Exponential backoff with decorrelated jitter (cockatiel's), restarted by {@link reset}. */
-export class RetryBackoff {
-  private current: IBackoff<unknown> | undefined;
-  private readonly factory: ExponentialBackoff<unknown>;
-
-  constructor(options: { initialMs: number; maxMs: number }) {
-    this.factory = new ExponentialBackoff({ initialDelay: options.initialMs, maxDelay: options.maxMs });
-  }
-
-  /** How long to wait before the next try. */
-  nextMs(): number {
-    this.current = this.current ? this.current.next(undefined) : this.factory.next();
-    return this.current.duration;
-  }
-
-  reset(): void {
-    this.current = undefined;
   }
 }

@@ -1,0 +1,59 @@
+/** Transactions as an initiator sees them: plain objects built from the records, for callers. */
+import { tccRules } from '../modes/index.js';
+import type { GlobalStatus, Mode } from '../states.js';
+import type { GlobalRecord, MemberRecord } from '../store/index.js';
+
+/** A branch as the initiator sees it. */
+export interface BranchView {
+  branchId: string;
+  owner: string;
+  resource: string;
+  tryState: MemberRecord['tryState'];
+  action?: MemberRecord['action'];
+  state?: MemberRecord['state'];
+  attempts: number;
+  lastError?: string;
+  resolution?: MemberRecord['resolution'];
+}
+
+export interface TransactionView {
+  xid: string;
+  app: string;
+  mode: Mode;
+  name: string;
+  status: GlobalStatus;
+  createdAt: Date;
+  deadline: Date;
+  decision?: GlobalRecord['decision'];
+  completedAt?: Date;
+  heuristic: boolean;
+  branches: BranchView[];
+}
+
+export function toView(g: GlobalRecord, members: MemberRecord[]): TransactionView {
+  // A decided global has ordered every branch, even before its owner recorded any progress.
+  const ordered = tccRules.actionFor(g.status);
+  return {
+    xid: g.xid,
+    app: g.app,
+    mode: g.mode,
+    name: g.name,
+    status: g.status,
+    createdAt: new Date(g.createdAt),
+    deadline: new Date(g.deadline),
+    ...(g.decision ? { decision: g.decision } : {}),
+    ...(g.completedAt !== undefined ? { completedAt: new Date(g.completedAt) } : {}),
+    heuristic: g.heuristic ?? false,
+    branches: members.map((m) => ({
+      branchId: m.branchId,
+      owner: m.owner,
+      resource: m.resource,
+      tryState: m.tryState,
+      ...((m.action ?? ordered) ? { action: m.action ?? ordered } : {}),
+      ...(m.state ? { state: m.state } : {}),
+      attempts: m.attempts ?? 0,
+      ...(m.lastError ? { lastError: m.lastError } : {}),
+      ...(m.resolution ? { resolution: m.resolution } : {}),
+    })),
+  };
+}

@@ -1,0 +1,22 @@
+/** The etcd edge: the client, the Txn builders, bounded listing, group commit, elections, and a local etcd for tests. */
+export { createEtcdClient, validateEndpoints, defaultEndpoints, ETCD_DEFAULTS, type EtcdConnectionOptions, type ClientTuning } from './client.js';
+export { ConnectionState } from './connection-state.js';
+export { LeaderElector, type LeaderElectorOptions, type LeaderElectorEvents, type LeaderRecord } from './election.js';
+export { isUnavailable, toTxloopError, endpointsOf } from './errors.js';
+export { etcdFaultHandling } from './fault-handling.js';
+export { op, cmp, prefixEnd, type Fence } from './kv.js';
+export { rangePrefix, isTooLarge, MAX_RECEIVE_MESSAGE_BYTES, type RangeOptions, type RangeResult } from './range.js';
+export { TxnBatcher, overlaps, type SubmitOptions, type TxnBatcherOptions } from './txn-batcher.js';
+export { cancelWatcher } from './watch.js';
+export {
+  EtcdNotInstalledError,
+  EtcdStartError,
+  findEtcdBinary,
+  startEtcd,
+  startEtcdCluster,
+  type EtcdCluster,
+  type EtcdMember,
+  type EtcdServer,
+  type FindEtcdBinaryOptions,
+  type StartEtcdOptions,
+} from './launcher.js';

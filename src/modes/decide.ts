@@ -1,0 +1,28 @@
+/**
+ * Deciding a global, whatever its mode: the store runs the read → rule → write loop with the rule of
+ * the mode the global was begun in; when a write's outcome was lost, what was read back tells whether
+ * it landed.
+ */
+import { DeadlineExceeded, errorMessage } from '../errors.js';
+import { GlobalStatus, Outcome } from '../states.js';
+import { newWriteId, type DecisionWritten, type GlobalRecord, type Store } from '../store/index.js';
+import type { DecisionRequest } from './mode.js';
+import type { ModeRegistry } from './registry.js';
+import { alreadyDecided } from './decided.js';
+
+export async function decide(store: Store, modes: ModeRegistry, xid: string, request: Omit<DecisionRequest, 'writeId' | 'now'>): Promise<DecisionWritten> {
+  const full: DecisionRequest = { ...request, writeId: newWriteId(), now: Date.now() };
+  return store.decisions.decide(xid, (read, limits) => modes.of(read.global.record.mode).decisionRule({ ...full, now: Date.now() })(read, limits), {
+    landed: (back) => back?.decision?.writeId === full.writeId,
+    unknown: (back, err, read) => notLanded(full, back, err, read),
+  });
+}
+
+/** After a decision write whose outcome was lost and that did not land: the error that says why. */
+function notLanded(request: DecisionRequest, back: GlobalRecord | undefined, err: unknown, read: GlobalRecord): Error | undefined {
+  if (back && back.status !== GlobalStatus.TRYING) return alreadyDecided(back);
+  if (request.outcome === Outcome.COMMIT && Date.now() >= read.deadline) {
+    return new DeadlineExceeded(read.xid, `transaction ${read.xid} reached its deadline before its commit could be written (${errorMessage(err)}); not committed, roll it back`);
+  }
+  return undefined;
+}

@@ -1,0 +1,8 @@
+/** Transaction modes: the seam (mode.ts), the registry that dispatches to them, and TCC. */
+export type { TransactionMode, DecisionRequest, GlobalInCache, BranchInCache } from './mode.js';
+export { ModeRegistry } from './registry.js';
+export { decide } from './decide.js';
+export { alreadyDecided } from './decided.js';
+export * as tccRules from './tcc/index.js';
+export { tcc } from './tcc/index.js';
+export { builtInModes } from './built-in.js';

@@ -1,0 +1,85 @@
+/**
+ * The modes a service runs, by name, and the dispatch from a queue key to the mode of the record it
+ * names: parsing, the malformed-record report and the expectations check are the same for every mode.
+ */
+import { MalformedRecord } from '../errors.js';
+import type { ReconcileContext, ReconcileResult } from '../runtime/index.js';
+import type { Mode } from '../states.js';
+import { parseBranch, parseGlobal, parseOrder, type BranchRecord, type OrderRecord } from '../store/index.js';
+import type { TransactionMode } from './mode.js';
+
+export class ModeRegistry<Handlers = unknown> {
+  private readonly modes = new Map<Mode, TransactionMode<Handlers>>();
+
+  constructor(modes: TransactionMode<Handlers>[]) {
+    for (const m of modes) this.modes.set(m.name, m);
+  }
+
+  of(name: Mode): TransactionMode<Handlers> {
+    const mode = this.modes.get(name);
+    if (!mode) throw new MalformedRecord(name, `no transaction mode ${JSON.stringify(name)} in this service`);
+    return mode;
+  }
+
+  /** Reconciles the global `xid` of this service with its mode's step. */
+  async reconcileGlobal(ctx: ReconcileContext<Handlers>, xid: string, signal: AbortSignal): Promise<ReconcileResult> {
+    const key = ctx.store.keys.global(xid);
+    const kv = ctx.cache.get(key);
+    if (!kv) {
+      // Members are written after their global and deleted with it: ones left alone are debris.
+      for (const mkey of ctx.memberKeys(xid)) {
+        const mkv = ctx.cache.get(mkey);
+        if (mkv) ctx.malformed.report(mkey, 'member', 'member record without its global record', mkv.modRevision);
+      }
+      return;
+    }
+    let record;
+    try {
+      record = parseGlobal(key, kv.value);
+    } catch (err) {
+      if (!(err instanceof MalformedRecord)) throw err;
+      ctx.malformed.report(key, 'gtx', err.problem, kv.modRevision);
+      return;
+    }
+    return this.of(record.mode).reconcileGlobal(ctx, { global: { key, record, modRevision: kv.modRevision } }, signal);
+  }
+
+  /** Reconciles this service's branch `<xid>/<branchId>` with its mode's step. */
+  async reconcileBranch(ctx: ReconcileContext<Handlers>, queueKey: string, signal: AbortSignal): Promise<ReconcileResult> {
+    const [xid, branchId] = queueKey.split('/') as [string, string];
+    const bkey = ctx.store.keys.branch(ctx.app, xid, branchId);
+    const okey = ctx.store.keys.order(ctx.app, xid, branchId);
+    const bkv = ctx.cache.get(bkey);
+    const okv = ctx.cache.get(okey);
+    if (!bkv) {
+      ctx.expectations.forget(bkey);
+      // Orders are written for existing branches and deleted with them: one alone is debris.
+      if (okv) ctx.malformed.report(okey, 'order', 'phase-2 order without its branch record; nothing to confirm or cancel', okv.modRevision);
+      return;
+    }
+    // Our own write is on its way through the watch, which will queue this key again.
+    if (ctx.expectations.stale(bkey, bkv.modRevision)) return;
+    let branch: BranchRecord;
+    let order: OrderRecord | undefined;
+    try {
+      branch = parseBranch(bkey, bkv.value);
+      if (okv) order = parseOrder(okey, okv.value);
+    } catch (err) {
+      if (!(err instanceof MalformedRecord)) throw err;
+      // Nothing sensible to retry until someone rewrites the record; its next change re-queues it.
+      ctx.malformed.report(err.key, err.key === okey ? 'order' : 'branch', err.problem, err.key === okey ? okv!.modRevision : bkv.modRevision);
+      return;
+    }
+    return this.of(branch.mode).reconcileBranch(ctx, { branch: { key: bkey, record: branch, modRevision: bkv.modRevision }, ...(order ? { order } : {}), branchKv: bkv, ...(okv ? { orderKv: okv } : {}) }, signal);
+  }
+
+  /** The CLI word for a cached branch record, MALFORMED when it does not parse. */
+  branchStatus(key: string, raw: Buffer): string {
+    try {
+      const b = parseBranch(key, raw);
+      return this.of(b.mode).branchStatus(b);
+    } catch {
+      return 'MALFORMED';
+    }
+  }
+}

@@ -1,0 +1,101 @@
+/**
+ * TCC's phase-2 rules, pure: which action a branch owes, when it must wait, and what its record
+ * becomes as an attempt starts, succeeds, fails, or runs out of attempts (invariants 3 and 4).
+ * Every attempt is recorded before its handler runs, so attempt numbers only grow and a handler
+ * that kills its process is still counted.
+ */
+import { exponentialBackoffMs } from '../../backoff.js';
+import { Action, Phase2State, TryState } from '../../states.js';
+import { attemptsInBudget, withEvent, type BranchRecord, type OrderRecord, type Phase2 } from '../../store/index.js';
+
+export interface AttemptLimits {
+  maxAttempts: number;
+  retryBaseMs: number;
+  retryMaxMs: number;
+  graceMs: number;
+}
+
+/** The action the branch owes: its recorded phase 2, else its order; undefined while undecided. */
+export function owedAction(branch: BranchRecord, order: OrderRecord | undefined): Action | undefined {
+  return branch.phase2?.action ?? order?.action;
+}
+
+/** Why the branch must not run its action yet, as how long to wait; 0 when it may run now. */
+export function waitBeforeAttempt(branch: BranchRecord, action: Action, limits: Pick<AttemptLimits, 'graceMs'>, now: number): number {
+  const p = branch.phase2;
+  if (p?.nextRetryAt !== undefined && now < p.nextRetryAt) return p.nextRetryAt - now;
+  if (action === Action.CANCEL && branch.tryState === TryState.PENDING) {
+    // The Try may still be running somewhere; give it until the deadline plus grace to finish (its
+    // signal aborts at the deadline) so the cancel knows whether there is anything to undo.
+    const until = branch.deadline + limits.graceMs;
+    if (now < until) return until - now;
+  }
+  return 0;
+}
+
+/** A reason to park the branch instead of attempting, or undefined. */
+export function refusal(branch: BranchRecord, action: Action, limits: Pick<AttemptLimits, 'maxAttempts'>): { message: string; phase2: Phase2 } | undefined {
+  const p = branch.phase2;
+  if (action === Action.CONFIRM && branch.tryState !== TryState.SUCCEEDED) {
+    // Invariant 4: never confirm what was not tried. commit() refuses this, so only a hand-edited or
+    // corrupt record gets here; park it for a human rather than guess.
+    const message = `confirm ordered but the Try is ${branch.tryState}; refusing to confirm`;
+    return { message, phase2: { action, state: Phase2State.PARKED, attempts: p?.attempts ?? 0, lastError: message } };
+  }
+  if (p && attemptsInBudget(p) >= limits.maxAttempts) {
+    // An ACTIVE branch at the limit is one whose last attempt never reported back: its replica died
+    // (or lost etcd) inside the handler.
+    const message = `attempt ${p.attempts} never reported back (its replica died during the handler, or could not record the outcome); parked after ${attemptsInBudget(p)} attempts`;
+    return { message, phase2: { ...p, state: Phase2State.PARKED, lastError: p.lastError ?? message } };
+  }
+  return undefined;
+}
+
+/** The record of a parked branch. */
+export function parked(branch: BranchRecord, phase2: Phase2, message: string, now: number): BranchRecord {
+  return withEvent({ ...branch, phase2 }, 'Parked', message, now);
+}
+
+/** The branch with its next attempt counted, before its handler runs. `inherited`: from an earlier term. */
+export function attemptStarted(branch: BranchRecord, action: Action, inherited: boolean, now: number): BranchRecord {
+  const p = branch.phase2;
+  const attempt = (p?.attempts ?? 0) + 1;
+  const phase2: Phase2 = { action, state: Phase2State.ACTIVE, attempts: attempt, ...(p?.budgetFrom !== undefined ? { budgetFrom: p.budgetFrom } : {}), lastAttemptAt: now, ...(p?.lastError ? { lastError: p.lastError } : {}) };
+  const next = { ...branch, phase2 };
+  return inherited ? withEvent(next, 'AttemptStarted', `${action} attempt ${attempt} started by a new leader`, now) : next;
+}
+
+export interface AttemptOutcome {
+  next: BranchRecord;
+  result: 'succeeded' | 'failed' | 'parked';
+  /** When to try again (a failed attempt within its budget). */
+  requeueAfterMs?: number;
+  /** For the log: what happened. */
+  message: string;
+}
+
+/**
+ * The branch once the attempt recorded in `started` (by {@link attemptStarted}) finished: done,
+ * failed with a persisted next retry time (exponential backoff), or parked after its last attempt.
+ */
+export function attemptFinished(started: BranchRecord, error: string | undefined, limits: AttemptLimits, startedAt: number, doneAt: number): AttemptOutcome {
+  const p = started.phase2!;
+  const { action, attempts: attempt } = p;
+  const budget = p.budgetFrom !== undefined ? { budgetFrom: p.budgetFrom } : {};
+  const inBudget = attemptsInBudget(p);
+  if (error === undefined) {
+    const empty = action === Action.CANCEL && started.tryState !== TryState.SUCCEEDED ? ' (empty rollback)' : '';
+    const message = `${action} succeeded on attempt ${attempt}${empty}`;
+    const phase2: Phase2 = { action, state: Phase2State.DONE, attempts: attempt, ...budget, lastAttemptAt: startedAt, doneAt };
+    return { next: withEvent({ ...started, phase2 }, action === Action.CONFIRM ? 'Confirmed' : 'Cancelled', message, doneAt), result: 'succeeded', message };
+  }
+  if (inBudget >= limits.maxAttempts) {
+    const phase2: Phase2 = { action, state: Phase2State.PARKED, attempts: attempt, ...budget, lastAttemptAt: startedAt, lastError: error.slice(0, 2000) };
+    const message = `${action} failed ${inBudget} times; parked for a human: ${error}`;
+    return { next: withEvent({ ...started, phase2 }, 'Parked', message, doneAt), result: 'parked', message };
+  }
+  const requeueAfterMs = exponentialBackoffMs(inBudget - 1, limits.retryBaseMs, limits.retryMaxMs);
+  const phase2: Phase2 = { action, state: Phase2State.ACTIVE, attempts: attempt, ...budget, lastAttemptAt: startedAt, lastError: error.slice(0, 2000), nextRetryAt: doneAt + requeueAfterMs };
+  const message = `${action} attempt ${attempt} failed: ${error}`;
+  return { next: withEvent({ ...started, phase2 }, 'AttemptFailed', message, doneAt), result: 'failed', requeueAfterMs, message };
+}

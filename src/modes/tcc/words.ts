@@ -1,0 +1,20 @@
+/** The words the CLI and the logs use for TCC's states. */
+import { Action, Phase2State, TryState } from '../../states.js';
+import type { BranchRecord, OrderRecord } from '../../store/index.js';
+
+/** One word for a branch's state. Before its owner acts on an order, the order says which action. */
+export function branchStatus(b: BranchRecord, order?: OrderRecord): string {
+  const p = b.phase2;
+  if (p) {
+    if (p.state === Phase2State.PARKED) return 'PARKED';
+    if (p.state === Phase2State.DONE) {
+      if (p.resolution) return p.resolution.as === 'confirmed' ? 'RESOLVED_CONFIRMED' : 'RESOLVED_CANCELLED';
+      return p.action === Action.CONFIRM ? 'CONFIRMED' : 'CANCELLED';
+    }
+    return p.action === Action.CONFIRM ? 'CONFIRMING' : 'CANCELLING';
+  }
+  if (order) return order.action === Action.CONFIRM ? 'CONFIRMING' : 'CANCELLING';
+  if (b.tryState === TryState.SUCCEEDED) return 'PREPARED';
+  if (b.tryState === TryState.FAILED) return 'TRY_FAILED';
+  return 'TRYING';
+}

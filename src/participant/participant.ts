@@ -1,0 +1,169 @@
+/**
+ * The participant's Try: register the branch (refused once the global was decided: anti-hanging),
+ * run the resource's Try handler, report its outcome. The three steps are separate so a remote Try
+ * (the sidecar's) can register and report around a call it makes itself.
+ */
+import type { Logger } from 'pino';
+import { retrying } from '../backoff.js';
+import type { CallGuard } from '../calls.js';
+import { AbortError, DeadlineExceeded, TransactionAlreadyDecided, TryFailed, UnknownResource, ValidationError, WriteConflict, errorMessage } from '../errors.js';
+import type { TxContext } from '../context.js';
+import { tccRules } from '../modes/index.js';
+import { rejectUnknownOptions } from '../options.js';
+import type { TccResource } from '../resource.js';
+import { throwIfAborted } from '../signals.js';
+import { Mode, TryState } from '../states.js';
+import { appOfXid, encodePayload, newBranchId, newWriteId, validateBranchId, validateResource, validateXid, withEvent, type BranchRecord, type Registration, type Store } from '../store/index.js';
+import type { ResourceRegistry } from './resources.js';
+
+export interface TryOptions {
+  /**
+   * The caller's signal, handed to the Try handler (which is also aborted at the transaction's
+   * deadline). If it fires before the handler ran, or the handler fails after it fired, the branch
+   * is recorded as failed (so commit refuses it) and tryBranch throws AbortError. A handler that
+   * finishes its work anyway is recorded as succeeded, and its result returned.
+   */
+  signal?: AbortSignal;
+  /**
+   * Makes the Try idempotent across retries of the call (TCC's idempotency rule): the same id in the same
+   * transaction registers one branch only. A Try that already succeeded is not run again
+   * (`replayed: true`, no `result`); one that failed throws TryFailed again; one still
+   * PENDING (its first call died) runs again. 1-64 letters, digits, '.', '_' or '-' (a UUID or ULID fits).
+   * @default a new random id: every call is a new branch
+   */
+  branchId?: string;
+}
+
+/**
+ * What tryBranch returns: the handler's result, or — when a retried call found the branch already
+ * succeeded under its `branchId` — no result at all (the handler did not run again). Check
+ * `replayed` before using `result`.
+ */
+export type TryResult<R> =
+  | { readonly branchId: string; readonly replayed: false; readonly result: R }
+  | { readonly branchId: string; readonly replayed: true; readonly result?: undefined };
+
+export interface ParticipantOptions {
+  app: string;
+  identity: string;
+  store: Store;
+  resources: ResourceRegistry;
+  calls: CallGuard;
+  logger: Logger;
+  maxPayloadBytes: number;
+  /** Aborted when close() stops waiting for Trys in flight: their handlers are told to stop. */
+  cutOff: AbortSignal;
+}
+
+/** A Try that registered its branch, to be run and reported. */
+export interface RegisteredTry {
+  registration: Registration;
+  /** The branch already existed under this id: succeeded (replay), failed, or PENDING (run again). */
+  existed: boolean;
+}
+
+export class Participant {
+  /** Trys in flight → their transaction's deadline (close() waits for them). */
+  readonly inFlight = new Map<Promise<unknown>, number>();
+
+  constructor(private readonly o: ParticipantOptions) {}
+
+  /**
+   * Runs this service's Try for `resource` inside the initiator's transaction: registers the branch
+   * first, runs the handler, records whether it succeeded. Throws TryFailed if the handler threw.
+   */
+  async tryBranch(ctx: TxContext, resource: string, payload: unknown, options: TryOptions = {}): Promise<TryResult<unknown>> {
+    this.o.calls.assertOpen();
+    if (typeof ctx !== 'object' || ctx === null) throw new ValidationError('ctx', 'must be a transaction context { xid, deadline }');
+    const xid = validateXid(ctx.xid, 'ctx.xid');
+    if (typeof ctx.deadline !== 'number' || !Number.isSafeInteger(ctx.deadline) || ctx.deadline <= 0) {
+      throw new ValidationError('ctx.deadline', 'must be epoch milliseconds');
+    }
+    rejectUnknownOptions(options, ['signal', 'branchId'], 'options.');
+    validateResource(resource);
+    const handler = this.o.resources.get(resource);
+    if (!handler) throw new UnknownResource(this.o.app, resource);
+    const data = encodePayload(payload, this.o.maxPayloadBytes);
+    const branchId = options.branchId === undefined ? newBranchId() : validateBranchId(options.branchId, 'options.branchId');
+    throwIfAborted(options.signal, xid);
+    if (Date.now() >= ctx.deadline) throw new DeadlineExceeded(xid, `transaction ${xid} passed its deadline; Try not started`);
+    const running = this.runTry(xid, ctx.deadline, branchId, resource, handler, data, options.signal).catch((err: unknown) => {
+      throw this.o.calls.error(err, `try of ${resource} in ${xid}`);
+    });
+    // close() waits for Trys in flight: a Try whose result is never recorded leaves its cancel unsure.
+    this.inFlight.set(running, ctx.deadline);
+    try {
+      return await running;
+    } finally {
+      this.inFlight.delete(running);
+    }
+  }
+
+  /** Step 1: joins the branch to the transaction (refused once it was decided). */
+  async register(xid: string, deadline: number, branchId: string, resource: string, payload: unknown): Promise<RegisteredTry> {
+    const now = Date.now();
+    const record: BranchRecord = withEvent(
+      { v: 1, mode: Mode.TCC, xid, app: appOfXid(xid), branchId, owner: this.o.app, resource, payload, createdAt: now, deadline, tryState: TryState.PENDING, updatedAt: now, writeId: newWriteId(), events: [] },
+      'Registered',
+      `branch joined by ${this.o.identity}`,
+      now,
+    );
+    const registration = await this.o.store.branches.register(record);
+    if (registration.existed) {
+      const existing = registration.record;
+      if (existing.resource !== resource || JSON.stringify(existing.payload) !== JSON.stringify(payload)) {
+        throw new ValidationError('options.branchId', `branch ${branchId} of ${xid} already exists for ${existing.resource} with another payload; use a new branch id for a different Try`);
+      }
+    }
+    return { registration, existed: registration.existed };
+  }
+
+  /**
+   * Step 3: records the Try's outcome. A Try that succeeded after its transaction was rolled back and
+   * collected puts its branch back with a cancel of its own, and fails with TransactionAlreadyDecided.
+   */
+  async report(registered: Registration, tryState: TryState, tryError?: string): Promise<void> {
+    const { store, logger } = this.o;
+    const record = (): Promise<unknown> =>
+      retrying(() => store.branches.update(registered, (b) => tccRules.withTryResult(b, tryState, tryError, Date.now())), { attempts: 5, delayMs: (n) => 50 * 2 ** n });
+    if (await record()) return;
+    if (tryState !== TryState.SUCCEEDED) return;
+    // Collected while this Try ran: nobody would release what it reserved.
+    const { branch, order } = tccRules.compensationOfCollectedTry(registered.record, Date.now());
+    if (await retrying(() => store.branches.restoreWithOrder(branch, order), { attempts: 5, delayMs: (n) => 50 * 2 ** n })) {
+      logger.warn({ xid: branch.xid, branch: branch.branchId }, 'try succeeded after its transaction was rolled back and collected; its cancel is ordered');
+      throw new TransactionAlreadyDecided(branch.xid, 'rollback', 'ROLLED_BACK', 'unknown (collected before the Try finished)');
+    }
+    // Put back meanwhile by a retried call of the same Try: record into it.
+    if (!(await record())) throw new WriteConflict(registered.key);
+  }
+
+  private async runTry(xid: string, deadline: number, branchId: string, resource: string, handler: TccResource, data: unknown, callerSignal: AbortSignal | undefined): Promise<TryResult<unknown>> {
+    const log = this.o.logger.child({ xid, branch: branchId, resource });
+    const { registration, existed } = await this.register(xid, deadline, branchId, resource, data);
+    if (existed) {
+      const existing = registration.record;
+      if (existing.tryState === TryState.SUCCEEDED) return { branchId, replayed: true };
+      if (existing.tryState === TryState.FAILED) throw new TryFailed(xid, branchId, resource, new Error(existing.tryError ?? 'try failed'));
+      log.info('try of an existing branch still PENDING (an earlier call died or is running): running it again');
+    }
+    const signals = [AbortSignal.timeout(Math.max(0, deadline - Date.now())), this.o.cutOff];
+    if (callerSignal) signals.push(callerSignal);
+    const signal = AbortSignal.any(signals);
+    let result: unknown;
+    try {
+      // Aborted while the branch was being registered: the Try never runs, and says so.
+      if (callerSignal?.aborted) throw new AbortError(xid, callerSignal.reason);
+      result = await handler.try({ xid, branchId, resource, payload: data, deadline, signal });
+    } catch (err) {
+      log.info({ err: errorMessage(err) }, 'try failed');
+      await this.report(registration, TryState.FAILED, errorMessage(err));
+      // The caller gave up: that is what it should hear, not the handler's reaction to it.
+      if (callerSignal?.aborted) throw new AbortError(xid, callerSignal.reason);
+      throw new TryFailed(xid, branchId, resource, err);
+    }
+    await this.report(registration, TryState.SUCCEEDED);
+    log.debug('try succeeded');
+    return { branchId, result, replayed: false };
+  }
+}

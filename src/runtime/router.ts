@@ -1,0 +1,62 @@
+/**
+ * From a key change in the informer's cache to the work it causes: every record is checked as it
+ * arrives (a bad one is reported once, on every replica), the member index is kept, and the leader's
+ * term is told which global or branch to look at.
+ */
+import { MalformedRecord } from '../errors.js';
+import type { CachedKv, MemberIndex } from '../cache/index.js';
+import { parseBranch, parseGlobal, parseLeaderRecord, parseMember, parseOrder, parseStatsRecord, type Keys, type ParsedKey } from '../store/index.js';
+import type { MalformedKind, MalformedRecords } from './malformed.js';
+import type { Term } from './term.js';
+
+const PARSERS: Record<ParsedKey['kind'], (key: string, raw: Buffer) => unknown> = {
+  global: parseGlobal,
+  member: parseMember,
+  branch: parseBranch,
+  order: parseOrder,
+  leader: parseLeaderRecord,
+  stats: parseStatsRecord,
+};
+
+const KIND: Record<ParsedKey['kind'], MalformedKind> = { global: 'gtx', member: 'member', branch: 'branch', order: 'order', leader: 'leader', stats: 'stats' };
+
+export interface RouterOptions {
+  keys: Keys;
+  app: string;
+  malformed: MalformedRecords;
+  members: MemberIndex;
+  /** The current leadership term, if this replica leads. */
+  term(): Term<unknown> | undefined;
+}
+
+export class Router {
+  constructor(private readonly o: RouterOptions) {}
+
+  onChange(key: string, kv: CachedKv | undefined): void {
+    const { keys, app, malformed, members } = this.o;
+    malformed.seen(key, kv?.modRevision);
+    const parsed = keys.parse(key);
+    if (!parsed || parsed.app !== app) {
+      if (kv) malformed.report(key, 'unknown', `not a txloop key: expected ${keys.app(app)}gtx/<xid>, member/<xid>/<owner>/<branch>, branch/<xid>/<branch>, order/<xid>/<branch>, leader or stats`, kv.modRevision);
+      return;
+    }
+    if (kv) {
+      try {
+        PARSERS[parsed.kind](key, kv.value);
+      } catch (err) {
+        if (!(err instanceof MalformedRecord)) throw err;
+        malformed.report(key, KIND[parsed.kind], err.problem, kv.modRevision);
+      }
+    }
+    if (parsed.kind === 'member') members.update(parsed.xid, key, kv !== undefined);
+    const term = this.o.term();
+    if (!term) return;
+    if (parsed.kind === 'global' || parsed.kind === 'member') term.globalChanged(parsed.xid, parsed.kind === 'global' && !kv);
+    else if (parsed.kind === 'branch' || parsed.kind === 'order') term.branchChanged(parsed.xid, parsed.branchId);
+  }
+
+  /** A new term looks at everything it can see, exactly as if each key had just changed. */
+  replay(cache: ReadonlyMap<string, CachedKv>): void {
+    for (const [key, kv] of cache) this.onChange(key, kv);
+  }
+}

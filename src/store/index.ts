@@ -1,0 +1,30 @@
+/** The records txloop keeps in etcd and every Txn that changes them. */
+export { Store } from './store.js';
+export type { Versioned } from './edge.js';
+export type { TransactionRead } from './globals.js';
+export type { Registration } from './branches.js';
+export type { DecisionPlan, DecisionRule, DecisionWritten } from './decisions.js';
+export { Keys, DEFAULT_NAMESPACE, BRANCH_ID_RULE, appOfXid, validateApp, validateBranchId, validateNamespace, validateResource, validateXid, type ParsedKey } from './keys.js';
+export { newBranchId, newWriteId, newXid } from './ids.js';
+export {
+  MAX_EVENTS,
+  attemptsInBudget,
+  freshBudget,
+  isOrphanOrder,
+  memberOf,
+  orderFor,
+  withEvent,
+  type BranchRecord,
+  type Decision,
+  type GlobalRecord,
+  type LeaderRecord,
+  type MemberRecord,
+  type OrderRecord,
+  type Phase2,
+  type QueueStats,
+  type Resolution,
+  type ServiceStats,
+  type TimelineEvent,
+} from './records.js';
+export { parseBranch, parseGlobal, parseJsonObject, parseLeaderRecord, parseMember, parseOrder, parseStatsRecord } from './parse.js';
+export { encodePayload } from './payload.js';

@@ -1,0 +1,158 @@
+/**
+ * Validation of the records read back from etcd. Anything in etcd may have been written by an older
+ * version, by hand, or corrupted, and a malformed record must never stop a control loop (invariant 9):
+ * each parser returns a typed record or throws MalformedRecord naming the key and the problem.
+ *
+ * Records written by earlier versions read as today's: no `mode` means TCC, a phase-2 state FAILED
+ * means PARKED.
+ */
+import { MalformedRecord } from '../errors.js';
+import { Action, GlobalStatus, Mode, Phase2State, TryState } from '../states.js';
+import type { BranchRecord, GlobalRecord, LeaderRecord, MemberRecord, OrderRecord, ServiceStats } from './records.js';
+
+type Obj = Record<string, unknown>;
+
+/** A JSON object read from etcd, or MalformedRecord naming the key. */
+export function parseJsonObject(key: string, raw: string | Buffer): Obj {
+  let value: unknown;
+  try {
+    value = JSON.parse(raw.toString());
+  } catch (err) {
+    throw new MalformedRecord(key, `not JSON (${(err as Error).message})`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new MalformedRecord(key, 'not a JSON object');
+  return value as Obj;
+}
+
+function parseObject(key: string, raw: string | Buffer): Obj {
+  const value = parseJsonObject(key, raw);
+  if (value.v !== 1) throw new MalformedRecord(key, `unsupported record version ${JSON.stringify(value.v)}`);
+  return value;
+}
+
+function str(key: string, o: Obj, field: string): string {
+  const v = o[field];
+  if (typeof v !== 'string' || v.length === 0) throw new MalformedRecord(key, `${field} must be a non-empty string`);
+  return v;
+}
+function num(key: string, o: Obj, field: string): number {
+  const v = o[field];
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new MalformedRecord(key, `${field} must be a finite number`);
+  return v;
+}
+function optNum(key: string, o: Obj, field: string): void {
+  if (o[field] !== undefined) num(key, o, field);
+}
+function oneOf<T extends string>(key: string, o: Obj, field: string, values: Record<string, T>): T {
+  const v = o[field];
+  if (!Object.values(values).includes(v as T)) throw new MalformedRecord(key, `${field} must be one of ${Object.values(values).join('|')}, got ${JSON.stringify(v)}`);
+  return v as T;
+}
+function events(key: string, o: Obj): void {
+  if (o.events === undefined) {
+    o.events = [];
+    return;
+  }
+  if (!Array.isArray(o.events)) throw new MalformedRecord(key, 'events must be an array');
+}
+/** Records without a mode were written before modes existed: they are TCC. */
+function mode(key: string, o: Obj): void {
+  if (o.mode === undefined) o.mode = Mode.TCC;
+  else oneOf(key, o, 'mode', Mode);
+}
+/** A phase-2 state; FAILED is what versions before 0.2 wrote for PARKED. */
+function phase2State(key: string, o: Obj, field: string): void {
+  if (o[field] === 'FAILED') o[field] = Phase2State.PARKED;
+  oneOf(key, o, field, Phase2State);
+}
+
+export function parseGlobal(key: string, raw: string | Buffer): GlobalRecord {
+  const o = parseObject(key, raw);
+  str(key, o, 'xid');
+  str(key, o, 'app');
+  if (typeof o.name !== 'string') throw new MalformedRecord(key, 'name must be a string');
+  if (o.mode === undefined) o.mode = Mode.TCC;
+  else if (!Object.values(Mode).includes(o.mode as Mode)) throw new MalformedRecord(key, `unsupported mode ${JSON.stringify(o.mode)}`);
+  oneOf(key, o, 'status', GlobalStatus);
+  num(key, o, 'createdAt');
+  num(key, o, 'timeoutMs');
+  num(key, o, 'deadline');
+  optNum(key, o, 'completedAt');
+  if (o.decision !== undefined) {
+    const d = o.decision as Obj;
+    if (typeof d !== 'object' || d === null) throw new MalformedRecord(key, 'decision must be an object');
+    if (d.outcome !== 'commit' && d.outcome !== 'rollback') throw new MalformedRecord(key, 'decision.outcome must be commit|rollback');
+    str(key, d, 'by');
+    num(key, d, 'at');
+  }
+  if (o.status !== GlobalStatus.TRYING && o.decision === undefined) throw new MalformedRecord(key, `status ${String(o.status)} without a decision`);
+  events(key, o);
+  return o as unknown as GlobalRecord;
+}
+
+export function parseBranch(key: string, raw: string | Buffer): BranchRecord {
+  const o = parseObject(key, raw);
+  mode(key, o);
+  for (const f of ['xid', 'app', 'branchId', 'owner', 'resource']) str(key, o, f);
+  num(key, o, 'createdAt');
+  num(key, o, 'deadline');
+  num(key, o, 'updatedAt');
+  oneOf(key, o, 'tryState', TryState);
+  if (o.phase2 !== undefined) {
+    const p = o.phase2 as Obj;
+    if (typeof p !== 'object' || p === null) throw new MalformedRecord(key, 'phase2 must be an object');
+    oneOf(key, p, 'action', Action);
+    phase2State(key, p, 'state');
+    num(key, p, 'attempts');
+    optNum(key, p, 'budgetFrom');
+    optNum(key, p, 'nextRetryAt');
+  }
+  if (typeof o.writeId !== 'string') o.writeId = '';
+  events(key, o);
+  return o as unknown as BranchRecord;
+}
+
+export function parseMember(key: string, raw: string | Buffer): MemberRecord {
+  const o = parseObject(key, raw);
+  for (const f of ['xid', 'owner', 'branchId', 'resource']) str(key, o, f);
+  oneOf(key, o, 'tryState', TryState);
+  if (o.action !== undefined) oneOf(key, o, 'action', Action);
+  if (o.state !== undefined) phase2State(key, o, 'state');
+  return o as unknown as MemberRecord;
+}
+
+export function parseOrder(key: string, raw: string | Buffer): OrderRecord {
+  const o = parseObject(key, raw);
+  mode(key, o);
+  str(key, o, 'xid');
+  str(key, o, 'branchId');
+  oneOf(key, o, 'action', Action);
+  num(key, o, 'decidedAt');
+  if (typeof o.by !== 'string') o.by = '';
+  return o as unknown as OrderRecord;
+}
+
+export function parseLeaderRecord(key: string, raw: string | Buffer): LeaderRecord {
+  const o = parseJsonObject(key, raw);
+  str(key, o, 'identity');
+  num(key, o, 'since');
+  if (o.lease !== undefined && typeof o.lease !== 'string') throw new MalformedRecord(key, 'lease must be a string');
+  return o as unknown as LeaderRecord;
+}
+
+export function parseStatsRecord(key: string, raw: string | Buffer): ServiceStats {
+  const o = parseJsonObject(key, raw);
+  str(key, o, 'identity');
+  num(key, o, 'at');
+  const q = o.queues as Record<string, unknown> | undefined;
+  if (typeof q !== 'object' || q === null || typeof q.globals !== 'object' || q.globals === null || typeof q.branches !== 'object' || q.branches === null) {
+    throw new MalformedRecord(key, 'queues must hold globals and branches');
+  }
+  if (typeof o.phase2 !== 'object' || o.phase2 === null) throw new MalformedRecord(key, 'phase2 must be an object');
+  if (o.malformed !== undefined) {
+    const m = o.malformed as Record<string, unknown>;
+    const counts = typeof m === 'object' && m !== null && !Array.isArray(m) ? Object.values(m) : undefined;
+    if (!counts?.every((n) => typeof n === 'number' && Number.isInteger(n) && n >= 0)) throw new MalformedRecord(key, 'malformed must map record kinds to counts');
+  }
+  return o as unknown as ServiceStats;
+}

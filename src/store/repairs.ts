@@ -1,0 +1,93 @@
+/**
+ * Operator repairs (the CLI's retry and resolve, later the Kubernetes mirror's): each one Txn that
+ * refuses what the invariants forbid, with an OperationRefused whose `reason` lets each surface say
+ * why in its own words. Every repair is recorded in the branch's timeline with who did it.
+ */
+import { BranchNotFound, OperationRefused, RefusalReason, TransactionNotFound, WriteConflict } from '../errors.js';
+import { cmp, op } from '../etcd/index.js';
+import { Phase2State } from '../states.js';
+import type { BranchStore } from './branches.js';
+import type { StoreEdge, Versioned } from './edge.js';
+import type { GlobalStore } from './globals.js';
+import { newWriteId } from './ids.js';
+import { freshBudget, withEvent, type BranchRecord, type Phase2 } from './records.js';
+
+export class RepairStore {
+  constructor(
+    private readonly edge: StoreEdge,
+    private readonly globals: GlobalStore,
+    private readonly branches: BranchStore,
+  ) {}
+
+  /** Puts a parked branch back into its owner's queue with a fresh attempt budget. */
+  async retryBranch(owner: string, xid: string, branchId: string, by: string, dryRun = false): Promise<BranchRecord> {
+    const cur = await this.branches.get(owner, xid, branchId);
+    if (!cur) throw new BranchNotFound(xid, branchId);
+    const p = cur.record.phase2;
+    if (p?.state !== Phase2State.PARKED) throw notParked(xid, branchId, cur.record, 'retried');
+    const next = retried(cur.record, p, by);
+    if (dryRun) return next;
+    return (await this.branches.recordProgress(undefined, cur, next)).record;
+  }
+
+  /**
+   * Re-queues every parked branch of a transaction in one Txn: all of them or none (the Txn compares
+   * each branch's mod revision, so a branch that changed meanwhile fails the whole retry).
+   */
+  async retryParkedBranches(xid: string, by: string, dryRun = false): Promise<BranchRecord[]> {
+    const { global, members } = await this.globals.read(xid);
+    if (!global && members.length === 0) throw new TransactionNotFound(xid);
+    const parked = members.filter((m) => m.record.state === Phase2State.PARKED);
+    if (parked.length === 0) throw new OperationRefused(xid, RefusalReason.NOTHING_PARKED, `transaction ${xid}${global ? ` (${global.record.status})` : ''} has no parked branch; only parked branches can be retried`);
+    if (parked.length * 3 > this.edge.maxTxnOps) {
+      throw new OperationRefused(xid, RefusalReason.TOO_MANY, `transaction ${xid} has ${parked.length} parked branches, more than one Txn can re-queue; retry them one by one (XID/BRANCH)`);
+    }
+    const current: Versioned<BranchRecord>[] = [];
+    const next: BranchRecord[] = [];
+    for (const m of parked) {
+      const cur = await this.branches.get(m.record.owner, xid, m.record.branchId);
+      const p = cur?.record.phase2;
+      if (!cur || p?.state !== Phase2State.PARKED) throw new WriteConflict(m.key);
+      current.push(cur);
+      next.push({ ...retried(cur.record, p, by), updatedAt: Date.now(), writeId: newWriteId() });
+    }
+    if (dryRun) return next;
+    const res = await this.edge.txn(
+      current.map((c) => cmp.mod(c.key, c.modRevision)),
+      next.flatMap((b, i) => [op.put(current[i]!.key, b), ...this.branches.memberOps(b)]),
+    );
+    if (!res.succeeded) throw new WriteConflict(this.edge.keys.members(xid)[0]!);
+    return next;
+  }
+
+  /** Records a human's heuristic decision for a parked branch: it counts as done and completion can proceed. */
+  async resolveBranch(owner: string, xid: string, branchId: string, as: 'confirmed' | 'cancelled', reason: string, by: string, dryRun = false): Promise<BranchRecord> {
+    const cur = await this.branches.get(owner, xid, branchId);
+    if (!cur) throw new BranchNotFound(xid, branchId);
+    const b = cur.record;
+    const p = b.phase2;
+    if (!p && !(await this.branches.getOrder(owner, xid, branchId))) {
+      throw new OperationRefused(xid, RefusalReason.NOT_DECIDED, `branch ${branchId} of ${xid} has no decision yet; abort or commit the transaction first`, branchId);
+    }
+    if (p?.state === Phase2State.DONE) {
+      throw new OperationRefused(xid, RefusalReason.ALREADY_DONE, `branch ${branchId} of ${xid} is already done (${p.resolution ? `resolved as ${p.resolution.as}` : p.action}); nothing to resolve`, branchId);
+    }
+    if (p?.state !== Phase2State.PARKED) {
+      throw new OperationRefused(xid, RefusalReason.NOT_PARKED, `branch ${branchId} of ${xid} is still being retried by its service; resolve only parked branches`, branchId);
+    }
+    const now = Date.now();
+    const next = withEvent({ ...b, phase2: { ...p, state: Phase2State.DONE, doneAt: now, resolution: { as, reason, at: now, by } } }, 'Resolved', `resolved as ${as} by ${by}: ${reason}`, now);
+    if (dryRun) return next;
+    return (await this.branches.recordProgress(undefined, cur, next)).record;
+  }
+}
+
+function retried(b: BranchRecord, p: Phase2, by: string): BranchRecord {
+  return withEvent({ ...b, phase2: freshBudget(p) }, 'Retried', `re-queued by ${by}`);
+}
+
+function notParked(xid: string, branchId: string, b: BranchRecord, what: string): OperationRefused {
+  const p = b.phase2;
+  const where = !p ? 'its phase 2 has not started' : p.state === Phase2State.DONE ? `its ${p.action} is done` : `its ${p.action} is still being attempted`;
+  return new OperationRefused(xid, RefusalReason.NOT_PARKED, `branch ${branchId} of ${xid} is not parked (${where}); only parked branches can be ${what}`, branchId);
+}
