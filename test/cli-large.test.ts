@@ -9,7 +9,7 @@ import { messageOf } from '../src/cli/errors.js';
 import { prefixEnd } from '../src/etcd/index.js';
 import type { TxloopService } from '../src/index.js';
 import { assertBuilt, row, runCli, spawnCli, table } from './helpers/cli.js';
-import { freshNamespace, ordersAndBank, useEtcd, type Harness } from './helpers/harness.js';
+import { freshNamespace, ordersAndBank, useEtcd, waitFor, type Harness } from './helpers/harness.js';
 
 const env = useEtcd();
 const TRANSACTIONS = 22;
@@ -97,5 +97,31 @@ it('a response over the gRPC receive limit is reported as one line without gRPC 
     expect(line).not.toMatch(/RESOURCE_EXHAUSTED|Received message|larger than max/);
   } finally {
     tight.close();
+  }
+});
+
+it("the CLI's informer (what get -w runs) misses no event when its watch catches up over more than 4 MiB in one response", async () => {
+  const { connect, resolveConnection } = await import('../src/cli/connection.js');
+  const { Informer } = await import('../src/cache/index.js');
+  const { pino } = await import('pino');
+  const prefix = freshNamespace('catch-up');
+  // Its own client: the file's shared one may have tripped its breaker on the too-large read above.
+  const writer = new Etcd3({ hosts: env.endpoints });
+  const from = (await writer.get('nothing').exec()).header.revision;
+  // 24 × 250 kB written after the revision the watch resumes from: an unsynced watcher gets them
+  // in one response.
+  const burst = Array.from({ length: 24 }, (_, i) => `${prefix}big/${i}`);
+  for (const key of burst) await writer.put(key).value('x'.repeat(PAYLOAD_BYTES));
+  writer.close();
+  const conn = connect(resolveConnection({ endpoints: env.endpoints.join(',') }, {}));
+  const seen = new Set<string>();
+  const informer = new Informer({ client: conn.client, prefix, logger: pino({ level: 'silent' }), seed: { kvs: [], revision: from }, onChange: (key) => void seen.add(key) });
+  try {
+    await informer.start();
+    await waitFor(() => burst.every((k) => seen.has(k)), { what: `all ${burst.length} keys (seen ${seen.size})`, timeoutMs: 30_000 });
+    expect(informer.relists).toBe(0); // delivered by the watch itself, not recovered by a relist
+  } finally {
+    await informer.stop();
+    conn.close();
   }
 });

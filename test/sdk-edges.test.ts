@@ -231,6 +231,39 @@ describe('the SDK at its edges: ids and options users actually have', () => {
     expect(() => new TxloopService({ app: 'acct', zzz: 1 } as never)).toThrow(ValidationError);
   });
 
+  it('an old option name keeps working with one DeprecationWarning: deadThreshold parks after that many attempts, as maxAttempts does', async () => {
+    const { h, store } = env.fresh('deprecated');
+    const warnings: Error[] = [];
+    const onWarning = (w: Error): void => void warnings.push(w);
+    process.on('warning', onWarning);
+    try {
+      expect(() => h.service({ app: 'acct', deadThreshold: 2, maxAttempts: 3 })).toThrow(/deadThreshold: is the old name of maxAttempts; give only maxAttempts/);
+      let calls = 0;
+      const p = h.service({ app: 'acct', deadThreshold: 2 }).resource('r', {
+        try: () => undefined,
+        confirm: () => {
+          calls++;
+          throw new Error('down');
+        },
+        cancel: () => undefined,
+      });
+      h.service({ app: 'acct', deadThreshold: 2 }); // a second service: no second warning
+      await p.start();
+      const init = h.service({ app: 'shop' });
+      const tx = await init.begin({ name: 'old option', timeoutMs: 30_000 });
+      const { branchId } = await p.tryBranch(tx.context, 'r', {});
+      await tx.commit();
+      await waitFor(async () => (await store.branches.get('acct', tx.xid, branchId))?.record.phase2?.state === 'PARKED', { what: 'parked' });
+      expect(calls).toBe(2);
+      await waitFor(() => warnings.length > 0, { what: 'the warning event' });
+      const deprecations = warnings.filter((w) => w.name === 'DeprecationWarning' && /deadThreshold/.test(w.message));
+      expect(deprecations).toHaveLength(1);
+      expect(deprecations[0]!.message).toMatch(/use maxAttempts/);
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
   it('misspelt options of the calls are refused too, before anything is written', async () => {
     const { ns, h } = env.fresh('call-options');
     const p = h.service({ app: 'acct' }).resource('r', noop);

@@ -3,11 +3,9 @@
  * --key), --user user:password, --dial-timeout, --command-timeout; TXLOOP_* variables as defaults.
  */
 import { readFileSync } from 'node:fs';
-import { Etcd3, type IOptions } from 'etcd3';
-import { Store } from '../store/index.js';
-import { etcdFaultHandling } from '../etcd/index.js';
-import { DEFAULT_NAMESPACE, validateNamespace } from '../store/index.js';
-import { MAX_RECEIVE_MESSAGE_BYTES } from '../etcd/index.js';
+import type { Etcd3, IOptions } from 'etcd3';
+import { createEtcdClient } from '../etcd/index.js';
+import { DEFAULT_NAMESPACE, Store, validateNamespace } from '../store/index.js';
 import { CliError, UnreachableError, UsageError } from './errors.js';
 
 export interface GlobalOptions {
@@ -141,25 +139,28 @@ export interface Connection {
  * responses as large as the services' client does: a listing of a few transactions with large
  * payloads passes gRPC's default 4 MiB, and so may one watch response under `-w`.
  */
-export function connect(config: ConnectionConfig, extra: Partial<IOptions> = {}): Connection {
-  const options: IOptions = {
-    hosts: config.endpoints,
-    defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + config.commandTimeoutMs }),
-    grpcOptions: { 'grpc.initial_reconnect_backoff_ms': 200, 'grpc.max_reconnect_backoff_ms': 1000, 'grpc.max_receive_message_length': MAX_RECEIVE_MESSAGE_BYTES },
-    faultHandling: etcdFaultHandling(config.endpoints.length),
-    ...extra,
-  };
-  if (config.tls) {
-    const root = config.tls.cacert !== undefined ? readPem(config.tls.cacert, '--cacert') : undefined;
-    options.credentials = {
-      // Without --cacert, grpc falls back to the system's trusted roots.
-      rootCertificate: root as Buffer,
-      ...(config.tls.key !== undefined ? { privateKey: readPem(config.tls.key, '--key') } : {}),
-      ...(config.tls.cert !== undefined ? { certChain: readPem(config.tls.cert, '--cert') } : {}),
-    };
-  }
-  if (config.auth) options.auth = { username: config.auth.username, password: config.auth.password, callOptions: () => ({ deadline: Date.now() + config.commandTimeoutMs }) };
-  const client = new Etcd3(options);
+export function connect(config: ConnectionConfig, overrides: Partial<IOptions> = {}): Connection {
+  const tls = config.tls;
+  const client = createEtcdClient(
+    {
+      endpoints: config.endpoints,
+      dialTimeoutMs: config.dialTimeoutMs,
+      requestTimeoutMs: config.commandTimeoutMs,
+      ...(tls
+        ? {
+            credentials: {
+              // Without --cacert, grpc falls back to the system's trusted roots.
+              rootCertificate: (tls.cacert !== undefined ? readPem(tls.cacert, '--cacert') : undefined) as Buffer,
+              ...(tls.key !== undefined ? { privateKey: readPem(tls.key, '--key') } : {}),
+              ...(tls.cert !== undefined ? { certChain: readPem(tls.cert, '--cert') } : {}),
+            },
+          }
+        : {}),
+      ...(config.auth ? { auth: config.auth } : {}),
+    },
+    // A command a human waits on reconnects sooner than a service does.
+    { reconnectBackoffMs: { initial: 200, max: 1000 }, overrides },
+  );
   return {
     config,
     client,
