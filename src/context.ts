@@ -3,7 +3,7 @@
  * any carrier works), so the participant can register its branch and bound its work by the deadline.
  */
 import { ValidationError } from './errors.js';
-import { validateXid } from './store/keys.js';
+import { validateXid } from './store/index.js';
 
 export const XID_HEADER = 'txloop-xid';
 export const DEADLINE_HEADER = 'txloop-deadline';

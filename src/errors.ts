@@ -167,30 +167,31 @@ export class AbortError extends TxloopError {
 }
 
 /**
- * etcd did not answer (connection refused, timed out, every member down, client closed under the
- * call). `endpoints` are the ones tried; `cause` is the client library's error. A write that failed
- * this way may or may not have landed.
+ * An etcd call failed. `endpoints` are the ones tried; `cause` is the client library's error. As
+ * itself: etcd answered with an error txloop has no better class for (permission denied, bad
+ * request, ...).
  */
-export class EtcdUnavailable extends TxloopError {
-  override readonly name = 'EtcdUnavailable';
+export class EtcdError extends TxloopError {
+  override readonly name: string = 'EtcdError';
   constructor(
     readonly endpoints: readonly string[],
     override readonly cause: unknown,
     what = 'etcd request',
+    /** How etcd failed, after "etcd at <endpoints>". */
+    how = `answered ${shortCause(cause)}`,
   ) {
-    super(`${what} failed: etcd at ${endpoints.join(',') || '(unknown endpoints)'} is unavailable (${shortCause(cause)})`);
+    super(`${what} failed: etcd at ${endpoints.join(',') || '(unknown endpoints)'} ${how}`);
   }
 }
 
-/** etcd answered with an error txloop has no better class for (permission denied, bad request, ...). */
-export class EtcdError extends TxloopError {
-  override readonly name = 'EtcdError';
-  constructor(
-    readonly endpoints: readonly string[],
-    override readonly cause: unknown,
-    what = 'etcd request',
-  ) {
-    super(`${what} failed: etcd at ${endpoints.join(',') || '(unknown endpoints)'} answered ${shortCause(cause)}`);
+/**
+ * etcd did not answer (connection refused, timed out, every member down, client closed under the
+ * call). A write that failed this way may or may not have landed.
+ */
+export class EtcdUnavailable extends EtcdError {
+  override readonly name = 'EtcdUnavailable';
+  constructor(endpoints: readonly string[], cause: unknown, what = 'etcd request') {
+    super(endpoints, cause, what, `is unavailable (${shortCause(cause)})`);
   }
 }
 

@@ -8,15 +8,4 @@ export { op, cmp, prefixEnd, type Fence } from './kv.js';
 export { rangePrefix, isTooLarge, MAX_RECEIVE_MESSAGE_BYTES, type RangeOptions, type RangeResult } from './range.js';
 export { TxnBatcher, overlaps, type SubmitOptions, type TxnBatcherOptions } from './txn-batcher.js';
 export { cancelWatcher } from './watch.js';
-export {
-  EtcdNotInstalledError,
-  EtcdStartError,
-  findEtcdBinary,
-  startEtcd,
-  startEtcdCluster,
-  type EtcdCluster,
-  type EtcdMember,
-  type EtcdServer,
-  type FindEtcdBinaryOptions,
-  type StartEtcdOptions,
-} from './launcher.js';
+export * from './launcher.js';

@@ -3,7 +3,7 @@
  * names: parsing, the malformed-record report and the expectations check are the same for every mode.
  */
 import { MalformedRecord } from '../errors.js';
-import type { ReconcileContext, ReconcileResult } from '../runtime/index.js';
+import { TerminalError, type ReconcileContext, type ReconcileResult } from '../runtime/index.js';
 import type { Mode } from '../states.js';
 import { parseBranch, parseGlobal, parseOrder, type BranchRecord, type OrderRecord } from '../store/index.js';
 import type { TransactionMode } from './mode.js';
@@ -15,9 +15,10 @@ export class ModeRegistry<Handlers = unknown> {
     for (const m of modes) this.modes.set(m.name, m);
   }
 
+  /** The mode named `name`; a record of a mode this service does not run cannot be helped by retrying. */
   of(name: Mode): TransactionMode<Handlers> {
     const mode = this.modes.get(name);
-    if (!mode) throw new MalformedRecord(name, `no transaction mode ${JSON.stringify(name)} in this service`);
+    if (!mode) throw new TerminalError(`this service runs no transaction mode ${JSON.stringify(name)}`);
     return mode;
   }
 
