@@ -1,5 +1,5 @@
 /**
- * One replica of a bank's account service, a TCC participant run as its own process by demo/main.ts:
+ * One replica of a bank's account service, a TCC participant run as its own process by the demo (demo/cluster.ts):
  *
  *   node --import tsx demo/account-service.ts --app bank-a --account A --endpoints http://127.0.0.1:2379 [--replica 1] [--dead-threshold 5]
  *
