@@ -18,7 +18,7 @@
  *   transaction's records in sequential Txns, never two of one transaction in one batch).
  */
 import type { Etcd3, IKeyValue } from 'etcd3';
-import { Keys, type ParsedKey } from '../src/internal/keys.js';
+import { Keys, type ParsedKey } from './internals.js';
 
 export type WriteKind =
   | 'begin (create global)'

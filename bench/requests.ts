@@ -1,0 +1,128 @@
+/**
+ * Counts the etcd requests the services make through the shared client (reads cost etcd too) and
+ * the logical Txns inside them, through two documented hooks instead of wrapping the client's methods:
+ *
+ * - etcd3's `defaultCallOptions` factory (IOptions), which the client calls for every unary call it
+ *   sends with the service, the method and the request (`params`): a KV `txn` or `range` is counted
+ *   there, and a Txn's nested Txns are read from its request;
+ * - the per-call gRPC client interceptor that factory returns (grpc-js `CallOptions.interceptors`),
+ *   which sees the call's response and status: how each logical Txn ended, and failed RPCs.
+ *
+ * Group commit sends concurrent store Txns as the nested Txns (`request_txn`) of one outer Txn with no
+ * compares, which always "succeeds": each nested Txn is classified and counted on its own, and a
+ * conflict is a nested `response_txn.succeeded === false`. The factory runs once per attempt, so a
+ * request etcd3 retries (after an unavailable member) counts once per attempt; leases and watches
+ * are not counted.
+ */
+import { InterceptingCall, status, type CallOptions, type Interceptor } from '@grpc/grpc-js';
+import type { CallContext, IRequestOp, ITxnRequest, ITxnResponse } from 'etcd3';
+import type { Keys } from './internals.js';
+
+/** Counts since the start, or (after `diff`) over one phase. */
+export interface RpcCounts {
+  /** Txn RPCs sent (outer requests: a batch of nested Txns counts once). */
+  txnRpcs: number;
+  /** Of those, outer Txns carrying nested Txns (group commit batches). */
+  batchedRpcs: number;
+  /** Txn RPCs that failed (the batcher then resends each nested Txn alone, counted again). */
+  failedRpcs: number;
+  /** Logical Txns that got an answer: nested ones counted one by one, plus unbatched ones. */
+  logicalWrite: number;
+  logicalReadOnly: number;
+  /** Range RPCs (Store.range pages, getRaw). */
+  range: number;
+  /** Batch sizes seen: nested Txns per batched RPC → count. */
+  batchSizes: Record<string, number>;
+  /** Logical write Txns whose compares failed, by what they tried to write. */
+  conflicts: Record<string, number>;
+}
+
+export class RequestCounter {
+  private readonly counts: RpcCounts = { txnRpcs: 0, batchedRpcs: 0, failedRpcs: 0, logicalWrite: 0, logicalReadOnly: 0, range: 0, batchSizes: {}, conflicts: {} };
+  private readonly none: CallOptions = {};
+
+  constructor(private readonly keys: Keys) {}
+
+  /** Pass as the counted client's `defaultCallOptions`: `new Etcd3({ hosts, defaultCallOptions: counter.callOptions })`. */
+  readonly callOptions = (ctx: CallContext): CallOptions => {
+    if (ctx.service !== 'KV') return this.none;
+    if (ctx.method === 'range') {
+      this.counts.range++;
+      return this.none;
+    }
+    if (ctx.method !== 'txn') return this.none;
+    return { interceptors: [this.txnSent(ctx.params)] };
+  };
+
+  /** Counts one Txn RPC sent with `req`; the interceptor returned counts how it ended. */
+  private txnSent(req: ITxnRequest): Interceptor {
+    const c = this.counts;
+    c.txnRpcs++;
+    const nested = nestedTxns(req);
+    if (nested) {
+      c.batchedRpcs++;
+      c.batchSizes[nested.length] = (c.batchSizes[nested.length] ?? 0) + 1;
+    }
+    return (options, nextCall) =>
+      new InterceptingCall(nextCall(options), {
+        start: (metadata, listener, next) => {
+          next(metadata, {
+            // A failed unary call delivers no response (null) before its status.
+            onReceiveMessage: (res: ITxnResponse | null, nextMessage) => {
+              if (res && nested) nested.forEach((n, i) => this.logical(n, res.responses[i]?.response_txn?.succeeded));
+              else if (res) this.logical(req, res.succeeded);
+              nextMessage(res);
+            },
+            onReceiveStatus: (s, nextStatus) => {
+              if (s.code !== status.OK) c.failedRpcs++;
+              nextStatus(s);
+            },
+          });
+        },
+      });
+  }
+
+  private logical(req: ITxnRequest, succeeded: boolean | undefined): void {
+    const success = (req.success ?? []) as IRequestOp[];
+    const writes = success.some((o) => o.request_put || o.request_delete_range || o.request_txn);
+    if (!writes) {
+      this.counts.logicalReadOnly++;
+      return;
+    }
+    this.counts.logicalWrite++;
+    if (succeeded === false) {
+      const what = [
+        ...new Set(success.map((o) => (o.request_put ? `put ${this.keys.parse(String(o.request_put.key ?? ''))?.kind ?? 'other'}` : o.request_delete_range ? 'delete' : 'txn'))),
+      ].join('+');
+      this.counts.conflicts[what] = (this.counts.conflicts[what] ?? 0) + 1;
+    }
+  }
+
+  snapshot(): RpcCounts {
+    return structuredClone(this.counts);
+  }
+
+  /** What happened between two snapshots. */
+  static diff(a: RpcCounts, b: RpcCounts): RpcCounts {
+    const sub = (x: Record<string, number>, y: Record<string, number>): Record<string, number> =>
+      Object.fromEntries(Object.entries(y).map(([k, n]) => [k, n - (x[k] ?? 0)]).filter(([, n]) => Number(n) > 0));
+    return {
+      txnRpcs: b.txnRpcs - a.txnRpcs,
+      batchedRpcs: b.batchedRpcs - a.batchedRpcs,
+      failedRpcs: b.failedRpcs - a.failedRpcs,
+      logicalWrite: b.logicalWrite - a.logicalWrite,
+      logicalReadOnly: b.logicalReadOnly - a.logicalReadOnly,
+      range: b.range - a.range,
+      batchSizes: sub(a.batchSizes, b.batchSizes),
+      conflicts: sub(a.conflicts, b.conflicts),
+    };
+  }
+}
+
+/** The nested Txns of a group-commit batch (an outer Txn of only `request_txn` ops, no compares), or undefined. */
+function nestedTxns(req: ITxnRequest): ITxnRequest[] | undefined {
+  const success = req.success ?? [];
+  if ((req.compare ?? []).length > 0 || (req.failure ?? []).length > 0 || success.length === 0) return undefined;
+  if (!success.every((o) => o.request_txn)) return undefined;
+  return success.map((o) => o.request_txn!);
+}
