@@ -12,7 +12,8 @@
  * compares, which always "succeeds": each nested Txn is classified and counted on its own, and a
  * conflict is a nested `response_txn.succeeded === false`. The factory runs once per attempt, so a
  * request etcd3 retries (after an unavailable member) counts once per attempt; leases and watches
- * are not counted.
+ * are not counted, and neither are requests for keys outside txloop's namespace (the bench's raw
+ * Txns: an interceptor costs each call some CPU, which the raw rate must not pay).
  */
 import { InterceptingCall, status, type CallOptions, type Interceptor } from '@grpc/grpc-js';
 import type { CallContext, IRequestOp, ITxnRequest, ITxnResponse } from 'etcd3';
@@ -40,19 +41,31 @@ export interface RpcCounts {
 export class RequestCounter {
   private readonly counts: RpcCounts = { txnRpcs: 0, batchedRpcs: 0, failedRpcs: 0, logicalWrite: 0, logicalReadOnly: 0, range: 0, batchSizes: {}, conflicts: {} };
   private readonly none: CallOptions = {};
+  private readonly ns: Buffer;
 
-  constructor(private readonly keys: Keys) {}
+  constructor(private readonly keys: Keys) {
+    this.ns = Buffer.from(keys.ns);
+  }
 
   /** Pass as the counted client's `defaultCallOptions`: `new Etcd3({ hosts, defaultCallOptions: counter.callOptions })`. */
   readonly callOptions = (ctx: CallContext): CallOptions => {
     if (ctx.service !== 'KV') return this.none;
     if (ctx.method === 'range') {
-      this.counts.range++;
+      if (this.ours(ctx.params.key)) this.counts.range++;
       return this.none;
     }
-    if (ctx.method !== 'txn') return this.none;
+    if (ctx.method !== 'txn' || !this.ours(firstKey(ctx.params))) return this.none;
     return { interceptors: [this.txnSent(ctx.params)] };
   };
+
+  /**
+   * Whether a request is txloop's: its first key is under the namespace. The bench's own raw Txns and
+   * revision probes are not counted, so they pay for no interceptor (they are never reported either).
+   */
+  private ours(key: Buffer | undefined): boolean {
+    if (key === undefined) return true;
+    return Buffer.isBuffer(key) ? key.subarray(0, this.ns.length).equals(this.ns) : String(key).startsWith(this.keys.ns);
+  }
 
   /** Counts one Txn RPC sent with `req`; the interceptor returned counts how it ended. */
   private txnSent(req: ITxnRequest): Interceptor {
@@ -117,6 +130,15 @@ export class RequestCounter {
       conflicts: sub(a.conflicts, b.conflicts),
     };
   }
+}
+
+/** The first key a Txn compares or touches (a batch's: its first nested Txn's). */
+function firstKey(req: ITxnRequest): Buffer | undefined {
+  const compare = req.compare?.[0];
+  if (compare) return compare.key;
+  const op = req.success?.[0];
+  if (!op) return undefined;
+  return op.request_put?.key ?? op.request_range?.key ?? op.request_delete_range?.key ?? (op.request_txn ? firstKey(op.request_txn) : undefined);
 }
 
 /** The nested Txns of a group-commit batch (an outer Txn of only `request_txn` ops, no compares), or undefined. */
