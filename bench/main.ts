@@ -83,7 +83,7 @@ async function main(): Promise<void> {
     const keys = new Keys(DEFAULT_NAMESPACE);
     // Counts the requests of everything that uses this client (services and raw Txns; see requests.ts).
     const rpc = new RequestCounter(keys);
-    client = new Etcd3({ hosts: etcd.endpoints, defaultCallOptions: rpc.callOptions });
+    client = new Etcd3({ hosts: etcd.endpoints, grpcOptions: rpc.grpcOptions });
     const logs = new LogTally(args.verbose);
     bench = new TccServices(client, args, logs);
     await bench.start();

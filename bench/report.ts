@@ -221,7 +221,7 @@ export function printReport(run: Run, result: Result): void {
       (history.complete && (alsoHistory?.complete ?? true) ? '' : ' HISTORY REPLAY INCOMPLETE: the breakdown misses revisions.'),
   );
   console.log(
-    "Requests are counted as the shared client sends them (its defaultCallOptions hook and a gRPC interceptor on each Txn), nested Txns one by one; they also include failed " +
+    "Requests are counted as the shared client's gRPC clients start them (grpc-js's callInvocationTransformer), nested Txns one by one; they also include failed " +
       'compares, read-only Txns and the leader/stats writes, which bypass the batcher; leases and watches are not counted. ' +
       'Background writes (leader stats every 5 s, leader keys) are shown apart; retentionMs is 24 h, so no GC deletes happen during the run.',
   );

@@ -1,23 +1,28 @@
 /**
  * Counts the etcd requests the services make through the shared client (reads cost etcd too) and
- * the logical Txns inside them, through two documented hooks instead of wrapping the client's methods:
+ * the logical Txns inside them, through a hook of the gRPC client instead of wrapping etcd3's methods:
+ * grpc-js's `callInvocationTransformer` client option, which etcd3 hands to the gRPC clients it builds
+ * with the rest of `grpcOptions`. The client calls it for every call it starts, with the method, the
+ * request and the callback that gets the response or the error: a KV `Txn` or `Range` is counted
+ * there, a batch's nested Txns are read from its request, and how each logical Txn ended from its
+ * response.
  *
- * - etcd3's `defaultCallOptions` factory (IOptions), which the client calls for every unary call it
- *   sends with the service, the method and the request (`params`): a KV `txn` or `range` is counted
- *   there, and a Txn's nested Txns are read from its request;
- * - the per-call gRPC client interceptor that factory returns (grpc-js `CallOptions.interceptors`),
- *   which sees the call's response and status: how each logical Txn ended, and failed RPCs.
+ * (etcd3's own `defaultCallOptions` factory also sees every request, but not its response; a gRPC
+ * interceptor it could return for that costs each call about 10 µs of CPU, measured, which on a
+ * machine where this process is the limit lowers the TCC rate by one or two per cent.)
  *
  * Group commit sends concurrent store Txns as the nested Txns (`request_txn`) of one outer Txn with no
  * compares, which always "succeeds": each nested Txn is classified and counted on its own, and a
- * conflict is a nested `response_txn.succeeded === false`. The factory runs once per attempt, so a
- * request etcd3 retries (after an unavailable member) counts once per attempt; leases and watches
- * are not counted, and neither are requests for keys outside txloop's namespace (the bench's raw
- * Txns: an interceptor costs each call some CPU, which the raw rate must not pay).
+ * conflict is a nested `response_txn.succeeded === false`. A request etcd3 retries (after an
+ * unavailable member) counts once per attempt. Leases and watches are not counted, and neither are
+ * requests for keys outside txloop's namespace (the bench's raw Txns and revision probes).
  */
-import { InterceptingCall, status, type CallOptions, type Interceptor } from '@grpc/grpc-js';
-import type { CallContext, IRequestOp, ITxnRequest, ITxnResponse } from 'etcd3';
+import type { CallProperties, ServiceError } from '@grpc/grpc-js';
+import type { IRangeRequest, IRequestOp, ITxnRequest, ITxnResponse } from 'etcd3';
 import type { Keys } from './internals.js';
+
+const TXN = '/etcdserverpb.KV/Txn';
+const RANGE = '/etcdserverpb.KV/Range';
 
 /** Counts since the start, or (after `diff`) over one phase. */
 export interface RpcCounts {
@@ -40,35 +45,26 @@ export interface RpcCounts {
 
 export class RequestCounter {
   private readonly counts: RpcCounts = { txnRpcs: 0, batchedRpcs: 0, failedRpcs: 0, logicalWrite: 0, logicalReadOnly: 0, range: 0, batchSizes: {}, conflicts: {} };
-  private readonly none: CallOptions = {};
   private readonly ns: Buffer;
 
   constructor(private readonly keys: Keys) {
     this.ns = Buffer.from(keys.ns);
   }
 
-  /** Pass as the counted client's `defaultCallOptions`: `new Etcd3({ hosts, defaultCallOptions: counter.callOptions })`. */
-  readonly callOptions = (ctx: CallContext): CallOptions => {
-    if (ctx.service !== 'KV') return this.none;
-    if (ctx.method === 'range') {
-      if (this.ours(ctx.params.key)) this.counts.range++;
-      return this.none;
-    }
-    if (ctx.method !== 'txn' || !this.ours(firstKey(ctx.params))) return this.none;
-    return { interceptors: [this.txnSent(ctx.params)] };
+  /** Pass as the counted client's `grpcOptions`: `new Etcd3({ hosts, grpcOptions: counter.grpcOptions })`. */
+  readonly grpcOptions = {
+    callInvocationTransformer: (call: CallProperties<unknown, unknown>): CallProperties<unknown, unknown> => this.started(call),
   };
 
-  /**
-   * Whether a request is txloop's: its first key is under the namespace. The bench's own raw Txns and
-   * revision probes are not counted, so they pay for no interceptor (they are never reported either).
-   */
-  private ours(key: Buffer | undefined): boolean {
-    if (key === undefined) return true;
-    return Buffer.isBuffer(key) ? key.subarray(0, this.ns.length).equals(this.ns) : String(key).startsWith(this.keys.ns);
-  }
-
-  /** Counts one Txn RPC sent with `req`; the interceptor returned counts how it ended. */
-  private txnSent(req: ITxnRequest): Interceptor {
+  private started(call: CallProperties<unknown, unknown>): CallProperties<unknown, unknown> {
+    const path = call.methodDefinition.path;
+    if (path === RANGE) {
+      if (this.ours((call.argument as IRangeRequest).key)) this.counts.range++;
+      return call;
+    }
+    const req = call.argument as ITxnRequest;
+    const callback = call.callback;
+    if (path !== TXN || !callback || !this.ours(firstKey(req))) return call;
     const c = this.counts;
     c.txnRpcs++;
     const nested = nestedTxns(req);
@@ -76,23 +72,30 @@ export class RequestCounter {
       c.batchedRpcs++;
       c.batchSizes[nested.length] = (c.batchSizes[nested.length] ?? 0) + 1;
     }
-    return (options, nextCall) =>
-      new InterceptingCall(nextCall(options), {
-        start: (metadata, listener, next) => {
-          next(metadata, {
-            // A failed unary call delivers no response (null) before its status.
-            onReceiveMessage: (res: ITxnResponse | null, nextMessage) => {
-              if (res && nested) nested.forEach((n, i) => this.logical(n, res.responses[i]?.response_txn?.succeeded));
-              else if (res) this.logical(req, res.succeeded);
-              nextMessage(res);
-            },
-            onReceiveStatus: (s, nextStatus) => {
-              if (s.code !== status.OK) c.failedRpcs++;
-              nextStatus(s);
-            },
-          });
-        },
-      });
+    return {
+      ...call,
+      callback: (err: ServiceError | null, value?: unknown) => {
+        const res = value as ITxnResponse | undefined;
+        if (err) c.failedRpcs++;
+        else if (res && nested) nested.forEach((n, i) => this.logical(n, res.responses[i]?.response_txn?.succeeded));
+        else if (res) this.logical(req, res.succeeded);
+        callback(err, value);
+      },
+    };
+  }
+
+  /**
+   * Whether a request is txloop's: its first key is under the namespace. The bench's own raw Txns and
+   * revision probes are not counted (they are never reported).
+   */
+  private ours(key: Buffer | undefined): boolean {
+    if (key === undefined) return true;
+    return Buffer.isBuffer(key) ? key.subarray(0, this.ns.length).equals(this.ns) : String(key).startsWith(this.keys.ns);
+  }
+
+  /** Throws unless the hook saw Txns since `from`: an etcd3 that no longer passed `grpcOptions` to its gRPC clients would count nothing. */
+  assertCounting(from: RpcCounts): void {
+    if (this.counts.txnRpcs === from.txnRpcs) throw new Error('request counting saw no Txn RPC: does etcd3 still pass grpcOptions.callInvocationTransformer to its gRPC clients?');
   }
 
   private logical(req: ITxnRequest, succeeded: boolean | undefined): void {

@@ -145,6 +145,7 @@ export async function tccPhase(
   const t = await withTimeout(bench.run(count, concurrency), 600_000, `the ${count} transactions did not all complete within 10 minutes`);
   const { seconds, benchCpu, etcdCpu } = clock.stop();
   const rpc1 = rpc.snapshot();
+  rpc.assertCounting(rpc0);
   const to = await currentRevision(client);
   const revisions = Number(BigInt(to) - BigInt(from));
   return {
