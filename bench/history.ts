@@ -11,22 +11,22 @@
  *
  * - a put of a global is one write (begin, decide, complete), plus the orders of the same
  *   transaction put at that revision when it is a decision;
- * - a put of a branch is one write (register, Try result, phase-2 progress), plus its link;
+ * - a put of a branch is one write (register, Try result, phase-2 progress), plus its member record;
  * - an order put with no decision of its transaction at that revision is one participant order;
  * - a stats or leader key is one background write;
  * - deletes of one transaction's records at one revision are one GC delete (collection deletes a
  *   transaction's records in sequential Txns, never two of one transaction in one batch).
  */
 import type { Etcd3, IKeyValue } from 'etcd3';
-import { Keys, type ParsedKey } from '../src/store/index.js';
+import { Keys, type ParsedKey } from './internals.js';
 
 export type WriteKind =
   | 'begin (create global)'
-  | 'register branch (+link)'
-  | 'Try result (branch+link)'
+  | 'register branch (+member)'
+  | 'Try result (branch+member)'
   | 'decide (global+orders)'
-  | 'phase-2 done (branch+link)'
-  | 'phase-2 other (branch+link)'
+  | 'phase-2 done (branch+member)'
+  | 'phase-2 other (branch+member)'
   | 'complete (global)'
   | 'participant order'
   | 'stats (background)'
@@ -122,7 +122,7 @@ function split(keys: Keys, events: Event[]): WriteSummary[] {
     const orders = puts('order', (o) => xidOf(o) === p.xid);
     add(orders.length > 0 ? 'decide (global+orders)' : 'other', [i, ...orders]);
   });
-  // Branches, each with its own link.
+  // Branches, each with its own member record.
   parsed.forEach(({ e, p }, i) => {
     if (e.type !== 'put' || p?.kind !== 'branch') return;
     const link = puts('member', (l) => l.kind === 'member' && l.xid === p.xid && l.owner === p.owner && l.branchId === p.branchId);
@@ -130,11 +130,11 @@ function split(keys: Keys, events: Event[]): WriteSummary[] {
     const phase2 = record?.phase2 as { state?: string } | undefined;
     const kind: WriteKind = phase2
       ? phase2.state === 'DONE'
-        ? 'phase-2 done (branch+link)'
-        : 'phase-2 other (branch+link)'
+        ? 'phase-2 done (branch+member)'
+        : 'phase-2 other (branch+member)'
       : record?.tryState === 'PENDING'
-        ? 'register branch (+link)'
-        : 'Try result (branch+link)';
+        ? 'register branch (+member)'
+        : 'Try result (branch+member)';
     add(kind, [i, ...link]);
   });
   // What is left: participant orders, background keys, deletes, anything else.

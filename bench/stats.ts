@@ -1,4 +1,4 @@
-/** Small measuring helpers for the benchmark: percentiles, CPU accounting, formatting. */
+/** Small measuring helpers for the benchmark: percentiles, CPU accounting, number formatting. */
 import { readFileSync } from 'node:fs';
 
 /** Nearest-rank percentile of unsorted samples (milliseconds); NaN when there are none. */
@@ -67,52 +67,7 @@ export class PhaseClock {
   }
 }
 
-/** Renders rows as an aligned two-or-more column table. */
-export function table(rows: (string | number)[][]): string {
-  const widths: number[] = [];
-  for (const row of rows) row.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, String(c).length)));
-  return rows
-    .map((row) =>
-      row
-        .map((c, i) => (typeof c === 'number' ? String(c).padStart(widths[i]!) : String(c).padEnd(widths[i]!)))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n');
-}
-
 export function fmt(n: number | undefined, digits = 1): string {
   if (n === undefined || !Number.isFinite(n)) return 'n/a';
   return n.toFixed(digits);
-}
-
-/**
- * A pino destination that counts warnings and errors by message (and error text, ids stripped) so the
- * report can say what the SDK complained about without flooding the terminal; `echo` also passes
- * every line through to stderr.
- */
-export class LogTally {
-  readonly counts = new Map<string, number>();
-  constructor(private readonly echo: boolean) {}
-
-  write(line: string): void {
-    if (this.echo) process.stderr.write(line);
-    try {
-      const rec = JSON.parse(line) as { level?: number; msg?: string; err?: unknown };
-      if ((rec.level ?? 0) < 40) return;
-      const err = typeof rec.err === 'string' ? rec.err : '';
-      const key = `${rec.level === 40 ? 'WARN' : 'ERROR'} ${rec.msg ?? ''}${err ? `: ${err.replace(/txloop\/[^\s;]+/g, '<key>')}` : ''}`;
-      this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
-    } catch {
-      // not JSON: ignore
-    }
-  }
-
-  reset(): void {
-    this.counts.clear();
-  }
-
-  entries(): [string, number][] {
-    return [...this.counts.entries()].sort((a, b) => b[1] - a[1]);
-  }
 }

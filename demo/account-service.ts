@@ -1,7 +1,7 @@
 /**
- * One replica of a bank's account service, a TCC participant run as its own process by demo/main.ts:
+ * One replica of a bank's account service, a TCC participant run as its own process by the demo (demo/cluster.ts):
  *
- *   node --import tsx demo/account-service.ts --app bank-a --account A --endpoints http://127.0.0.1:2379 [--replica 1] [--dead-threshold 5]
+ *   node --import tsx demo/account-service.ts --app bank-a --account A --endpoints http://127.0.0.1:2379 [--replica 1] [--max-attempts 5]
  *
  * It registers two TCC resources on its account, `debit` (Try freezes the amount, Confirm takes it,
  * Cancel unfreezes it) and `credit` (Try records the incoming amount, Confirm adds it, Cancel drops
@@ -56,17 +56,17 @@ const { values: args } = parseArgs({
     account: { type: 'string' },
     endpoints: { type: 'string' },
     replica: { type: 'string', default: '1' },
-    // Failed phase-2 attempts before a branch is parked as FAILED; txloop's default (10) when absent.
-    'dead-threshold': { type: 'string' },
+    // Failed phase-2 attempts before a branch is parked; txloop's default (10) when absent.
+    'max-attempts': { type: 'string' },
   },
 });
 if (!args.app || !args.account || !args.endpoints) {
-  process.stderr.write('usage: account-service.ts --app bank-a --account A --endpoints http://127.0.0.1:2379 [--replica 1] [--dead-threshold 5]\n');
+  process.stderr.write('usage: account-service.ts --app bank-a --account A --endpoints http://127.0.0.1:2379 [--replica 1] [--max-attempts 5]\n');
   process.exit(2);
 }
-const deadThreshold = args['dead-threshold'] === undefined ? undefined : Number(args['dead-threshold']);
-if (deadThreshold !== undefined && !(Number.isSafeInteger(deadThreshold) && deadThreshold >= 1)) {
-  process.stderr.write(`account-service.ts: --dead-threshold must be a whole number from 1, got ${JSON.stringify(args['dead-threshold'])}\n`);
+const maxAttempts = args['max-attempts'] === undefined ? undefined : Number(args['max-attempts']);
+if (maxAttempts !== undefined && !(Number.isSafeInteger(maxAttempts) && maxAttempts >= 1)) {
+  process.stderr.write(`account-service.ts: --max-attempts must be a whole number from 1, got ${JSON.stringify(args['max-attempts'])}\n`);
   process.exit(2);
 }
 const app = args.app;
@@ -100,7 +100,7 @@ const service = new TxloopService({
   retryBaseMs: 100,
   retryMaxMs: 2_000,
   handlerTimeoutMs: 15_000,
-  ...(deadThreshold !== undefined ? { deadThreshold } : {}),
+  ...(maxAttempts !== undefined ? { maxAttempts } : {}),
   logger: pino({ level: process.env.TXLOOP_LOG_LEVEL ?? 'warn', base: { app, replica } }, logDestination()),
 });
 

@@ -11,6 +11,9 @@ import type { Etcd3 } from 'etcd3';
 
 export const ACCOUNT_PREFIX = 'txloop-demo/accounts/';
 
+/** The accounts the demo opens, with their opening balances. */
+export const OPENING_BALANCES: Readonly<Record<string, number>> = { A: 100, B: 100, C: 0 };
+
 export type BranchKind = 'debit' | 'credit';
 
 /** What the initiator sends to a Try; txloop stores it as the branch payload, so confirm/cancel see it too. */

@@ -203,7 +203,7 @@ describe('npm run demo -- --keep', () => {
       let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
       try {
         expect(stdout, output()).toContain('OK: 1: COMMITTED, 2: ROLLED_BACK, 3: COMMITTED after failover; money conserved');
-        expect(stdout, output()).toMatch(/attempt 5 failed: ledger C locked for audit → parked as FAILED/);
+        expect(stdout, output()).toMatch(/attempt 5 failed: ledger C locked for audit → parked, waiting for a human/);
         expect(stdout, output()).toMatch(/money conserved: 190 on the accounts \+ 10 debited, not yet credited in transfer\.\w+ \(COMMITTING\) = 200/);
 
         const explore = stdout.slice(stdout.indexOf('== Explore with the CLI'));
@@ -217,7 +217,7 @@ describe('npm run demo -- --keep', () => {
         expect(failed.code, `${failed.stdout}${failed.stderr}\n${output()}`).toBe(0);
         const rows = failed.stdout.trim().split('\n');
         expect(rows[0], failed.stdout).toMatch(/^BRANCH\s+OWNER\s+RESOURCE\s+ACTION\s+STATUS\s+ATTEMPTS/);
-        expect(rows.slice(1), failed.stdout).toEqual([expect.stringMatching(new RegExp(`^${parked!.replace('.', '\\.')}/\\w+\\s+bank-c\\s+credit\\s+confirm\\s+FAILED\\s+5\\s+<none>\\s+ledger C locked for audit\\s`))]);
+        expect(rows.slice(1), failed.stdout).toEqual([expect.stringMatching(new RegExp(`^${parked!.replace('.', '\\.')}/\\w+\\s+bank-c\\s+credit\\s+confirm\\s+PARKED\\s+5\\s+<none>\\s+ledger C locked for audit\\s`))]);
         const gtx = await runCli(['get', 'gtx', trying!, '--no-headers'], { TXLOOP_ENDPOINTS: endpoints! });
         expect(gtx.stdout, gtx.stderr).toMatch(new RegExp(`^${trying!.replace('.', '\\.')}\\s+transfer\\s+TCC\\s+TRYING\\s+0/2\\s`));
       } finally {

@@ -1,6 +1,8 @@
 /** Output helpers shared by every command: kubectl-style tables, ages, and JSON/YAML documents. */
-import stringWidth from 'string-width';
 import { stringify as toYaml } from 'yaml';
+import { displayWidth, padToWidth, renderRows } from '../table.js';
+
+export { displayWidth, padToWidth, renderRows };
 
 export const NONE = '<none>';
 
@@ -56,19 +58,6 @@ export function timestamp(at: number | undefined, now = Date.now()): string {
   return `${new Date(at).toISOString().replace(/\.\d{3}Z$/, 'Z')} (${relative(at, now)})`;
 }
 
-/**
- * Terminal columns `text` takes: CJK characters and most emoji take two, combining marks none. Table
- * cells are padded and cut by this, not by `.length` (UTF-16 code units), so columns line up.
- */
-export function displayWidth(text: string): number {
-  return stringWidth(text);
-}
-
-/** `text` followed by spaces up to `width` terminal columns. */
-export function padToWidth(text: string, width: number): string {
-  return text + ' '.repeat(Math.max(0, width - displayWidth(text)));
-}
-
 const graphemes = new Intl.Segmenter(undefined, { granularity: 'grapheme' });
 
 /**
@@ -106,12 +95,6 @@ export interface Column<R> {
   minWidth?: number;
 }
 
-/** Rows padded into columns three spaces apart, like kubectl's tabwriter output. */
-export function renderRows(cells: string[][]): string[] {
-  const widths: number[] = [];
-  for (const row of cells) row.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, displayWidth(c))));
-  return cells.map((row) => row.map((c, i) => (i === row.length - 1 ? c : padToWidth(c, widths[i]! + 3))).join('').trimEnd());
-}
 
 export function tableCells<R>(columns: Column<R>[], rows: R[], wide: boolean, headers = true): string[][] {
   const cols = columns.filter((c) => wide || !c.wide);

@@ -28,6 +28,8 @@ export const ETCD_DEFAULTS = { dialTimeoutMs: 5_000, requestTimeoutMs: 10_000 } 
 export interface ClientTuning {
   /** gRPC's reconnect backoff, shorter for a command a human waits on. */
   reconnectBackoffMs?: { initial: number; max: number };
+  /** More gRPC channel options (the bench's request counting hook). */
+  grpcOptions?: Record<string, unknown>;
   /** etcd3 options that replace txloop's (e.g. a probe's one-shot fault handling). */
   overrides?: Partial<IOptions>;
 }
@@ -49,6 +51,7 @@ export function createEtcdClient(options: EtcdConnectionOptions = {}, tuning: Cl
       ...(tuning.reconnectBackoffMs
         ? { 'grpc.initial_reconnect_backoff_ms': tuning.reconnectBackoffMs.initial, 'grpc.max_reconnect_backoff_ms': tuning.reconnectBackoffMs.max }
         : {}),
+      ...tuning.grpcOptions,
     },
     faultHandling: etcdFaultHandling(hosts.length),
     ...tuning.overrides,

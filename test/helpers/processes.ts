@@ -1,8 +1,7 @@
-/** Spawns fixture services as real processes and follows their JSON-line reports. */
-import { spawn, type ChildProcess } from 'node:child_process';
+/** Spawns fixture services (test/fixtures/) as real processes and follows their JSON-line reports. */
+import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { createInterface } from 'node:readline';
-import { waitFor } from './harness.js';
+import { JsonLineProcess } from '../../tools/processes.js';
 
 export interface Replica {
   readonly identity: string;
@@ -14,50 +13,50 @@ export interface Replica {
   waitForEvent(match: (e: Record<string, unknown>) => boolean, what: string, timeoutMs?: number): Promise<Record<string, unknown>>;
 }
 
-const running = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const c of running) c.kill('SIGKILL');
-});
+class FixtureReplica implements Replica {
+  readonly process: JsonLineProcess;
 
-export function spawnReplica(fixture: string, identity: string, env: Record<string, string>): Replica {
-  const file = fileURLToPath(new URL(`../fixtures/${fixture}`, import.meta.url));
-  const child = spawn(process.execPath, ['--import', 'tsx', file], {
-    env: { ...process.env, IDENTITY: identity, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  running.add(child);
-  let exited = false;
-  child.on('exit', () => {
-    exited = true;
-    running.delete(child);
-  });
-  const events: Record<string, unknown>[] = [];
-  const stderr: string[] = [];
-  createInterface({ input: child.stdout! }).on('line', (line) => {
-    try {
-      events.push(JSON.parse(line) as Record<string, unknown>);
-    } catch {
-      stderr.push(line);
-    }
-  });
-  createInterface({ input: child.stderr! }).on('line', (line) => stderr.push(line));
-  return {
-    identity,
-    child,
-    events,
-    stderr,
-    exited: () => exited,
-    kill: (signal) => {
-      child.kill(signal);
-    },
-    waitForEvent: (match, what, timeoutMs = 20_000) =>
-      waitFor(() => events.find(match), { what: `${identity}: ${what} (stderr: ${stderr.slice(-5).join(' | ')})`, timeoutMs }),
-  };
+  constructor(
+    fixture: string,
+    readonly identity: string,
+    env: Record<string, string>,
+  ) {
+    const script = fileURLToPath(new URL(`../fixtures/${fixture}`, import.meta.url));
+    this.process = new JsonLineProcess({ name: identity, script, env: { IDENTITY: identity, ...env } });
+  }
+
+  get child(): ChildProcess {
+    return this.process.child;
+  }
+
+  get events(): Record<string, unknown>[] {
+    return this.process.events;
+  }
+
+  get stderr(): string[] {
+    return this.process.stderr;
+  }
+
+  exited(): boolean {
+    return this.process.hasExited();
+  }
+
+  kill(signal: NodeJS.Signals): void {
+    this.process.kill(signal);
+  }
+
+  waitForEvent(match: (e: Record<string, unknown>) => boolean, what: string, timeoutMs = 20_000): Promise<Record<string, unknown>> {
+    return this.process.waitForEvent(match, what, { timeoutMs });
+  }
 }
 
+/** Runs test/fixtures/<fixture> with IDENTITY=identity and `env` added to this process's environment. */
+export function spawnReplica(fixture: string, identity: string, env: Record<string, string>): Replica {
+  return new FixtureReplica(fixture, identity, env);
+}
+
+/** SIGKILLs the replica (resuming it first, should it be stopped) and waits until it is gone. */
 export async function stopReplica(r: Replica): Promise<void> {
-  if (r.exited()) return;
-  r.child.kill('SIGCONT');
-  r.child.kill('SIGKILL');
-  await waitFor(() => r.exited(), { what: `${r.identity} exit`, timeoutMs: 15_000 });
+  if (!(r instanceof FixtureReplica)) throw new Error(`${r.identity} was not started by spawnReplica`);
+  await r.process.killNow();
 }

@@ -1,0 +1,68 @@
+/** The benchmark's command line. */
+import { parseArgs } from 'node:util';
+
+export const USAGE = `usage: npm run bench -- [options]
+  --tx N             measured TCC transactions (default 2000)
+  --concurrency C    transactions in flight, and raw Txns in flight (default 16)
+  --raw-ops N        raw etcd Txns measured (default 10000)
+  --warmup N         unmeasured TCC transactions first (default 100)
+  --workers N        phase-2 workers per service (ServiceOptions.concurrency; default: the SDK's, 8)
+  --pipelined        don't wait for completion before the next begin (phase 2 overlaps, unbounded)
+  --also-concurrency N
+                     after the main run, --tx more TCC transactions (and --raw-ops/2 raw Txns) at
+                     concurrency N, printed side by side (off by default; try 64)
+  --json             print only the JSON line
+  --verbose          pass the services' log lines (level $TXLOOP_LOG_LEVEL, default warn) to stderr
+  --help`;
+
+export interface Args {
+  tx: number;
+  concurrency: number;
+  rawOps: number;
+  warmup: number;
+  workers: number | undefined;
+  pipelined: boolean;
+  alsoConcurrency: number | undefined;
+  jsonOnly: boolean;
+  verbose: boolean;
+}
+
+/** The arguments of this process; prints the usage and exits on --help, throws on a bad value. */
+export function parse(): Args {
+  const { values } = parseArgs({
+    options: {
+      tx: { type: 'string' },
+      concurrency: { type: 'string' },
+      'raw-ops': { type: 'string' },
+      warmup: { type: 'string' },
+      workers: { type: 'string' },
+      pipelined: { type: 'boolean', default: false },
+      'also-concurrency': { type: 'string' },
+      json: { type: 'boolean', default: false },
+      verbose: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+  const int = (name: string, v: string | undefined, fallback: number, min: number): number => {
+    if (v === undefined) return fallback;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got ${JSON.stringify(v)}\n${USAGE}`);
+    return n;
+  };
+  return {
+    tx: int('tx', values.tx, 2000, 1),
+    concurrency: int('concurrency', values.concurrency, 16, 1),
+    rawOps: int('raw-ops', values['raw-ops'], 10_000, 1),
+    warmup: int('warmup', values.warmup, 100, 0),
+    workers: values.workers === undefined ? undefined : int('workers', values.workers, 8, 1),
+    pipelined: values.pipelined ?? false,
+    alsoConcurrency: values['also-concurrency'] === undefined ? undefined : int('also-concurrency', values['also-concurrency'], 64, 1),
+    jsonOnly: values.json ?? false,
+    verbose: values.verbose ?? false,
+  };
+}
