@@ -13,7 +13,7 @@ import { GlobalTransaction, Initiator, type BeginOptions, type CallOptions, type
 import type { TxContext } from './context.js';
 import { ServiceClosed, ValidationError } from './errors.js';
 import { MemberIndex } from './cache/index.js';
-import { ConnectionState, createEtcdClient, defaultEndpoints, endpointsOf, type Fence } from './etcd/index.js';
+import { ConnectionState, ETCD_DEFAULTS, createEtcdClient, defaultEndpoints, endpointsOf, type Fence } from './etcd/index.js';
 import { defaultLogger } from './logger.js';
 import { metricsFor, type TxloopMetrics } from './metrics.js';
 import { builtInModes, decide } from './modes/index.js';
@@ -99,7 +99,7 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
     this.ownsClient = !o.client;
     this.client = o.client ?? createEtcdClient(o.etcd);
     const endpoints = o.client ? endpointsOf(o.client) : (o.etcd?.endpoints ?? defaultEndpoints());
-    this.store = new Store(this.client, o.namespace, o.maxTxnOps);
+    this.store = new Store(this.client, o.namespace, o.maxTxnOps, o.etcd?.requestTimeoutMs ?? ETCD_DEFAULTS.requestTimeoutMs);
     this.metrics = o.metrics ? metricsFor(o.metrics) : undefined;
     this.malformed = new MalformedRecords(this.logger);
     this.metrics?.trackMalformed(this.app, this.malformed);

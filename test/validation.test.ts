@@ -127,7 +127,7 @@ describe('invariant 9: malformed records in etcd never stop the control loop', (
     await expect(s.get('shop.0000000000000000f')).rejects.toThrow(/malformed record at .*shop\/gtx\/shop.0000000000000000f/);
   });
 
-  it('a malformed branch link does not block the deadline rollback of its transaction; the real branches are cancelled', async () => {
+  it('a malformed member record does not block the deadline rollback of its transaction; the real branches are cancelled', async () => {
     setup('malformed-link');
     const cancels: string[] = [];
     const p = h.service({ app: 'acct' }).resource('r', { ...noop, cancel: ({ branchId }) => void cancels.push(branchId) });
@@ -136,9 +136,9 @@ describe('invariant 9: malformed records in etcd never stop the control loop', (
     // Short, but long enough for the Try to register before the leader expires it on a loaded machine.
     const tx = await init.begin({ name: 'x', timeoutMs: 2_000 });
     const { branchId } = await p.tryBranch(tx.context, 'r', {});
-    await env.client.put(`${ns}shop/link/${tx.xid}/acct/zzzz9999`).value('garbage');
+    await env.client.put(`${ns}shop/member/${tx.xid}/acct/zzzz9999`).value('garbage');
     await waitFor(() => cancels.includes(branchId), { what: 'real branch cancelled' });
-    // get() still works and shows the bad link for what it is.
+    // get() still works and shows the bad member for what it is.
     const view = await init.get(tx.xid);
     expect(view.branches.map((b) => b.resource).sort()).toEqual(['(malformed member)', 'r']);
     const global = JSON.parse((await env.client.get(`${ns}shop/gtx/${tx.xid}`).string())!) as { status: string; decision: { by: string } };

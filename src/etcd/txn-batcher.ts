@@ -27,8 +27,9 @@ interface Footprint {
 
 export interface SubmitOptions {
   /**
-   * Epoch ms after which the client gives up on this Txn (gRPC deadline, retries included). A Txn
-   * with a deadline of its own goes out alone, so it neither shortens nor waits for other Txns.
+   * Epoch ms after which the client gives up on this Txn (gRPC deadline, retries included). A batch
+   * carrying it gets the earliest deadline of its Txns (at most `callTimeoutMs` away): that only
+   * shortens the wait of the others when etcd is already too slow to answer in time.
    */
   deadline?: number;
 }
@@ -46,6 +47,8 @@ export interface TxnBatcherOptions {
   maxBatch: number;
   /** Stay well under etcd's 1.5 MiB request limit. @default 1_000_000 */
   maxBytes?: number;
+  /** A batch with a deadline waits at most this long (the client's own request timeout). @default 10_000 */
+  callTimeoutMs?: number;
 }
 
 export class TxnBatcher {
@@ -81,7 +84,6 @@ export class TxnBatcher {
   private takeBatch(): Pending[] {
     const first = this.queue.shift()!;
     const batch = [first];
-    if (first.deadline !== undefined) return batch;
     const writes = [...first.footprint.writes];
     const touched = [...first.footprint.writes, ...first.footprint.reads];
     let bytes = first.footprint.bytes;
@@ -90,7 +92,6 @@ export class TxnBatcher {
     for (const p of this.queue) {
       const f = p.footprint;
       const fits =
-        p.deadline === undefined &&
         batch.length < this.options.maxBatch &&
         bytes + f.bytes <= maxBytes &&
         !f.writes.some((w) => touched.some((t) => overlaps(w, t))) &&
@@ -112,12 +113,12 @@ export class TxnBatcher {
     this.rpcs++;
     if (batch.length === 1) {
       const only = batch[0]!;
-      await this.client.kv.txn(only.request, only.deadline !== undefined ? { deadline: only.deadline } : undefined).then(only.resolve, only.reject);
+      await this.client.kv.txn(only.request, this.callOptions(batch)).then(only.resolve, only.reject);
       return;
     }
     let outer: ITxnResponse;
     try {
-      outer = await this.client.kv.txn({ compare: [], success: batch.map((p) => ({ request_txn: p.request })), failure: [] });
+      outer = await this.client.kv.txn({ compare: [], success: batch.map((p) => ({ request_txn: p.request })), failure: [] }, this.callOptions(batch));
     } catch (err) {
       if (!refusedWhole(err)) {
         // Transport trouble: the batch may or may not have been applied, exactly as for a single
@@ -127,7 +128,7 @@ export class TxnBatcher {
       }
       // etcd refused the request whole (something in one Txn is invalid): send each alone, so one
       // bad request fails only its own caller.
-      await Promise.all(batch.map((p) => this.client.kv.txn(p.request).then(p.resolve, p.reject)));
+      await Promise.all(batch.map((p) => this.client.kv.txn(p.request, this.callOptions([p])).then(p.resolve, p.reject)));
       return;
     }
     batch.forEach((p, i) => {
@@ -135,6 +136,13 @@ export class TxnBatcher {
       if (!inner) p.reject(new Error('etcd returned no response for a batched Txn'));
       else p.resolve({ ...inner, header: outer.header });
     });
+  }
+
+  /** The batch's gRPC deadline: its earliest Txn deadline; none (the client's default) when no Txn has one. */
+  private callOptions(batch: Pending[]): { deadline: number } | undefined {
+    const deadlines = batch.flatMap((p) => (p.deadline !== undefined ? [p.deadline] : []));
+    if (deadlines.length === 0) return undefined;
+    return { deadline: Math.min(...deadlines, Date.now() + (this.options.callTimeoutMs ?? 10_000)) };
   }
 }
 

@@ -103,7 +103,7 @@ export class Participant {
   async register(xid: string, deadline: number, branchId: string, resource: string, payload: unknown): Promise<RegisteredTry> {
     const now = Date.now();
     const record: BranchRecord = withEvent(
-      { v: 1, mode: Mode.TCC, xid, app: appOfXid(xid), branchId, owner: this.o.app, resource, payload, createdAt: now, deadline, tryState: TryState.PENDING, updatedAt: now, writeId: newWriteId(), events: [] },
+      { v: 1, mode: Mode.TCC, xid, app: appOfXid(xid), branchId, owner: this.o.app, resource, payload, createdAt: now, deadline, tryState: TryState.PENDING, updatedAt: now, writeId: newWriteId(), keyLayout: 2, events: [] },
       'Registered',
       `branch joined by ${this.o.identity}`,
       now,

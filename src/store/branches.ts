@@ -122,11 +122,10 @@ export class BranchStore {
   }
 
   /**
-   * The member record of `branch`, updated only where it still exists (a nested Txn per key it may be
-   * under): a branch whose global and member are gone, such as an orphan's cancel, grows none back.
+   * The member record of `branch`, updated only where it still exists (a nested Txn): a branch whose
+   * global and member are gone, such as an orphan's cancel, grows none back.
    */
   memberOps(branch: BranchRecord): IRequestOp[] {
-    const member = memberOf(branch);
-    return this.edge.keys.memberKeys(branch.xid, branch.owner, branch.branchId).map((k) => op.putIfPresent(k, member));
+    return [op.putIfPresent(this.edge.keys.memberOf(branch), memberOf(branch))];
   }
 }

@@ -22,9 +22,11 @@ export class StoreEdge {
     namespace: string,
     /** etcd's --max-txn-ops: the most ops one Txn (and one level of a nested Txn) may carry. */
     readonly maxTxnOps = 128,
+    /** The client's request timeout: how long a Txn with a deadline of its own may wait at most. */
+    requestTimeoutMs = 10_000,
   ) {
     this.keys = new Keys(namespace);
-    this.batcher = new TxnBatcher(client, { maxBatch: maxTxnOps });
+    this.batcher = new TxnBatcher(client, { maxBatch: maxTxnOps, callTimeoutMs: requestTimeoutMs });
   }
 
   /** One Txn; concurrent ones share an RPC and a revision through group commit. */

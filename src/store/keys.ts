@@ -87,16 +87,24 @@ export class Keys {
   membersOf(app: string): string[] {
     return [`${this.ns}${app}/member/`, `${this.ns}${app}/link/`];
   }
-  /** The prefixes holding the member records of `xid` (today's first, then the legacy one). */
-  members(xid: string): string[] {
+  /**
+   * The prefixes that may hold the member records of `xid`: today's, and the legacy one unless the
+   * global says it was begun with today's layout (`keyLayout`). Without the global, both.
+   */
+  members(xid: string, global?: { keyLayout?: number }): string[] {
     const app = appOfXid(xid);
-    return [`${this.ns}${app}/member/${xid}/`, `${this.ns}${app}/link/${xid}/`];
+    const current = `${this.ns}${app}/member/${xid}/`;
+    return global?.keyLayout === 2 ? [current] : [current, `${this.ns}${app}/link/${xid}/`];
   }
   /** Where a new member record is written. */
   member(xid: string, owner: string, branchId: string): string {
-    return `${this.members(xid)[0]}${owner}/${branchId}`;
+    return `${this.ns}${appOfXid(xid)}/member/${xid}/${owner}/${branchId}`;
   }
-  /** Every key a member record of this branch may be kept under (updates go to whichever exists). */
+  /** Where the member record of a branch is: under `member/`, or `link/` for one registered by 0.1. */
+  memberOf(branch: { xid: string; owner: string; branchId: string; keyLayout?: number }): string {
+    return branch.keyLayout === 2 ? this.member(branch.xid, branch.owner, branch.branchId) : `${this.ns}${appOfXid(branch.xid)}/link/${branch.xid}/${branch.owner}/${branch.branchId}`;
+  }
+  /** Every key a member record of this branch may be kept under. */
   memberKeys(xid: string, owner: string, branchId: string): string[] {
     return this.members(xid).map((p) => `${p}${owner}/${branchId}`);
   }

@@ -35,6 +35,11 @@ export interface GlobalRecord {
   completedAt?: number;
   /** A human resolved a branch against the decision (what TCC calls a "heuristic" outcome). */
   heuristic?: boolean;
+  /**
+   * The key layout its member records follow: 2 (since 0.2) keeps them under `member/` only;
+   * absent (written by 0.1) they may also be under `link/`, so both are read, pinned and collected.
+   */
+  keyLayout?: 2;
   events: TimelineEvent[];
 }
 
@@ -77,6 +82,8 @@ export interface BranchRecord {
   phase2?: Phase2;
   updatedAt: number;
   writeId: string;
+  /** 2: registered since 0.2, its member record is under `member/`; absent (0.1): under `link/`. */
+  keyLayout?: 2;
   events: TimelineEvent[];
 }
 

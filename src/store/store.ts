@@ -30,8 +30,8 @@ export class Store {
   readonly repairs: RepairStore;
   readonly stats: StatsStore;
 
-  constructor(client: Etcd3, namespace: string, maxTxnOps = 128) {
-    this.edge = new StoreEdge(client, namespace, maxTxnOps);
+  constructor(client: Etcd3, namespace: string, maxTxnOps = 128, requestTimeoutMs = 10_000) {
+    this.edge = new StoreEdge(client, namespace, maxTxnOps, requestTimeoutMs);
     this.globals = new GlobalStore(this.edge);
     this.branches = new BranchStore(this.edge);
     this.decisions = new DecisionStore(this.edge, this.globals);
