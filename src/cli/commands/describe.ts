@@ -20,7 +20,7 @@ export function describeCommand(name: string): Command {
     .argument('[names...]', 'XIDs for gtx, XID/BRANCHID for branch')
     .addHelpText(
       'after',
-      `\nExamples:\n  ${name} describe gtx orders.m3x9k2a7f1c0q8wz\n  ${name} describe branch orders.m3x9k2a7f1c0q8wz/k3j4h5g6f7d8\n  ${name} describe $(${name} get gtx --status failed -o name)`,
+      `\nExamples:\n  ${name} describe gtx orders.m3x9k2a7f1c0q8wz\n  ${name} describe branch orders.m3x9k2a7f1c0q8wz/k3j4h5g6f7d8\n  ${name} describe $(${name} get gtx --status parked -o name)`,
     )
     .action(
       action(async (io, args) => {
