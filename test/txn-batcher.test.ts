@@ -1,3 +1,4 @@
+import type { Etcd3, ITxnRequest } from 'etcd3';
 import { describe, expect, it } from 'vitest';
 import { TxnBatcher, overlaps } from '../src/etcd/index.js';
 import { cmp, op } from '../src/etcd/index.js';
@@ -75,6 +76,28 @@ describe('group commit (txn-batcher): concurrent Txns share RPCs but keep their 
       }
     }
     expect(bothWon).toBe(0);
+  });
+
+  it('a Txn whose deadline is closer than the client timeout goes out alone: no other Txn of a batch gets less time than the client timeout', async () => {
+    const ns = freshNamespace('batch-deadline');
+    const sent: { keys: string[]; deadline: number | undefined; at: number }[] = [];
+    const keysOf = (req: ITxnRequest): string[] =>
+      (req.success ?? []).flatMap((o) => (o.request_txn ? keysOf(o.request_txn) : o.request_put?.key ? [o.request_put.key.toString()] : []));
+    // The real client, its calls recorded on the way: what etcd receives is unchanged.
+    const recording = { kv: { txn: (req: ITxnRequest, opts?: { deadline?: number }) => (sent.push({ keys: keysOf(req), deadline: opts?.deadline, at: Date.now() }), env.client.kv.txn(req, opts)) } } as unknown as Etcd3;
+    const timeout = 5_000;
+    const b = new TxnBatcher(recording, { maxBatch: 128, callTimeoutMs: timeout });
+    const put = (name: string, deadline?: number): Promise<unknown> => b.submit({ compare: [], success: [op.put(`${ns}${name}`, 1)], failure: [] }, deadline !== undefined ? { deadline } : {});
+    for (let i = 0; i < 10; i++) {
+      const busy = put(`busy${i}`); // in flight: what follows queues up behind it
+      const now = Date.now();
+      await Promise.all([busy, put(`plain${i}`), put(`tight${i}`, now + 1_000), put(`loose${i}`, now + 60_000), put(`other${i}`)]);
+    }
+    for (const rpc of sent) {
+      if (rpc.keys.some((k) => k.includes('tight'))) expect(rpc.keys).toHaveLength(1);
+      else if (rpc.deadline !== undefined) expect(rpc.deadline - rpc.at).toBeGreaterThanOrEqual(timeout - 50);
+    }
+    expect(sent.filter((r) => r.keys.length > 1).length).toBeGreaterThan(0);
   });
 
   it('overlap of keys and ranges follows etcd byte order (a key is [k, k+"\\0"), "\\0" as end means to the end)', () => {

@@ -27,9 +27,10 @@ interface Footprint {
 
 export interface SubmitOptions {
   /**
-   * Epoch ms after which the client gives up on this Txn (gRPC deadline, retries included). A batch
-   * carrying it gets the earliest deadline of its Txns (at most `callTimeoutMs` away): that only
-   * shortens the wait of the others when etcd is already too slow to answer in time.
+   * Epoch ms after which the client gives up on this Txn (gRPC deadline, retries included). A Txn
+   * whose deadline is at least `callTimeoutMs` away joins a batch, which then waits until the
+   * earliest deadline of its Txns (never shorter than the client's own timeout, so no other Txn of
+   * the batch gets less time than it would alone); a Txn whose deadline is closer goes out alone.
    */
   deadline?: number;
 }
@@ -84,6 +85,8 @@ export class TxnBatcher {
   private takeBatch(): Pending[] {
     const first = this.queue.shift()!;
     const batch = [first];
+    // A deadline closer than the client's timeout would cut the others' time short: alone.
+    if (this.tight(first)) return batch;
     const writes = [...first.footprint.writes];
     const touched = [...first.footprint.writes, ...first.footprint.reads];
     let bytes = first.footprint.bytes;
@@ -93,6 +96,7 @@ export class TxnBatcher {
       const f = p.footprint;
       const fits =
         batch.length < this.options.maxBatch &&
+        !this.tight(p) &&
         bytes + f.bytes <= maxBytes &&
         !f.writes.some((w) => touched.some((t) => overlaps(w, t))) &&
         !f.reads.some((r) => writes.some((w) => overlaps(r, w)));
@@ -136,6 +140,11 @@ export class TxnBatcher {
       if (!inner) p.reject(new Error('etcd returned no response for a batched Txn'));
       else p.resolve({ ...inner, header: outer.header });
     });
+  }
+
+  /** A deadline closer than the client's own timeout. */
+  private tight(p: Pending): boolean {
+    return p.deadline !== undefined && p.deadline - Date.now() < (this.options.callTimeoutMs ?? 10_000);
   }
 
   /** The batch's gRPC deadline: its earliest Txn deadline; none (the client's default) when no Txn has one. */
