@@ -208,6 +208,35 @@ describe('the SDK at its edges: an etcd outage is one line, not a flood', () => 
   }, 90_000);
 });
 
+describe('the SDK at its edges: closing', () => {
+  it('a replica that wins the election while it is closing never starts leading (no handler runs in a service being shut down)', async () => {
+    const { h, ns } = env.fresh('close-vs-election');
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let tryStarted = false;
+    const blockingTry = { ...noop, try: async () => ((tryStarted = true), await gate) };
+    const leader = h.service({ app: 'acct', identity: 'replica-a' }).resource('r', noop);
+    const standby = h.service({ app: 'acct', identity: 'replica-b' }).resource('r', blockingTry);
+    const init = h.service({ app: 'shop' });
+    const leadingEvents: boolean[] = [];
+    standby.on('leader', ({ leading }) => leadingEvents.push(leading));
+    await Promise.all([leader.start(), init.start()]);
+    await waitFor(() => leader.isLeader(), { what: 'replica-a leads' });
+    await standby.start();
+    const tx = await init.begin({ name: 'held', timeoutMs: 60_000 });
+    const trying = standby.tryBranch(tx.context, 'r', {}).catch((e: unknown) => e);
+    await waitFor(() => tryStarted, { what: 'the standby runs a Try' });
+    const closing = standby.close(); // waits for the Try in flight
+    await leader.close(); // resigns: the standby's election wins now
+    await waitFor(async () => (await env.client.get(`${ns}acct/leader`).string())?.includes('replica-b') ?? false, { what: 'replica-b holds the leader key', timeoutMs: 20_000 });
+    release();
+    await closing;
+    await trying;
+    expect(leadingEvents).not.toContain(true);
+    await init.close();
+  }, 60_000);
+});
+
 describe('the SDK at its edges: ids and options users actually have', () => {
   it('a Try accepts UUID and ULID branch ids end to end (register, commit, confirm)', async () => {
     const { h } = env.fresh('ids');

@@ -35,6 +35,8 @@ export class Manager {
   private elector: LeaderElector | undefined;
   private current: Term<unknown> | undefined;
   private stopped = false;
+  /** Aborted when the service begins to close: no term starts after that, even before stop(). */
+  private closing: AbortSignal | undefined;
 
   constructor(private readonly o: ManagerOptions) {}
 
@@ -66,6 +68,7 @@ export class Manager {
    */
   async start(options: { timeoutMs: number; signal?: AbortSignal; closed: AbortSignal }): Promise<void> {
     const { client, prefix, logger, connection, router } = this.o;
+    this.closing = options.closed;
     const informer = new Informer({ client, prefix, resyncMs: this.o.resyncMs, logger, connection, onChange: (key, kv) => router.onChange(key, kv) });
     this.informer = informer;
     const gaveUp = AbortSignal.any([options.closed, AbortSignal.timeout(options.timeoutMs), ...(options.signal ? [options.signal] : [])]);
@@ -98,7 +101,9 @@ export class Manager {
   }
 
   private lead(fence: Fence): void {
-    if (this.stopped) return;
+    // A replica winning the election while its service drains Trys in flight must not start
+    // running handlers: it resigns when stop() comes.
+    if (this.stopped || this.closing?.aborted) return;
     const term = this.o.newTerm(fence);
     this.current = term;
     term.start();
