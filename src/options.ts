@@ -59,6 +59,12 @@ export interface ServiceOptions {
   maxTxnOps?: number;
   /** How often the leader publishes queue figures for `txloop top`. @default 5_000 */
   statsIntervalMs?: number;
+  /**
+   * Write the member record of each branch this service joins under the 0.1 prefix `link/`, where
+   * services still running 0.1 look for it. Set it on every 0.2 service while any 0.1 service is
+   * left (see the README's upgrade notes); a 0.2 service reads both prefixes either way. @default false
+   */
+  legacyLinks?: boolean;
   /** pino logger; every line about a transaction carries `xid`. @default pino at level $TXLOOP_LOG_LEVEL or 'info' */
   logger?: Logger;
   /** prom-client registry to report metrics into (serve it with serveMetrics()). @default none: no metrics */
@@ -81,9 +87,10 @@ export const DEFAULTS = {
   maxPayloadBytes: 262_144,
   maxTxnOps: 128,
   statsIntervalMs: 5_000,
+  legacyLinks: false,
 } as const;
 
-const RANGES: Record<Exclude<keyof typeof DEFAULTS, 'namespace'>, [min: number, max: number]> = {
+const RANGES: Record<Exclude<keyof typeof DEFAULTS, 'namespace' | 'legacyLinks'>, [min: number, max: number]> = {
   leaseTtlSeconds: [1, 3600],
   concurrency: [1, 1024],
   retryBaseMs: [1, Number.MAX_SAFE_INTEGER],
@@ -135,7 +142,7 @@ function renameDeprecated(options: Record<string, unknown>, labels: Map<string, 
     if (out[current] !== undefined) throw new ValidationError(old, `is the old name of ${current}; give only ${current}`);
     out[current] = out[old];
     delete out[old];
-    labels.set(current, `${old} (now ${current})`);
+    labels.set(current, old);
     if (!warned.has(old)) {
       warned.add(old);
       process.emitWarning(`txloop option ${old} is deprecated; use ${current}`, { type: 'DeprecationWarning', code: `TXLOOP_OPTION_${old.toUpperCase()}` });
@@ -144,12 +151,14 @@ function renameDeprecated(options: Record<string, unknown>, labels: Map<string, 
   return out;
 }
 
+/** `label`: the name the caller wrote (an old name for a renamed option). */
 function integer(options: Record<string, unknown>, name: keyof typeof RANGES, label: string): number {
   const v = options[name];
   const [min, max] = RANGES[name];
   if (v === undefined) return DEFAULTS[name];
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    throw new ValidationError(label, `must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}`);
+    const renamed = label !== name ? ` (${label} is the old name of ${name})` : '';
+    throw new ValidationError(label, `must be an integer from ${min} to ${max}, got ${JSON.stringify(v)}${renamed}`);
   }
   return v;
 }
@@ -169,9 +178,11 @@ export function resolveOptions(options: ServiceOptions): ResolvedOptions {
     throw new ValidationError('identity', 'must be a non-empty string of at most 200 characters');
   }
   const numbers = Object.fromEntries(Object.keys(RANGES).map((name) => [name, integer(o, name as keyof typeof RANGES, labels.get(name) ?? name)])) as Record<keyof typeof RANGES, number>;
+  if (options.legacyLinks !== undefined && typeof options.legacyLinks !== 'boolean') throw new ValidationError('legacyLinks', `must be true or false, got ${JSON.stringify(options.legacyLinks)}`);
   const resolved: ResolvedOptions = {
     app,
     namespace,
+    legacyLinks: options.legacyLinks ?? DEFAULTS.legacyLinks,
     identity: options.identity ?? '',
     ...numbers,
     ...(options.etcd ? { etcd: options.etcd } : {}),

@@ -123,6 +123,7 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
       calls: this.calls,
       logger: this.logger,
       maxPayloadBytes: o.maxPayloadBytes,
+      legacyLinks: o.legacyLinks,
       cutOff: this.triesCutOff.signal,
     });
     const connection = new ConnectionState(endpoints, this.logger);

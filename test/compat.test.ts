@@ -4,6 +4,7 @@
  * transaction in flight during an upgrade completes, and a parked one can be retried.
  */
 import { describe, expect, it } from 'vitest';
+import { BranchesNotPrepared } from '../src/index.js';
 import { newBranchId, newXid } from '../src/store/index.js';
 import { useEtcd, waitFor } from './helpers/harness.js';
 
@@ -58,5 +59,71 @@ describe('records written by version 0.1', () => {
     await Promise.all([p.start(), init.start()]);
     await store.repairs.retryBranch('acct', xid, branchId, 'test');
     expect((await init.waitForCompletion(xid, { timeoutMs: 20_000 })).status).toBe('COMMITTED');
+  });
+
+  it('a 0.1 TRYING global joined by a 0.2 participant is committed, confirmed, completed and collected by 0.2', async () => {
+    const { ns, h } = env.fresh('v01-trying');
+    const xid = newXid('shop');
+    const now = Date.now();
+    await env.client.put(`${ns}shop/gtx/${xid}`).value(JSON.stringify({ v: 1, xid, app: 'shop', name: 'begun by 0.1', mode: 'tcc', status: 'TRYING', createdAt: now, timeoutMs: 60_000, deadline: now + 60_000, events: [] }));
+    const confirmed: string[] = [];
+    const p = h.service({ app: 'acct' }).resource('r', { try: () => undefined, confirm: ({ branchId }) => void confirmed.push(branchId), cancel: () => undefined });
+    const init = h.service({ app: 'shop', retentionMs: 200 });
+    await Promise.all([p.start(), init.start()]);
+    const { branchId } = await p.tryBranch({ xid, deadline: now + 60_000 }, 'r', {});
+    await init.commit(xid);
+    expect((await init.waitForCompletion(xid, { timeoutMs: 20_000 })).status).toBe('COMMITTED');
+    expect(confirmed).toEqual([branchId]);
+    await waitFor(async () => (await env.client.getAll().prefix(ns).keys()).every((k) => !k.includes(xid)), { what: 'collection of every key of it' });
+  });
+
+  it('a 0.1 TRYING global whose 0.1 member is still PENDING is rolled back by 0.2 at its deadline', async () => {
+    const { ns, h } = env.fresh('v01-expired');
+    const xid = newXid('shop');
+    const branchId = newBranchId();
+    const now = Date.now();
+    const put = async (key: string, value: unknown): Promise<void> => void (await env.client.put(`${ns}${key}`).value(JSON.stringify(value)));
+    await put(`shop/gtx/${xid}`, { v: 1, xid, app: 'shop', name: 'begun by 0.1', mode: 'tcc', status: 'TRYING', createdAt: now, timeoutMs: 1_500, deadline: now + 1_500, events: [] });
+    await put(`acct/branch/${xid}/${branchId}`, { v: 1, xid, app: 'shop', branchId, owner: 'acct', resource: 'r', payload: {}, createdAt: now, deadline: now + 1_500, tryState: 'PENDING', updatedAt: now, writeId: 'b01', events: [] });
+    await put(`shop/link/${xid}/acct/${branchId}`, { v: 1, xid, owner: 'acct', branchId, resource: 'r', tryState: 'PENDING' });
+    const cancelled: string[] = [];
+    const p = h.service({ app: 'acct', graceMs: 100 }).resource('r', { try: () => undefined, confirm: () => undefined, cancel: ({ branchId: b }) => void cancelled.push(b) });
+    const init = h.service({ app: 'shop' });
+    await Promise.all([p.start(), init.start()]);
+    expect((await init.waitForCompletion(xid, { timeoutMs: 20_000 })).status).toBe('ROLLED_BACK');
+    expect(cancelled).toEqual([branchId]);
+  });
+});
+
+describe('services of 0.1 and 0.2 side by side (a rolling upgrade)', () => {
+  it('a 0.1 participant joining a global begun by 0.2 is seen: commit refuses while its Try is PENDING (one decision, invariant 1 and 4)', async () => {
+    const { ns, h } = env.fresh('mixed-01-participant');
+    const init = h.service({ app: 'shop' });
+    await init.start();
+    const tx = await init.begin({ name: 'begun by 0.2', timeoutMs: 60_000 });
+    const branchId = newBranchId();
+    const now = Date.now();
+    // What a 0.1 participant writes when it registers: its branch and the member under link/.
+    await env.client.put(`${ns}acct/branch/${tx.xid}/${branchId}`).value(JSON.stringify({ v: 1, xid: tx.xid, app: 'shop', branchId, owner: 'acct', resource: 'r', payload: {}, createdAt: now, deadline: tx.context.deadline, tryState: 'PENDING', updatedAt: now, writeId: 'b01', events: [] }));
+    await env.client.put(`${ns}shop/link/${tx.xid}/acct/${branchId}`).value(JSON.stringify({ v: 1, xid: tx.xid, owner: 'acct', branchId, resource: 'r', tryState: 'PENDING' }));
+    await expect(tx.commit()).rejects.toBeInstanceOf(BranchesNotPrepared);
+  });
+
+  it("legacyLinks puts a 0.2 participant's member record under link/, where a 0.1 initiator looks; by default it is under member/ only", async () => {
+    const { ns, h } = env.fresh('mixed-legacy-links');
+    const init = h.service({ app: 'shop' });
+    const legacy = h.service({ app: 'acct', legacyLinks: true }).resource('r', { try: () => undefined, confirm: () => undefined, cancel: () => undefined });
+    const current = h.service({ app: 'bank' }).resource('r', { try: () => undefined, confirm: () => undefined, cancel: () => undefined });
+    await Promise.all([init.start(), legacy.start(), current.start()]);
+    const tx = await init.begin({ name: 'mixed', timeoutMs: 60_000 });
+    const a = await legacy.tryBranch(tx.context, 'r', {});
+    const b = await current.tryBranch(tx.context, 'r', {});
+    const keys = (prefix: string): Promise<string[]> => env.client.getAll().prefix(`${ns}shop/${prefix}/${tx.xid}/`).keys();
+    expect(await keys('link')).toEqual([`${ns}shop/link/${tx.xid}/acct/${a.branchId}`]);
+    expect(await keys('member')).toEqual([`${ns}shop/member/${tx.xid}/bank/${b.branchId}`]);
+    await tx.commit();
+    const done = await init.waitForCompletion(tx.xid, { timeoutMs: 20_000 });
+    expect(done.status).toBe('COMMITTED');
+    expect(done.branches.map((m) => m.state)).toEqual(['DONE', 'DONE']);
   });
 });

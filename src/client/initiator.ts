@@ -49,7 +49,7 @@ export class Initiator {
       const now = Date.now();
       const xid = newXid(this.o.app, now);
       const record: GlobalRecord = withEvent(
-        { v: 1, xid, app: this.o.app, name, mode: Mode.TCC, status: GlobalStatus.TRYING, createdAt: now, timeoutMs, deadline: now + timeoutMs, keyLayout: 2, events: [] },
+        { v: 1, xid, app: this.o.app, name, mode: Mode.TCC, status: GlobalStatus.TRYING, createdAt: now, timeoutMs, deadline: now + timeoutMs, events: [] },
         'Began',
         `began by ${this.o.identity} with timeout ${timeoutMs}ms`,
         now,

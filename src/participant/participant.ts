@@ -51,6 +51,8 @@ export interface ParticipantOptions {
   calls: CallGuard;
   logger: Logger;
   maxPayloadBytes: number;
+  /** Member records under the 0.1 prefix, for 0.1 initiators (ServiceOptions.legacyLinks). */
+  legacyLinks: boolean;
   /** Aborted when close() stops waiting for Trys in flight: their handlers are told to stop. */
   cutOff: AbortSignal;
 }
@@ -103,7 +105,7 @@ export class Participant {
   async register(xid: string, deadline: number, branchId: string, resource: string, payload: unknown): Promise<RegisteredTry> {
     const now = Date.now();
     const record: BranchRecord = withEvent(
-      { v: 1, mode: Mode.TCC, xid, app: appOfXid(xid), branchId, owner: this.o.app, resource, payload, createdAt: now, deadline, tryState: TryState.PENDING, updatedAt: now, writeId: newWriteId(), keyLayout: 2, events: [] },
+      { v: 1, mode: Mode.TCC, xid, app: appOfXid(xid), branchId, owner: this.o.app, resource, payload, createdAt: now, deadline, tryState: TryState.PENDING, updatedAt: now, writeId: newWriteId(), ...(this.o.legacyLinks ? {} : { keyLayout: 2 as const }), events: [] },
       'Registered',
       `branch joined by ${this.o.identity}`,
       now,

@@ -40,7 +40,7 @@ export class BranchStore {
     const bkey = this.edge.keys.branch(branch.owner, branch.xid, branch.branchId);
     const res = await this.edge.txn(
       [cmp.version(gkey, 1), cmp.absent(bkey)],
-      [op.put(bkey, branch), op.put(this.edge.keys.member(branch.xid, branch.owner, branch.branchId), memberOf(branch))],
+      [op.put(bkey, branch), op.put(this.edge.keys.memberOf(branch), memberOf(branch))],
       [op.get(gkey), op.get(bkey)],
     );
     if (res.succeeded) return { key: bkey, record: branch, modRevision: res.header.revision, existed: false };
@@ -116,7 +116,7 @@ export class BranchStore {
     const b = current.record;
     const res = await this.edge.txn(
       [cmp.mod(current.key, current.modRevision), ...cmp.fenced(fence)],
-      [op.del(current.key), op.del(this.edge.keys.order(b.owner, b.xid, b.branchId)), ...this.edge.keys.memberKeys(b.xid, b.owner, b.branchId).map((k) => op.del(k))],
+      [op.del(current.key), op.del(this.edge.keys.order(b.owner, b.xid, b.branchId)), op.del(this.edge.keys.memberOf(b))],
     );
     return res.succeeded;
   }

@@ -35,7 +35,7 @@ export class CollectionStore {
       );
       if (!res.succeeded) return false;
     }
-    const res = await this.edge.txn([cmp.mod(global.key, global.modRevision), ...fenceCmp], [...this.edge.keys.members(xid, g).map((p) => op.delPrefix(p)), op.del(global.key)]);
+    const res = await this.edge.txn([cmp.mod(global.key, global.modRevision), ...fenceCmp], [...this.edge.keys.members(xid).map((p) => op.delPrefix(p)), op.del(global.key)]);
     return res.succeeded;
   }
 }

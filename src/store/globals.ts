@@ -36,13 +36,11 @@ export class GlobalStore {
   /** The global and all its members, read at one revision. */
   async read(xid: string): Promise<TransactionRead> {
     const gkey = this.edge.keys.global(xid);
-    const [current, legacy] = this.edge.keys.members(xid);
-    const res = await this.edge.txn([], [op.get(gkey), op.getPrefix(current!)]);
+    // Both member prefixes (today's and 0.1's, see Keys.members) in the one read.
+    const res = await this.edge.txn([], [op.get(gkey), ...this.edge.keys.members(xid).map((p) => op.getPrefix(p))]);
     const gkv = res.responses[0]?.response_range.kvs[0];
     const global = gkv ? { key: gkey, record: parseGlobal(gkey, gkv.value), modRevision: gkv.mod_revision } : undefined;
-    const memberKvs = res.responses[1]?.response_range.kvs ?? [];
-    // A global begun before 0.2 (or none at all) may have members under the legacy prefix too.
-    if (legacy && global?.record.keyLayout !== 2) memberKvs.push(...(await this.edge.range(legacy, res.header.revision)).kvs);
+    const memberKvs = res.responses.slice(1).flatMap((r) => r.response_range.kvs);
     return {
       ...(global ? { global } : {}),
       members: memberKvs.map((kv) => {
@@ -66,7 +64,7 @@ export class GlobalStore {
    * changed since (a late Try re-opening its cancel) fails the completion.
    */
   async complete(current: Versioned<GlobalRecord>, next: GlobalRecord, fence: Fence | undefined, membersRevision: string): Promise<GlobalRecord> {
-    const compares = [cmp.mod(current.key, current.modRevision), ...this.edge.keys.members(current.record.xid, current.record).flatMap((p) => cmp.prefixUnchangedSince(p, membersRevision)), ...cmp.fenced(fence)];
+    const compares = [cmp.mod(current.key, current.modRevision), ...this.edge.keys.members(current.record.xid).flatMap((p) => cmp.prefixUnchangedSince(p, membersRevision)), ...cmp.fenced(fence)];
     const res = await this.edge.txn(compares, [op.put(current.key, next)]);
     if (!res.succeeded) throw new WriteConflict(current.key);
     return next;

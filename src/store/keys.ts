@@ -88,19 +88,18 @@ export class Keys {
     return [`${this.ns}${app}/member/`, `${this.ns}${app}/link/`];
   }
   /**
-   * The prefixes that may hold the member records of `xid`: today's, and the legacy one unless the
-   * global says it was begun with today's layout (`keyLayout`). Without the global, both.
+   * The prefixes that may hold the member records of `xid`: today's, and the 0.1 one, always — a
+   * participant still running 0.1 (or a 0.2 one with `legacyLinks`) writes there, whoever began it.
    */
-  members(xid: string, global?: { keyLayout?: number }): string[] {
+  members(xid: string): string[] {
     const app = appOfXid(xid);
-    const current = `${this.ns}${app}/member/${xid}/`;
-    return global?.keyLayout === 2 ? [current] : [current, `${this.ns}${app}/link/${xid}/`];
+    return [`${this.ns}${app}/member/${xid}/`, `${this.ns}${app}/link/${xid}/`];
   }
-  /** Where a new member record is written. */
+  /** Where a member record is written under today's layout. */
   member(xid: string, owner: string, branchId: string): string {
     return `${this.ns}${appOfXid(xid)}/member/${xid}/${owner}/${branchId}`;
   }
-  /** Where the member record of a branch is: under `member/`, or `link/` for one registered by 0.1. */
+  /** Where the member record of a branch is: under `member/` (`keyLayout: 2`), else under `link/` (0.1, or `legacyLinks`). */
   memberOf(branch: { xid: string; owner: string; branchId: string; keyLayout?: number }): string {
     return branch.keyLayout === 2 ? this.member(branch.xid, branch.owner, branch.branchId) : `${this.ns}${appOfXid(branch.xid)}/link/${branch.xid}/${branch.owner}/${branch.branchId}`;
   }

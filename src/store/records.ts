@@ -2,7 +2,7 @@
  * The JSON records txloop keeps in etcd (their shapes), and the small pure helpers every mode uses
  * on them. Validation of what is read back is in parse.ts; the rules of each mode in modes/.
  */
-import { Phase2State, type Action, type GlobalStatus, type Mode, type Outcome, type TryState } from '../states.js';
+import { Phase2State, type Action, type GlobalStatus, type ModeName, type Outcome, type TryState } from '../states.js';
 
 export interface TimelineEvent {
   at: number;
@@ -24,7 +24,7 @@ export interface GlobalRecord {
   xid: string;
   app: string;
   name: string;
-  mode: Mode;
+  mode: ModeName;
   status: GlobalStatus;
   createdAt: number;
   timeoutMs: number;
@@ -35,11 +35,6 @@ export interface GlobalRecord {
   completedAt?: number;
   /** A human resolved a branch against the decision (what TCC calls a "heuristic" outcome). */
   heuristic?: boolean;
-  /**
-   * The key layout its member records follow: 2 (since 0.2) keeps them under `member/` only;
-   * absent (written by 0.1) they may also be under `link/`, so both are read, pinned and collected.
-   */
-  keyLayout?: 2;
   events: TimelineEvent[];
 }
 
@@ -66,7 +61,7 @@ export interface Phase2 {
 
 export interface BranchRecord {
   v: 1;
-  mode: Mode;
+  mode: ModeName;
   xid: string;
   /** The initiator's app (where the global lives). */
   app: string;
@@ -82,7 +77,7 @@ export interface BranchRecord {
   phase2?: Phase2;
   updatedAt: number;
   writeId: string;
-  /** 2: registered since 0.2, its member record is under `member/`; absent (0.1): under `link/`. */
+  /** 2: its member record is under `member/`; absent (0.1, or a 0.2 service with `legacyLinks`): under `link/`. */
   keyLayout?: 2;
   events: TimelineEvent[];
 }
@@ -108,7 +103,7 @@ export interface MemberRecord {
 
 export interface OrderRecord {
   v: 1;
-  mode: Mode;
+  mode: ModeName;
   xid: string;
   branchId: string;
   action: Action;
@@ -186,7 +181,7 @@ export function freshBudget(p: Phase2, action: Action = p.action): Phase2 {
 }
 
 /** A phase-2 order for a member branch. */
-export function orderFor(member: Pick<MemberRecord, 'xid' | 'branchId'>, mode: Mode, action: Action, by: string, at: number, orphan = false): OrderRecord {
+export function orderFor(member: Pick<MemberRecord, 'xid' | 'branchId'>, mode: ModeName, action: Action, by: string, at: number, orphan = false): OrderRecord {
   return { v: 1, mode, xid: member.xid, branchId: member.branchId, action, decidedAt: at, by, ...(orphan ? { orphan: true } : {}) };
 }
 

@@ -44,7 +44,7 @@ export function planDecision(request: DecisionRequest, read: TransactionRead & {
     `${request.outcome} by ${request.by}${request.reason ? `: ${request.reason}` : ''} (${members.length} branches)`,
     request.now,
   );
-  const pins = keys.members(g.xid, g).flatMap((p) => (commit ? cmp.prefixUnchangedSince(p, revision) : [cmp.prefixNoneCreatedSince(p, revision)]));
+  const pins = keys.members(g.xid).flatMap((p) => (commit ? cmp.prefixUnchangedSince(p, revision) : [cmp.prefixNoneCreatedSince(p, revision)]));
   return {
     plan: {
       next,
