@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { TryFailed, type PhaseTwoContext } from '../src/index.js';
-import { orderFor, type Store } from '../src/store/index.js';
+import { orderFor, Store } from '../src/store/index.js';
 import { fastTimings, gate, useEtcd, waitFor, type Harness } from './helpers/harness.js';
 import { settled, sleep } from './helpers/wait.js';
 
@@ -112,6 +112,31 @@ describe('invariant 3: every branch gets the decided action at least once, with 
     await parked(4);
     expect(attempts).toEqual([1, 2, 3, 4]);
     expect((await store.branches.get('acct', tx.xid, branchId))?.record.phase2).toMatchObject({ attempts: 4, budgetFrom: 2 });
+  });
+
+  it('retrying every parked branch of a transaction is one Txn while its compares and puts each fit --max-txn-ops (one compare, two puts per branch)', async () => {
+    const fresh = env.fresh('retry-all-fits');
+    const store = new Store(env.client, fresh.ns, 8);
+    const p = fresh.h.service({ app: 'acct', maxAttempts: 1, maxTxnOps: 8 }).resource('r', {
+      try: () => undefined,
+      confirm: () => {
+        throw new Error('down');
+      },
+      cancel: () => undefined,
+    });
+    const init = fresh.h.service({ app: 'shop', maxTxnOps: 8 });
+    await Promise.all([p.start(), init.start()]);
+    const parkedTx = async (branches: number): Promise<string> => {
+      const tx = await init.begin({ name: `${branches} parked`, timeoutMs: 30_000 });
+      for (let i = 0; i < branches; i++) await p.tryBranch(tx.context, 'r', { i });
+      await tx.commit();
+      await waitFor(async () => (await init.get(tx.xid)).branches.filter((b) => b.state === 'PARKED').length === branches, { what: `${branches} branches parked` });
+      return tx.xid;
+    };
+    // 4 branches: 4 compares and 8 puts, each within 8.
+    expect(await store.repairs.retryParkedBranches(await parkedTx(4), 'test')).toHaveLength(4);
+    // 5 branches: 10 puts do not fit; refused, naming the way out.
+    await expect(store.repairs.retryParkedBranches(await parkedTx(5), 'test')).rejects.toThrow(/retry them one by one/);
   });
 
   it('the attempt count survives a restart of the service: a new replica continues from the recorded attempts', async () => {

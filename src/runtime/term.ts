@@ -11,7 +11,7 @@ import type { ResolvedOptions } from '../options.js';
 import { errorMessage } from '../errors.js';
 import { Controller } from './controller.js';
 import { Expectations } from './expectations.js';
-import type { ReconcileContext, ReconcileResult } from './reconcile.js';
+import { TerminalError, type ReconcileContext, type ReconcileResult } from './reconcile.js';
 import { Workqueue } from './workqueue.js';
 
 export interface TermOptions<Handlers> {
@@ -61,7 +61,10 @@ export class Term<Handlers = unknown> {
     };
     const onError = (queue: string) => (key: string, err: unknown) => {
       if (o.reportedElsewhere(err, queue)) return;
-      o.logger.warn({ xid: key.split('/')[0], key, queue, err: errorMessage(err) }, 'reconcile failed; retrying with backoff');
+      const at = { xid: key.split('/')[0], key, queue, err: errorMessage(err) };
+      // A terminal error is dropped until the key changes again: said once, as an error.
+      if (!(err instanceof TerminalError)) o.logger.warn(at, 'reconcile failed; retrying with backoff');
+      else o.logger.error(at, `reconcile of ${key} failed for good; not retried until its records change`);
     };
     this.controllers = [
       new Controller({ name: this.globals.name, queue: this.globals, concurrency: Math.max(2, Math.ceil(o.options.concurrency / 2)), reconcile: (xid, signal) => o.reconcileGlobal(ctx, xid, signal), onError: onError('globals') }),

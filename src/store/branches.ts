@@ -3,6 +3,7 @@
  * phase-2 orders. Registration is refused once the global left TRYING (invariant 2); progress writes
  * are fenced on the writer's leadership (invariant 5).
  */
+import { retrying } from '../backoff.js';
 import type { IRequestOp } from 'etcd3';
 import { BranchRegistrationRefused, LeadershipLost, TransactionNotFound, WriteConflict } from '../errors.js';
 import { cmp, op, type Fence } from '../etcd/index.js';
@@ -62,7 +63,8 @@ export class BranchStore {
    */
   async update(current: Versioned<BranchRecord>, change: (record: BranchRecord) => BranchRecord | undefined, attempts = 10): Promise<Versioned<BranchRecord> | undefined> {
     let cur = current;
-    for (let i = 0; i < attempts; i++) {
+    // A concurrent write won: recompute from the record it wrote (returned by the failed Txn).
+    return retrying(async () => {
       const changed = change(cur.record);
       if (!changed) return cur;
       const next = { ...changed, updatedAt: Date.now(), writeId: newWriteId() };
@@ -71,8 +73,8 @@ export class BranchStore {
       const kv = res.responses[0]?.response_range.kvs[0];
       if (!kv) return undefined;
       cur = { key: cur.key, record: parseBranch(cur.key, kv.value), modRevision: kv.mod_revision };
-    }
-    throw new WriteConflict(current.key);
+      throw new WriteConflict(current.key);
+    }, { attempts, retryOn: (err) => err instanceof WriteConflict });
   }
 
   /**

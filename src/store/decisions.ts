@@ -9,6 +9,7 @@
 import type { ICompare, IRequestOp } from 'etcd3';
 import type { SubmitOptions } from '../etcd/index.js';
 import { cmp, op } from '../etcd/index.js';
+import { retrying } from '../backoff.js';
 import { TransactionNotFound, WriteConflict } from '../errors.js';
 import type { StoreEdge } from './edge.js';
 import type { GlobalStore, TransactionRead } from './globals.js';
@@ -54,7 +55,8 @@ export class DecisionStore {
    * transport error.
    */
   async decide(xid: string, rule: DecisionRule, after: { landed(global: GlobalRecord | undefined): boolean; unknown?(back: GlobalRecord | undefined, err: unknown, read: GlobalRecord): Error | undefined }): Promise<DecisionWritten> {
-    for (let attempt = 0; attempt < 20; attempt++) {
+    // Lost a race with another decision or a late registration: read and decide again.
+    return retrying(async () => {
       const read = await this.globals.read(xid);
       if (!read.global) throw new TransactionNotFound(xid);
       const global = read.global;
@@ -72,9 +74,8 @@ export class DecisionStore {
         throw after.unknown?.(back, err, global.record) ?? err;
       }
       if (res.succeeded) return { global: plan.next, ordered: plan.orders.length, total: read.members.length };
-      // Lost a race with another decision or a late registration: read and decide again.
-    }
-    throw new WriteConflict(this.edge.keys.global(xid));
+      throw new WriteConflict(global.key);
+    }, { attempts: 20, retryOn: (err) => err instanceof WriteConflict });
   }
 
   /**

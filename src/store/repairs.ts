@@ -39,7 +39,8 @@ export class RepairStore {
     if (!global && members.length === 0) throw new TransactionNotFound(xid);
     const parked = members.filter((m) => m.record.state === Phase2State.PARKED);
     if (parked.length === 0) throw new OperationRefused(xid, RefusalReason.NOTHING_PARKED, `transaction ${xid}${global ? ` (${global.record.status})` : ''} has no parked branch; only parked branches can be retried`);
-    if (parked.length * 3 > this.edge.maxTxnOps) {
+    // etcd limits compares and success ops separately: one compare, two puts (branch, member) per branch.
+    if (parked.length * 2 > this.edge.maxTxnOps) {
       throw new OperationRefused(xid, RefusalReason.TOO_MANY, `transaction ${xid} has ${parked.length} parked branches, more than one Txn can re-queue; retry them one by one (XID/BRANCH)`);
     }
     const current: Versioned<BranchRecord>[] = [];

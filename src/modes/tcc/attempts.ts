@@ -33,20 +33,23 @@ export function waitBeforeAttempt(branch: BranchRecord, action: Action, limits: 
   return 0;
 }
 
-/** A reason to park the branch instead of attempting, or undefined. */
-export function refusal(branch: BranchRecord, action: Action, limits: Pick<AttemptLimits, 'maxAttempts'>): { message: string; phase2: Phase2 } | undefined {
+/**
+ * A reason to park the branch instead of attempting, or undefined. `attempt` is the one reported:
+ * the attempt that would have run (refusing to confirm), or the last one (at the limit).
+ */
+export function refusal(branch: BranchRecord, action: Action, limits: Pick<AttemptLimits, 'maxAttempts'>): { message: string; phase2: Phase2; attempt: number } | undefined {
   const p = branch.phase2;
   if (action === Action.CONFIRM && branch.tryState !== TryState.SUCCEEDED) {
     // Invariant 4: never confirm what was not tried. commit() refuses this, so only a hand-edited or
     // corrupt record gets here; park it for a human rather than guess.
     const message = `confirm ordered but the Try is ${branch.tryState}; refusing to confirm`;
-    return { message, phase2: { action, state: Phase2State.PARKED, attempts: p?.attempts ?? 0, lastError: message } };
+    return { message, phase2: { action, state: Phase2State.PARKED, attempts: p?.attempts ?? 0, lastError: message }, attempt: (p?.attempts ?? 0) + 1 };
   }
   if (p && attemptsInBudget(p) >= limits.maxAttempts) {
     // An ACTIVE branch at the limit is one whose last attempt never reported back: its replica died
     // (or lost etcd) inside the handler.
     const message = `attempt ${p.attempts} never reported back (its replica died during the handler, or could not record the outcome); parked after ${attemptsInBudget(p)} attempts`;
-    return { message, phase2: { ...p, state: Phase2State.PARKED, lastError: p.lastError ?? message } };
+    return { message, phase2: { ...p, state: Phase2State.PARKED, lastError: p.lastError ?? message }, attempt: p.attempts };
   }
   return undefined;
 }

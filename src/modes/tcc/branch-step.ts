@@ -46,8 +46,8 @@ export async function reconcileTccBranch(ctx: ReconcileContext<TccResource>, fou
   const refused = refusal(branch, action, options);
   if (refused) {
     await record(parked(branch, refused.phase2, refused.message, now));
-    log.error({ attempt: refused.phase2.attempts }, refused.message);
-    ctx.events.phase2({ xid, branchId, resource: branch.resource, action, result: 'parked', attempt: refused.phase2.attempts, error: refused.message, durationMs: 0 });
+    log.error({ attempt: refused.attempt }, refused.message);
+    ctx.events.phase2({ xid, branchId, resource: branch.resource, action, result: 'parked', attempt: refused.attempt, error: refused.message, durationMs: 0 });
     return;
   }
 
