@@ -32,7 +32,7 @@ export type { TryOptions, TryResult } from './participant/index.js';
 export { DEFAULTS, type ServiceOptions, type EtcdConnectionOptions } from './options.js';
 export type { TccResource, TryContext, PhaseTwoContext, ResourceType, UntypedResources } from './resource.js';
 export { XID_HEADER, DEADLINE_HEADER, injectHeaders, extractContext, type TxContext } from './context.js';
-export { Mode, GlobalStatus, TryState, Action, Phase2State, Outcome } from './states.js';
+export { Mode, MODE_NAME_RULE, GlobalStatus, TryState, Action, Phase2State, Outcome, type ModeName } from './states.js';
 export {
   TxloopError,
   ValidationError,

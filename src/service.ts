@@ -128,7 +128,7 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
     });
     const connection = new ConnectionState(endpoints, this.logger);
     const members = new MemberIndex();
-    const router = new Router({ keys: this.store.keys, app: this.app, malformed: this.malformed, members, term: () => this.manager.term });
+    const router = new Router({ keys: this.store.keys, app: this.app, malformed: this.malformed, members, term: () => this.manager.term, modeProblem: (mode) => this.modes.notRun(mode) });
     this.manager = new Manager({
       client: this.client,
       prefix: this.store.keys.app(this.app),

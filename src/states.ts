@@ -8,6 +8,14 @@
 export const Mode = { TCC: 'tcc' } as const;
 export type Mode = (typeof Mode)[keyof typeof Mode];
 
+/**
+ * A mode as records carry it: one this version ships ({@link Mode}) or any other mode name, so that
+ * records of a mode a service does not run still read, and the mode registry decides what to do with
+ * them. Names are lowercase: a letter, then letters, digits or `-`, at most 32 characters.
+ */
+export type ModeName = Mode | (string & {});
+export const MODE_NAME_RULE = /^[a-z][a-z0-9-]{0,31}$/;
+
 export const GlobalStatus = {
   TRYING: 'TRYING',
   COMMITTING: 'COMMITTING',

@@ -29,7 +29,24 @@ import { keyProblem } from './key-problems.js';
 
 export const MALFORMED = 'MALFORMED';
 
-const MODES = builtInModes();
+/** The modes the CLI understands: their words, their branch statuses. */
+export const MODES = builtInModes();
+
+/**
+ * `parse`, and a record of a mode the CLI does not understand kept as MALFORMED naming its mode (as a
+ * service reports it): its statuses and words are its mode's, unknown here.
+ */
+function ofKnownMode<T extends { mode: string }>(parse: (key: string, raw: Buffer) => T): (key: string, raw: Buffer) => T {
+  return (key, raw) => {
+    const record = parse(key, raw);
+    const problem = MODES.notRun(record.mode);
+    if (problem !== undefined) throw new MalformedRecord(key, problem);
+    return record;
+  };
+}
+const parseKnownGlobal = ofKnownMode(parseGlobal);
+const parseKnownBranch = ofKnownMode(parseBranch);
+const parseKnownOrder = ofKnownMode(parseOrder);
 
 export interface Entry<T> {
   key: string;
@@ -115,7 +132,7 @@ export class Model {
     }
     switch (p.kind) {
       case 'global':
-        update(this.globals, p.xid, entryOf(parseGlobal));
+        update(this.globals, p.xid, entryOf(parseKnownGlobal));
         return { kind: 'global', xid: p.xid };
       case 'member': {
         let m = this.members.get(p.xid);
@@ -125,11 +142,11 @@ export class Model {
         return { kind: 'global', xid: p.xid };
       }
       case 'branch':
-        update(this.branches, key, entryOf(parseBranch));
+        update(this.branches, key, entryOf(parseKnownBranch));
         return { kind: 'branch', key };
       case 'order': {
         const bkey = this.keys.branch(p.owner, p.xid, p.branchId);
-        update(this.orders, bkey, entryOf(parseOrder));
+        update(this.orders, bkey, entryOf(parseKnownOrder));
         return { kind: 'branch', key: bkey };
       }
       case 'leader':

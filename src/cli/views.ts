@@ -1,7 +1,7 @@
 /** Columns, filters and JSON shapes of what `get`, `top` and `-w` print. */
 import { GlobalStatus } from '../states.js';
 import { NONE, age, cell, relative, type Column } from './format.js';
-import { MALFORMED, type BranchItem, type GlobalItem, type ServiceItem } from './model.js';
+import { MALFORMED, MODES, type BranchItem, type GlobalItem, type ServiceItem } from './model.js';
 import { UsageError } from './errors.js';
 
 export interface Sortable<R> extends Column<R> {
@@ -36,7 +36,7 @@ function decisionText(g: GlobalItem): string | undefined {
  * MALFORMED), or `active` (not finished), `done` (finished), `parked` (has a parked branch; `failed`,
  * its name before 0.2, still works).
  */
-export const GLOBAL_STATUS_WORDS = [...Object.values(GlobalStatus), MALFORMED, 'ACTIVE', 'DONE', 'PARKED', 'FAILED'];
+export const GLOBAL_STATUS_WORDS = [...new Set(MODES.all().flatMap((m) => m.statuses)), MALFORMED, 'ACTIVE', 'DONE', 'PARKED', 'FAILED'];
 
 export function matchGlobal(g: GlobalItem, statuses: string[]): boolean {
   if (statuses.length === 0) return true;
@@ -87,35 +87,21 @@ function resolution(b: BranchItem): string | undefined {
 }
 
 /**
- * --status for branches: a status word as shown (PARKED, CONFIRMING, CANCELLED, PREPARED, ...), or
- * `pending` (not finished and not parked), `done` (confirmed, cancelled or resolved), `resolved`;
- * `failed`, PARKED's name before 0.2, still works.
+ * --status for branches: a status word as shown (PARKED, CONFIRMING, CANCELLED, PREPARED, ...: the
+ * words of each mode), or `pending` (not finished and not parked), `done` (confirmed, cancelled or
+ * resolved), `resolved`; `failed`, PARKED's name before 0.2, still works.
  */
-export const BRANCH_STATUS_WORDS = [
-  'TRYING',
-  'PREPARED',
-  'TRY_FAILED',
-  'CONFIRMING',
-  'CANCELLING',
-  'CONFIRMED',
-  'CANCELLED',
-  'RESOLVED_CONFIRMED',
-  'RESOLVED_CANCELLED',
-  'PARKED',
-  'FAILED',
-  MALFORMED,
-  'PENDING',
-  'DONE',
-  'RESOLVED',
-];
+export const BRANCH_STATUS_WORDS = [...new Set(MODES.all().flatMap((m) => m.branchWords.all)), 'FAILED', MALFORMED, 'PENDING', 'DONE', 'RESOLVED'];
 
 export function matchBranch(b: BranchItem, statuses: string[]): boolean {
   if (statuses.length === 0) return true;
+  // A branch with a record is of a mode the CLI knows (model.ts keeps any other as MALFORMED).
+  const words = b.entry.record ? MODES.of(b.entry.record.mode).branchWords : undefined;
   return statuses.some((s) => {
-    if (s === 'PENDING') return ['TRYING', 'PREPARED', 'TRY_FAILED', 'CONFIRMING', 'CANCELLING'].includes(b.status);
-    if (s === 'DONE') return ['CONFIRMED', 'CANCELLED', 'RESOLVED_CONFIRMED', 'RESOLVED_CANCELLED'].includes(b.status);
-    if (s === 'RESOLVED') return b.status.startsWith('RESOLVED_');
-    if (s === 'FAILED') return b.status === 'PARKED';
+    if (s === 'PENDING') return words?.pending.includes(b.status) ?? false;
+    if (s === 'DONE') return words?.done.includes(b.status) ?? false;
+    if (s === 'RESOLVED') return words?.resolved.includes(b.status) ?? false;
+    if (s === 'FAILED') return words?.parked.includes(b.status) ?? false;
     return b.status === s;
   });
 }

@@ -1,6 +1,6 @@
 /** Transactions as an initiator sees them: plain objects built from the records, for callers. */
-import { tccRules } from '../modes/index.js';
-import type { GlobalStatus, Mode } from '../states.js';
+import { builtInModes, type ModeRegistry } from '../modes/index.js';
+import type { GlobalStatus, ModeName } from '../states.js';
 import type { GlobalRecord, MemberRecord } from '../store/index.js';
 
 /** A branch as the initiator sees it. */
@@ -19,7 +19,7 @@ export interface BranchView {
 export interface TransactionView {
   xid: string;
   app: string;
-  mode: Mode;
+  mode: ModeName;
   name: string;
   status: GlobalStatus;
   createdAt: Date;
@@ -30,9 +30,13 @@ export interface TransactionView {
   branches: BranchView[];
 }
 
-export function toView(g: GlobalRecord, members: MemberRecord[]): TransactionView {
-  // A decided global has ordered every branch, even before its owner recorded any progress.
-  const ordered = tccRules.actionFor(g.status);
+const BUILT_IN = builtInModes();
+
+/** `modes`: the service's registry (the modes txloop ships by default), asked what the global's mode has ordered. */
+export function toView(g: GlobalRecord, members: MemberRecord[], modes: Pick<ModeRegistry, 'find'> = BUILT_IN): TransactionView {
+  // A decided global has ordered every branch, even before its owner recorded any progress; a mode
+  // this service does not run leaves that unsaid.
+  const ordered = modes.find(g.mode)?.orderedAction(g.status);
   return {
     xid: g.xid,
     app: g.app,

@@ -27,6 +27,8 @@ export interface RouterOptions {
   members: MemberIndex;
   /** The current leadership term, if this replica leads. */
   term(): Term<unknown> | undefined;
+  /** Why this service cannot run records of `mode` (the mode registry's `notRun`), or undefined when it runs it. */
+  modeProblem?(mode: string): string | undefined;
 }
 
 export class Router {
@@ -42,7 +44,10 @@ export class Router {
     }
     if (kv) {
       try {
-        PARSERS[parsed.kind](key, kv.value);
+        const record = PARSERS[parsed.kind](key, kv.value);
+        const mode = parsed.kind === 'global' || parsed.kind === 'branch' || parsed.kind === 'order' ? (record as { mode: string }).mode : undefined;
+        const problem = mode === undefined ? undefined : this.o.modeProblem?.(mode);
+        if (problem !== undefined) malformed.report(key, KIND[parsed.kind], problem, kv.modRevision);
       } catch (err) {
         if (!(err instanceof MalformedRecord)) throw err;
         malformed.report(key, KIND[parsed.kind], err.problem, kv.modRevision);

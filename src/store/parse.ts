@@ -7,7 +7,7 @@
  * means PARKED.
  */
 import { MalformedRecord } from '../errors.js';
-import { Action, GlobalStatus, Mode, Phase2State, TryState } from '../states.js';
+import { Action, GlobalStatus, MODE_NAME_RULE, Mode, Phase2State, TryState } from '../states.js';
 import type { BranchRecord, GlobalRecord, LeaderRecord, MemberRecord, OrderRecord, ServiceStats } from './records.js';
 
 type Obj = Record<string, unknown>;
@@ -55,10 +55,13 @@ function events(key: string, o: Obj): void {
   }
   if (!Array.isArray(o.events)) throw new MalformedRecord(key, 'events must be an array');
 }
-/** Records without a mode were written before modes existed: they are TCC. */
+/**
+ * Records without a mode were written before modes existed: they are TCC. Any well-formed mode name
+ * reads: whether a service runs that mode is its mode registry's decision, not the parser's.
+ */
 function mode(key: string, o: Obj): void {
   if (o.mode === undefined) o.mode = Mode.TCC;
-  else oneOf(key, o, 'mode', Mode);
+  else if (typeof o.mode !== 'string' || !MODE_NAME_RULE.test(o.mode)) throw new MalformedRecord(key, `mode must be a mode name like ${JSON.stringify(Mode.TCC)} (${MODE_NAME_RULE.source}), got ${JSON.stringify(o.mode)}`);
 }
 /** A phase-2 state; FAILED is what versions before 0.2 wrote for PARKED. */
 function phase2State(key: string, o: Obj, field: string): void {
@@ -71,8 +74,7 @@ export function parseGlobal(key: string, raw: string | Buffer): GlobalRecord {
   str(key, o, 'xid');
   str(key, o, 'app');
   if (typeof o.name !== 'string') throw new MalformedRecord(key, 'name must be a string');
-  if (o.mode === undefined) o.mode = Mode.TCC;
-  else if (!Object.values(Mode).includes(o.mode as Mode)) throw new MalformedRecord(key, `unsupported mode ${JSON.stringify(o.mode)}`);
+  mode(key, o);
   oneOf(key, o, 'status', GlobalStatus);
   num(key, o, 'createdAt');
   num(key, o, 'timeoutMs');

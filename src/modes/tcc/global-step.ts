@@ -4,14 +4,15 @@
  * done, and collects it after the retention.
  */
 import { MalformedRecord, TransactionAlreadyDecided, TransactionNotFound, WriteConflict } from '../../errors.js';
-import { GlobalStatus, Mode } from '../../states.js';
+import { GlobalStatus, Mode, Outcome } from '../../states.js';
 import { requireFence, type ReconcileContext, type ReconcileResult } from '../../runtime/index.js';
 import { orderFor, parseMember, type MemberRecord } from '../../store/index.js';
-import type { GlobalInCache } from '../mode.js';
+import type { GlobalInCache, TransactionMode } from '../mode.js';
 import { collectableAt, completed, fannedOut } from './completion.js';
 import { actionFor } from './decision.js';
 
-export async function reconcileTccGlobal(ctx: ReconcileContext, { global }: GlobalInCache): Promise<ReconcileResult> {
+/** `mode` is TCC's mode object: the deadline means what it says (`deadlineOutcome`). */
+export async function reconcileTccGlobal(ctx: ReconcileContext, { global }: GlobalInCache, mode: Pick<TransactionMode, 'deadlineOutcome'>): Promise<ReconcileResult> {
   const { store, options, logger } = ctx;
   const g = global.record;
   const xid = g.xid;
@@ -23,9 +24,10 @@ export async function reconcileTccGlobal(ctx: ReconcileContext, { global }: Glob
     case GlobalStatus.TRYING: {
       if (now < g.deadline) return { requeueAfterMs: g.deadline - now };
       try {
-        const decided = await ctx.decide(xid, { outcome: 'rollback', by: 'deadline', reason: `timeout of ${g.timeoutMs}ms passed` });
+        const outcome = mode.deadlineOutcome(g);
+        const decided = await ctx.decide(xid, { outcome, by: 'deadline', reason: `timeout of ${g.timeoutMs}ms passed` });
         ctx.events.decided(decided.global);
-        log.warn({ timeoutMs: g.timeoutMs }, 'deadline passed; rolled back');
+        log.warn({ timeoutMs: g.timeoutMs }, `deadline passed; ${outcome === Outcome.ROLLBACK ? 'rolled back' : 'committed'}`);
       } catch (err) {
         if (!(err instanceof TransactionAlreadyDecided) && !(err instanceof TransactionNotFound)) throw err;
       }

@@ -1,6 +1,14 @@
 /** The words the CLI and the logs use for TCC's states. */
 import { Action, Phase2State, TryState } from '../../states.js';
 import type { BranchRecord, OrderRecord } from '../../store/index.js';
+import type { BranchWords } from '../mode.js';
+
+const PENDING = ['TRYING', 'PREPARED', 'TRY_FAILED', 'CONFIRMING', 'CANCELLING'] as const;
+const RESOLVED = ['RESOLVED_CONFIRMED', 'RESOLVED_CANCELLED'] as const;
+const DONE = ['CONFIRMED', 'CANCELLED', ...RESOLVED] as const;
+
+/** Every word branchStatus returns, grouped for the CLI's --status filters. */
+export const BRANCH_WORDS: BranchWords = { all: [...PENDING, ...DONE, 'PARKED'], pending: PENDING, done: DONE, resolved: RESOLVED, parked: ['PARKED'] };
 
 /** One word for a branch's state. Before its owner acts on an order, the order says which action. */
 export function branchStatus(b: BranchRecord, order?: OrderRecord): string {
