@@ -228,6 +228,33 @@ export class MalformedRecord extends TxloopError {
   }
 }
 
+/**
+ * Thrown by a reconcile step to say "retrying cannot help" (a record of a mode this service does not
+ * run, say): the key is logged, forgotten and not retried until its records change.
+ */
+export class TerminalError extends TxloopError {
+  override readonly name = 'TerminalError';
+  constructor(message?: string, options?: ErrorOptions) {
+    super(message, options);
+  }
+}
+
+/** No etcd server binary was found where txloop/testing looks ($TXLOOP_ETCD_BIN, PATH, /usr/bin/etcd); the message says how to install one. */
+export class EtcdNotInstalledError extends TxloopError {
+  override readonly name = 'EtcdNotInstalledError';
+}
+
+/** etcd exited or stayed unhealthy while starting; the message ends with the tail of etcd's stderr. */
+export class EtcdStartError extends TxloopError {
+  override readonly name = 'EtcdStartError';
+  constructor(
+    message: string,
+    readonly stderrTail = '',
+  ) {
+    super(stderrTail.trim() ? `${message}\n--- etcd stderr (tail) ---\n${stderrTail.trim()}` : message);
+  }
+}
+
 /** The service was closed; no further calls are accepted. */
 export class ServiceClosed extends TxloopError {
   override readonly name = 'ServiceClosed';

@@ -29,7 +29,8 @@
 export { TxloopService, type ServiceEvents, type StartOptions, type CloseOptions } from './service.js';
 export { GlobalTransaction, type BeginOptions, type CallOptions, type DecideCallOptions, type ListOptions, type WaitOptions, type TransactionView, type BranchView } from './client/index.js';
 export type { TryOptions, TryResult } from './participant/index.js';
-export { DEFAULTS, type ServiceOptions, type EtcdConnectionOptions } from './options.js';
+export { DEFAULTS, type ServiceOptions } from './options.js';
+export type { EtcdConnectionOptions } from './connection.js';
 export type { TccResource, TryContext, PhaseTwoContext, ResourceType, UntypedResources } from './resource.js';
 export { XID_HEADER, DEADLINE_HEADER, injectHeaders, extractContext, type TxContext } from './context.js';
 export { Mode, MODE_NAME_RULE, GlobalStatus, TryState, Action, Phase2State, Outcome, type ModeName } from './states.js';
@@ -54,7 +55,10 @@ export {
   WriteConflict,
   LeadershipLost,
   MalformedRecord,
+  TerminalError,
+  EtcdNotInstalledError,
+  EtcdStartError,
 } from './errors.js';
-export { TerminalError, type Phase2Outcome } from './runtime/index.js';
-export type { ServiceStats } from './store/index.js';
+export type { Phase2Outcome, ServiceStats, QueueStats } from './stats.js';
+export type { LeaderRecord } from './leader.js';
 export { TxloopMetrics, metricsFor, serveMetrics, Registry, type MetricsServerOptions } from './metrics.js';

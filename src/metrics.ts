@@ -10,7 +10,8 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { Phase2Outcome, Workqueue, WorkqueueObserver } from './runtime/index.js';
+import type { Workqueue, WorkqueueObserver } from './runtime/index.js';
+import type { Phase2Outcome } from './stats.js';
 import type { GlobalRecord } from './store/index.js';
 
 const durationBuckets = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];

@@ -20,7 +20,8 @@ import { builtInModes, decide } from './modes/index.js';
 import { rejectUnknownOptions, resolveOptions, type ResolvedOptions, type ServiceOptions } from './options.js';
 import { Participant, ResourceRegistry, type TryOptions, type TryResult } from './participant/index.js';
 import type { PayloadOf, ResourceName, ResultOf, TccResource, UntypedName, UntypedResources } from './resource.js';
-import { MalformedRecords, Manager, Router, ServiceCounters, Term, serviceStats, type Phase2Outcome, type TermEvents } from './runtime/index.js';
+import { MalformedRecords, Manager, Router, ServiceCounters, Term, serviceStats, type TermEvents } from './runtime/index.js';
+import type { Phase2Outcome } from './stats.js';
 import { boundedWait, throwIfAborted } from './signals.js';
 import type { GlobalStatus } from './states.js';
 import { Store, type GlobalRecord } from './store/index.js';
@@ -341,4 +342,3 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
 }
 
 export type { TryOptions, TryResult } from './participant/index.js';
-export type { ServiceStats } from './store/index.js';

@@ -19,9 +19,8 @@
  *
  * `startEtcdCluster({ size: 3 })` gives members you can `kill()`, `kill('SIGSTOP')`/`resume()` and `restart()`.
  */
+export { EtcdNotInstalledError, EtcdStartError } from './errors.js';
 export {
-  EtcdNotInstalledError,
-  EtcdStartError,
   findEtcdBinary,
   startEtcd,
   startEtcdCluster,

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { Controller, TerminalError, type ControllerOptions, type ReconcileResult } from '../src/runtime/index.js';
+import { TerminalError } from '../src/errors.js';
+import { Controller, type ControllerOptions, type ReconcileResult } from '../src/runtime/index.js';
 import { Workqueue } from '../src/runtime/index.js';
 import { settled, sleep, waitFor as waitUntil, within } from './helpers/wait.js';
 

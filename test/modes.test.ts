@@ -4,9 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { toView } from '../src/client/index.js';
-import { MalformedRecord } from '../src/errors.js';
+import { MalformedRecord, TerminalError } from '../src/errors.js';
 import { builtInModes, tcc } from '../src/modes/index.js';
-import { TerminalError } from '../src/runtime/index.js';
 import { Action, GlobalStatus, Mode, Outcome, Phase2State, TryState } from '../src/states.js';
 import { parseBranch, parseGlobal, parseOrder, type BranchRecord, type GlobalRecord } from '../src/store/index.js';
 

@@ -19,12 +19,12 @@ import {
   parseStatsRecord,
   type BranchRecord,
   type GlobalRecord,
-  type LeaderRecord,
   type MemberRecord,
   type OrderRecord,
   type ParsedKey,
-  type ServiceStats,
 } from '../store/index.js';
+import type { LeaderRecord } from '../leader.js';
+import type { ServiceStats } from '../stats.js';
 import { keyProblem } from './key-problems.js';
 
 export const MALFORMED = 'MALFORMED';

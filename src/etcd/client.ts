@@ -4,23 +4,10 @@
  * every unary call, the 256 MiB receive limit, and txloop's fault handling.
  */
 import { Etcd3, type IOptions } from 'etcd3';
+import type { EtcdConnectionOptions } from '../connection.js';
 import { ValidationError } from '../errors.js';
 import { etcdFaultHandling } from './fault-handling.js';
 import { MAX_RECEIVE_MESSAGE_BYTES } from './range.js';
-
-/** How to reach etcd. TLS material and credentials are handed to the client unchanged and never logged. */
-export interface EtcdConnectionOptions {
-  /** etcd client URLs. @default process.env.TXLOOP_ENDPOINTS split on ',', else ['http://127.0.0.1:2379'] */
-  endpoints?: string[];
-  /** TLS: CA certificate, and the client certificate/key for mutual TLS. */
-  credentials?: { rootCertificate: Buffer; privateKey?: Buffer; certChain?: Buffer };
-  /** etcd user authentication. */
-  auth?: { username: string; password: string };
-  /** @default 5_000 */
-  dialTimeoutMs?: number;
-  /** Deadline of each etcd request (not of watch or keep-alive streams). @default 10_000 */
-  requestTimeoutMs?: number;
-}
 
 export const ETCD_DEFAULTS = { dialTimeoutMs: 5_000, requestTimeoutMs: 10_000 } as const;
 

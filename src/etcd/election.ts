@@ -13,18 +13,10 @@ import { hostname } from 'node:os';
 import type { Etcd3, Lease, Watcher } from 'etcd3';
 import type { Logger } from 'pino';
 import { RetryBackoff } from '../backoff.js';
+import type { LeaderRecord } from '../leader.js';
 import type { ConnectionState } from './connection-state.js';
 import { cmp, op, type Fence } from './kv.js';
 import { cancelWatcher } from './watch.js';
-
-/** `<ns><app>/leader`: who holds a service's leadership, bound to its lease. */
-export interface LeaderRecord {
-  identity: string;
-  host: string;
-  pid: number;
-  since: number;
-  lease: string;
-}
 
 export interface LeaderElectorOptions {
   client: Etcd3;

@@ -9,7 +9,7 @@ import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { TxloopError } from '../errors.js';
+import { EtcdNotInstalledError, EtcdStartError } from '../errors.js';
 
 const HOST = '127.0.0.1';
 const STOP_GRACE_MS = 5_000;
@@ -28,21 +28,6 @@ const HOW_TO_INSTALL =
   'or run `npx txloop-ensure-etcd`' +
   (existsSync(ENSURE_ETCD_SCRIPT) ? ` (bash ${ENSURE_ETCD_SCRIPT})` : '') +
   ', which installs Debian\'s etcd-server when run as root and says what to do otherwise.';
-
-export class EtcdNotInstalledError extends TxloopError {
-  override readonly name = 'EtcdNotInstalledError';
-}
-
-/** etcd exited or stayed unhealthy while starting; the message ends with the tail of etcd's stderr. */
-export class EtcdStartError extends TxloopError {
-  override readonly name = 'EtcdStartError';
-  constructor(
-    message: string,
-    readonly stderrTail = '',
-  ) {
-    super(stderrTail.trim() ? `${message}\n--- etcd stderr (tail) ---\n${stderrTail.trim()}` : message);
-  }
-}
 
 export interface FindEtcdBinaryOptions {
   /** @default process.env */

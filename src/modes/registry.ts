@@ -4,8 +4,8 @@
  * Records read whatever their mode (store/parse.ts); whether this service runs a record's mode is
  * decided here: one it does not run is reported like any record the engine cannot use.
  */
-import { MalformedRecord } from '../errors.js';
-import { TerminalError, type ReconcileContext, type ReconcileResult } from '../runtime/index.js';
+import { MalformedRecord, TerminalError } from '../errors.js';
+import type { ReconcileContext, ReconcileResult } from '../runtime/index.js';
 import { parseBranch, parseGlobal, parseOrder, type BranchRecord, type OrderRecord } from '../store/index.js';
 import type { TransactionMode } from './mode.js';
 

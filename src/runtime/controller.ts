@@ -13,7 +13,8 @@
  * - always                          → `done(key)`.
  */
 import PQueue from 'p-queue';
-import { TerminalError, type ReconcileResult } from './reconcile.js';
+import { TerminalError } from '../errors.js';
+import type { ReconcileResult } from './reconcile.js';
 import type { Workqueue } from './workqueue.js';
 
 /** Minimal structural logger (pino's `Logger` fits). */

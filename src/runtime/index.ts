@@ -7,4 +7,4 @@ export { Workqueue, type WorkqueueOptions, type WorkqueueObserver, type Workqueu
 export { Expectations } from './expectations.js';
 export { MalformedRecords, MALFORMED_KINDS, type MalformedKind } from './malformed.js';
 export { ServiceCounters, serviceStats, type StatsSource } from './stats.js';
-export { TerminalError, requireFence, type Phase2Outcome, type ReconcileContext, type ReconcileResult, type TermEvents } from './reconcile.js';
+export { requireFence, type ReconcileContext, type ReconcileResult, type TermEvents } from './reconcile.js';

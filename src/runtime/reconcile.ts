@@ -8,10 +8,11 @@
  * - throws anything else            → retry with per-key exponential backoff.
  */
 import type { Logger } from 'pino';
-import { LeadershipLost, TxloopError } from '../errors.js';
+import { LeadershipLost } from '../errors.js';
 import type { Fence } from '../etcd/index.js';
 import type { ResolvedOptions } from '../options.js';
 import type { Outcome } from '../states.js';
+import type { Phase2Outcome } from '../stats.js';
 import type { DecisionWritten, GlobalRecord, Store } from '../store/index.js';
 import type { CachedKv } from '../cache/index.js';
 import type { Expectations } from './expectations.js';
@@ -19,25 +20,8 @@ import type { MalformedRecords } from './malformed.js';
 
 export type ReconcileResult = void | { requeueAfterMs: number };
 
-/** Thrown by a reconcile to say "retrying cannot help": the key is logged, forgotten and not retried. */
-export class TerminalError extends TxloopError {
-  override readonly name = 'TerminalError';
-  constructor(message?: string, options?: ErrorOptions) {
-    super(message, options);
-  }
-}
-
-/** A phase-2 attempt that finished on this replica (events, metrics, stats). */
-export interface Phase2Outcome {
-  xid: string;
-  branchId: string;
-  resource: string;
-  action: string;
-  result: 'succeeded' | 'failed' | 'parked';
-  attempt: number;
-  error?: string;
-  durationMs: number;
-}
+// Defined with the other errors (public); re-exported for the runtime's files, which import it from here.
+export { TerminalError } from '../errors.js';
 
 /** What the term reports to the service (events, metrics, counters). */
 export interface TermEvents {

@@ -3,9 +3,9 @@
  * on this replica, its branches by status, and the records it could not use.
  */
 import type { CachedKv } from '../cache/index.js';
-import type { Keys, ServiceStats } from '../store/index.js';
+import type { Phase2Outcome, ServiceStats } from '../stats.js';
+import type { Keys } from '../store/index.js';
 import type { MalformedRecords } from './malformed.js';
-import type { Phase2Outcome } from './reconcile.js';
 import type { Term } from './term.js';
 
 /** What phase 2 and completion did on this replica since it started. */

@@ -17,7 +17,7 @@
  */
 
 import { exponentialBackoffMs } from '../backoff.js';
-import type { QueueStats } from '../store/index.js';
+import type { QueueStats } from '../stats.js';
 
 /** Largest delay `setTimeout` accepts (ms); longer delays are clamped to it. */
 const MAX_TIMER_MS = 2_147_483_647;
@@ -48,7 +48,7 @@ export interface WorkqueueObserver {
   onRetry?(queue: string, key: string): void;
 }
 
-/** A queue's figures, as published in the leader's stats (store/records.ts). */
+/** A queue's figures, as published in the leader's stats (src/stats.ts). */
 export type WorkqueueStats = QueueStats;
 
 /** FIFO of keys with amortised O(1) shift. */

@@ -17,13 +17,10 @@ export {
   type BranchRecord,
   type Decision,
   type GlobalRecord,
-  type LeaderRecord,
   type MemberRecord,
   type OrderRecord,
   type Phase2,
-  type QueueStats,
   type Resolution,
-  type ServiceStats,
   type TimelineEvent,
 } from './records.js';
 export { parseBranch, parseGlobal, parseJsonObject, parseLeaderRecord, parseMember, parseOrder, parseStatsRecord } from './parse.js';

@@ -8,7 +8,9 @@
  */
 import { MalformedRecord } from '../errors.js';
 import { Action, GlobalStatus, MODE_NAME_RULE, Mode, Phase2State, TryState } from '../states.js';
-import type { BranchRecord, GlobalRecord, LeaderRecord, MemberRecord, OrderRecord, ServiceStats } from './records.js';
+import type { LeaderRecord } from '../leader.js';
+import type { ServiceStats } from '../stats.js';
+import type { BranchRecord, GlobalRecord, MemberRecord, OrderRecord } from './records.js';
 
 type Obj = Record<string, unknown>;
 

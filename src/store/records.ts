@@ -113,37 +113,6 @@ export interface OrderRecord {
   orphan?: boolean;
 }
 
-export type { LeaderRecord } from '../etcd/index.js';
-
-/** A workqueue's figures, as the leader publishes them. */
-export interface QueueStats {
-  /** Keys queued and ready to be handed out (not processing, not waiting). */
-  depth: number;
-  /** Keys handed out and not yet done. */
-  processing: number;
-  /** Delayed keys whose time has not come yet. */
-  waiting: number;
-  /** Total counted adds (an add coalesced into an already dirty key is not counted). */
-  adds: number;
-  /** Total accepted delayed adds (addAfter/addRateLimited), client-go's retries_total. */
-  retries: number;
-  /** Sum of the time the keys currently processing have been processing (client-go unfinished_work). */
-  unfinishedWorkMs: number;
-  /** How long the longest-running processing key has been processing. */
-  longestRunningProcessorMs: number;
-}
-
-/** `<ns><app>/stats`: the leader's queue figures for `txloop top`, bound to its lease. */
-export interface ServiceStats {
-  identity: string;
-  at: number;
-  queues: { globals: QueueStats; branches: QueueStats };
-  phase2: { succeeded: number; failed: number; parked: number; completed: number; collected: number };
-  branches: Record<string, number>;
-  /** Records under the service's prefix the engine cannot use, by key prefix (gtx, member, branch, …). */
-  malformed?: Record<string, number>;
-}
-
 export const MAX_EVENTS = 30;
 
 /** `record` with one more timeline event; the timeline keeps the last MAX_EVENTS. */

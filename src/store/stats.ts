@@ -1,7 +1,7 @@
 /** The leader's published figures (`<ns><app>/stats`), bound to its lease so they vanish with it. */
 import { cmp, op, type Fence } from '../etcd/index.js';
 import type { StoreEdge } from './edge.js';
-import type { ServiceStats } from './records.js';
+import type { ServiceStats } from '../stats.js';
 
 export class StatsStore {
   constructor(private readonly edge: StoreEdge) {}
