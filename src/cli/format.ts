@@ -1,8 +1,6 @@
 /** Output helpers shared by every command: kubectl-style tables, ages, and JSON/YAML documents. */
 import { stringify as toYaml } from 'yaml';
-import { displayWidth, padToWidth, renderRows } from '../table.js';
-
-export { displayWidth, padToWidth, renderRows };
+import { displayWidth, padToWidth } from '../table.js';
 
 export const NONE = '<none>';
 

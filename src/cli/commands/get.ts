@@ -1,7 +1,8 @@
 /** `txloop get globals|branches|leaders [NAME…]`: tables, -o wide|json|yaml|name, --sort-by, -w. */
 import { Command, Option } from 'commander';
 import { CliError } from '../errors.js';
-import { OUTPUT_FORMATS, document, renderRows, serialize, tableCells } from '../format.js';
+import { renderRows } from '../../table.js';
+import { OUTPUT_FORMATS, document, serialize, tableCells } from '../format.js';
 import { loadModel } from '../read.js';
 import { action, type Io } from '../runtime.js';
 import { sorter } from '../views.js';

@@ -1,6 +1,7 @@
 /** `txloop top`: per service, its leader and the workqueue figures the leader publishes every few seconds. */
 import { Command, Option } from 'commander';
-import { document, renderRows, serialize, tableCells } from '../format.js';
+import { renderRows } from '../../table.js';
+import { document, serialize, tableCells } from '../format.js';
 import { loadModel } from '../read.js';
 import { action } from '../runtime.js';
 import { serviceJson, sorter, topColumns } from '../views.js';
