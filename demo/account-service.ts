@@ -23,7 +23,6 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import type { AddressInfo } from 'node:net';
-import { Etcd3 } from 'etcd3';
 import { pino } from 'pino';
 import {
   BranchRegistrationRefused,
@@ -36,6 +35,8 @@ import {
   extractContext,
   type PhaseTwoContext,
 } from '../src/index.js';
+// txloop's one client factory (receive limit, call deadlines, fault handling); not a public export.
+import { createEtcdClient } from '../src/etcd/index.js';
 import {
   AccountRefusal,
   AccountStore,
@@ -89,7 +90,7 @@ function emit(event: Record<string, unknown>): void {
   process.stdout.write(`${JSON.stringify({ ...event, app, replica, pid: process.pid, at: Date.now() })}\n`);
 }
 
-const client = new Etcd3({ hosts: endpoints, dialTimeout: 5_000 });
+const client = createEtcdClient({ endpoints, dialTimeoutMs: 5_000 });
 const accounts = new AccountStore(client);
 const identity = `${app}#${replica}/pid-${process.pid}`;
 const service = new TxloopService({

@@ -8,9 +8,11 @@ import { mkdirSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { Etcd3 } from 'etcd3';
+import type { Etcd3 } from 'etcd3';
 import { pino } from 'pino';
 import { TxloopService } from '../src/index.js';
+// txloop's one client factory (receive limit, call deadlines, fault handling); not a public export.
+import { createEtcdClient } from '../src/etcd/index.js';
 import { EtcdNotInstalledError, EtcdStartError, startEtcd } from '../src/testing.js';
 import { JsonLineProcess } from '../tools/processes.js';
 import { AccountStore, OPENING_BALANCES } from './accounts.js';
@@ -107,7 +109,7 @@ export async function startCluster(options: { keep: boolean }): Promise<Cluster 
   const { endpoints } = etcd;
   note(`etcd started: ${endpoints.join(', ')} (pid ${etcd.pid}, data in ${etcd.dataDir})`);
 
-  const client = new Etcd3({ hosts: endpoints });
+  const client = createEtcdClient({ endpoints });
   onCleanup('etcd client', async () => client.close());
   const store = new AccountStore(client);
   for (const [name, balance] of Object.entries(OPENING_BALANCES)) await store.open(name, balance);
