@@ -6,8 +6,10 @@
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { messageOf } from '../src/cli/errors.js';
-import { prefixEnd } from '../src/etcd/index.js';
+import { createEtcdClient, prefixEnd } from '../src/etcd/index.js';
 import type { TxloopService } from '../src/index.js';
+import { Keys, newBranchId, newXid, type BranchRecord } from '../src/store/index.js';
+import { startEtcd } from '../src/testing.js';
 import { assertBuilt, row, runCli, spawnCli, table } from './helpers/cli.js';
 import { freshNamespace, ordersAndBank, useEtcd, waitFor, type Harness } from './helpers/harness.js';
 
@@ -99,6 +101,56 @@ it('a response over the gRPC receive limit is reported as one line without gRPC 
     tight.close();
   }
 });
+
+it('txloop get branches -w -o name misses no event when one watch response carries more than 4 MiB', async () => {
+  // Its own etcd, taking one 6 MB Txn: its 24 puts are one revision, and etcd sends one revision's
+  // events to a watcher in one response, which a client with gRPC's default 4 MiB limit never
+  // receives (etcd3 reconnects the watch over and over). The next Txn deletes them again, so a
+  // relist after such a reconnect finds nothing: only the watch can show them.
+  const etcd = await startEtcd({ extraArgs: ['--max-request-bytes', String(8 * 1024 * 1024)] });
+  const writer = createEtcdClient({ endpoints: etcd.endpoints });
+  const prefix = freshNamespace('watch-large');
+  const keys = new Keys(prefix);
+  const now = Date.now();
+  const branch = (): { key: string; name: string; value: string } => {
+    const xid = newXid('shop');
+    const branchId = newBranchId();
+    const record: BranchRecord = { v: 1, mode: 'tcc', xid, app: 'shop', branchId, owner: 'bank', resource: 'hold', payload: { blob: 'x'.repeat(PAYLOAD_BYTES) }, createdAt: now, deadline: now + 600_000, tryState: 'PENDING', updatedAt: now, writeId: 'w', keyLayout: 2, events: [] };
+    return { key: keys.branch('bank', xid, branchId), name: `branch/${xid}/${branchId}`, value: JSON.stringify(record) };
+  };
+  const put = (b: { key: string; value: string }) => ({ request_put: { key: Buffer.from(b.key), value: Buffer.from(b.value) } });
+  let w: ReturnType<typeof spawnCli> | undefined;
+  try {
+    // More than 4 MiB already there, for the list the watch starts from.
+    const listed = Array.from({ length: 24 }, branch);
+    for (const b of listed) await writer.kv.txn({ success: [put(b)] });
+    w = spawnCli(['--endpoints', etcd.endpoints.join(','), '--namespace', prefix, 'get', 'branches', '-w', '-o', 'name']);
+    for (const b of listed) await w.waitForLine((l) => l === b.name, `the listed ${b.name}`, 30_000);
+
+    const burst = Array.from({ length: 24 }, branch);
+    const written = await writer.kv.txn({ success: burst.map(put) });
+    expect(written.succeeded).toBe(true);
+    await writer.kv.txn({ success: burst.map((b) => ({ request_delete_range: { key: Buffer.from(b.key) } })) });
+    // The premise: the burst is more than a 4 MiB client can receive in one response.
+    const tight = new Etcd3({ hosts: etcd.endpoints });
+    try {
+      await expect(tight.kv.range({ key: Buffer.from(prefix), range_end: prefixEnd(prefix), revision: written.header.revision, min_mod_revision: written.header.revision })).rejects.toThrow(/larger than max \(\d+ vs 4194304\)/);
+    } finally {
+      tight.close();
+    }
+    // Each one's put (and then its deletion, which prints the name again) came through the watch.
+    for (const b of burst) await w.waitForLine((l) => l === b.name, `the watched ${b.name}`, 30_000);
+    expect(await w.interrupt()).toBe(0);
+    const printed = w.lines();
+    for (const b of listed) expect(printed.filter((l) => l === b.name), b.name).toHaveLength(1);
+    expect(new Set(printed)).toEqual(new Set([...listed, ...burst].map((b) => b.name)));
+    expect(w.stderr()).toBe('');
+  } finally {
+    await w?.interrupt();
+    writer.close();
+    await etcd.stop();
+  }
+}, 90_000);
 
 it("the CLI's informer (what get -w runs) misses no event when its watch catches up over more than 4 MiB in one response", async () => {
   const { connect, resolveConnection } = await import('../src/cli/connection.js');

@@ -51,11 +51,15 @@ describe('TCC decision rule (invariants 1 and 4)', () => {
   it('commit is refused while a Try has not succeeded (BranchesNotPrepared names them)', () => {
     const pending = member(TryState.PENDING);
     expect(() => tccRules.planDecision(request('commit'), read(global(), [member(TryState.SUCCEEDED), pending]), { keys, maxTxnOps: 128 })).toThrow(BranchesNotPrepared);
+    let refusal: unknown;
     try {
       tccRules.planDecision(request('commit'), read(global(), [pending]), { keys, maxTxnOps: 128 });
     } catch (err) {
-      expect((err as BranchesNotPrepared).branchIds).toEqual([pending.branchId]);
+      refusal = err;
     }
+    // Fails when nothing was thrown, not only when the wrong thing was.
+    expect(refusal).toBeInstanceOf(BranchesNotPrepared);
+    expect((refusal as BranchesNotPrepared).branchIds).toEqual([pending.branchId]);
   });
 
   it('commit at or past the deadline is refused with DeadlineExceeded; rollback past it is planned', () => {
