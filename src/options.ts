@@ -8,10 +8,11 @@ import { closest, distance } from 'fastest-levenshtein';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { ValidationError } from './errors.js';
-import { validateEndpoints, type EtcdConnectionOptions } from './etcd/index.js';
+import type { EtcdConnectionOptions } from './connection.js';
+import { validateEndpoints } from './etcd/index.js';
 import { DEFAULT_NAMESPACE, validateApp, validateNamespace } from './store/index.js';
 
-export type { EtcdConnectionOptions } from './etcd/index.js';
+export type { EtcdConnectionOptions } from './connection.js';
 
 export interface ServiceOptions {
   /** This service's name: the etcd prefix it owns and the `owner` of its branches. Lowercase DNS label. */

@@ -122,7 +122,7 @@ export class Initiator {
       validateXid(xid);
       const { global, members } = await this.o.store.globals.read(xid);
       if (!global) throw new TransactionNotFound(xid);
-      return toView(global.record, members.map((m) => m.record));
+      return toView(global.record, members.map((m) => m.record), this.o.modes);
     });
   }
 
@@ -160,7 +160,7 @@ export class Initiator {
         const key = kv.key.toString();
         try {
           const g = parseGlobal(key, kv.value);
-          if (!wanted || wanted.has(g.status)) views.push(toView(g, members.get(g.xid) ?? []));
+          if (!wanted || wanted.has(g.status)) views.push(toView(g, members.get(g.xid) ?? [], this.o.modes));
         } catch (err) {
           if (!(err instanceof MalformedRecord)) throw err;
           this.o.malformed(key, 'gtx', err.problem, kv.mod_revision);

@@ -1,7 +1,6 @@
 /** The etcd edge: the client, the Txn builders, bounded listing, group commit, elections, and a local etcd for tests. */
 export { createEtcdClient, validateEndpoints, defaultEndpoints, ETCD_DEFAULTS, type ClientTuning } from './client.js';
 // Defined at the top level (public); re-exported for options.ts, which imports it from here.
-export type { EtcdConnectionOptions } from '../connection.js';
 export { ConnectionState } from './connection-state.js';
 export { LeaderElector, type LeaderElectorOptions, type LeaderElectorEvents } from './election.js';
 export { isUnavailable, toTxloopError, endpointsOf } from './errors.js';

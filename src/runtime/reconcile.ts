@@ -21,7 +21,6 @@ import type { MalformedRecords } from './malformed.js';
 export type ReconcileResult = void | { requeueAfterMs: number };
 
 // Defined with the other errors (public); re-exported for the runtime's files, which import it from here.
-export { TerminalError } from '../errors.js';
 
 /** What the term reports to the service (events, metrics, counters). */
 export interface TermEvents {

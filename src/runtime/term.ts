@@ -11,7 +11,8 @@ import type { ResolvedOptions } from '../options.js';
 import { errorMessage } from '../errors.js';
 import { Controller } from './controller.js';
 import { Expectations } from './expectations.js';
-import { TerminalError, type ReconcileContext, type ReconcileResult } from './reconcile.js';
+import { TerminalError } from '../errors.js';
+import type { ReconcileContext, ReconcileResult } from './reconcile.js';
 import { Workqueue } from './workqueue.js';
 
 export interface TermOptions<Handlers> {
