@@ -2,6 +2,13 @@
 import { parseArgs } from 'node:util';
 
 export const USAGE = `usage: npm run bench -- [options]
+  --layout L         processes (default): initiator and two participants each in its own process,
+                     Trys over HTTP keep-alive, as deployed; inproc: all three in this process
+  --concurrencies L  processes layout: the in-flight levels to run, comma-separated (default 16,64,256)
+  --retention-ms MS  processes layout: how long a finished transaction is kept (default 1000, so
+                     collection happens inside the measured window)
+  --profile          processes layout: write each process's CPU profile (bench-profiles/) and print
+                     its self time by package
   --tx N             measured TCC transactions (default 2000)
   --concurrency C    transactions in flight, and raw Txns in flight (default 16)
   --raw-ops N        raw etcd Txns measured (default 10000)
@@ -15,7 +22,13 @@ export const USAGE = `usage: npm run bench -- [options]
   --verbose          pass the services' log lines (level $TXLOOP_LOG_LEVEL, default warn) to stderr
   --help`;
 
+export type Layout = 'processes' | 'inproc';
+
 export interface Args {
+  layout: Layout;
+  concurrencies: number[];
+  retentionMs: number;
+  profile: boolean;
   tx: number;
   concurrency: number;
   rawOps: number;
@@ -31,6 +44,10 @@ export interface Args {
 export function parse(): Args {
   const { values } = parseArgs({
     options: {
+      layout: { type: 'string' },
+      concurrencies: { type: 'string' },
+      'retention-ms': { type: 'string' },
+      profile: { type: 'boolean', default: false },
       tx: { type: 'string' },
       concurrency: { type: 'string' },
       'raw-ops': { type: 'string' },
@@ -54,7 +71,14 @@ export function parse(): Args {
     if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got ${JSON.stringify(v)}\n${USAGE}`);
     return n;
   };
+  const layout = values.layout ?? 'processes';
+  if (layout !== 'processes' && layout !== 'inproc') throw new Error(`--layout must be processes or inproc, got ${JSON.stringify(layout)}\n${USAGE}`);
+  const concurrencies = (values.concurrencies ?? '16,64,256').split(',').map((v) => int('concurrencies', v.trim(), 16, 1));
   return {
+    layout,
+    concurrencies,
+    retentionMs: int('retention-ms', values['retention-ms'], 1000, 0),
+    profile: values.profile ?? false,
     tx: int('tx', values.tx, 2000, 1),
     concurrency: int('concurrency', values.concurrency, 16, 1),
     rawOps: int('raw-ops', values['raw-ops'], 10_000, 1),

@@ -2,6 +2,9 @@
  * txloop benchmark: committed 2-branch TCC transactions per second against etcd's own raw write
  * rate, measured in one run on one throwaway etcd.
  *
+ * By default (`--layout processes`) the services run as deployed, each in its own process: see
+ * deployment.ts. What follows describes `--layout inproc`, all three services in this process.
+ *
  *   npm run bench -- [--tx 2000] [--concurrency 16] [--raw-ops 10000] [--warmup 100]
  *                    [--workers 8] [--pipelined] [--also-concurrency 64] [--json] [--verbose]
  *
@@ -40,7 +43,9 @@
 import { loadavg } from 'node:os';
 import type { Etcd3 } from 'etcd3';
 import { startEtcd, type EtcdServer } from '../src/testing.js';
-import { parse } from './args.js';
+import { parse, type Args } from './args.js';
+import { runDeployment } from './deployment.js';
+import { deploymentJson, printDeployment } from './deployment-report.js';
 import { figures, storedRecords } from './figures.js';
 import { replay } from './history.js';
 import { DEFAULT_NAMESPACE, Keys, createEtcdClient } from './internals.js';
@@ -57,6 +62,7 @@ async function main(): Promise<void> {
   const say = (s: string): void => {
     if (!args.jsonOnly) console.error(s);
   };
+  if (args.layout === 'processes') return deployment(args, say);
   let etcd: EtcdServer | undefined;
   let client: Etcd3 | undefined;
   let historyClient: Etcd3 | undefined;
@@ -137,6 +143,27 @@ async function main(): Promise<void> {
     console.log(JSON.stringify(result));
   } finally {
     await cleanup();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+/** The deployment layout (the default): see deployment.ts. */
+async function deployment(args: Args, say: (s: string) => void): Promise<void> {
+  let cleanup: (() => Promise<void>) | undefined;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    interrupted = true;
+    console.error(`\n${sig}: stopping services and etcd`);
+    void (cleanup?.() ?? Promise.resolve()).finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    const run = await runDeployment(args, say, (f) => (cleanup = f));
+    if (!args.jsonOnly) printDeployment(run);
+    console.log(JSON.stringify(deploymentJson(run)));
+  } finally {
+    await cleanup?.();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }

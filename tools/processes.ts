@@ -35,6 +35,8 @@ export interface SpawnOptions {
    * its stdin closes then dies with its parent, even a SIGKILLed one); 'ignore' by default.
    */
   stdin?: 'pipe' | 'ignore';
+  /** Node options before the script (e.g. `--cpu-prof`). */
+  nodeArgs?: string[];
 }
 
 const running = new Set<ChildProcess>();
@@ -63,7 +65,7 @@ export class JsonLineProcess<E extends ProcessEvent = ProcessEvent> {
     this.stderrFile = options.stderrFile;
     const stderrFd = options.stderrFile === undefined ? undefined : openSync(options.stderrFile, 'w');
     try {
-      this.child = spawn(process.execPath, ['--import', 'tsx', options.script, ...(options.args ?? [])], {
+      this.child = spawn(process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', options.script, ...(options.args ?? [])], {
         ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
         env: { ...process.env, ...options.env },
         stdio: [options.stdin ?? 'ignore', 'pipe', stderrFd ?? 'pipe'],
@@ -144,6 +146,17 @@ export class JsonLineProcess<E extends ProcessEvent = ProcessEvent> {
         });
       });
     }
+  }
+
+  /** Writes `message` to the child's stdin as one JSON line (needs `stdin: 'pipe'`). */
+  send(message: ProcessEvent): void {
+    if (!this.child.stdin) throw new Error(`${this.name} was started without stdin: 'pipe'`);
+    this.child.stdin.write(`${JSON.stringify(message)}\n`);
+  }
+
+  /** Closes the child's stdin (children that exit when it closes then shut down cleanly). */
+  endInput(): void {
+    this.child.stdin?.end();
   }
 
   kill(signal: NodeJS.Signals): void {
