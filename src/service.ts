@@ -24,7 +24,7 @@ import { MalformedRecords, Manager, Router, ServiceCounters, Term, serviceStats,
 import type { Phase2Outcome } from './stats.js';
 import { boundedWait, throwIfAborted } from './signals.js';
 import type { GlobalStatus } from './states.js';
-import { Store, type GlobalRecord } from './store/index.js';
+import { Store, readFromCache, type GlobalRecord, type TransactionRead } from './store/index.js';
 
 export interface ServiceEvents {
   /** This replica started or stopped leading its service. */
@@ -105,6 +105,8 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
     this.malformed = new MalformedRecords(this.logger);
     this.metrics?.trackMalformed(this.app, this.malformed);
     this.calls = new CallGuard(this.app, endpoints, () => this.closing !== undefined);
+    const members = new MemberIndex();
+    const cached = (xid: string) => readFromCache(this.store.keys, this.manager.cache, members.keysOf(xid), xid);
     this.initiator = new Initiator({
       app: this.app,
       identity: this.identity,
@@ -115,6 +117,7 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
       defaultTimeoutMs: o.defaultTimeoutMs,
       malformed: (key, kind, problem, rev) => this.malformed.report(key, kind, problem, rev),
       decided: (g) => this.metrics?.recordDecision(this.app, g),
+      cached,
     });
     this.participant = new Participant({
       app: this.app,
@@ -128,7 +131,6 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
       cutOff: this.triesCutOff.signal,
     });
     const connection = new ConnectionState(endpoints, this.logger);
-    const members = new MemberIndex();
     const router = new Router({ keys: this.store.keys, app: this.app, malformed: this.malformed, members, term: () => this.manager.term, modeProblem: (mode) => this.modes.notRun(mode) });
     this.manager = new Manager({
       client: this.client,
@@ -141,7 +143,7 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
       connection,
       endpoints,
       router,
-      newTerm: (fence) => this.newTerm(fence, members, connection),
+      newTerm: (fence) => this.newTerm(fence, members, connection, cached),
       onLeading: (leading) => {
         this.metrics?.leader.set({ app: this.app }, leading ? 1 : 0);
         this.emit('leader', { leading });
@@ -285,7 +287,7 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
   // -------------------------------------------------------------------------------------------
   // The control loop's term
 
-  private newTerm(fence: Fence, members: MemberIndex, connection: ConnectionState): Term<TccResource> {
+  private newTerm(fence: Fence, members: MemberIndex, connection: ConnectionState, cached: (xid: string) => TransactionRead | undefined): Term<TccResource> {
     const events: TermEvents = {
       phase2: (o) => {
         this.counters.attempted(o);
@@ -319,7 +321,8 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
         malformed: this.malformed,
         events,
         memberKeys: (xid) => members.keysOf(xid),
-        decide: (xid, request) => decide(this.store, this.modes, xid, request),
+        decide: (xid, request) => decide(this.store, this.modes, xid, request, cached(xid)),
+        cached,
       },
       reconcileGlobal: (ctx, xid, signal) => this.modes.reconcileGlobal(ctx, xid, signal),
       reconcileBranch: (ctx, key, signal) => this.modes.reconcileBranch(ctx, key, signal),

@@ -8,6 +8,8 @@ import {
   TryFailed,
   type TxloopService,
 } from '../src/index.js';
+import { builtInModes, decide } from '../src/modes/index.js';
+import { newBranchId, newWriteId, readFromCache, type Store, type TransactionRead } from '../src/store/index.js';
 import { useEtcd, waitFor, type Harness } from './helpers/harness.js';
 
 const env = useEtcd();
@@ -145,6 +147,64 @@ describe('invariant 1: one decision', () => {
     expect(done.status).toBe('ROLLED_BACK');
     expect(done.decision?.by).toBe('rollback');
     expect(cancels).toEqual(['FAILED']);
+  });
+});
+
+describe('decisions and collection planned from the informer cache (invariants 1, 4 and 8 hold when it is behind)', () => {
+  /** The transaction as a cache would have held it at this moment: a snapshot of its keys. */
+  async function snapshot(store: Store, xid: string): Promise<TransactionRead> {
+    const kvs = await env.client.getAll().prefix(ns).exec();
+    const cache = new Map(kvs.kvs.map((kv) => [kv.key.toString(), { value: kv.value, modRevision: kv.mod_revision }]));
+    const members = [...cache.keys()].filter((k) => store.keys.parse(k)?.kind === 'member' && k.includes(xid));
+    return readFromCache(store.keys, cache, members, xid)!;
+  }
+
+  it('a cache that has not seen a Try succeed yet does not refuse the commit: etcd is read and the commit lands', async () => {
+    const fresh = env.fresh('cache-behind-try');
+    ({ h, ns } = fresh);
+    let whileTrying: TransactionRead | undefined;
+    const init = h.service({ app: 'shop' });
+    const tx = await init.begin({ name: 'x', timeoutMs: 30_000 });
+    // Taken while the Try runs: the member is registered, its Try still PENDING.
+    const p = h.service({ app: 'acct' }).resource('r', { try: async () => void (whileTrying = await snapshot(fresh.store, tx.xid)), confirm: () => undefined, cancel: () => undefined });
+    await p.tryBranch(tx.context, 'r', {});
+    expect(whileTrying!.members.map((m) => m.record.tryState)).toEqual(['PENDING']);
+    const result = await decide(fresh.store, builtInModes(), tx.xid, { outcome: 'commit', by: 'test' }, whileTrying);
+    expect(result.global.status).toBe('COMMITTING');
+    expect(result.total).toBe(1);
+  });
+
+  it('a cache that missed a branch still PENDING cannot commit past it: the pinned member prefix fails and etcd says BranchesNotPrepared', async () => {
+    const fresh = env.fresh('cache-missed-branch');
+    ({ h, ns } = fresh);
+    const init = h.service({ app: 'shop' });
+    const tx = await init.begin({ name: 'x', timeoutMs: 30_000 });
+    const stale = await snapshot(fresh.store, tx.xid);
+    const now = Date.now();
+    await fresh.store.branches.register({ v: 1, mode: 'tcc', xid: tx.xid, app: 'shop', branchId: newBranchId(), owner: 'acct', resource: 'r', payload: null, createdAt: now, deadline: tx.context.deadline, tryState: 'PENDING', updatedAt: now, writeId: newWriteId(), keyLayout: 2, events: [] });
+    await expect(decide(fresh.store, builtInModes(), tx.xid, { outcome: 'commit', by: 'test' }, stale)).rejects.toBeInstanceOf(BranchesNotPrepared);
+    expect((await fresh.store.globals.get(tx.xid))?.record.status).toBe('TRYING');
+  });
+
+  it('collection from a cache that still shows a re-opened branch as done deletes nothing it should keep', async () => {
+    const fresh = env.fresh('cache-collect');
+    ({ h, ns } = fresh);
+    const p = participant('acct');
+    const init = h.service({ app: 'shop' });
+    await Promise.all([p.start(), init.start()]);
+    const tx = await init.begin({ name: 'x', timeoutMs: 30_000 });
+    const { branchId } = await p.tryBranch(tx.context, 'r', {});
+    await tx.rollback();
+    await init.waitForCompletion(tx.xid, { timeoutMs: 15_000 });
+    await p.close();
+    await init.close();
+    const done = await snapshot(fresh.store, tx.xid);
+    // The branch changes after the snapshot (as a late Try re-opening its cancel would).
+    const b = (await fresh.store.branches.get('acct', tx.xid, branchId))!;
+    await fresh.store.branches.update(b, (r) => ({ ...r, phase2: { ...r.phase2!, state: 'ACTIVE' } }));
+    expect(await fresh.store.collection.collect(tx.xid, undefined, done)).toBe(false);
+    expect(await fresh.store.branches.get('acct', tx.xid, branchId)).toBeDefined();
+    expect(await fresh.store.globals.get(tx.xid)).toBeDefined();
   });
 });
 

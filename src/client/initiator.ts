@@ -11,7 +11,7 @@ import { decide, type ModeRegistry } from '../modes/index.js';
 import { rejectUnknownOptions } from '../options.js';
 import { throwIfAborted } from '../signals.js';
 import { GlobalStatus, Mode, isTerminal, type Outcome } from '../states.js';
-import { newXid, parseGlobal, parseMember, validateApp, validateXid, withEvent, type GlobalRecord, type MemberRecord, type Store } from '../store/index.js';
+import { newXid, parseGlobal, parseMember, validateApp, validateXid, withEvent, type GlobalRecord, type MemberRecord, type Store, type TransactionRead } from '../store/index.js';
 import type { BeginOptions, CallOptions, DecideCallOptions, ListOptions, WaitOptions } from './options.js';
 import { GlobalTransaction } from './transaction.js';
 import { toView, type TransactionView } from './views.js';
@@ -28,6 +28,8 @@ export interface InitiatorOptions {
   malformed(key: string, kind: 'gtx' | 'member', problem: string, modRevision: string): void;
   /** This service decided `global` (metrics). */
   decided(global: GlobalRecord): void;
+  /** The transaction as this service's informer holds it (undefined if not cached, or not started). */
+  cached(xid: string): TransactionRead | undefined;
 }
 
 export class Initiator {
@@ -81,7 +83,7 @@ export class Initiator {
       if (options.reason !== undefined && (typeof options.reason !== 'string' || options.reason.length > 1000)) {
         throw new ValidationError('reason', 'must be a string of at most 1000 characters');
       }
-      const result = await decide(this.o.store, this.o.modes, xid, { outcome, by: outcome, ...(options.reason ? { reason: options.reason } : {}) });
+      const result = await decide(this.o.store, this.o.modes, xid, { outcome, by: outcome, ...(options.reason ? { reason: options.reason } : {}) }, this.o.cached(xid));
       this.o.decided(result.global);
       this.o.logger.info({ xid, outcome, branches: result.total }, `decided ${outcome}`);
     });

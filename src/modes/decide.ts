@@ -5,17 +5,23 @@
  */
 import { DeadlineExceeded, errorMessage } from '../errors.js';
 import { GlobalStatus, Outcome } from '../states.js';
-import { newWriteId, type DecisionWritten, type GlobalRecord, type Store } from '../store/index.js';
+import { newWriteId, type DecisionWritten, type GlobalRecord, type Store, type TransactionRead } from '../store/index.js';
 import type { DecisionRequest } from './mode.js';
 import type { ModeRegistry } from './registry.js';
 import { alreadyDecided } from './decided.js';
 
-export async function decide(store: Store, modes: ModeRegistry, xid: string, request: Omit<DecisionRequest, 'writeId' | 'now'>): Promise<DecisionWritten> {
+/** `cached`: the transaction as this service's informer holds it, tried before reading etcd. */
+export async function decide(store: Store, modes: ModeRegistry, xid: string, request: Omit<DecisionRequest, 'writeId' | 'now'>, cached?: TransactionRead): Promise<DecisionWritten> {
   const full: DecisionRequest = { ...request, writeId: newWriteId(), now: Date.now() };
-  return store.decisions.decide(xid, (read, limits) => modes.of(read.global.record.mode).decisionRule({ ...full, now: Date.now() })(read, limits), {
-    landed: (back) => back?.decision?.writeId === full.writeId,
-    unknown: (back, err, read) => notLanded(full, back, err, read),
-  });
+  return store.decisions.decide(
+    xid,
+    (read, limits) => modes.of(read.global.record.mode).decisionRule({ ...full, now: Date.now() })(read, limits),
+    {
+      landed: (back) => back?.decision?.writeId === full.writeId,
+      unknown: (back, err, read) => notLanded(full, back, err, read),
+    },
+    cached,
+  );
 }
 
 /** After a decision write whose outcome was lost and that did not land: the error that says why. */

@@ -13,7 +13,7 @@ import type { Fence } from '../etcd/index.js';
 import type { ResolvedOptions } from '../options.js';
 import type { Outcome } from '../states.js';
 import type { Phase2Outcome } from '../stats.js';
-import type { DecisionWritten, GlobalRecord, Store } from '../store/index.js';
+import type { DecisionWritten, GlobalRecord, Store, TransactionRead } from '../store/index.js';
 import type { CachedKv } from '../cache/index.js';
 import type { Expectations } from './expectations.js';
 import type { MalformedRecords } from './malformed.js';
@@ -52,6 +52,8 @@ export interface ReconcileContext<Handlers = unknown> {
   collectAt(xid: string, due: number): void;
   /** Decides a global with the rule of its mode (deadline expiry, a participant's rollback). */
   decide(xid: string, request: { outcome: Outcome; by: string; reason?: string }): Promise<DecisionWritten>;
+  /** The transaction `xid` as the cache holds it, in the shape of an etcd read (undefined: not cached or malformed). */
+  cached(xid: string): TransactionRead | undefined;
 }
 
 /** This term's fence, or LeadershipLost: only the current leader acts (invariant 5). */

@@ -48,19 +48,36 @@ export class DecisionStore {
   ) {}
 
   /**
-   * Reads the transaction, applies `rule` and writes its plan in one Txn guarded by the global's mod
-   * revision; a concurrent change (another decision, a late registration) makes it read and decide
+   * Reads the transaction (the first time from `cached`, the informer's copy, when given), applies
+   * `rule` and writes its plan in one Txn guarded by the global's mod revision; a concurrent change
+   * (another decision, a late registration, a cache that was behind) makes it read etcd and decide
    * again. When the outcome of the write is unknown, `landed` tells from the global read back
    * (undefined if that read failed too) whether it took effect; otherwise `unknown` may replace the
    * transport error.
    */
-  async decide(xid: string, rule: DecisionRule, after: { landed(global: GlobalRecord | undefined): boolean; unknown?(back: GlobalRecord | undefined, err: unknown, read: GlobalRecord): Error | undefined }): Promise<DecisionWritten> {
-    // Lost a race with another decision or a late registration: read and decide again.
+  async decide(
+    xid: string,
+    rule: DecisionRule,
+    after: { landed(global: GlobalRecord | undefined): boolean; unknown?(back: GlobalRecord | undefined, err: unknown, read: GlobalRecord): Error | undefined },
+    cached?: TransactionRead,
+  ): Promise<DecisionWritten> {
+    let fromCache = cached?.global ? cached : undefined;
+    // Lost a race with another decision or a late registration: read etcd and decide again.
     return retrying(async () => {
-      const read = await this.globals.read(xid);
+      const read = fromCache ?? (await this.globals.read(xid));
+      const planned = fromCache !== undefined;
+      fromCache = undefined;
       if (!read.global) throw new TransactionNotFound(xid);
       const global = read.global;
-      const step = rule({ ...read, global }, this.edge);
+      let step;
+      try {
+        step = rule({ ...read, global }, this.edge);
+      } catch (err) {
+        // A refusal computed from a cache that may be behind (a Try result not seen yet) is not
+        // the answer: etcd's is.
+        if (planned) throw new WriteConflict(global.key);
+        throw err;
+      }
       if ('settled' in step) return { global: step.settled, ordered: read.members.length, total: read.members.length };
       const { plan } = step;
       const ops: IRequestOp[] = [op.put(global.key, plan.next), ...plan.orders.map((o) => op.put(this.edge.keys.order(o.owner, xid, o.order.branchId), o.order))];

@@ -2,6 +2,7 @@
 export { Store } from './store.js';
 export type { Versioned } from './edge.js';
 export type { TransactionRead } from './globals.js';
+export { readFromCache, type KvCache } from './cached-read.js';
 export type { Registration } from './branches.js';
 export type { DecisionPlan, DecisionRule, DecisionWritten } from './decisions.js';
 export { Keys, DEFAULT_NAMESPACE, BRANCH_ID_RULE, appOfXid, validateApp, validateBranchId, validateNamespace, validateResource, validateXid, type ParsedKey } from './keys.js';

@@ -65,7 +65,7 @@ export async function reconcileTccGlobal(ctx: ReconcileContext, { global }: Glob
         ctx.collectAt(xid, due);
         return;
       }
-      if (await store.collection.collect(xid, fence)) {
+      if (await store.collection.collect(xid, fence, ctx.cached(xid))) {
         log.debug('collected after retention');
         ctx.events.collected(xid);
       } else {
