@@ -88,8 +88,17 @@ export async function runDeployment(args: Args, say: (s: string) => void, onClea
   let stopping: Promise<void> | undefined;
   const cleanup = (): Promise<void> =>
     (stopping ??= (async () => {
+      // Closing stdin lets each child close its service and exit 0 (writing its CPU profile);
+      // SIGTERM only for one that has not exited by then.
       for (const s of services) s.proc.endInput();
-      await Promise.allSettled(services.map((s) => s.proc.stop('SIGTERM', 20_000)));
+      await Promise.allSettled(
+        services.map(async (s) => {
+          let timer: NodeJS.Timeout | undefined;
+          await Promise.race([s.proc.exit, new Promise((r) => (timer = setTimeout(r, 20_000)))]);
+          clearTimeout(timer);
+          await s.proc.stop('SIGTERM', 5_000);
+        }),
+      );
       client?.close();
       await etcd?.stop();
     })());

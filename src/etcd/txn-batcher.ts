@@ -50,11 +50,18 @@ export interface TxnBatcherOptions {
   maxBytes?: number;
   /** A batch with a deadline waits at most this long (the client's own request timeout). @default 10_000 */
   callTimeoutMs?: number;
+  /**
+   * Batches in flight at once. A Txn joins a new batch only if its footprint is disjoint from
+   * every batch still in flight too, so Txns touching a common key still go out one after
+   * another, in the order they were submitted. @default 1
+   */
+  maxInFlight?: number;
 }
 
 export class TxnBatcher {
   private queue: Pending[] = [];
-  private flushing = false;
+  /** Footprints of the batches in flight. */
+  private readonly inFlight = new Set<Footprint[]>();
   /** Outer requests sent, for tests and the benchmark. */
   rpcs = 0;
 
@@ -66,51 +73,52 @@ export class TxnBatcher {
   submit(request: ITxnRequest, options: SubmitOptions = {}): Promise<ITxnResponse> {
     return new Promise((resolve, reject) => {
       this.queue.push({ request, deadline: options.deadline, footprint: footprintOf(request), resolve, reject });
-      if (!this.flushing) void this.flush();
+      this.flush();
     });
   }
 
-  private async flush(): Promise<void> {
-    this.flushing = true;
-    try {
-      while (this.queue.length > 0) {
-        const batch = this.takeBatch();
-        await this.send(batch);
-      }
-    } finally {
-      this.flushing = false;
+  /** Sends batches while there is room in flight and a queued Txn free of what is in flight. */
+  private flush(): void {
+    while (this.queue.length > 0 && this.inFlight.size < (this.options.maxInFlight ?? 1)) {
+      const batch = this.takeBatch();
+      if (!batch) return;
+      const footprints = batch.map((p) => p.footprint);
+      this.inFlight.add(footprints);
+      void this.send(batch).finally(() => {
+        this.inFlight.delete(footprints);
+        this.flush();
+      });
     }
   }
 
-  private takeBatch(): Pending[] {
-    const first = this.queue.shift()!;
-    const batch = [first];
-    // A deadline closer than the client's timeout would cut the others' time short: alone.
-    if (this.tight(first)) return batch;
-    const writes = [...first.footprint.writes];
-    const touched = [...first.footprint.writes, ...first.footprint.reads];
-    let bytes = first.footprint.bytes;
+  /**
+   * The next batch: the oldest Txn that conflicts with nothing in flight, and every later one that
+   * conflicts with neither the batch nor what is in flight (one that writes what another compares,
+   * reads or writes). A Txn left out keeps its place, so two Txns on a common key go out in the
+   * order they came, one after the other.
+   */
+  private takeBatch(): Pending[] | undefined {
+    const taken = new Footprints();
+    for (const footprints of this.inFlight) for (const f of footprints) taken.add(f);
+    const batch: Pending[] = [];
+    let bytes = 0;
     const maxBytes = this.options.maxBytes ?? 1_000_000;
     const rest: Pending[] = [];
     for (const p of this.queue) {
       const f = p.footprint;
-      const fits =
-        batch.length < this.options.maxBatch &&
-        !this.tight(p) &&
-        bytes + f.bytes <= maxBytes &&
-        !f.writes.some((w) => touched.some((t) => overlaps(w, t))) &&
-        !f.reads.some((r) => writes.some((w) => overlaps(r, w)));
+      // A deadline closer than the client's timeout would cut the others' time short: alone.
+      const alone = this.tight(p) || (batch.length > 0 && this.tight(batch[0]!));
+      const fits = batch.length < this.options.maxBatch && bytes + f.bytes <= maxBytes && !(alone && batch.length > 0) && !taken.conflictsWith(f);
       if (fits) {
         batch.push(p);
         bytes += f.bytes;
-        writes.push(...f.writes);
-        touched.push(...f.writes, ...f.reads);
+        taken.add(f);
       } else {
         rest.push(p);
       }
     }
     this.queue = rest;
-    return batch;
+    return batch.length > 0 ? batch : undefined;
   }
 
   private async send(batch: Pending[]): Promise<void> {
@@ -153,6 +161,51 @@ export class TxnBatcher {
     if (deadlines.length === 0) return undefined;
     return { deadline: Math.min(...deadlines, Date.now() + (this.options.callTimeoutMs ?? 10_000)) };
   }
+}
+
+/**
+ * What a batch (and the batches in flight) write and touch, indexed so that checking a Txn costs a
+ * hash lookup per single key — most Txns touch only single keys; ranges (member prefixes) are few.
+ */
+class Footprints {
+  private readonly writeKeys = new Map<string, Buffer>();
+  private readonly writeRanges: Span[] = [];
+  private readonly touchedKeys = new Map<string, Buffer>();
+  private readonly touchedRanges: Span[] = [];
+
+  add(f: Footprint): void {
+    for (const w of f.writes) {
+      put(w, this.writeKeys, this.writeRanges);
+      put(w, this.touchedKeys, this.touchedRanges);
+    }
+    for (const r of f.reads) put(r, this.touchedKeys, this.touchedRanges);
+  }
+
+  /** `f` writes what these touch, or reads what these write. */
+  conflictsWith(f: Footprint): boolean {
+    return f.writes.some((w) => hits(w, this.touchedKeys, this.touchedRanges)) || f.reads.some((r) => hits(r, this.writeKeys, this.writeRanges));
+  }
+}
+
+function put(s: Span, keys: Map<string, Buffer>, ranges: Span[]): void {
+  if (s.end) ranges.push(s);
+  else keys.set(s.start.toString('latin1'), s.start);
+}
+
+function hits(s: Span, keys: Map<string, Buffer>, ranges: Span[]): boolean {
+  if (!s.end) {
+    if (keys.has(s.start.toString('latin1'))) return true;
+    return ranges.some((r) => inRange(s.start, r));
+  }
+  for (const k of keys.values()) if (inRange(k, s)) return true;
+  return ranges.some((r) => overlaps(s, r));
+}
+
+/** `key` ∈ [range.start, range.end) ("\0" as end: to the end of the keyspace). */
+function inRange(key: Buffer, range: Span): boolean {
+  if (Buffer.compare(key, range.start) < 0) return false;
+  const end = range.end;
+  return !end || (end.length === 1 && end[0] === 0) || Buffer.compare(key, end) < 0;
 }
 
 function footprintOf(request: ITxnRequest): Footprint {

@@ -14,6 +14,24 @@ import type { BranchRecord, GlobalRecord, MemberRecord, OrderRecord } from './re
 
 type Obj = Record<string, unknown>;
 
+/**
+ * The same value read back is parsed once: the informer hands every change to the router (which
+ * validates it), then to a reconcile, which may read it again with its neighbours. A record is
+ * keyed by its value buffer (a new one per change), so a change is always parsed afresh; callers
+ * treat records as immutable (they build new ones with spreads).
+ */
+function memoized<T>(parse: (key: string, raw: string | Buffer) => T): (key: string, raw: string | Buffer) => T {
+  const seen = new WeakMap<Buffer, T>();
+  return (key, raw) => {
+    if (typeof raw === 'string') return parse(key, raw);
+    const hit = seen.get(raw);
+    if (hit !== undefined) return hit;
+    const record = parse(key, raw);
+    seen.set(raw, record);
+    return record;
+  };
+}
+
 /** A JSON object read from etcd, or MalformedRecord naming the key. */
 export function parseJsonObject(key: string, raw: string | Buffer): Obj {
   let value: unknown;
@@ -71,7 +89,7 @@ function phase2State(key: string, o: Obj, field: string): void {
   oneOf(key, o, field, Phase2State);
 }
 
-export function parseGlobal(key: string, raw: string | Buffer): GlobalRecord {
+export const parseGlobal = memoized(function parseGlobal(key: string, raw: string | Buffer): GlobalRecord {
   const o = parseObject(key, raw);
   str(key, o, 'xid');
   str(key, o, 'app');
@@ -92,9 +110,9 @@ export function parseGlobal(key: string, raw: string | Buffer): GlobalRecord {
   if (o.status !== GlobalStatus.TRYING && o.decision === undefined) throw new MalformedRecord(key, `status ${String(o.status)} without a decision`);
   events(key, o);
   return o as unknown as GlobalRecord;
-}
+});
 
-export function parseBranch(key: string, raw: string | Buffer): BranchRecord {
+export const parseBranch = memoized(function parseBranch(key: string, raw: string | Buffer): BranchRecord {
   const o = parseObject(key, raw);
   mode(key, o);
   for (const f of ['xid', 'app', 'branchId', 'owner', 'resource']) str(key, o, f);
@@ -114,18 +132,18 @@ export function parseBranch(key: string, raw: string | Buffer): BranchRecord {
   if (typeof o.writeId !== 'string') o.writeId = '';
   events(key, o);
   return o as unknown as BranchRecord;
-}
+});
 
-export function parseMember(key: string, raw: string | Buffer): MemberRecord {
+export const parseMember = memoized(function parseMember(key: string, raw: string | Buffer): MemberRecord {
   const o = parseObject(key, raw);
   for (const f of ['xid', 'owner', 'branchId', 'resource']) str(key, o, f);
   oneOf(key, o, 'tryState', TryState);
   if (o.action !== undefined) oneOf(key, o, 'action', Action);
   if (o.state !== undefined) phase2State(key, o, 'state');
   return o as unknown as MemberRecord;
-}
+});
 
-export function parseOrder(key: string, raw: string | Buffer): OrderRecord {
+export const parseOrder = memoized(function parseOrder(key: string, raw: string | Buffer): OrderRecord {
   const o = parseObject(key, raw);
   mode(key, o);
   str(key, o, 'xid');
@@ -134,7 +152,7 @@ export function parseOrder(key: string, raw: string | Buffer): OrderRecord {
   num(key, o, 'decidedAt');
   if (typeof o.by !== 'string') o.by = '';
   return o as unknown as OrderRecord;
-}
+});
 
 export function parseLeaderRecord(key: string, raw: string | Buffer): LeaderRecord {
   const o = parseJsonObject(key, raw);
