@@ -20,7 +20,7 @@ import { builtInModes, decide } from './modes/index.js';
 import { rejectUnknownOptions, resolveOptions, type ResolvedOptions, type ServiceOptions } from './options.js';
 import { Participant, ResourceRegistry, type TryOptions, type TryResult } from './participant/index.js';
 import type { PayloadOf, ResourceName, ResultOf, TccResource, UntypedName, UntypedResources } from './resource.js';
-import { MalformedRecords, Manager, Router, ServiceCounters, Term, serviceStats, type TermEvents } from './runtime/index.js';
+import { MalformedRecords, Manager, Router, ServiceCounters, Term, TermHistory, serviceStats, type TermEvents } from './runtime/index.js';
 import type { Phase2Outcome } from './stats.js';
 import { boundedWait, throwIfAborted } from './signals.js';
 import type { GlobalStatus } from './states.js';
@@ -305,6 +305,7 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
         this.emit('collected', { xid });
       },
     };
+    const history = new TermHistory(this.store, this.store.keys.leader(this.app));
     return new Term<TccResource>({
       fence,
       currentFence: () => this.manager.fence(),
@@ -323,6 +324,7 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
         memberKeys: (xid) => members.keysOf(xid),
         decide: (xid, request) => decide(this.store, this.modes, xid, request, cached(xid)),
         cached,
+        ledAt: (revision) => history.ledAt(revision),
       },
       reconcileGlobal: (ctx, xid, signal) => this.modes.reconcileGlobal(ctx, xid, signal),
       reconcileBranch: (ctx, key, signal) => this.modes.reconcileBranch(ctx, key, signal),

@@ -122,13 +122,28 @@ describe('TCC phase-2 rules (invariants 3 and 4)', () => {
     expect(tccRules.waitBeforeAttempt(retrying, Action.CONFIRM, limits, NOW)).toBe(300);
   });
 
-  it('every attempt is counted before it runs; a new term records AttemptStarted; numbers only grow', () => {
+  it('every attempt is counted; a new term records AttemptStarted; numbers only grow', () => {
     const first = tccRules.attemptStarted(branch(), Action.CONFIRM, false, NOW);
     expect(first.phase2).toMatchObject({ state: Phase2State.ACTIVE, attempts: 1, lastAttemptAt: NOW });
     expect(first.events).toEqual([]);
     const inherited = tccRules.attemptStarted(first, Action.CONFIRM, true, NOW + 1);
     expect(inherited.phase2?.attempts).toBe(2);
     expect(inherited.events.at(-1)).toMatchObject({ type: 'AttemptStarted' });
+  });
+
+  it("only a first attempt of work that came during the term runs before it is written; a term inheriting it counts that attempt if a term led when its order came", () => {
+    const fresh = branch();
+    expect(tccRules.recordsBeforeRunning(fresh, false)).toBe(false);
+    expect(tccRules.recordsBeforeRunning(fresh, true)).toBe(true);
+    const failed = tccRules.attemptFinished(tccRules.attemptStarted(fresh, Action.CONFIRM, false, NOW), 'down', limits, NOW, NOW);
+    expect(tccRules.recordsBeforeRunning(failed.next, false)).toBe(true);
+    expect(tccRules.attemptStarted(fresh, Action.CONFIRM, true, NOW, false).phase2?.attempts).toBe(1);
+    const afterUnrecorded = tccRules.attemptStarted(fresh, Action.CONFIRM, true, NOW, true);
+    expect(afterUnrecorded.phase2?.attempts).toBe(2);
+    expect(afterUnrecorded.events.at(-1)).toMatchObject({ type: 'AttemptStarted' });
+    // With a budget of one attempt, that unrecorded attempt was the budget.
+    expect(tccRules.refusal(fresh, Action.CONFIRM, { maxAttempts: 1 }, true)?.message).toMatch(/may have run in an earlier term/);
+    expect(tccRules.refusal(fresh, Action.CONFIRM, { maxAttempts: 1 }, false)).toBeUndefined();
   });
 
   it('a failed attempt within the budget persists its error and an exponential next retry time; the last one parks', () => {

@@ -54,6 +54,8 @@ export interface ReconcileContext<Handlers = unknown> {
   decide(xid: string, request: { outcome: Outcome; by: string; reason?: string }): Promise<DecisionWritten>;
   /** The transaction `xid` as the cache holds it, in the shape of an etcd read (undefined: not cached or malformed). */
   cached(xid: string): TransactionRead | undefined;
+  /** Some term of this service led at `revision` (yes when etcd no longer keeps it): see term-history.ts. */
+  ledAt(revision: string): Promise<boolean>;
 }
 
 /** This term's fence, or LeadershipLost: only the current leader acts (invariant 5). */

@@ -39,8 +39,9 @@ export class StoreEdge {
     return rangePrefix(this.client, prefix, revision !== undefined ? { revision } : {});
   }
 
-  async getRaw(key: string): Promise<IKeyValue | undefined> {
-    const res = await this.client.kv.range({ key: Buffer.from(key) });
+  /** `key` now, or as it was at `revision` (which fails once etcd compacted that revision away). */
+  async getRaw(key: string, revision?: string): Promise<IKeyValue | undefined> {
+    const res = await this.client.kv.range({ key: Buffer.from(key), ...(revision !== undefined ? { revision } : {}) });
     return res.kvs[0];
   }
 }

@@ -37,7 +37,7 @@ export function waitBeforeAttempt(branch: BranchRecord, action: Action, limits: 
  * A reason to park the branch instead of attempting, or undefined. `attempt` is the one reported:
  * the attempt that would have run (refusing to confirm), or the last one (at the limit).
  */
-export function refusal(branch: BranchRecord, action: Action, limits: Pick<AttemptLimits, 'maxAttempts'>): { message: string; phase2: Phase2; attempt: number } | undefined {
+export function refusal(branch: BranchRecord, action: Action, limits: Pick<AttemptLimits, 'maxAttempts'>, unrecordedRun = false): { message: string; phase2: Phase2; attempt: number } | undefined {
   const p = branch.phase2;
   if (action === Action.CONFIRM && branch.tryState !== TryState.SUCCEEDED) {
     // Invariant 4: never confirm what was not tried. commit() refuses this, so only a hand-edited or
@@ -51,7 +51,24 @@ export function refusal(branch: BranchRecord, action: Action, limits: Pick<Attem
     const message = `attempt ${p.attempts} never reported back (its replica died during the handler, or could not record the outcome); parked after ${attemptsInBudget(p)} attempts`;
     return { message, phase2: { ...p, state: Phase2State.PARKED, lastError: p.lastError ?? message }, attempt: p.attempts };
   }
+  if (!p && unrecordedRun && limits.maxAttempts <= 1) {
+    const message = 'attempt 1 may have run in an earlier term and never reported back; parked after 1 attempt';
+    return { message, phase2: { action, state: Phase2State.PARKED, attempts: 1, lastError: message }, attempt: 1 };
+  }
   return undefined;
+}
+
+/**
+ * Whether an attempt is written to etcd before its handler runs. Not a first attempt of work that
+ * arrived during this term — the common case, which so costs one write less and one round trip
+ * less before the handler: the order marks that attempt 1 may be running, and a term that inherits
+ * a branch with no attempt recorded counts attempt 1 as run if a term led when its order was
+ * written (`unrecordedRun` below; see runtime/term-history.ts), and a term closing during such an
+ * attempt records it. Every other attempt — a retry, any attempt of inherited work — is written
+ * first, so a handler that kills its process is still counted and the limit bounds it.
+ */
+export function recordsBeforeRunning(branch: BranchRecord, inherited: boolean): boolean {
+  return inherited || branch.phase2 !== undefined;
 }
 
 /** The record of a parked branch. */
@@ -59,10 +76,14 @@ export function parked(branch: BranchRecord, phase2: Phase2, message: string, no
   return withEvent({ ...branch, phase2 }, 'Parked', message, now);
 }
 
-/** The branch with its next attempt counted, before its handler runs. `inherited`: from an earlier term. */
-export function attemptStarted(branch: BranchRecord, action: Action, inherited: boolean, now: number): BranchRecord {
+/**
+ * The branch with its next attempt counted, before its handler runs. `inherited`: from an earlier
+ * term; `unrecordedRun`: with no attempt recorded, an earlier term may have run attempt 1 without a
+ * record, so this one is attempt 2.
+ */
+export function attemptStarted(branch: BranchRecord, action: Action, inherited: boolean, now: number, unrecordedRun = false): BranchRecord {
   const p = branch.phase2;
-  const attempt = (p?.attempts ?? 0) + 1;
+  const attempt = p ? p.attempts + 1 : unrecordedRun ? 2 : 1;
   const phase2: Phase2 = { action, state: Phase2State.ACTIVE, attempts: attempt, ...(p?.budgetFrom !== undefined ? { budgetFrom: p.budgetFrom } : {}), lastAttemptAt: now, ...(p?.lastError ? { lastError: p.lastError } : {}) };
   const next = { ...branch, phase2 };
   return inherited ? withEvent(next, 'AttemptStarted', `${action} attempt ${attempt} started by a new leader`, now) : next;

@@ -15,7 +15,7 @@ import { requireFence, type ReconcileContext, type ReconcileResult } from '../..
 import { Action, GlobalStatus, Mode, Phase2State, TryState } from '../../states.js';
 import { isOrphanOrder, orderFor, type BranchRecord, type Phase2, type Versioned } from '../../store/index.js';
 import type { BranchInCache } from '../mode.js';
-import { attemptFinished, attemptStarted, owedAction, parked, refusal, waitBeforeAttempt } from './attempts.js';
+import { attemptFinished, attemptStarted, owedAction, parked, recordsBeforeRunning, refusal, waitBeforeAttempt } from './attempts.js';
 import { actionFor } from './decision.js';
 import { runHandler } from './handler.js';
 
@@ -43,7 +43,10 @@ export async function reconcileTccBranch(ctx: ReconcileContext<TccResource>, fou
     ctx.expectations.wrote(current.key, current.modRevision);
   };
 
-  const refused = refusal(branch, action, options);
+  const inherited = inheritedFromEarlierTerm(found.branchKv, found.orderKv, fence);
+  // Inherited with no attempt recorded: a term that led when the order came may have run attempt 1.
+  const unrecordedRun = inherited && !p && found.orderKv !== undefined && (await ctx.ledAt(found.orderKv.modRevision));
+  const refused = refusal(branch, action, options, unrecordedRun);
   if (refused) {
     await record(parked(branch, refused.phase2, refused.message, now));
     log.error({ attempt: refused.attempt }, refused.message);
@@ -51,9 +54,18 @@ export async function reconcileTccBranch(ctx: ReconcileContext<TccResource>, fou
     return;
   }
 
-  await record(attemptStarted(branch, action, inheritedFromEarlierTerm(found.branchKv, found.orderKv, fence), now));
+  const started = attemptStarted(branch, action, inherited, now, unrecordedRun);
+  const recordedFirst = recordsBeforeRunning(branch, inherited);
+  if (recordedFirst) {
+    await record(started);
+    log.debug({ attempt: started.phase2!.attempts, action }, 'attempt recorded; starting the handler');
+  } else {
+    // A first attempt of work that came during this term: the order marks it (see
+    // recordsBeforeRunning); its outcome is written over the record as read.
+    current = { ...current, record: started };
+    log.debug({ attempt: 1, action }, 'starting the handler');
+  }
   const attempt = current.record.phase2!.attempts;
-  log.debug({ attempt, action }, 'attempt recorded; starting the handler');
 
   const handler = ctx.handlers.get(branch.resource);
   const startedAt = Date.now();
@@ -75,9 +87,13 @@ export async function reconcileTccBranch(ctx: ReconcileContext<TccResource>, fou
       );
     } catch (err) {
       // Cut short because this replica stopped leading (or is shutting down): not the handler's
-      // failure, so nothing is recorded; the next leader runs it again.
-      if (err instanceof LeadershipLost) throw err;
-      if (signal.aborted) throw new LeadershipLost(store.keys.leader(app));
+      // failure, so no error is recorded; the next leader runs it again. An attempt not written
+      // before it ran is written now, while this term can (a closing leader still holds its lease),
+      // so the next term counts it.
+      if (err instanceof LeadershipLost || signal.aborted) {
+        if (!recordedFirst) await record(started).catch(() => undefined);
+        throw err instanceof LeadershipLost ? err : new LeadershipLost(store.keys.leader(app));
+      }
       error = errorMessage(err) || 'handler failed without a message';
     }
   }
