@@ -38,6 +38,9 @@ function levelJson(l: LevelResult) {
     revisionsPerTx: per(l.revisions),
     proposalsPerTx: per(l.etcd.proposals),
     rpcsPerTxByProcess: { initiator: round(rpcsPerTx(l, 'initiator'), 2), 'bank-a': round(rpcsPerTx(l, 'bank-a'), 2), 'bank-b': round(rpcsPerTx(l, 'bank-b'), 2) },
+    readOnlyTxnsPerTxByProcess: { initiator: per(l.rpcs.initiator.logicalReadOnly, 2), 'bank-a': per(l.rpcs['bank-a'].logicalReadOnly, 2), 'bank-b': per(l.rpcs['bank-b'].logicalReadOnly, 2) },
+    /** Logical writes whose compares failed, by what they wrote (a cache behind etcd, races). */
+    conflicts: { initiator: l.rpcs.initiator.conflicts, 'bank-a': l.rpcs['bank-a'].conflicts, 'bank-b': l.rpcs['bank-b'].conflicts },
     logicalWritesPerTx: per(l.rpcs.initiator.logicalWrite + l.rpcs['bank-a'].logicalWrite + l.rpcs['bank-b'].logicalWrite, 2),
     bytesWrittenPerTx: per(l.etcd.bytesReceived, 0),
     watchEventsPerTx: per(l.etcd.watchEvents, 2),
