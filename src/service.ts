@@ -325,6 +325,7 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
         decide: (xid, request) => decide(this.store, this.modes, xid, request, cached(xid)),
         cached,
         ledAt: (revision) => history.ledAt(revision),
+        unrecorded: new Set(),
       },
       reconcileGlobal: (ctx, xid, signal) => this.modes.reconcileGlobal(ctx, xid, signal),
       reconcileBranch: (ctx, key, signal) => this.modes.reconcileBranch(ctx, key, signal),

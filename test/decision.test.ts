@@ -186,6 +186,19 @@ describe('decisions and collection planned from the informer cache (invariants 1
     expect((await fresh.store.globals.get(tx.xid))?.record.status).toBe('TRYING');
   });
 
+  it('a rollback planned from a cache that missed a registration still orders its cancel: the member prefix pin fails and etcd is read', async () => {
+    const fresh = env.fresh('cache-rollback-missed');
+    ({ h, ns } = fresh);
+    const init = h.service({ app: 'shop' });
+    const tx = await init.begin({ name: 'x', timeoutMs: 30_000 });
+    const stale = await snapshot(fresh.store, tx.xid);
+    const p = participant('acct');
+    const { branchId } = await p.tryBranch(tx.context, 'r', {});
+    const result = await decide(fresh.store, builtInModes(), tx.xid, { outcome: 'rollback', by: 'test' }, stale);
+    expect(result.total).toBe(1);
+    expect(await env.client.get(`${ns}acct/order/${tx.xid}/${branchId}`).string()).toContain('cancel');
+  });
+
   it('collection from a cache that still shows a re-opened branch as done deletes nothing it should keep', async () => {
     const fresh = env.fresh('cache-collect');
     ({ h, ns } = fresh);

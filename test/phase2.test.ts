@@ -139,6 +139,21 @@ describe('invariant 3: every branch gets the decided action at least once, with 
     await expect(store.repairs.retryParkedBranches(await parkedTx(5), 'test')).rejects.toThrow(/retry them one by one/);
   });
 
+  it('on the common path a branch is written three times (registered, Try result, done): a first attempt of new work is not written before it runs', async () => {
+    const store = setup('three-writes');
+    const p = h.service({ app: 'acct' }).resource('r', { try: () => undefined, confirm: () => undefined, cancel: () => undefined });
+    const init = h.service({ app: 'shop' });
+    await Promise.all([p.start(), init.start()]);
+    await waitFor(() => p.isLeader(), { what: 'the participant leads' });
+    const tx = await init.begin({ name: 'x', timeoutMs: 30_000 });
+    const { branchId } = await p.tryBranch(tx.context, 'r', {});
+    await tx.commit();
+    await init.waitForCompletion(tx.xid, { timeoutMs: 15_000 });
+    const kv = (await env.client.get(store.keys.branch('acct', tx.xid, branchId)).exec()).kvs[0]!;
+    expect(kv.version).toBe('3');
+    expect(JSON.parse(kv.value.toString()).phase2).toMatchObject({ state: 'DONE', attempts: 1 });
+  });
+
   it('the attempt count survives a restart of the service: a new replica continues from the recorded attempts', async () => {
     const store = setup('attempts-persist');
     const seen: number[] = [];

@@ -208,6 +208,41 @@ describe('the SDK at its edges: an etcd outage is one line, not a flood', () => 
   }, 90_000);
 });
 
+describe('the SDK at its edges: attempts etcd could not record', () => {
+  it('a first attempt whose outcome could not be written (the branch changed under it) is counted: the next attempt in the same term is attempt 2, written before it runs', async () => {
+    const { ns, h } = env.fresh('unrecorded-outcome');
+    const attempts: number[] = [];
+    let branchKey = '';
+    const p = h.service({ app: 'acct' }).resource('r', {
+      ...noop,
+      confirm: async ({ attempt }) => {
+        attempts.push(attempt);
+        // The first confirm runs, but its branch changes meanwhile (as a late Try's report would):
+        // the outcome write's compare fails.
+        if (attempts.length === 1) {
+          const value = await env.client.get(branchKey).buffer();
+          await env.client.put(branchKey).value(value!);
+        }
+      },
+    });
+    const init = h.service({ app: 'shop' });
+    try {
+      await Promise.all([p.start(), init.start()]);
+      await waitFor(() => p.isLeader(), { what: 'the participant leads' });
+      const tx = await init.begin({ name: 'outcome not written', timeoutMs: 60_000 });
+      const { branchId } = await p.tryBranch(tx.context, 'r', {});
+      branchKey = `${ns}acct/branch/${tx.xid}/${branchId}`;
+      await tx.commit();
+      expect((await init.waitForCompletion(tx.xid, { timeoutMs: 20_000 })).status).toBe('COMMITTED');
+      expect(attempts).toEqual([1, 2]);
+      const branch = JSON.parse((await env.client.get(branchKey).string())!) as { phase2: { attempts: number } };
+      expect(branch.phase2.attempts).toBe(2);
+    } finally {
+      await Promise.all([p.close(), init.close()]);
+    }
+  });
+});
+
 describe('the SDK at its edges: closing', () => {
   it('a replica that wins the election while it is closing never starts leading (no handler runs in a service being shut down)', async () => {
     const { h, ns } = env.fresh('close-vs-election');

@@ -19,4 +19,14 @@ describe('term history: whether a term led when an order was written (counting u
     await env.client.kv.compact({ revision: now });
     expect(await new TermHistory(store, leaderKey).ledAt(before)).toBe(true);
   });
+
+  it('past its lookup limit (a large inherited backlog) it answers yes without asking etcd: an attempt is over-counted, never missed', async () => {
+    const { ns, store } = env.fresh('term-history-limit');
+    const leaderKey = store.keys.leader('acct');
+    const r1 = (await env.client.put(`${ns}acct/noise`).value('1').exec()).header.revision;
+    const r2 = (await env.client.put(`${ns}acct/noise`).value('2').exec()).header.revision;
+    const history = new TermHistory(store, leaderKey, 1);
+    expect(await history.ledAt(r1)).toBe(false);
+    expect(await history.ledAt(r2)).toBe(true);
+  });
 });

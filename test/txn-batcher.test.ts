@@ -100,6 +100,59 @@ describe('group commit (txn-batcher): concurrent Txns share RPCs but keep their 
     expect(sent.filter((r) => r.keys.length > 1).length).toBeGreaterThan(0);
   });
 
+  it('a Txn larger than the batch byte limit still goes out (alone) and its caller gets an answer', async () => {
+    const ns = freshNamespace('batch-large');
+    const b = new TxnBatcher(env.client, { maxBatch: 128, maxBytes: 100 });
+    const res = await b.submit({ compare: [], success: [op.put(`${ns}big`, 'x'.repeat(500))], failure: [] });
+    expect(res.succeeded).toBe(true);
+    expect(b.rpcs).toBe(1);
+  });
+
+  it('with several batches in flight, no two Txns touching a common key are in flight at once, and they go out in the order they came', async () => {
+    const ns = freshNamespace('batch-inflight');
+    const inFlight = new Set<string>();
+    const sentOrder: string[] = [];
+    let overlapped = 0;
+    const keysOf = (req: ITxnRequest): string[] =>
+      (req.success ?? []).flatMap((o) => (o.request_txn ? keysOf(o.request_txn) : o.request_put?.key ? [o.request_put.key.toString()] : []));
+    const recording = {
+      kv: {
+        txn: async (req: ITxnRequest, opts?: { deadline?: number }) => {
+          const keys = keysOf(req).map((k) => k.slice(ns.length));
+          const shared = keys.map((k) => k.split('#')[0]!);
+          if (shared.some((k) => inFlight.has(k))) overlapped++;
+          shared.forEach((k) => inFlight.add(k));
+          sentOrder.push(...keys);
+          try {
+            return await env.client.kv.txn(req, opts);
+          } finally {
+            shared.forEach((k) => inFlight.delete(k));
+          }
+        },
+      },
+    } as unknown as Etcd3;
+    const b = new TxnBatcher(recording, { maxBatch: 128, maxInFlight: 4 });
+    // Ten keys, each written five times ("k3#0" … "k3#4" all write key k3): submitted at once.
+    await Promise.all(Array.from({ length: 50 }, (_, i) => b.submit({ compare: [], success: [op.put(`${ns}k${i % 10}`, `k${i % 10}#${Math.floor(i / 10)}`)], failure: [] })));
+    expect(overlapped).toBe(0);
+    for (let k = 0; k < 10; k++) {
+      const values = await env.client.get(`${ns}k${k}`).string();
+      expect(values).toBe(`k${k}#4`); // the last submitted write of each key is the one that stays
+    }
+    expect(b.rpcs).toBeGreaterThan(1);
+  });
+
+  it('a Txn left queued is not overtaken by a later one that touches what it touches (order kept through a chain of conflicts)', async () => {
+    const ns = freshNamespace('batch-chain');
+    const b = new TxnBatcher(env.client, { maxBatch: 128 });
+    const busy = b.submit({ compare: [], success: [op.put(`${ns}a`, 'first')], failure: [] });
+    // B writes a (waits for the first) and compares b; C writes b: C must not go before B.
+    const B = b.submit({ compare: [cmp.absent(`${ns}b`)], success: [op.put(`${ns}a`, 'second')], failure: [] });
+    const C = b.submit({ compare: [], success: [op.put(`${ns}b`, 'c')], failure: [] });
+    await Promise.all([busy, B, C]);
+    expect((await B).succeeded).toBe(true);
+  });
+
   it('overlap of keys and ranges follows etcd byte order (a key is [k, k+"\\0"), "\\0" as end means to the end)', () => {
     const k = (s: string): Buffer => Buffer.from(s);
     expect(overlaps({ start: k('a/1') }, { start: k('a/1') })).toBe(true);

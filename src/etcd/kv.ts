@@ -66,7 +66,7 @@ export const cmp = {
   fenced(fence: Fence | undefined): ICompare[] {
     return fence ? [cmp.created(fence.key, fence.createRevision)] : [];
   },
-  /** Every key under `prefix` was last modified before `revision` (so none was added or changed since). */
+  /** Every key under `prefix` was last modified at or before `revision` (so none was added or changed since). */
   prefixUnchangedSince(prefix: string, revision: string): [ICompare, ICompare] {
     return [cmp.prefixNotModifiedSince(prefix, revision), cmp.prefixNoneCreatedSince(prefix, revision)];
   },

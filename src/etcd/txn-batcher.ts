@@ -51,9 +51,9 @@ export interface TxnBatcherOptions {
   /** A batch with a deadline waits at most this long (the client's own request timeout). @default 10_000 */
   callTimeoutMs?: number;
   /**
-   * Batches in flight at once. A Txn joins a new batch only if its footprint is disjoint from
-   * every batch still in flight too, so Txns touching a common key still go out one after
-   * another, in the order they were submitted. @default 1
+   * Batches in flight at once. A Txn joins a new batch only if it conflicts with no batch still in
+   * flight, so Txns touching a common key still go out one after another, in the order they were
+   * submitted. @default 1
    */
   maxInFlight?: number;
 }
@@ -93,28 +93,32 @@ export class TxnBatcher {
 
   /**
    * The next batch: the oldest Txn that conflicts with nothing in flight, and every later one that
-   * conflicts with neither the batch nor what is in flight (one that writes what another compares,
-   * reads or writes). A Txn left out keeps its place, so two Txns on a common key go out in the
-   * order they came, one after the other.
+   * conflicts with neither the batch, nor what is in flight, nor a Txn before it that stays queued
+   * (conflict: one writes what the other compares, reads or writes). So Txns that touch a common
+   * key go out in the order they came, one after the other. The first Txn of a batch goes out even
+   * when it alone is larger than `maxBytes` (etcd then judges it).
    */
   private takeBatch(): Pending[] | undefined {
     const taken = new Footprints();
     for (const footprints of this.inFlight) for (const f of footprints) taken.add(f);
+    /** Txns left queued: a later one touching what they touch must not overtake them. */
+    const waiting = new Footprints();
     const batch: Pending[] = [];
     let bytes = 0;
     const maxBytes = this.options.maxBytes ?? 1_000_000;
     const rest: Pending[] = [];
     for (const p of this.queue) {
       const f = p.footprint;
+      const free = !taken.conflictsWith(f) && !waiting.conflictsWith(f);
       // A deadline closer than the client's timeout would cut the others' time short: alone.
-      const alone = this.tight(p) || (batch.length > 0 && this.tight(batch[0]!));
-      const fits = batch.length < this.options.maxBatch && bytes + f.bytes <= maxBytes && !(alone && batch.length > 0) && !taken.conflictsWith(f);
-      if (fits) {
+      const joins = batch.length === 0 || (batch.length < this.options.maxBatch && bytes + f.bytes <= maxBytes && !this.tight(p) && !this.tight(batch[0]!));
+      if (free && joins) {
         batch.push(p);
         bytes += f.bytes;
         taken.add(f);
       } else {
         rest.push(p);
+        waiting.add(f);
       }
     }
     this.queue = rest;

@@ -56,6 +56,8 @@ export interface ReconcileContext<Handlers = unknown> {
   cached(xid: string): TransactionRead | undefined;
   /** Some term of this service led at `revision` (yes when etcd no longer keeps it): see term-history.ts. */
   ledAt(revision: string): Promise<boolean>;
+  /** Branch keys with an attempt this term ran but could not write (counted before the next one). */
+  unrecorded: Set<string>;
 }
 
 /** This term's fence, or LeadershipLost: only the current leader acts (invariant 5). */

@@ -5,7 +5,7 @@
  * modes/tcc/attempts.ts), so the next term counts that attempt.
  *
  * Asked once per distinct revision and term; past `limit` lookups (a large backlog inherited at
- * once), and for a revision etcd no longer keeps, the answer is yes: counting an attempt that did
+ * once) and for a revision etcd no longer keeps, the answer is yes: counting an attempt that did
  * not run costs one attempt of budget, never a missed count.
  */
 import type { Store } from '../store/index.js';
@@ -25,7 +25,13 @@ export class TermHistory {
     if (this.answers.size >= this.limit) return Promise.resolve(true);
     answer = this.store.edge.getRaw(this.leaderKey, revision).then(
       (kv) => kv !== undefined,
-      () => true,
+      (err: unknown) => {
+        // Compacted away: assume a term led. Anything else (etcd unreachable): the reconcile fails
+        // and is retried, asking again.
+        if (err instanceof Error && /compacted/.test(err.message)) return true;
+        this.answers.delete(revision);
+        throw err;
+      },
     );
     this.answers.set(revision, answer);
     return answer;

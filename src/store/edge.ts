@@ -26,7 +26,7 @@ export class StoreEdge {
     requestTimeoutMs = 10_000,
   ) {
     this.keys = new Keys(namespace);
-    this.batcher = new TxnBatcher(client, { maxBatch: maxTxnOps, callTimeoutMs: requestTimeoutMs, maxInFlight: Number(process.env.TXLOOP_BATCHER_INFLIGHT ?? 1) });
+    this.batcher = new TxnBatcher(client, { maxBatch: maxTxnOps, callTimeoutMs: requestTimeoutMs });
   }
 
   /** One Txn; concurrent ones share an RPC and a revision through group commit. */

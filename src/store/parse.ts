@@ -16,17 +16,21 @@ type Obj = Record<string, unknown>;
 
 /**
  * The same value read back is parsed once: the informer hands every change to the router (which
- * validates it), then to a reconcile, which may read it again with its neighbours. A record is
- * keyed by its value buffer (a new one per change), so a change is always parsed afresh; callers
- * treat records as immutable (they build new ones with spreads).
+ * validates it), then to a reconcile, which may read it again with its neighbours, moments later.
+ * A record is keyed by its value buffer (a new one per change), so a change is always parsed
+ * afresh; the last few thousand are kept (not every cached one: that would double the cache's
+ * memory). Callers treat records as immutable (they build new ones with spreads); handlers get a
+ * copy of the payload.
  */
+const MEMO_SIZE = 4096;
 function memoized<T>(parse: (key: string, raw: string | Buffer) => T): (key: string, raw: string | Buffer) => T {
-  const seen = new WeakMap<Buffer, T>();
+  const seen = new Map<Buffer, T>();
   return (key, raw) => {
     if (typeof raw === 'string') return parse(key, raw);
     const hit = seen.get(raw);
     if (hit !== undefined) return hit;
     const record = parse(key, raw);
+    if (seen.size >= MEMO_SIZE) seen.delete(seen.keys().next().value!);
     seen.set(raw, record);
     return record;
   };

@@ -1,8 +1,8 @@
 /**
  * TCC's phase-2 rules, pure: which action a branch owes, when it must wait, and what its record
  * becomes as an attempt starts, succeeds, fails, or runs out of attempts (invariants 3 and 4).
- * Every attempt is recorded before its handler runs, so attempt numbers only grow and a handler
- * that kills its process is still counted.
+ * Every attempt is counted (before its handler runs, or by its order: see countingOf), so attempt
+ * numbers only grow and a handler that kills its process is still counted.
  */
 import { exponentialBackoffMs } from '../../backoff.js';
 import { Action, Phase2State, TryState } from '../../states.js';
@@ -37,7 +37,7 @@ export function waitBeforeAttempt(branch: BranchRecord, action: Action, limits: 
  * A reason to park the branch instead of attempting, or undefined. `attempt` is the one reported:
  * the attempt that would have run (refusing to confirm), or the last one (at the limit).
  */
-export function refusal(branch: BranchRecord, action: Action, limits: Pick<AttemptLimits, 'maxAttempts'>, unrecordedRun = false): { message: string; phase2: Phase2; attempt: number } | undefined {
+export function refusal(branch: BranchRecord, action: Action, limits: Pick<AttemptLimits, 'maxAttempts'>): { message: string; phase2: Phase2; attempt: number } | undefined {
   const p = branch.phase2;
   if (action === Action.CONFIRM && branch.tryState !== TryState.SUCCEEDED) {
     // Invariant 4: never confirm what was not tried. commit() refuses this, so only a hand-edited or
@@ -51,24 +51,38 @@ export function refusal(branch: BranchRecord, action: Action, limits: Pick<Attem
     const message = `attempt ${p.attempts} never reported back (its replica died during the handler, or could not record the outcome); parked after ${attemptsInBudget(p)} attempts`;
     return { message, phase2: { ...p, state: Phase2State.PARKED, lastError: p.lastError ?? message }, attempt: p.attempts };
   }
-  if (!p && unrecordedRun && limits.maxAttempts <= 1) {
-    const message = 'attempt 1 may have run in an earlier term and never reported back; parked after 1 attempt';
-    return { message, phase2: { action, state: Phase2State.PARKED, attempts: 1, lastError: message }, attempt: 1 };
-  }
   return undefined;
 }
 
+/** What decides how the next attempt of a branch is counted (see {@link countingOf}). */
+export interface CountingFacts {
+  /** The branch has a recorded attempt (phase 2 started). */
+  recorded: boolean;
+  /** Its order was written before this term began: an earlier term had the work. */
+  orderFromEarlierTerm: boolean;
+  /** This term ran an attempt of it whose start or outcome it could not write. */
+  ranUnrecorded: boolean;
+  maxAttempts: number;
+}
+
 /**
- * Whether an attempt is written to etcd before its handler runs. Not a first attempt of work that
- * arrived during this term — the common case, which so costs one write less and one round trip
- * less before the handler: the order marks that attempt 1 may be running, and a term that inherits
- * a branch with no attempt recorded counts attempt 1 as run if a term led when its order was
- * written (`unrecordedRun` below; see runtime/term-history.ts), and a term closing during such an
- * attempt records it. Every other attempt — a retry, any attempt of inherited work — is written
- * first, so a handler that kills its process is still counted and the limit bounds it.
+ * How the next attempt is counted. Every attempt is written before its handler runs except the
+ * first attempt of work whose order came during this term — the common case, which so costs one
+ * write and one round trip less: its order marks that attempt 1 may be running. So:
+ * - `recordFirst`: write the attempt before running it (anything else: a retry, work from an
+ *   earlier term, a run this term could not record, or a budget of one attempt);
+ * - `askHistory`: with no attempt recorded and the order from an earlier term, that term may have
+ *   run attempt 1 without a record if it led when the order came (runtime/term-history.ts): then
+ *   this attempt is the second.
+ * A term closing during an unrecorded attempt writes it (branch-step.ts). At worst an attempt that
+ * never ran is counted (work an earlier term had queued but not started); never one that ran is
+ * missed.
  */
-export function recordsBeforeRunning(branch: BranchRecord, inherited: boolean): boolean {
-  return inherited || branch.phase2 !== undefined;
+export function countingOf(f: CountingFacts): { recordFirst: boolean; askHistory: boolean } {
+  return {
+    recordFirst: f.recorded || f.orderFromEarlierTerm || f.ranUnrecorded || f.maxAttempts <= 1,
+    askHistory: !f.recorded && !f.ranUnrecorded && f.orderFromEarlierTerm && f.maxAttempts > 1,
+  };
 }
 
 /** The record of a parked branch. */

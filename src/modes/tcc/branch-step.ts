@@ -4,7 +4,7 @@
  *
  * Handler failures are not thrown: they are recorded in etcd (attempts, last error, next retry time)
  * so the backoff and the attempt limit survive restarts and leader changes. Every attempt is
- * recorded before its handler runs; leadership is re-checked, fresh, right before the call.
+ * counted (attempts.ts countingOf); leadership is re-checked, fresh, right before the call.
  */
 import type { Logger } from 'pino';
 import { LeadershipLost, TransactionAlreadyDecided, TransactionNotFound, UnknownResource, errorMessage } from '../../errors.js';
@@ -15,7 +15,7 @@ import { requireFence, type ReconcileContext, type ReconcileResult } from '../..
 import { Action, GlobalStatus, Mode, Phase2State, TryState } from '../../states.js';
 import { isOrphanOrder, orderFor, type BranchRecord, type Phase2, type Versioned } from '../../store/index.js';
 import type { BranchInCache } from '../mode.js';
-import { attemptFinished, attemptStarted, owedAction, parked, recordsBeforeRunning, refusal, waitBeforeAttempt } from './attempts.js';
+import { attemptFinished, attemptStarted, countingOf, owedAction, parked, refusal, waitBeforeAttempt } from './attempts.js';
 import { actionFor } from './decision.js';
 import { runHandler } from './handler.js';
 
@@ -43,10 +43,13 @@ export async function reconcileTccBranch(ctx: ReconcileContext<TccResource>, fou
     ctx.expectations.wrote(current.key, current.modRevision);
   };
 
-  const inherited = inheritedFromEarlierTerm(found.branchKv, found.orderKv, fence);
-  // Inherited with no attempt recorded: a term that led when the order came may have run attempt 1.
-  const unrecordedRun = inherited && !p && found.orderKv !== undefined && (await ctx.ledAt(found.orderKv.modRevision));
-  const refused = refusal(branch, action, options, unrecordedRun);
+  const key = found.branch.key;
+  const orderFromEarlierTerm = found.orderKv !== undefined && BigInt(found.orderKv.modRevision) < BigInt(fence.createRevision);
+  const ranUnrecorded = ctx.unrecorded.has(key);
+  const counting = countingOf({ recorded: p !== undefined, orderFromEarlierTerm, ranUnrecorded, maxAttempts: options.maxAttempts });
+  // No attempt recorded: one this term could not record, or one an earlier term may have run, counts.
+  const unrecordedRun = !p && (ranUnrecorded || (counting.askHistory && (await ctx.ledAt(found.orderKv!.modRevision))));
+  const refused = refusal(branch, action, options);
   if (refused) {
     await record(parked(branch, refused.phase2, refused.message, now));
     log.error({ attempt: refused.attempt }, refused.message);
@@ -54,16 +57,17 @@ export async function reconcileTccBranch(ctx: ReconcileContext<TccResource>, fou
     return;
   }
 
-  const started = attemptStarted(branch, action, inherited, now, unrecordedRun);
-  const recordedFirst = recordsBeforeRunning(branch, inherited);
+  const started = attemptStarted(branch, action, orderFromEarlierTerm && inheritedFromEarlierTerm(found.branchKv, found.orderKv, fence), now, unrecordedRun);
+  const recordedFirst = counting.recordFirst;
   if (recordedFirst) {
     await record(started);
+    ctx.unrecorded.delete(key);
     log.debug({ attempt: started.phase2!.attempts, action }, 'attempt recorded; starting the handler');
   } else {
-    // A first attempt of work that came during this term: the order marks it (see
-    // recordsBeforeRunning); its outcome is written over the record as read.
+    // A first attempt of work that came during this term: the order marks it (countingOf); its
+    // outcome is written over the record as read.
     current = { ...current, record: started };
-    log.debug({ attempt: 1, action }, 'starting the handler');
+    log.debug({ attempt: started.phase2!.attempts, action }, 'starting the handler');
   }
   const attempt = current.record.phase2!.attempts;
 
@@ -76,7 +80,7 @@ export async function reconcileTccBranch(ctx: ReconcileContext<TccResource>, fou
     try {
       await runHandler(
         handler,
-        { xid, branchId, resource: branch.resource, payload: branch.payload, action, attempt, tryCompleted: branch.tryState === TryState.SUCCEEDED, tryState: branch.tryState, fencingToken: fence.createRevision },
+        { xid, branchId, resource: branch.resource, payload: structuredClone(branch.payload), action, attempt, tryCompleted: branch.tryState === TryState.SUCCEEDED, tryState: branch.tryState, fencingToken: fence.createRevision },
         options.handlerTimeoutMs,
         signal,
         () => {
@@ -91,7 +95,10 @@ export async function reconcileTccBranch(ctx: ReconcileContext<TccResource>, fou
       // before it ran is written now, while this term can (a closing leader still holds its lease),
       // so the next term counts it.
       if (err instanceof LeadershipLost || signal.aborted) {
-        if (!recordedFirst) await record(started).catch(() => undefined);
+        if (!recordedFirst) {
+          // If even this fails, the next term counts the attempt from etcd's history.
+          await record(started).catch(() => ctx.unrecorded.add(key));
+        }
         throw err instanceof LeadershipLost ? err : new LeadershipLost(store.keys.leader(app));
       }
       error = errorMessage(err) || 'handler failed without a message';
@@ -100,7 +107,15 @@ export async function reconcileTccBranch(ctx: ReconcileContext<TccResource>, fou
   const durationMs = Date.now() - startedAt;
   // The outcome builds on the record as written just now (its attempt and event), not the one read.
   const outcome = attemptFinished(current.record, error, options, startedAt, Date.now());
-  await record(outcome.next);
+  try {
+    await record(outcome.next);
+  } catch (err) {
+    // The attempt ran but is not in etcd: the next one in this term is counted after it, and
+    // written before it runs.
+    if (!recordedFirst) ctx.unrecorded.add(key);
+    throw err;
+  }
+  ctx.unrecorded.delete(key);
   if (outcome.result === 'succeeded') log.info({ attempt, action, durationMs }, `${action} done`);
   else if (outcome.result === 'parked') log.error({ attempt, err: error }, outcome.message);
   else log.warn({ attempt, err: error, retryInMs: outcome.requeueAfterMs }, `${action} failed; will retry`);

@@ -70,7 +70,7 @@ export async function reconcileTccGlobal(ctx: ReconcileContext, { global }: Glob
         ctx.events.collected(xid);
       } else {
         // Re-queued by the branch's next change; until then it stays for inspection.
-        log.warn('finished transaction has a branch that is not done (a late Try re-opened its cancel); not collected');
+        log.warn('not collected: a branch is not done (a late Try re-opened its cancel), or the transaction changed meanwhile; looked at again on its next change');
       }
       return;
     }
