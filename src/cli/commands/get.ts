@@ -66,7 +66,7 @@ async function get(io: Io, resource: string, names: string[], flags: GetFlags): 
   const filter = filterOf(kind, flags, names);
   const sort = sorter(flags.sortBy, kind.columns, kind.json);
   const { client } = await io.connect();
-  const { model, kvs, revision } = await io.etcd(loadModel(client, io.config.namespace));
+  const { model, kvs, revision } = await loadModel(client, io.config.namespace);
   // Every record in the namespace that cannot be used, not only those behind the rows asked for:
   // nothing in etcd is silently ignored.
   io.malformed(model.problems());

@@ -38,7 +38,7 @@ Example:
       action<TopFlags>(async (io, _args, flags) => {
         const filter = filterOf(leadersKind, { ...(flags.app !== undefined ? { app: flags.app } : {}) }, []);
         const sort = sorter(flags.sortBy, topColumns, serviceJson);
-        const { model } = await io.etcd(loadModel((await io.connect()).client, io.config.namespace));
+        const { model } = await loadModel((await io.connect()).client, io.config.namespace);
         const items = leadersKind.list(model, filter);
         if (sort) items.sort(sort);
         io.malformed(model.problems());
