@@ -103,6 +103,22 @@ describe('a command for one service reads that service prefix only', () => {
     else expect((JSON.parse(r.stdout) as { items: { xid: string; branches: unknown[] }[] }).items.map((g) => [g.xid, g.branches.length])).toEqual([[tiny.xid, 1]]);
   });
 
+  it('get -w --app lists and watches only that app prefix', async () => {
+    const w = spawnCli(['--endpoints', etcd.endpoints.join(','), '--namespace', ns, 'get', 'gtx', '--app', 'tiny', '-w']);
+    try {
+      await w.waitForLine((l) => l.startsWith(tiny.xid), 'the row of tiny');
+      // A record written under the other prefix while it watches is not seen either.
+      await client.put(`${ns}bulk/gtx/bulk.0000000000000001`).value('still not json');
+      const later = transaction(ns, 'tiny', 'tiny');
+      await putAll(client, later.kvs);
+      await w.waitForLine((l) => l.startsWith(later.xid), 'a transaction of tiny begun while watched');
+      expect(await w.interrupt()).toBe(0);
+      expect(w.stderr()).toBe('');
+    } finally {
+      await w.interrupt();
+    }
+  });
+
   it("get gtx XID reads only the records of the service the name implies", async () => {
     const r = await cliIn(ns, 'get', 'gtx', tiny.xid);
     expect(r.code, r.stderr).toBe(0);
