@@ -133,7 +133,8 @@ async function* chunksOf(kind: Kind<unknown>, snap: Snapshot, keys: Keys, filter
  * every service of the namespace, with their leader and stats records.
  */
 export async function listServices(snap: Snapshot, keys: Keys, filter: Filter, io: Io): Promise<{ items: ServiceItem[]; missing: string[] }> {
-  const asked = filter.app !== undefined ? [filter.app].filter((a) => filter.names.length === 0 || filter.names.includes(a)) : filter.names.length > 0 ? [...new Set(filter.names)] : undefined;
+  // Names and --app together: the names that exist are listed if they are --app's (matches() below).
+  const asked = filter.names.length > 0 ? [...new Set(filter.names)] : filter.app !== undefined ? [filter.app] : undefined;
   let model: Model;
   let apps: string[];
   if (asked === undefined) {
