@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Etcd3, IOptions } from 'etcd3';
-import { createEtcdClient } from '../etcd/index.js';
+import { createEtcdClient, etcdFaultHandling } from '../etcd/index.js';
 import { DEFAULT_NAMESPACE, Store, validateNamespace } from '../store/index.js';
 import { CliError, UnreachableError, UsageError } from './errors.js';
 
@@ -134,18 +134,22 @@ export interface Connection {
 }
 
 /**
- * Opens an etcd client whose unary calls time out after --command-timeout. (The first request is
- * bounded by --dial-timeout in runtime.ts, so an unreachable etcd fails within seconds.) It accepts
- * responses as large as the services' client does: a listing of a few transactions with large
- * payloads passes gRPC's default 4 MiB, and so may one watch response under `-w`.
+ * Opens an etcd client each of whose requests fails after --command-timeout with one line naming the
+ * endpoints and the flag: each one, with etcd3's retries on other endpoints, however many a command
+ * makes (a listing of 100k records makes hundreds). gRPC's own deadline per attempt is a second
+ * later, so the CLI's line is what a hung etcd gets. (The first request is bounded by
+ * --dial-timeout in runtime.ts, so an unreachable etcd fails within seconds.) It accepts responses
+ * as large as the services' client does: a listing of a few transactions with large payloads
+ * passes gRPC's default 4 MiB, and so may one watch response under `-w`.
  */
 export function connect(config: ConnectionConfig, overrides: Partial<IOptions> = {}): Connection {
   const tls = config.tls;
+  const faults = etcdFaultHandling(config.endpoints.length);
   const client = createEtcdClient(
     {
       endpoints: config.endpoints,
       dialTimeoutMs: config.dialTimeoutMs,
-      requestTimeoutMs: config.commandTimeoutMs,
+      requestTimeoutMs: config.commandTimeoutMs + 1000,
       ...(tls
         ? {
             credentials: {
@@ -159,7 +163,7 @@ export function connect(config: ConnectionConfig, overrides: Partial<IOptions> =
       ...(config.auth ? { auth: config.auth } : {}),
     },
     // A command a human waits on reconnects sooner than a service does.
-    { reconnectBackoffMs: { initial: 200, max: 1000 }, overrides },
+    { reconnectBackoffMs: { initial: 200, max: 1000 }, overrides: { faultHandling: { ...faults, global: bounded(faults.global, config) }, ...overrides } },
   );
   return {
     config,
@@ -169,17 +173,33 @@ export function connect(config: ConnectionConfig, overrides: Partial<IOptions> =
   };
 }
 
-/** Rejects with an UnreachableError if `p` has not settled within `ms` (gRPC's deadlines apply per attempt, and etcd3 retries). */
-export function withDeadline<T>(p: Promise<T>, ms: number, endpoints: readonly string[]): Promise<T> {
+/** Rejects with an UnreachableError (`message`, or "cannot reach etcd …") if `p` has not settled within `ms`. */
+export function withDeadline<T>(p: Promise<T>, ms: number, endpoints: readonly string[], message?: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new UnreachableError(`cannot reach etcd at ${endpoints.join(',')}: no answer within ${ms / 1000}s (check --endpoints / TXLOOP_ENDPOINTS, TLS flags and that etcd is running)`)), ms);
+    timer = setTimeout(
+      () => reject(new UnreachableError(message ?? `cannot reach etcd at ${endpoints.join(',')}: no answer within ${ms / 1000}s (check --endpoints / TXLOOP_ENDPOINTS, TLS flags and that etcd is running)`)),
+      ms,
+    );
     timer.unref();
   });
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
 type Policy = NonNullable<NonNullable<IOptions['faultHandling']>['global']>;
+
+/** The message of a request etcd did not answer within --command-timeout. */
+export function commandTimeoutMessage(config: Pick<ConnectionConfig, 'endpoints' | 'commandTimeoutMs'>): string {
+  return `etcd at ${config.endpoints.join(',')} did not answer a request within ${config.commandTimeoutMs / 1000}s (--command-timeout): check that it is running and not paused or overloaded, or raise --command-timeout`;
+}
+
+/** `inner` (etcd3's retries of one unary request), the whole of it failing with an UnreachableError after --command-timeout. */
+function bounded(inner: Policy | undefined, config: ConnectionConfig): Policy {
+  type Call = Parameters<Policy['execute']>[0];
+  const run = (fn: Call): Promise<unknown> => (inner ? inner.execute(fn) : Promise.resolve().then(() => fn({ signal: new AbortController().signal, attempt: 0 } as never)));
+  return { execute: (fn: Call) => withDeadline(run(fn), config.commandTimeoutMs, config.endpoints, commandTimeoutMessage(config)) } as unknown as Policy;
+}
+
 /** Runs the call once: no retry, no circuit breaker (etcd3's default breaker would keep failing for 5s after etcd is back). */
 const once = { execute: (fn: (ctx: { signal: AbortSignal; attempt: number }) => unknown) => Promise.resolve().then(() => fn({ signal: new AbortController().signal, attempt: 0 })) } as unknown as Policy;
 

@@ -37,6 +37,9 @@ export function messageOf(err: unknown, endpoints: readonly string[] = []): stri
     const sizes = /\((\d+) vs (\d+)\)/.exec(msg);
     return `etcd${where} answered with more data than the CLI receives in one response${sizes ? ` (${sizes[1]} bytes, limit ${sizes[2]})` : ''}`;
   }
+  if (/required revision has been compacted/i.test(msg)) {
+    return `etcd${where} compacted the revision this listing reads while it ran (it took longer than etcd keeps old revisions, say behind a slow reader): run it again, or list less at a time (--app, --status)`;
+  }
   if (/alert (bad certificate|certificate required|unknown ca)/i.test(msg)) {
     return `etcd${where} refused the TLS client certificate (${/alert ([a-z ]+?)(?::|$)/i.exec(msg)?.[1] ?? 'handshake failed'}): check --cert and --key`;
   }

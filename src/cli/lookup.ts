@@ -8,6 +8,7 @@ import { BranchNotFound, TransactionNotFound } from '../errors.js';
 import { rangePrefix } from '../etcd/index.js';
 import type { Store } from '../store/index.js';
 import { CliError } from './errors.js';
+import { Snapshot, prefixSpan } from './scan.js';
 import type { BranchRef } from './refs.js';
 
 /** The service that owns a branch: from the initiator's member records, else from the branch record's key. */
@@ -31,13 +32,15 @@ export async function ownerOf(store: Store, ref: BranchRef): Promise<string> {
  * owner's prefix, so this scans the namespace's keys (keys only); it runs only when a lookup failed.
  */
 async function remainsOf(store: Store, xid: string): Promise<{ branches: { owner: string; branchId: string }[]; members: number }> {
-  const { kvs } = await rangePrefix(store.client, store.keys.ns, { keysOnly: true });
   const branches: { owner: string; branchId: string }[] = [];
   let members = 0;
-  for (const kv of kvs) {
-    const p = store.keys.parse(kv.key.toString());
-    if (p?.kind === 'branch' && p.xid === xid) branches.push({ owner: p.owner, branchId: p.branchId });
-    if (p?.kind === 'member' && p.xid === xid) members++;
+  // Keys only, a page at a time: a namespace of 100k records is never held.
+  for await (const batch of new Snapshot(store.client).scan(prefixSpan(store.keys.ns), { keysOnly: true })) {
+    for (const kv of batch) {
+      const p = store.keys.parse(kv.key.toString());
+      if (p?.kind === 'branch' && p.xid === xid) branches.push({ owner: p.owner, branchId: p.branchId });
+      if (p?.kind === 'member' && p.xid === xid) members++;
+    }
   }
   return { branches, members };
 }

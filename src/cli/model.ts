@@ -232,6 +232,11 @@ export class Model {
     return [...this.globals.keys()];
   }
 
+  /** Every member record's key (today's and legacy ones). */
+  memberKeys(): string[] {
+    return [...this.members.values()].flatMap((m) => [...m.keys()]);
+  }
+
   branchKeys(): string[] {
     return [...this.branches.keys()];
   }

@@ -1,4 +1,8 @@
-/** What every command action gets: resolved connection settings, a lazy etcd connection, and output. */
+/**
+ * What every command action gets: resolved connection settings, a lazy etcd connection, and output.
+ * Each etcd request of the connection is bounded by --command-timeout (connection.ts), however many
+ * requests a command makes and however long it takes to print them.
+ */
 import type { Command } from 'commander';
 import { TxloopError } from '../errors.js';
 import { MalformedRecord } from '../errors.js';
@@ -9,9 +13,13 @@ export interface Io {
   readonly config: ConnectionConfig;
   /** Opens the etcd connection on first use, checking that etcd answers within --dial-timeout. */
   connect(): Promise<Connection>;
-  /** An etcd call, bounded by --command-timeout (plus a second) even if etcd3 retries it on other endpoints. */
-  etcd<T>(p: Promise<T>): Promise<T>;
+  /** `text` and a newline on stdout. */
   out(text: string): void;
+  /**
+   * `text` as it is on stdout; resolves once stdout takes more, so a listing printed as it is read
+   * waits for a slow reader (`| less`) instead of piling the output up in memory.
+   */
+  write(text: string): Promise<void>;
   warn(text: string): void;
   /** `warning: malformed record at <key>: <problem>` on stderr, once per record and problem. */
   malformed(problems: string[]): void;
@@ -32,8 +40,8 @@ export function createIo(opts: GlobalOptions): Io {
         await withDeadline(conn.client.maintenance.status(), config.dialTimeoutMs, config.endpoints);
         return conn;
       })()),
-    etcd: (p) => withDeadline(p, config.commandTimeoutMs + 1000, config.endpoints),
     out: (text) => void process.stdout.write(`${text}\n`),
+    write: (text) => (process.stdout.write(text) ? Promise.resolve() : new Promise<void>((resolve) => process.stdout.once('drain', resolve))),
     warn: (text) => void process.stderr.write(`${text}\n`),
     malformed: (problems) => {
       for (const p of problems) {

@@ -193,21 +193,25 @@ export function parseStatuses(value: string | undefined, allowed: string[], flag
  * object (`.createdAt`, `.phase2.attempts`), as kubectl takes.
  */
 export function sorter<R>(spec: string | undefined, columns: Sortable<R>[], json: (r: R) => unknown): ((a: R, b: R) => number) | undefined {
+  const key = sortKeyOf(spec, columns, json);
+  return key && ((a, b) => compare(key(a), key(b)));
+}
+
+/** What --sort-by compares for a row (see sorter), so a listing can keep that instead of the row's records. */
+export function sortKeyOf<R>(spec: string | undefined, columns: Sortable<R>[], json: (r: R) => unknown): ((r: R) => unknown) | undefined {
   if (spec === undefined) return undefined;
   const s = spec.trim().replace(/^\{(.*)\}$/, '$1');
   if (s.startsWith('.')) {
     const path = s.slice(1).split('.').filter(Boolean);
-    const at = (r: R): unknown => path.reduce<unknown>((o, k) => (o !== null && typeof o === 'object' ? (o as Record<string, unknown>)[k] : undefined), json(r));
-    return (a, b) => compare(at(a), at(b));
+    return (r: R) => path.reduce<unknown>((o, k) => (o !== null && typeof o === 'object' ? (o as Record<string, unknown>)[k] : undefined), json(r));
   }
   const want = s.toUpperCase().replace(/[-_]/g, ' ');
   const col = columns.find((c) => c.header === want);
   if (!col) throw new UsageError(`invalid --sort-by ${JSON.stringify(spec)}: use a column (${columns.map((c) => c.header.toLowerCase().replace(/ /g, '-')).join(', ')}) or a JSON path like .createdAt`);
-  const key = col.sortKey ?? ((r: R) => col.value(r));
-  return (a, b) => compare(key(a), key(b));
+  return col.sortKey ?? ((r: R) => col.value(r));
 }
 
-function compare(a: unknown, b: unknown): number {
+export function compare(a: unknown, b: unknown): number {
   if (a === b) return 0;
   if (a === undefined || a === null) return 1;
   if (b === undefined || b === null) return -1;

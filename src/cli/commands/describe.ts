@@ -56,7 +56,7 @@ export function describeCommand(name: string): Command {
 async function readTransactionModel(io: Io, xid: string): Promise<Model> {
   const { store } = await io.connect();
   const keys = store.keys;
-  const first = await io.etcd(store.txn([], [op.get(keys.global(xid)), ...keys.members(xid).map((prefix) => op.getPrefix(prefix))]));
+  const first = await store.txn([], [op.get(keys.global(xid)), ...keys.members(xid).map((prefix) => op.getPrefix(prefix))]);
   const model = new Model(io.config.namespace);
   const memberKvs = first.responses.slice(1).flatMap((r) => r.response_range.kvs);
   for (const r of first.responses) for (const kv of r.response_range.kvs) model.set(kv.key.toString(), kv.value);
@@ -65,7 +65,7 @@ async function readTransactionModel(io: Io, xid: string): Promise<Model> {
     return p?.kind === 'member' ? [op.get(keys.branch(p.owner, xid, p.branchId)), op.get(keys.order(p.owner, xid, p.branchId))] : [];
   });
   for (let i = 0; i < gets.length; i += 100) {
-    const res = await io.etcd(store.txn([], gets.slice(i, i + 100)));
+    const res = await store.txn([], gets.slice(i, i + 100));
     for (const r of res.responses) for (const kv of r.response_range.kvs) model.set(kv.key.toString(), kv.value);
   }
   return model;
@@ -82,10 +82,11 @@ async function describeGlobal(io: Io, xid: string): Promise<string> {
 async function describeBranch(io: Io, xid: string, branchId: string): Promise<string> {
   const { store } = await io.connect();
   const keys = store.keys;
-  const owner = await io.etcd(ownerOf(store, { xid, branchId }));
+  const owner = await ownerOf(store, { xid, branchId });
   // The branch with its order, and its transaction's global and member, whichever of them exist.
-  const res = await io.etcd(
-    store.txn([], [op.get(keys.global(xid)), ...keys.memberKeys(xid, owner, branchId).map((k) => op.get(k)), op.get(keys.branch(owner, xid, branchId)), op.get(keys.order(owner, xid, branchId))]),
+  const res = await store.txn(
+    [],
+    [op.get(keys.global(xid)), ...keys.memberKeys(xid, owner, branchId).map((k) => op.get(k)), op.get(keys.branch(owner, xid, branchId)), op.get(keys.order(owner, xid, branchId))],
   );
   const model = new Model(io.config.namespace);
   for (const r of res.responses) for (const kv of r.response_range.kvs) model.set(kv.key.toString(), kv.value);

@@ -53,14 +53,14 @@ export function retryCommand(name: string): Command {
         await eachTarget(io, refs, async (ref) => {
           const { store } = await io.connect();
           if (ref.kind === 'branch') {
-            const owner = await io.etcd(ownerOf(store, ref));
-            const b = await io.etcd(store.repairs.retryBranch(owner, ref.xid, ref.branchId, operator(), opts.dryRun)).catch(async (err: unknown) => {
+            const owner = await ownerOf(store, ref);
+            const b = await store.repairs.retryBranch(owner, ref.xid, ref.branchId, operator(), opts.dryRun).catch(async (err: unknown) => {
               throw await inTableWords(store, owner, err);
             });
             io.out(`${branchName(b)} ${opts.dryRun ? 'would be re-queued' : 're-queued'} for ${b.phase2?.action ?? 'phase 2'}${suffix(opts.dryRun)}`);
             return;
           }
-          const branches = await io.etcd(store.repairs.retryParkedBranches(ref.xid, operator(), opts.dryRun)).catch(async (err: unknown) => {
+          const branches = await store.repairs.retryParkedBranches(ref.xid, operator(), opts.dryRun).catch(async (err: unknown) => {
             throw await explainNotFound(store, err);
           });
           for (const b of branches) io.out(`${branchName(b)} ${opts.dryRun ? 'would be re-queued' : 're-queued'} for ${b.phase2?.action ?? 'phase 2'}${suffix(opts.dryRun)}`);
@@ -90,14 +90,14 @@ export function abortCommand(name: string): Command {
         const { store } = await io.connect();
         try {
           if (opts.dryRun) {
-            const { global, members } = await io.etcd(store.globals.read(xid));
+            const { global, members } = await store.globals.read(xid);
             if (!global) throw new TransactionNotFound(xid);
             const g = global.record;
             if (g.status !== GlobalStatus.TRYING) throw alreadyDecided(g);
             io.out(`gtx/${xid} would be rolled back: cancel ordered for ${members.length} branch(es)${suffix(true)}`);
             return;
           }
-          const res = await io.etcd(decide(store, builtInModes(), xid, { outcome: 'rollback', by, reason }));
+          const res = await decide(store, builtInModes(), xid, { outcome: 'rollback', by, reason });
           io.out(`gtx/${xid} aborted: ${res.global.status}, cancel ordered for ${res.ordered}/${res.total} branch(es)`);
         } catch (err) {
           // The error's own message names the xid again: say it once.
@@ -136,8 +136,8 @@ Example:
         const ref = parseBranchArg(args[0] as string);
         const reason = reasonArg(opts.reason, true)!;
         const { store } = await io.connect();
-        const owner = await io.etcd(ownerOf(store, ref));
-        const b = await io.etcd(store.repairs.resolveBranch(owner, ref.xid, ref.branchId, opts.as, reason, operator(), opts.dryRun));
+        const owner = await ownerOf(store, ref);
+        const b = await store.repairs.resolveBranch(owner, ref.xid, ref.branchId, opts.as, reason, operator(), opts.dryRun);
         const wanted = b.phase2?.action === 'confirm' ? 'confirmed' : 'cancelled';
         if (wanted !== opts.as) io.warn(`warning: the decision ordered ${b.phase2?.action ?? 'nothing'} for this branch; resolving it as ${opts.as} makes the transaction heuristic`);
         io.out(`${branchName(b)} ${opts.dryRun ? 'would be resolved' : 'resolved'} as ${opts.as}${suffix(opts.dryRun)}`);

@@ -2,9 +2,11 @@
 import { Command, Option } from 'commander';
 import { renderRows } from '../../table.js';
 import { document, serialize, tableCells } from '../format.js';
-import { loadModel } from '../read.js';
+import { Keys } from '../../store/index.js';
 import { action } from '../runtime.js';
+import { Snapshot } from '../scan.js';
 import { serviceJson, sorter, topColumns } from '../views.js';
+import { listServices } from './get.js';
 import { filterOf, leadersKind } from './kinds.js';
 
 interface TopFlags {
@@ -38,10 +40,10 @@ Example:
       action<TopFlags>(async (io, _args, flags) => {
         const filter = filterOf(leadersKind, { ...(flags.app !== undefined ? { app: flags.app } : {}) }, []);
         const sort = sorter(flags.sortBy, topColumns, serviceJson);
-        const { model } = await io.etcd(loadModel((await io.connect()).client, io.config.namespace));
-        const items = leadersKind.list(model, filter);
+        // With --app, that service's prefix only (its leader and stats records); else every service's.
+        const { client } = await io.connect();
+        const { items } = await listServices(new Snapshot(client), new Keys(io.config.namespace), filter, io);
         if (sort) items.sort(sort);
-        io.malformed(model.problems());
         if (flags.output) return io.out(serialize(document(items.map(serviceJson), false), flags.output));
         if (items.length === 0) return io.warn(`No services found in namespace ${io.config.namespace}.`);
         for (const line of renderRows(tableCells(topColumns, items, true, flags.headers !== false))) io.out(line);

@@ -24,10 +24,10 @@ const LIVE = new Set(['AGE', 'DEADLINE', 'NEXT RETRY', 'UPDATED']);
 /** Consecutive failed health checks after which the watch gives up. */
 export const HEALTH_FAILURES = 3;
 
-/** Prints the list just read (`listed`), then watches from its revision. */
+/** Prints the list just read (`listed`, all of `listed.prefix`), then watches that prefix from its revision. */
 export async function watch<R>(
   io: Io,
-  listed: { model: Model; kvs: IKeyValue[]; revision: string },
+  listed: { model: Model; kvs: IKeyValue[]; revision: string; prefix: string },
   kind: Kind<R>,
   filter: Filter,
   flags: GetFlags,
@@ -49,7 +49,7 @@ export async function watch<R>(
 
 async function watchListed<R>(
   io: Io,
-  listed: { kvs: IKeyValue[]; revision: string },
+  listed: { kvs: IKeyValue[]; revision: string; prefix: string },
   model: Model,
   kind: Kind<R>,
   filter: Filter,
@@ -82,7 +82,7 @@ async function watchListed<R>(
 
   const informer = new Informer({
     client,
-    prefix: io.config.namespace,
+    prefix: listed.prefix,
     logger: pino({ level: 'silent' }),
     resyncMs: 60_000,
     seed: { kvs: listed.kvs, revision: listed.revision },
