@@ -18,15 +18,16 @@ type Obj = Record<string, unknown>;
  * The same value read back is parsed once: the informer hands every change to the router (which
  * validates it), then to a reconcile, which may read it again with its neighbours, moments later.
  * A record is keyed by its value buffer (a new one per change), so a change is always parsed
- * afresh; the last few thousand are kept (not every cached one: that would double the cache's
- * memory). Callers treat records as immutable (they build new ones with spreads); handlers get a
+ * afresh; the last two thousand of at most 8 KiB are kept (not every cached one: that would
+ * double the cache's memory; not large ones: a listing of big payloads must stay small). Callers treat records as immutable (they build new ones with spreads); handlers get a
  * copy of the payload.
  */
-const MEMO_SIZE = 4096;
+const MEMO_SIZE = 2048;
+const MEMO_MAX_BYTES = 8192;
 function memoized<T>(parse: (key: string, raw: string | Buffer) => T): (key: string, raw: string | Buffer) => T {
   const seen = new Map<Buffer, T>();
   return (key, raw) => {
-    if (typeof raw === 'string') return parse(key, raw);
+    if (typeof raw === 'string' || raw.length > MEMO_MAX_BYTES) return parse(key, raw);
     const hit = seen.get(raw);
     if (hit !== undefined) return hit;
     const record = parse(key, raw);
