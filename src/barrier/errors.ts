@@ -49,15 +49,16 @@ export class BarrierConditionFailed extends TxloopError {
 export class BarrierDatabaseError extends TxloopError {
   override readonly name = 'BarrierDatabaseError';
   constructor(
-    readonly xid: string,
-    readonly branchId: string,
-    readonly op: BarrierOp,
+    /** undefined for a call about the whole table (prune). */
+    readonly xid: string | undefined,
+    readonly branchId: string | undefined,
+    readonly op: BarrierOp | 'get' | 'prune',
     override readonly cause: unknown,
     readonly maybeCommitted = false,
   ) {
     super(
-      `${op} of branch ${branchId} in ${xid}: the barrier's SQL failed: ${errorMessage(cause)}` +
-        (maybeCommitted ? '; the COMMIT got no answer and may have landed' : '; nothing was written'),
+      `${op}${xid ? ` of branch ${branchId} in ${xid}` : ''}: the barrier's SQL failed: ${errorMessage(cause)}` +
+        (maybeCommitted ? '; the COMMIT got no answer and may have landed' : op === 'get' ? '' : '; nothing was written'),
     );
   }
 }

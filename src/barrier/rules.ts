@@ -111,6 +111,8 @@ export interface BarrierCall {
   readonly fence: BarrierFence | undefined;
 }
 
+const MAX_TOKEN = 2n ** 63n - 1n;
+
 /** Validates what a handler passed; a mistake here is the caller's, so it is a ValidationError. */
 export function barrierCall(ctx: BarrierContext, op: BarrierOp): BarrierCall {
   if (typeof ctx !== 'object' || ctx === null) throw new ValidationError('ctx', 'pass the context your handler received');
@@ -122,8 +124,9 @@ export function barrierCall(ctx: BarrierContext, op: BarrierOp): BarrierCall {
   }
   let fence: BarrierFence | undefined;
   if (ctx.fencingToken !== undefined) {
-    if (typeof ctx.fencingToken !== 'string' || !/^(0|[1-9][0-9]{0,19})$/.test(ctx.fencingToken)) {
-      throw new ValidationError('ctx.fencingToken', `${JSON.stringify(ctx.fencingToken)} is not a fencing token (a decimal integer)`);
+    // An etcd revision: a 64-bit signed integer (a PostgreSQL bigint holds it).
+    if (typeof ctx.fencingToken !== 'string' || !/^(0|[1-9][0-9]{0,18})$/.test(ctx.fencingToken) || BigInt(ctx.fencingToken) > MAX_TOKEN) {
+      throw new ValidationError('ctx.fencingToken', `${JSON.stringify(ctx.fencingToken)} is not a fencing token (a decimal integer, an etcd revision)`);
     }
     const attempt = ctx.attempt ?? 0;
     if (!Number.isSafeInteger(attempt) || attempt < 0 || attempt > 2_147_483_647) {
