@@ -26,7 +26,7 @@ const DEBIAN_BIN_DIR = '/usr/lib/postgresql/15/bin';
 // below the package root, in dist/postgres/ or src/postgres/).
 const ENSURE_SCRIPT = fileURLToPath(new URL('../../scripts/ensure-postgres.sh', import.meta.url));
 const HOW_TO_INSTALL =
-  'Install it with `sudo apt-get install postgresql-15` (Debian/Ubuntu; any version from 12 on works), ' +
+  'Install PostgreSQL with `sudo apt-get install postgresql-15` (Debian/Ubuntu; txloop is tested with 15), ' +
   'or set TXLOOP_PG_BIN_DIR to a directory holding initdb and postgres, ' +
   'or run `npx txloop-ensure-postgres`' +
   (existsSync(ENSURE_SCRIPT) ? ` (bash ${ENSURE_SCRIPT})` : '') +
@@ -334,7 +334,7 @@ async function initdb(bin: string, dir: string, dataDir: string, password: strin
   if (as) await chown(pwfile, as.uid, as.gid);
   const proc = new ServerProcess(
     path.join(bin, 'initdb'),
-    ['-D', dataDir, '-U', USER, `--pwfile=${pwfile}`, '--auth=scram-sha-256', '--encoding=UTF8', '--locale=C', '--no-sync', '--no-instructions'],
+    ['-D', dataDir, '-U', USER, `--pwfile=${pwfile}`, '--auth=scram-sha-256', '--encoding=UTF8', '--locale=C', '--no-sync'],
     dir,
     as,
     undefined,
