@@ -162,23 +162,25 @@ export class EtcdBarrier {
    * Txn with the barrier record. `fn` is not called for a duplicate or an empty rollback (the
    * result says which), and may be called again if another attempt of the branch raced this one.
    * Refusals throw {@link BarrierRefused}; a failed compare of `fn`'s throws
-   * {@link BarrierConditionFailed}; `fn`'s own errors are thrown as they are. Nothing is written
-   * when the context's signal has fired.
+   * {@link BarrierConditionFailed}; `fn`'s own errors are thrown as they are. Once the context's
+   * signal has fired, nothing is written: a refusal or a duplicate is still reported as such, any
+   * other call fails with AbortError.
    */
   async run<T>(ctx: BarrierContext, op: BarrierOp, fn: (txn: BarrierTxn) => Promise<T> | T): Promise<BarrierResult<T>> {
     const call = barrierCall(ctx, op);
     const key = this.keyOf(call.xid, call.branchId);
     for (let round = 1; ; round++) {
-      if (ctx.signal?.aborted) throw new AbortError(call.xid, ctx.signal.reason);
       const kv = await this.etcd(call, () => this.client.kv.range({ key: Buffer.from(key) })).then((r) => r.kvs[0]);
       const decision = decide(kv ? parseRecord(kv, key) : undefined, call, Date.now());
       if (decision.kind === 'refuse') throw new BarrierRefused(call.xid, call.branchId, call.op, decision.reason, decision.message);
       if (decision.kind === 'duplicate') return { outcome: 'duplicate', applied: false };
 
+      // What the record says is answered whatever the signal; from here on, the handler's time being
+      // up (timeout, deadline, leadership lost) means its effect must not land.
+      if (ctx.signal?.aborted) throw new AbortError(call.xid, ctx.signal.reason);
       const txn = new BarrierTxn(this.prefix);
       let value: T | undefined;
       if (decision.kind === 'run') value = await fn(txn);
-      // The handler's time is up (timeout, leadership lost): its effect must not land now.
       if (ctx.signal?.aborted) throw new AbortError(call.xid, ctx.signal.reason);
 
       const fenced = this.leaderKey !== undefined && call.fence !== undefined;

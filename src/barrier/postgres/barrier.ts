@@ -100,12 +100,12 @@ export class PgBarrier<P extends PgPool = PgPool> {
    * the client `fn` gets (do not commit, roll back or release it). `fn` is not called for a
    * duplicate or an empty rollback (the result says which). Refusals throw {@link BarrierRefused};
    * `fn`'s own errors (a constraint violated, say) roll everything back and are thrown as they are;
-   * the barrier's own SQL failing is {@link BarrierDatabaseError}. Nothing commits once the
-   * context's signal has fired.
+   * the barrier's own SQL failing is {@link BarrierDatabaseError}. Once the context's signal has
+   * fired, nothing commits: a refusal or a duplicate is still reported as such, any other call
+   * fails with AbortError.
    */
   async run<T>(ctx: BarrierContext, op: BarrierOp, fn: (client: PgClientOf<P>) => Promise<T> | T): Promise<BarrierResult<T>> {
     const call = barrierCall(ctx, op);
-    if (ctx.signal?.aborted) throw new AbortError(call.xid, ctx.signal.reason);
     let client: PgClient;
     try {
       client = await this.pool.connect();
@@ -200,9 +200,11 @@ export class PgBarrier<P extends PgPool = PgPool> {
     const decision = decide(recordOf(rows[0] as Row), call, Date.now());
     if (decision.kind === 'refuse') throw new BarrierRefused(call.xid, call.branchId, call.op, decision.reason, decision.message);
     if (decision.kind === 'duplicate') return { outcome: 'duplicate', applied: false };
+    // What the row says is answered whatever the signal; from here on, the handler's time being up
+    // (timeout, deadline, leadership lost) means its effect must not land.
+    if (signal?.aborted) throw new AbortError(call.xid, signal.reason);
     let value: T | undefined;
     if (decision.kind === 'run') value = await fn(client);
-    // The handler's time is up (timeout, leadership lost): its effect must not land now.
     if (signal?.aborted) throw new AbortError(call.xid, signal.reason);
     const n = decision.next;
     const updated = await this.sql(
