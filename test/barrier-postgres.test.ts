@@ -258,6 +258,35 @@ describe('fencing: a stale handler is refused once a newer term wrote', () => {
   });
 });
 
+describe('options', () => {
+  it('lockTimeoutMs: an attempt waiting on a branch row held by another gives up with SQLSTATE 55P03, writing nothing', async () => {
+    const impatient = new PgBarrier(env.pool, { lockTimeoutMs: 50, isolation: 'serializable' });
+    const a = await newAccount();
+    const b = newBranch();
+    await a.try(b);
+    const holding = gate();
+    const release = gate();
+    const first = barrier.run(phase2Ctx(b, 'confirm'), 'confirm', async (sql) => {
+      await a.move(sql);
+      holding.open();
+      await release.wait;
+    });
+    await holding.wait;
+    const err = await failure(impatient.run(phase2Ctx(b, 'confirm', '100', 2), 'confirm', (sql) => a.move(sql)));
+    release.open();
+    expect(err).toBeInstanceOf(BarrierDatabaseError);
+    expect((err as BarrierDatabaseError).cause).toMatchObject({ code: '55P03' });
+    expect(outcome(await first)).toBe('applied');
+    expect(a.ran.confirm).toBe(1);
+    expect(await a.row()).toEqual({ balance: 70, frozen: 0 });
+  });
+
+  it('refuses options it cannot use', () => {
+    expect(() => new PgBarrier(env.pool, { isolation: 'read uncommitted' as never })).toThrow(/isolation/);
+    expect(() => new PgBarrier(env.pool, { lockTimeoutMs: 0 })).toThrow(/lockTimeoutMs/);
+  });
+});
+
 describe('the table and its migration', () => {
   it('the shipped migration file is the SQL applyBarrierMigration runs', () => {
     const file = readFileSync(new URL('../migrations/postgres/001_txloop_barrier.sql', import.meta.url), 'utf8');
