@@ -21,9 +21,14 @@ if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     mkdir -p /etc/postgresql-common/createcluster.d
     echo 'create_main_cluster = false' > /etc/postgresql-common/createcluster.d/txloop.conf
   fi
-  apt-get update -qq
-  # postgresql-15 where the release has it (Debian 12); otherwise the release's own version.
-  apt-get install -y -qq postgresql-15 >/dev/null 2>&1 || apt-get install -y -qq postgresql >/dev/null
+  # postgresql-15 where the release has it (Debian 12); otherwise the release's own version. The
+  # package lists are updated once, and only when installing from them as they are fails (on a
+  # fresh machine ensure-etcd.sh has usually just updated them).
+  install() { apt-get install -y -qq postgresql-15 >/dev/null 2>&1 || apt-get install -y -qq postgresql >/dev/null 2>&1; }
+  if ! install; then
+    apt-get update -qq
+    apt-get install -y -qq postgresql-15 >/dev/null 2>&1 || apt-get install -y -qq postgresql >/dev/null
+  fi
   if found; then exit 0; fi
   echo "txloop: PostgreSQL was installed, but no initdb was found under /usr/lib/postgresql/*/bin" >&2
   exit 1
