@@ -59,6 +59,21 @@ export {
   EtcdNotInstalledError,
   EtcdStartError,
 } from './errors.js';
+export {
+  EtcdBarrier,
+  BarrierTxn,
+  BarrierOp,
+  BarrierRefusal,
+  BarrierRefused,
+  BarrierConditionFailed,
+  BarrierDatabaseError,
+  DEFAULT_BARRIER_PREFIX,
+  type EtcdBarrierOptions,
+  type BarrierContext,
+  type BarrierRecord,
+  type BarrierResult,
+  type BarrierTccHandlers,
+} from './barrier/index.js';
 export type { Phase2Outcome, ServiceStats, QueueStats } from './stats.js';
 export type { LeaderRecord } from './leader.js';
 export { TxloopMetrics, metricsFor, serveMetrics, Registry, type MetricsServerOptions } from './metrics.js';

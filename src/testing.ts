@@ -18,6 +18,10 @@
  * ```
  *
  * `startEtcdCluster({ size: 3 })` gives members you can `kill()`, `kill('SIGSTOP')`/`resume()` and `restart()`.
+ *
+ * `startPostgres()` gives a throwaway PostgreSQL server (Debian's PostgreSQL 15 by default —
+ * `apt-get install postgresql-15`, or `npx txloop-ensure-postgres`) for the SQL branch barrier:
+ * `new pg.Pool({ connectionString: server.connectionString })`, then `await server.stop()`.
  */
 export { EtcdNotInstalledError, EtcdStartError } from './errors.js';
 export {
@@ -30,3 +34,12 @@ export {
   type FindEtcdBinaryOptions,
   type StartEtcdOptions,
 } from './etcd/index.js';
+export {
+  findPostgresBinDir,
+  startPostgres,
+  PostgresNotInstalledError,
+  PostgresStartError,
+  type FindPostgresOptions,
+  type PostgresServer,
+  type StartPostgresOptions,
+} from './postgres/index.js';

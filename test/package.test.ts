@@ -148,7 +148,19 @@ describe('the packed tarball, installed into a fresh project (offline from npm c
     expect(fileURLToPath(out.resolved)).toBe(join(pkg, 'dist', 'index.js'));
   });
 
-  it('its binaries run from node_modules/.bin: txloop --help, kubectl-txloop --help, txloop-ensure-etcd', async () => {
+  it("import('txloop/barrier/postgres') loads without pg installed (the barrier needs only a pool's shape), and its migration ships", async () => {
+    expect(existsSync(join(consumer, 'node_modules', 'pg'))).toBe(false); // an optional peer: not installed for those who do not use it
+    const script = `
+      const b = await import('txloop/barrier/postgres');
+      console.log(JSON.stringify({ barrier: typeof b.PgBarrier, apply: typeof b.applyBarrierMigration, sql: b.barrierMigrationSql() }));`;
+    const r = await run(process.execPath, ['--input-type=module', '-e', script], consumer);
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as { barrier: string; apply: string; sql: string };
+    expect(out).toMatchObject({ barrier: 'function', apply: 'function' });
+    expect(out.sql).toBe(readFileSync(join(pkg, 'migrations', 'postgres', '001_txloop_barrier.sql'), 'utf8'));
+  });
+
+  it('its binaries run from node_modules/.bin: txloop --help, kubectl-txloop --help, txloop-ensure-etcd, txloop-ensure-postgres', async () => {
     const bin = join(consumer, 'node_modules', '.bin');
     for (const name of ['txloop', 'kubectl-txloop']) {
       const r = await run(join(bin, name), ['--help'], consumer);
@@ -158,6 +170,8 @@ describe('the packed tarball, installed into a fresh project (offline from npm c
     // etcd is there on this machine (the suite needs it), so the script only confirms that.
     const ensure = await run(join(bin, 'txloop-ensure-etcd'), [], consumer);
     expect(ensure.code, ensure.stderr).toBe(0);
+    const ensurePostgres = await run(join(bin, 'txloop-ensure-postgres'), [], consumer);
+    expect(ensurePostgres.code, ensurePostgres.stderr).toBe(0);
   });
 
   it("EtcdNotInstalledError names the installed package's ensure-etcd script, which exists", async () => {

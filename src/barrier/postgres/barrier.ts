@@ -1,0 +1,260 @@
+/**
+ * The branch barrier for participants that keep their data in PostgreSQL: the barrier row of a
+ * branch and the handler's own statements are one local transaction.
+ *
+ *   BEGIN
+ *   INSERT … ON CONFLICT DO UPDATE … RETURNING   the branch's row, created if new, locked either way
+ *   rules.decide()                               duplicate / refused → ROLLBACK, the handler never runs
+ *   the handler's statements                     on the same client
+ *   UPDATE the row … WHERE (fencing_token, attempt) <= (this attempt's)
+ *   COMMIT                                       both land, or neither
+ *
+ * The row lock serialises the attempts of one branch: a second attempt waits for the first to
+ * commit or roll back, then reads what it left (a duplicate, or nothing).
+ */
+import { AbortError, ValidationError } from '../../errors.js';
+import type { TccResource } from '../../resource.js';
+import { BarrierDatabaseError, BarrierRefused } from '../errors.js';
+import { tccResource, type BarrierTccHandlers } from '../handlers.js';
+import { BarrierRefusal, barrierCall, decide, type BarrierCall, type BarrierContext, type BarrierOp, type BarrierRecord, type BarrierResult } from '../rules.js';
+import { DEFAULT_BARRIER_TABLE, validateTable } from './migration.js';
+import type { PgClient, PgClientOf, PgPool, PgQueryResult } from './types.js';
+
+export type IsolationLevel = 'read committed' | 'repeatable read' | 'serializable';
+
+export interface PgBarrierOptions {
+  /** The barrier's table, as `applyBarrierMigration` created it. @default 'txloop_barrier' */
+  table?: string;
+  /**
+   * The isolation level of the transactions `run()` begins. Under the stricter two, a concurrent
+   * attempt of the same branch may fail with a serialization error (SQLSTATE 40001): nothing is
+   * written, and the attempt is retried as any failed one. @default 'read committed'
+   */
+  isolation?: IsolationLevel;
+  /**
+   * How long an attempt waits for the branch's row while another attempt of the same branch holds
+   * it (a handler still running past its timeout, say) before it fails with SQLSTATE 55P03 and is
+   * retried. @default PostgreSQL's lock_timeout (0: no limit)
+   */
+  lockTimeoutMs?: number;
+}
+
+const ISOLATION: readonly IsolationLevel[] = ['read committed', 'repeatable read', 'serializable'];
+const COLUMNS = 'xid, branch_id, phase1, phase1_state, phase2, empty_rollback, fencing_token::text AS fencing_token, attempt, created_at, updated_at';
+
+/** What an error names: a branch and its op, or the table-wide call. */
+type ErrorSubject = Pick<BarrierDatabaseError, 'xid' | 'branchId' | 'op'>;
+
+interface Row {
+  xid: string;
+  branch_id: string;
+  phase1: string | null;
+  phase1_state: string | null;
+  phase2: string | null;
+  empty_rollback: boolean;
+  fencing_token: string;
+  attempt: number;
+  created_at: Date | string;
+  updated_at: Date | string;
+}
+
+/**
+ * The branch barrier over PostgreSQL. One per participant; pass the `pg.Pool` your handlers write
+ * their data through, after `applyBarrierMigration(pool)`.
+ *
+ * @example
+ * ```ts
+ * import pg from 'pg';
+ * import { PgBarrier, applyBarrierMigration } from 'txloop/barrier/postgres';
+ *
+ * const pool = new pg.Pool({ connectionString });
+ * await applyBarrierMigration(pool);
+ * const barrier = new PgBarrier(pool);
+ * bank.resource('debit', barrier.tcc({
+ *   try: (ctx, sql) => sql.query('UPDATE account SET frozen = frozen + $2 WHERE id = $1 AND balance - frozen >= $2', [ctx.payload.account, ctx.payload.amount]).then(mustHit),
+ *   confirm: (ctx, sql) => sql.query('UPDATE account SET balance = balance - $2, frozen = frozen - $2 WHERE id = $1', [ctx.payload.account, ctx.payload.amount]),
+ *   cancel: (ctx, sql) => sql.query('UPDATE account SET frozen = frozen - $2 WHERE id = $1', [ctx.payload.account, ctx.payload.amount]),
+ * }));
+ * ```
+ */
+export class PgBarrier<P extends PgPool = PgPool> {
+  readonly table: string;
+  private readonly begin: string;
+
+  constructor(
+    private readonly pool: P,
+    options: PgBarrierOptions = {},
+  ) {
+    this.table = validateTable(options.table ?? DEFAULT_BARRIER_TABLE);
+    const isolation = options.isolation ?? 'read committed';
+    if (!ISOLATION.includes(isolation)) throw new ValidationError('isolation', `use one of ${ISOLATION.join(', ')}`);
+    const lockTimeoutMs = options.lockTimeoutMs;
+    if (lockTimeoutMs !== undefined && (!Number.isSafeInteger(lockTimeoutMs) || lockTimeoutMs < 1)) throw new ValidationError('lockTimeoutMs', `${JSON.stringify(lockTimeoutMs)} is not a positive integer of ms`);
+    // One round trip: a simple query may carry both statements.
+    this.begin = `BEGIN ISOLATION LEVEL ${isolation.toUpperCase()}` + (lockTimeoutMs ? `; SET LOCAL lock_timeout = ${lockTimeoutMs}` : '');
+  }
+
+  /**
+   * Runs `fn` under the barrier for `op` (`'try' | 'confirm' | 'cancel'`, or a saga's
+   * `'action' | 'compensate'`) in one transaction on a client of the pool: run your statements on
+   * the client `fn` gets (do not commit, roll back or release it). `fn` is not called for a
+   * duplicate or an empty rollback (the result says which). Refusals throw {@link BarrierRefused};
+   * `fn`'s own errors (a constraint violated, say) roll everything back and are thrown as they are;
+   * the barrier's own SQL failing is {@link BarrierDatabaseError}. Once the context's signal has
+   * fired, nothing commits: a refusal or a duplicate is still reported as such, any other call
+   * fails with AbortError.
+   */
+  async run<T>(ctx: BarrierContext, op: BarrierOp, fn: (client: PgClientOf<P>) => Promise<T> | T): Promise<BarrierResult<T>> {
+    const call = barrierCall(ctx, op);
+    let client: PgClient;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      throw new BarrierDatabaseError(call.xid, call.branchId, call.op, err);
+    }
+    let broken: Error | undefined;
+    try {
+      await this.sql(call, client, this.begin);
+      let open = true;
+      try {
+        const result = await this.within(call, client as PgClientOf<P>, ctx.signal, fn);
+        open = false;
+        try {
+          await client.query('COMMIT');
+        } catch (err) {
+          // An answer with a SQLSTATE means PostgreSQL rolled the transaction back; no answer, who knows.
+          const answered = hasSqlState(err);
+          if (!answered) broken = err instanceof Error ? err : new Error(String(err));
+          throw new BarrierDatabaseError(call.xid, call.branchId, call.op, err, !answered);
+        }
+        return result;
+      } finally {
+        if (open) {
+          await client.query('ROLLBACK').catch((err: unknown) => {
+            broken = err instanceof Error ? err : new Error(String(err));
+          });
+        }
+      }
+    } finally {
+      // A connection that failed mid-transaction is discarded, not handed to the next caller.
+      client.release?.(broken);
+    }
+  }
+
+  /**
+   * The barrier inside a transaction you opened yourself on `client` (an ORM's, say): it locks and
+   * reads the branch's row, runs `fn` if the rules say so and writes the row — you commit, or roll
+   * back on a throw. A duplicate or empty rollback returns without calling `fn`; commit anyway
+   * (it records the empty rollback).
+   */
+  async inTransaction<C extends PgClient, T>(client: C, ctx: BarrierContext, op: BarrierOp, fn: (client: C) => Promise<T> | T): Promise<BarrierResult<T>> {
+    return this.within(barrierCall(ctx, op), client, ctx.signal, fn);
+  }
+
+  /** Wraps TCC handlers: each gets the transaction's client; register the result with `service.resource(name, …)`. */
+  tcc<Payload = unknown, R = unknown>(handlers: BarrierTccHandlers<Payload, R, PgClientOf<P>>): TccResource<Payload, R | undefined> {
+    return tccResource<Payload, R, PgClientOf<P>>((ctx, op, fn) => this.run(ctx, op, fn), handlers);
+  }
+
+  /** A branch's barrier row, or undefined when nothing was recorded for it. */
+  async get(xid: string, branchId: string): Promise<BarrierRecord | undefined> {
+    const call = { xid, branchId, op: 'get' } as const;
+    const client = await this.connect(call);
+    try {
+      const { rows } = await this.sql(call, client, `SELECT ${COLUMNS} FROM ${this.table} WHERE xid = $1 AND branch_id = $2`, [xid, branchId]);
+      return rows[0] ? recordOf(rows[0] as Row) : undefined;
+    } finally {
+      client.release?.();
+    }
+  }
+
+  /**
+   * Deletes the rows last written more than `olderThanMs` ago, and returns how many. A row is what
+   * refuses a Try arriving after its cancel, so keep rows well past the longest time a Try may
+   * still be on its way (its transaction's timeout, plus the handler's own delays): a day is a
+   * safe choice.
+   */
+  async prune(options: { olderThanMs: number }): Promise<number> {
+    const { olderThanMs } = options;
+    if (!Number.isFinite(olderThanMs) || olderThanMs < 0) throw new ValidationError('olderThanMs', `${JSON.stringify(olderThanMs)} is not a duration in ms`);
+    const call = { xid: undefined, branchId: undefined, op: 'prune' } as const;
+    const client = await this.connect(call);
+    try {
+      const res = await this.sql(call, client, `DELETE FROM ${this.table} WHERE updated_at < now() - make_interval(secs => $1::double precision / 1000)`, [olderThanMs]);
+      return res.rowCount ?? 0;
+    } finally {
+      client.release?.();
+    }
+  }
+
+  private async within<C extends PgClient, T>(call: BarrierCall, client: C, signal: AbortSignal | undefined, fn: (client: C) => Promise<T> | T): Promise<BarrierResult<T>> {
+    // Creates the row if new and locks it either way (DO UPDATE, unlike DO NOTHING, returns and locks an existing row).
+    const { rows } = await this.sql(
+      call,
+      client,
+      `INSERT INTO ${this.table} AS b (xid, branch_id) VALUES ($1, $2)
+       ON CONFLICT (xid, branch_id) DO UPDATE SET xid = b.xid
+       RETURNING ${COLUMNS}`,
+      [call.xid, call.branchId],
+    );
+    const decision = decide(recordOf(rows[0] as Row), call, Date.now());
+    if (decision.kind === 'refuse') throw new BarrierRefused(call.xid, call.branchId, call.op, decision.reason, decision.message);
+    if (decision.kind === 'duplicate') return { outcome: 'duplicate', applied: false };
+    // What the row says is answered whatever the signal; from here on, the handler's time being up
+    // (timeout, deadline, leadership lost) means its effect must not land.
+    if (signal?.aborted) throw new AbortError(call.xid, signal.reason);
+    let value: T | undefined;
+    if (decision.kind === 'run') value = await fn(client);
+    if (signal?.aborted) throw new AbortError(call.xid, signal.reason);
+    const n = decision.next;
+    const updated = await this.sql(
+      call,
+      client,
+      `UPDATE ${this.table} SET phase1 = $3, phase1_state = $4, phase2 = $5, empty_rollback = $6, fencing_token = $7, attempt = $8, updated_at = now()
+       WHERE xid = $1 AND branch_id = $2 AND (fencing_token, attempt) <= ($7::bigint, $8::integer)`,
+      [call.xid, call.branchId, n.phase1 ?? null, n.phase1State ?? null, n.phase2 ?? null, n.emptyRollback ?? false, n.fencingToken, n.attempt],
+    );
+    if (updated.rowCount !== 1) {
+      // The row is locked since it was read, so only a writer that ignores the lock gets here.
+      throw new BarrierRefused(call.xid, call.branchId, call.op, BarrierRefusal.STALE_TERM, `${call.op} of branch ${call.branchId} in ${call.xid} refused: a newer fencing token wrote its barrier row`);
+    }
+    return decision.kind === 'run' ? { outcome: 'applied', applied: true, value: value as T } : { outcome: 'empty-rollback', applied: false };
+  }
+
+  private async connect(call: ErrorSubject): Promise<PgClient> {
+    try {
+      return await this.pool.connect();
+    } catch (err) {
+      throw new BarrierDatabaseError(call.xid, call.branchId, call.op, err);
+    }
+  }
+
+  private async sql(call: ErrorSubject, client: PgClient, text: string, values?: unknown[]): Promise<PgQueryResult> {
+    try {
+      return await client.query(text, values);
+    } catch (err) {
+      throw new BarrierDatabaseError(call.xid, call.branchId, call.op, err);
+    }
+  }
+}
+
+function hasSqlState(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code);
+}
+
+const ms = (v: Date | string): number => (v instanceof Date ? v.getTime() : Date.parse(v));
+
+function recordOf(row: Row): BarrierRecord {
+  return {
+    xid: row.xid,
+    branchId: row.branch_id,
+    ...(row.phase1 ? { phase1: row.phase1 as BarrierRecord['phase1'] } : {}),
+    ...(row.phase1_state ? { phase1State: row.phase1_state as BarrierRecord['phase1State'] } : {}),
+    ...(row.phase2 ? { phase2: row.phase2 as BarrierRecord['phase2'], emptyRollback: row.empty_rollback } : {}),
+    fencingToken: row.fencing_token,
+    attempt: row.attempt,
+    createdAt: ms(row.created_at),
+    updatedAt: ms(row.updated_at),
+  };
+}
