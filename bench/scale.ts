@@ -6,7 +6,8 @@
  *  1. setup: N transactions as a participant's Try leaves them — the global TRYING (deadline two
  *     hours away), the branch PREPARED and its member — bulk-written in Txns of txloop's own
  *     records (built with its record builders, checked by its parsers), several Txns in flight;
- *  2. the participant `bank-a` starts: the first list of its prefix (`start()`, timed in the child)
+ *  2. the participant `bank-a` starts, compiled to JavaScript and run by plain node as deployed
+ *     (tsx's loader alone would add ~40 MiB of RSS): the first list of its prefix (`start()`, timed in the child)
  *     and its election; its event loop's longest stall over both;
  *  3. settle: until the leader's published stats (`txloop top`'s source) show every branch waiting
  *     for its decision (queue empty, nothing processing);
@@ -20,9 +21,11 @@
  * Leadership changes of the participant during the level are counted (there should be none). This
  * is a script, not a test: it asserts nothing about timing.
  */
-import { mkdirSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import type { Etcd3, IRequestOp } from 'etcd3';
 import { renderRows, type Cell } from '../src/table.js';
 import { startEtcd, type EtcdServer } from '../src/testing.js';
@@ -34,6 +37,8 @@ import { fmt, processCpuSeconds, round } from './stats.js';
 
 const HERE = new URL('.', import.meta.url).pathname;
 const PROFILE_DIR = join(HERE, '..', 'bench-profiles');
+/** The participant compiled to JavaScript (gitignored), so its RSS is the engine's, not tsx's loader's too. */
+const CHILD_DIR = join(HERE, '..', '.cache', 'scale-child');
 const INITIATOR = 'orders';
 const PARTICIPANT = 'bank-a';
 const RESOURCE = 'account';
@@ -80,6 +85,21 @@ export interface ScaleRun {
   loadAtEnd: number;
   levels: ScaleLevel[];
   profiles: { pending: number; summary: ProfileSummary }[];
+}
+
+/**
+ * Compiles deployment/scale-participant.ts and what it imports (txloop's src included) with the
+ * project's compiler options into .cache/scale-child/; returns the script to run with plain node.
+ */
+async function compileChild(): Promise<string> {
+  mkdirSync(CHILD_DIR, { recursive: true });
+  const config = join(CHILD_DIR, 'tsconfig.json');
+  writeFileSync(
+    config,
+    JSON.stringify({ extends: '../../tsconfig.json', compilerOptions: { rootDir: '../..', outDir: '.', declaration: false, sourceMap: false }, include: [], files: ['../../bench/deployment/scale-participant.ts'] }),
+  );
+  await promisify(execFile)(process.execPath, [join(HERE, '..', 'node_modules', 'typescript', 'bin', 'tsc'), '-p', config], { maxBuffer: 16 << 20 });
+  return join(CHILD_DIR, 'bench', 'deployment', 'scale-participant.js');
 }
 
 /** 1k, 10k, … below N, then N. */
@@ -204,7 +224,7 @@ const memoryOf = (e: ProcessEvent): Memory => {
   return { rss: m.rss!, heapUsed: m.heapUsed!, arrayBuffers: m.arrayBuffers!, maxRss: m.maxRss! };
 };
 
-async function runLevel(n: number, args: Args, say: (s: string) => void, track: (f: () => Promise<void>) => void): Promise<{ level: ScaleLevel; etcdVersion: string; profile?: ProfileSummary }> {
+async function runLevel(n: number, script: string, args: Args, say: (s: string) => void, track: (f: () => Promise<void>) => void): Promise<{ level: ScaleLevel; etcdVersion: string; profile?: ProfileSummary }> {
   const loadAtStart = loadavg()[0] ?? 0;
   let etcd: EtcdServer | undefined;
   let client: Etcd3 | undefined;
@@ -233,7 +253,7 @@ async function runLevel(n: number, args: Args, say: (s: string) => void, track: 
     const nodeArgs = ['--expose-gc', ...(args.profile ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [])];
     const config = { endpoints: etcd.endpoints, app: PARTICIPANT, retentionMs: 3_600_000, expect: n, ...(args.workers !== undefined ? { workers: args.workers } : {}) };
     const etcdCpu0 = processCpuSeconds(etcd.pid) ?? Number.NaN;
-    child = new Child(new JsonLineProcess({ name: PARTICIPANT, script: join(HERE, 'deployment', 'scale-participant.ts'), args: [JSON.stringify(config)], stdin: 'pipe', nodeArgs }));
+    child = new Child(new JsonLineProcess({ name: PARTICIPANT, script, javascript: true, args: [JSON.stringify(config)], stdin: 'pipe', nodeArgs }));
     const ready = await child.proc.waitForEvent((e) => e.event === 'ready', 'ready', { timeoutMs: 600_000 });
     const startEtcdCpuSeconds = (processCpuSeconds(etcd.pid) ?? Number.NaN) - etcdCpu0;
     const pid = child.proc.pid;
@@ -325,8 +345,10 @@ export async function runScale(args: Args, say: (s: string) => void, onCleanup: 
   const levels: ScaleLevel[] = [];
   const profiles: ScaleRun['profiles'] = [];
   let etcdVersion = '';
+  say('compiling the participant to JavaScript (.cache/scale-child)…');
+  const script = await compileChild();
   for (const n of scaleLevels(args.scale!)) {
-    const r = await runLevel(n, args, say, onCleanup);
+    const r = await runLevel(n, script, args, say, onCleanup);
     etcdVersion = r.etcdVersion;
     levels.push(r.level);
     if (r.profile) profiles.push({ pending: n, summary: r.profile });
