@@ -34,8 +34,18 @@ export interface RouterOptions {
 export class Router {
   constructor(private readonly o: RouterOptions) {}
 
+  /**
+   * Called as each change is applied to the cache, before any reconcile can read it: keeps the
+   * member index equal to the cache (completion reads a global's members through it).
+   */
+  index(key: string, kv: CachedKv | undefined): void {
+    if (!key.includes('/member/') && !key.includes('/link/')) return;
+    const parsed = this.o.keys.parse(key);
+    if (parsed?.kind === 'member' && parsed.app === this.o.app) this.o.members.update(parsed.xid, key, kv !== undefined);
+  }
+
   onChange(key: string, kv: CachedKv | undefined): void {
-    const { keys, app, malformed, members } = this.o;
+    const { keys, app, malformed } = this.o;
     malformed.seen(key, kv?.modRevision);
     const parsed = keys.parse(key);
     if (!parsed || parsed.app !== app) {
@@ -53,7 +63,6 @@ export class Router {
         malformed.report(key, KIND[parsed.kind], err.problem, kv.modRevision);
       }
     }
-    if (parsed.kind === 'member') members.update(parsed.xid, key, kv !== undefined);
     const term = this.o.term();
     if (!term) return;
     if (parsed.kind === 'global' || parsed.kind === 'member') term.globalChanged(parsed.xid, parsed.kind === 'global' && !kv);
