@@ -6,5 +6,5 @@ export { Controller, type ControllerOptions, type ControllerLogger } from './con
 export { Workqueue, type WorkqueueOptions, type WorkqueueObserver, type WorkqueueStats } from './workqueue.js';
 export { Expectations } from './expectations.js';
 export { MalformedRecords, MALFORMED_KINDS, type MalformedKind } from './malformed.js';
-export { ServiceCounters, serviceStats, type StatsSource } from './stats.js';
+export { BranchCounts, ServiceCounters, serviceStats, type StatsSource } from './stats.js';
 export { requireFence, type ReconcileContext, type ReconcileResult, type TermEvents } from './reconcile.js';

@@ -69,7 +69,15 @@ export class Manager {
   async start(options: { timeoutMs: number; signal?: AbortSignal; closed: AbortSignal }): Promise<void> {
     const { client, prefix, logger, connection, router } = this.o;
     this.closing = options.closed;
-    const informer = new Informer({ client, prefix, resyncMs: this.o.resyncMs, logger, connection, onChange: (key, kv) => router.onChange(key, kv), index: (key, kv) => router.index(key, kv) });
+    const informer = new Informer({
+      client,
+      prefix,
+      resyncMs: this.o.resyncMs,
+      logger,
+      connection,
+      onChange: (key, kv) => router.onChange(key, kv),
+      index: (key, kv) => router.index(key, kv),
+    });
     this.informer = informer;
     const gaveUp = AbortSignal.any([options.closed, AbortSignal.timeout(options.timeoutMs), ...(options.signal ? [options.signal] : [])]);
     try {

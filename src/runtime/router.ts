@@ -1,12 +1,13 @@
 /**
  * From a key change in the informer's cache to the work it causes: every record is checked as it
- * arrives (a bad one is reported once, on every replica), the member index is kept, and the leader's
- * term is told which global or branch to look at.
+ * arrives (a bad one is reported once, on every replica), the member index and the branch counts
+ * are kept, and the leader's term is told which global or branch to look at.
  */
 import { MalformedRecord } from '../errors.js';
 import type { CachedKv, MemberIndex } from '../cache/index.js';
-import { parseBranch, parseGlobal, parseLeaderRecord, parseMember, parseOrder, parseStatsRecord, type Keys, type ParsedKey } from '../store/index.js';
+import { parseBranch, parseGlobal, parseLeaderRecord, parseMember, parseOrder, parseStatsRecord, type BranchRecord, type Keys, type ParsedKey } from '../store/index.js';
 import type { MalformedKind, MalformedRecords } from './malformed.js';
+import { BranchCounts } from './stats.js';
 import type { Term } from './term.js';
 
 const PARSERS: Record<ParsedKey['kind'], (key: string, raw: Buffer) => unknown> = {
@@ -20,6 +21,9 @@ const PARSERS: Record<ParsedKey['kind'], (key: string, raw: Buffer) => unknown> 
 
 const KIND: Record<ParsedKey['kind'], MalformedKind> = { global: 'gtx', member: 'member', branch: 'branch', order: 'order', leader: 'leader', stats: 'stats' };
 
+/** The word counted for a branch record that does not parse, or whose mode this service does not run. */
+const MALFORMED = 'MALFORMED';
+
 export interface RouterOptions {
   keys: Keys;
   app: string;
@@ -29,9 +33,14 @@ export interface RouterOptions {
   term(): Term<unknown> | undefined;
   /** Why this service cannot run records of `mode` (the mode registry's `notRun`), or undefined when it runs it. */
   modeProblem?(mode: string): string | undefined;
+  /** The status word of a branch record of a mode this service runs (its mode's `branchStatus`), for the published counts. */
+  branchStatus?(branch: BranchRecord): string;
 }
 
 export class Router {
+  /** This service's branches by status word, kept as they change (the leader publishes them). */
+  readonly branches = new BranchCounts();
+
   constructor(private readonly o: RouterOptions) {}
 
   /**
@@ -53,24 +62,33 @@ export class Router {
       return;
     }
     if (kv) {
+      let word = MALFORMED;
       try {
         const record = PARSERS[parsed.kind](key, kv.value);
         const mode = parsed.kind === 'global' || parsed.kind === 'branch' || parsed.kind === 'order' ? (record as { mode: string }).mode : undefined;
         const problem = mode === undefined ? undefined : this.o.modeProblem?.(mode);
         if (problem !== undefined) malformed.report(key, KIND[parsed.kind], problem, kv.modRevision);
+        else if (parsed.kind === 'branch' && this.o.branchStatus) word = this.o.branchStatus(record as BranchRecord);
       } catch (err) {
         if (!(err instanceof MalformedRecord)) throw err;
         malformed.report(key, KIND[parsed.kind], err.problem, kv.modRevision);
       }
+      if (parsed.kind === 'branch' && this.o.branchStatus) this.branches.set(key, word);
+    } else if (parsed.kind === 'branch') {
+      this.branches.set(key, undefined);
     }
-    const term = this.o.term();
-    if (!term) return;
-    if (parsed.kind === 'global' || parsed.kind === 'member') term.globalChanged(parsed.xid, parsed.kind === 'global' && !kv);
-    else if (parsed.kind === 'branch' || parsed.kind === 'order') term.branchChanged(parsed.xid, parsed.branchId);
+    this.queue(parsed, kv === undefined);
   }
 
   /** A new term looks at everything it can see, exactly as if each key had just changed. */
   replay(cache: ReadonlyMap<string, CachedKv>): void {
     for (const [key, kv] of cache) this.onChange(key, kv);
+  }
+
+  private queue(parsed: ParsedKey, deleted: boolean): void {
+    const term = this.o.term();
+    if (!term) return;
+    if (parsed.kind === 'global' || parsed.kind === 'member') term.globalChanged(parsed.xid, parsed.kind === 'global' && deleted);
+    else if (parsed.kind === 'branch' || parsed.kind === 'order') term.branchChanged(parsed.xid, parsed.branchId);
   }
 }
