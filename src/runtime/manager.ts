@@ -115,7 +115,8 @@ export class Manager {
     const term = this.o.newTerm(fence);
     this.current = term;
     term.start();
-    this.o.router.replay(this.cache);
+    // In slices, not one pass over the cache: the lease's keep-alives must go on meanwhile.
+    void this.o.router.replay(this.cache, () => this.current === term).catch((err: unknown) => this.o.logger.error({ err: (err as Error).message }, 'replay of the cache for a new term failed'));
     this.o.onLeading(true);
   }
 

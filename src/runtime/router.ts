@@ -5,6 +5,7 @@
  */
 import { MalformedRecord } from '../errors.js';
 import type { CachedKv, MemberIndex } from '../cache/index.js';
+import { Slices, nextTurn } from '../slices.js';
 import { parseBranch, parseGlobal, parseLeaderRecord, parseMember, parseOrder, parseStatsRecord, type BranchRecord, type Keys, type ParsedKey } from '../store/index.js';
 import type { MalformedKind, MalformedRecords } from './malformed.js';
 import { BranchCounts } from './stats.js';
@@ -80,9 +81,20 @@ export class Router {
     this.queue(parsed, kv === undefined);
   }
 
-  /** A new term looks at everything it can see, exactly as if each key had just changed. */
-  replay(cache: ReadonlyMap<string, CachedKv>): void {
-    for (const [key, kv] of cache) this.onChange(key, kv);
+  /**
+   * A new term looks at everything it can see, exactly as if each key had just changed (the records
+   * were checked as they arrived: this only queues them). In slices, so the lease's keep-alives go
+   * on; it stops when `current()` says the term is over. Keys that change meanwhile are queued by
+   * their change as well.
+   */
+  async replay(cache: ReadonlyMap<string, CachedKv>, current: () => boolean): Promise<void> {
+    const slices = new Slices();
+    for (const key of cache.keys()) {
+      if (!current()) return;
+      const parsed = this.o.keys.parse(key);
+      if (parsed && parsed.app === this.o.app) this.queue(parsed, false);
+      if (slices.full()) await nextTurn();
+    }
   }
 
   private queue(parsed: ParsedKey, deleted: boolean): void {
