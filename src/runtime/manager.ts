@@ -77,6 +77,7 @@ export class Manager {
       connection,
       onChange: (key, kv) => router.onChange(key, kv),
       index: (key, kv) => router.index(key, kv),
+      compact: (key, value) => router.compact(key, value),
     });
     this.informer = informer;
     const gaveUp = AbortSignal.any([options.closed, AbortSignal.timeout(options.timeoutMs), ...(options.signal ? [options.signal] : [])]);

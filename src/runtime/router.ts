@@ -6,7 +6,7 @@
 import { MalformedRecord } from '../errors.js';
 import type { CachedKv, MemberIndex } from '../cache/index.js';
 import { Slices, nextTurn } from '../slices.js';
-import { parseBranch, parseGlobal, parseLeaderRecord, parseMember, parseOrder, parseStatsRecord, type BranchRecord, type Keys, type ParsedKey } from '../store/index.js';
+import { finishedSummary, parseBranch, parseGlobal, parseLeaderRecord, parseMember, parseOrder, parseStatsRecord, type BranchRecord, type Keys, type ParsedKey } from '../store/index.js';
 import type { MalformedKind, MalformedRecords } from './malformed.js';
 import { BranchCounts } from './stats.js';
 import type { Term } from './term.js';
@@ -79,6 +79,24 @@ export class Router {
       this.branches.set(key, undefined);
     }
     this.queue(parsed, kv === undefined);
+  }
+
+  /**
+   * The value the cache keeps for a key in place of `raw`, or undefined to keep `raw`: a branch
+   * whose phase 2 is DONE is kept as its summary (no payload, no timeline). The owner still
+   * collects it when it is an orphan, and counts it, from the summary.
+   */
+  compact(key: string, raw: Buffer): Buffer | undefined {
+    if (!key.includes('/branch/') || raw.indexOf('"DONE"') < 0) return undefined;
+    const parsed = this.o.keys.parse(key);
+    if (parsed?.kind !== 'branch' || parsed.app !== this.o.app) return undefined;
+    let summary: BranchRecord | undefined;
+    try {
+      summary = finishedSummary(parseBranch(key, raw));
+    } catch {
+      return undefined; // kept as it is, and reported by onChange
+    }
+    return summary ? Buffer.from(JSON.stringify(summary)) : undefined;
   }
 
   /**

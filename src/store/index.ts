@@ -9,6 +9,7 @@ export { newBranchId, newWriteId, newXid } from './ids.js';
 export {
   MAX_EVENTS,
   attemptsInBudget,
+  finishedSummary,
   freshBudget,
   isOrphanOrder,
   memberOf,
