@@ -18,6 +18,13 @@ export const USAGE = `usage: npm run bench -- [options]
   --also-concurrency N
                      after the main run, --tx more TCC transactions (and --raw-ops/2 raw Txns) at
                      concurrency N, printed side by side (off by default; try 64)
+  --scale N          instead of the transaction runs: one participant in its own process with 1k, 10k,
+                     … up to N pending branches (bulk-written to a fresh etcd each): RSS, heap, first
+                     list, idle CPU, a relist, and the drain rate once every branch is ordered to
+                     confirm (see scale.ts)
+  --idle-seconds S   scale mode: how long idle CPU is measured (default 10)
+  --heap-snapshot    scale mode: write the participant's heap snapshot after the idle window (in
+                     its working directory) and print where
   --json             print only the JSON line
   --verbose          pass the services' log lines (level $TXLOOP_LOG_LEVEL, default warn) to stderr
   --help`;
@@ -38,6 +45,10 @@ export interface Args {
   alsoConcurrency: number | undefined;
   jsonOnly: boolean;
   verbose: boolean;
+  /** --scale N: the scale run up to N pending branches instead of the transaction runs. */
+  scale: number | undefined;
+  idleSeconds: number;
+  heapSnapshot: boolean;
 }
 
 /** The arguments of this process; prints the usage and exits on --help, throws on a bad value. */
@@ -55,6 +66,9 @@ export function parse(): Args {
       workers: { type: 'string' },
       pipelined: { type: 'boolean', default: false },
       'also-concurrency': { type: 'string' },
+      scale: { type: 'string' },
+      'idle-seconds': { type: 'string' },
+      'heap-snapshot': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       verbose: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
@@ -88,5 +102,8 @@ export function parse(): Args {
     alsoConcurrency: values['also-concurrency'] === undefined ? undefined : int('also-concurrency', values['also-concurrency'], 64, 1),
     jsonOnly: values.json ?? false,
     verbose: values.verbose ?? false,
+    scale: values.scale === undefined ? undefined : int('scale', values.scale, 100_000, 1),
+    idleSeconds: int('idle-seconds', values['idle-seconds'], 10, 1),
+    heapSnapshot: values['heap-snapshot'] ?? false,
   };
 }

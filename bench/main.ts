@@ -53,6 +53,7 @@ import { LogTally } from './logs.js';
 import { combineRaw, rawPhase, type RawResult } from './raw.js';
 import { printReport, toJson, type Run } from './report.js';
 import { RequestCounter } from './requests.js';
+import { scaleMain } from './scale.js';
 import { TccServices, tccPhase, type TccResult } from './tcc.js';
 
 let interrupted = false;
@@ -62,6 +63,7 @@ async function main(): Promise<void> {
   const say = (s: string): void => {
     if (!args.jsonOnly) console.error(s);
   };
+  if (args.scale !== undefined) return scaleMain(args, say);
   if (args.layout === 'processes') return deployment(args, say);
   let etcd: EtcdServer | undefined;
   let client: Etcd3 | undefined;

@@ -82,6 +82,7 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
   private readonly initiator: Initiator;
   private readonly participant: Participant;
   private readonly manager: Manager;
+  private readonly router: Router;
   private starting: Promise<void> | undefined;
   private closing: Promise<void> | undefined;
   /** Aborted by close(): ends a start() still waiting for etcd. */
@@ -131,7 +132,8 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
       cutOff: this.triesCutOff.signal,
     });
     const connection = new ConnectionState(endpoints, this.logger);
-    const router = new Router({ keys: this.store.keys, app: this.app, malformed: this.malformed, members, term: () => this.manager.term, modeProblem: (mode) => this.modes.notRun(mode) });
+    const router = new Router({ keys: this.store.keys, app: this.app, malformed: this.malformed, members, term: () => this.manager.term, modeProblem: (mode) => this.modes.notRun(mode), branchStatus: (b) => this.modes.of(b.mode).branchStatus(b) });
+    this.router = router;
     this.manager = new Manager({
       client: this.client,
       prefix: this.store.keys.app(this.app),
@@ -339,10 +341,7 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
     const fence = this.manager.fence();
     const lease = this.manager.leaseId;
     if (!fence || !lease || fence.createRevision !== term.fence.createRevision) return;
-    const stats = serviceStats(
-      { identity: this.identity, keys: this.store.keys, counters: this.counters, cache: this.manager.cache, malformed: this.malformed, branchStatus: (key, kv) => this.modes.branchStatus(key, kv.value) },
-      term,
-    );
+    const stats = serviceStats({ identity: this.identity, counters: this.counters, branches: this.router.branches, malformed: this.malformed }, term);
     await this.store.stats.publish(this.app, fence, lease, stats).catch((err: unknown) => this.logger.debug({ err: (err as Error).message }, 'could not publish stats'));
   }
 }

@@ -281,15 +281,44 @@ describe('workqueue', () => {
     expect(await get(q)).toBeUndefined();
   });
 
-  it('workqueue: shutdown clears delayed timers', () => {
+  it('workqueue: one timer serves every delayed key (100k keys waiting for deadlines are not 100k timers), and shutdown clears it', async () => {
     vi.useFakeTimers();
     const q = newQueue();
     const before = vi.getTimerCount();
     for (let i = 0; i < 50; i++) q.addAfter(`k${i}`, 60_000 + i);
-    q.addAfter('k0', 10); // replaces k0's timer, does not leak the old one
-    expect(vi.getTimerCount()).toBe(before + 50);
+    q.addAfter('k0', 10); // moves k0 (and the timer) earlier; its old time does not fire it again
+    expect(vi.getTimerCount()).toBe(before + 1);
+    expect(q.stats().waiting).toBe(50);
+    await vi.advanceTimersByTimeAsync(10);
+    expect(q.len()).toBe(1);
+    expect(await q.get()).toBe('k0');
+    q.done('k0');
+    await vi.advanceTimersByTimeAsync(60_000 - 10);
+    expect(q.len()).toBe(0); // k1 (60 001) not yet; k0's superseded 60 000 added nothing
+    await vi.advanceTimersByTimeAsync(1);
+    expect(q.len()).toBe(1);
+    expect(vi.getTimerCount()).toBe(before + 1);
     q.shutdown();
     expect(vi.getTimerCount()).toBe(before);
+  });
+
+  it('workqueue: delayed keys come back in time order whatever order they were added in', async () => {
+    vi.useFakeTimers();
+    const q = newQueue();
+    const delays = Array.from({ length: 200 }, (_, i) => 1 + ((i * 7919) % 200));
+    delays.forEach((d, i) => q.addAfter(`k${i}`, d));
+    const order: number[] = [];
+    for (let t = 1; t <= 200; t++) {
+      await vi.advanceTimersByTimeAsync(1);
+      while (q.len() > 0) {
+        const key = (await q.get())!;
+        order.push(delays[Number(key.slice(1))]!);
+        q.done(key);
+      }
+      expect(order.every((d) => d <= t)).toBe(true);
+    }
+    expect(order).toEqual([...delays].sort((a, b) => a - b));
+    expect(q.stats().waiting).toBe(0);
   });
 
   it('workqueue: delayed items do not keep the Node process alive', () => {

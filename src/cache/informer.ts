@@ -6,16 +6,47 @@
  * (etcd3's watcher resumes from the last response header revision, not the last event it delivered).
  * Every key whose value changed, appeared or vanished is handed to `onChange`; level-based
  * reconcilers re-read the cache, so a redundant notification costs nothing but a queue add.
+ *
+ * At 100k keys, in time and memory linear in the keys and without stalling the event loop:
+ * - a relist lists keys and revisions only (one range), compares them with the cache in slices,
+ *   and reads the values of only the keys that are new or changed (etcd/range.ts, bounded ranges
+ *   that walk only the keys they return). A relist that finds nothing changed reads no value and
+ *   notifies nothing, so the periodic resync re-queues only what a watch missed, and a relist never
+ *   holds a second copy of the cache;
+ * - the changes a relist found are applied to the cache in one synchronous step of map updates (so
+ *   a reconcile always sees the prefix at one revision: a global's members are all there or not),
+ *   with `index` told of each; then `onChange` is called for them in slices, each with the key's
+ *   entry at that moment;
+ * - values are kept as one-byte strings, not as the Buffers etcd3 decodes: those are views into
+ *   the gRPC message they came in (a whole list page, or a pool slab shared with other responses),
+ *   so a cached one holds its message; a string of the same bytes costs its length and lives on
+ *   the JS heap, where the GC compacts it. `value` hands out a Buffer copy;
+ * - `compact` may replace a value by a smaller stand-in (a finished branch's summary).
  */
 import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
 import type { Logger } from 'pino';
 import { RetryBackoff } from '../backoff.js';
-import { cancelWatcher, rangePrefix, type ConnectionState } from '../etcd/index.js';
+import { cancelWatcher, listKeys, readValues, type ConnectionState } from '../etcd/index.js';
+import { Slices, nextTurn } from '../slices.js';
 
 export interface CachedKv {
-  value: Buffer;
-  modRevision: string;
-  createRevision: string;
+  /** The value's bytes (a fresh copy on each read). */
+  readonly value: Buffer;
+  readonly modRevision: string;
+  readonly createRevision: string;
+}
+
+/** A cache entry: the value's bytes as a one-byte (latin1) string, so they round-trip exactly. */
+class Entry implements CachedKv {
+  constructor(
+    private readonly bytes: string,
+    readonly modRevision: string,
+    readonly createRevision: string,
+  ) {}
+
+  get value(): Buffer {
+    return Buffer.from(this.bytes, 'latin1');
+  }
 }
 
 export interface InformerOptions {
@@ -24,7 +55,21 @@ export interface InformerOptions {
   /** Full relist interval. @default 300_000 */
   resyncMs?: number;
   logger: Logger;
+  /**
+   * A key's value changed, appeared (`kv` is its entry now) or vanished (`kv` undefined). From the
+   * watch, at once; from a relist, in slices after the whole list was applied.
+   */
   onChange: (key: string, kv: CachedKv | undefined) => void;
+  /**
+   * Called synchronously as each change is applied to the cache, before anything else can read it:
+   * for indexes that must always agree with the cache (the member index). Must be cheap.
+   */
+  index?: (key: string, kv: CachedKv | undefined) => void;
+  /**
+   * A smaller value to cache in place of `value` (the key's revisions are kept), or undefined to
+   * cache it as it is. Whoever reads the cache then sees the stand-in, not what etcd holds.
+   */
+  compact?: (key: string, value: Buffer) => Buffer | undefined;
   /** Runs between a list and the watch that follows it; lets tests make etcd compact in that gap. */
   afterList?: (revision: string) => Promise<void>;
   /** Where list failures go (one line per outage); without it each failure is logged. */
@@ -36,6 +81,9 @@ export interface InformerOptions {
   seed?: { kvs: IKeyValue[]; revision: string };
 }
 
+/** Unchanged keys read between two changed ones rather than a second range sent: fewer round trips. */
+const SPAN_GAP = 16;
+
 export class Informer {
   readonly cache = new Map<string, CachedKv>();
   private watcher: Watcher | undefined;
@@ -45,7 +93,7 @@ export class Informer {
   private relistAgain: string | undefined;
   private readonly deadWatchers = new WeakSet<Watcher>();
   private lastRevision = '0';
-  /** Times the cache was rebuilt from a full list (first list included). */
+  /** Times the prefix was listed and the cache brought up to that list (the first list included). */
   relists = 0;
   /** Why the last list failed, for a start() that gives up. */
   lastError: unknown;
@@ -56,7 +104,10 @@ export class Informer {
   async start(): Promise<void> {
     const seed = this.options.seed;
     if (seed) {
-      for (const kv of seed.kvs) this.cache.set(kv.key.toString(), { value: kv.value, modRevision: kv.mod_revision, createRevision: kv.create_revision });
+      for (const kv of seed.kvs) {
+        const key = kv.key.toString();
+        this.apply(key, this.entry(key, kv));
+      }
       this.lastRevision = seed.revision;
       try {
         await this.openWatcher(seed.revision);
@@ -112,13 +163,16 @@ export class Informer {
   }
 
   private async doRelist(reason: string): Promise<void> {
-    const { client, prefix, logger, connection } = this.options;
+    const { prefix, logger, connection } = this.options;
     while (!this.stopped) {
       try {
         await this.closeWatcher();
-        const { kvs, revision } = await rangePrefix(client, prefix);
-        if (this.stopped) return;
-        this.replace(kvs);
+        const found = await this.listChanges();
+        if (this.stopped || !found) return;
+        const { revision, listed, changed, gone } = found;
+        // One synchronous step: a reconcile sees the cache before this list or after it, never half.
+        for (const [key, entry] of changed) this.apply(key, entry);
+        for (const key of gone) this.apply(key, undefined);
         this.lastRevision = revision;
         this.relists++;
         await this.options.afterList?.(revision);
@@ -131,7 +185,8 @@ export class Informer {
         connection?.ok();
         this.backoff.reset();
         this.lastError = undefined;
-        if (reason !== 'periodic resync') logger.debug({ prefix, revision, keys: kvs.length, reason }, 'listed');
+        if (reason !== 'periodic resync' || changed.length + gone.length > 0) logger.debug({ prefix, revision, keys: listed, changed: changed.length, gone: gone.length, reason }, 'listed');
+        await this.notify([...changed.map(([key]) => key), ...gone]);
         return;
       } catch (err) {
         if (this.stopped) return;
@@ -150,22 +205,79 @@ export class Informer {
     }
   }
 
-  private replace(kvs: IKeyValue[]): void {
-    const seen = new Set<string>();
-    for (const kv of kvs) {
+  /**
+   * Lists the prefix's keys at a revision R and says what changed since the cache last saw each
+   * key: the entries of keys new or changed (their values read at R), and the cached keys gone.
+   * Compares in slices; undefined when the informer was stopped meanwhile.
+   */
+  private async listChanges(): Promise<{ revision: string; listed: number; changed: [string, Entry][]; gone: string[] } | undefined> {
+    const { kvs: listing, revision } = await listKeys(this.options.client, this.options.prefix);
+    if (this.stopped) return undefined;
+    const slices = new Slices();
+    const keys: Buffer[] = new Array<Buffer>(listing.length);
+    const listed = new Set<string>();
+    const spans: [number, number][] = [];
+    for (let i = 0; i < listing.length; i++) {
+      const kv = listing[i]!;
+      keys[i] = kv.key;
       const key = kv.key.toString();
-      seen.add(key);
-      const next = { value: kv.value, modRevision: kv.mod_revision, createRevision: kv.create_revision };
-      this.cache.set(key, next);
-      // Resync delivers every key, changed or not: reconcilers are level-based and the queue dedups.
-      this.options.onChange(key, next);
-    }
-    for (const key of [...this.cache.keys()]) {
-      if (!seen.has(key)) {
-        this.cache.delete(key);
-        this.options.onChange(key, undefined);
+      listed.add(key);
+      if (this.cache.get(key)?.modRevision !== kv.mod_revision) {
+        // Neighbouring changed keys are read in one range (up to a few unchanged ones between them).
+        const last = spans[spans.length - 1];
+        if (last && i - last[1] <= SPAN_GAP) last[1] = i + 1;
+        else spans.push([i, i + 1]);
+      }
+      if (slices.full()) {
+        await nextTurn();
+        if (this.stopped) return undefined;
       }
     }
+    const changed: [string, Entry][] = [];
+    await readValues(this.options.client, this.options.prefix, keys, revision, spans, {
+      onBatch: (_from, kvs) => {
+        for (const kv of kvs) {
+          const key = kv.key.toString();
+          // An unchanged key read only because it sat between changed ones.
+          if (this.cache.get(key)?.modRevision === kv.mod_revision) continue;
+          changed.push([key, this.entry(key, kv)]);
+        }
+      },
+    });
+    if (this.stopped) return undefined;
+    const gone: string[] = [];
+    for (const key of this.cache.keys()) {
+      if (!listed.has(key)) gone.push(key);
+      if (slices.full()) {
+        await nextTurn();
+        if (this.stopped) return undefined;
+      }
+    }
+    return { revision, listed: keys.length, changed, gone };
+  }
+
+  /** Hands the keys a relist changed to `onChange`, in slices, each with its entry as it is now. */
+  private async notify(keys: string[]): Promise<void> {
+    const slices = new Slices();
+    for (const key of keys) {
+      if (this.stopped) return;
+      this.options.onChange(key, this.cache.get(key));
+      if (slices.full()) await nextTurn();
+    }
+  }
+
+  /** The cache entry for what etcd returned (its value compacted when `compact` says so). */
+  private entry(key: string, kv: IKeyValue): Entry {
+    const value = this.options.compact?.(key, kv.value) ?? kv.value;
+    return new Entry(value.toString('latin1'), kv.mod_revision, kv.create_revision);
+  }
+
+  /** Puts (or, for undefined, deletes) one key's entry, and tells the index; true when the cache changed. */
+  private apply(key: string, entry: Entry | undefined): boolean {
+    if (entry) this.cache.set(key, entry);
+    else if (!this.cache.delete(key)) return false;
+    this.options.index?.(key, entry);
+    return true;
   }
 
   private async openWatcher(listRevision: string): Promise<void> {
@@ -179,8 +291,8 @@ export class Informer {
       const key = kv.key.toString();
       const prev = this.cache.get(key);
       if (prev && BigInt(prev.modRevision) >= BigInt(kv.mod_revision)) return;
-      const next = { value: kv.value, modRevision: kv.mod_revision, createRevision: kv.create_revision };
-      this.cache.set(key, next);
+      const next = this.entry(key, kv);
+      this.apply(key, next);
       this.bump(kv.mod_revision);
       this.options.onChange(key, next);
     });
@@ -188,7 +300,7 @@ export class Informer {
       if (watcher !== this.watcher) return;
       const key = kv.key.toString();
       this.bump(kv.mod_revision);
-      if (this.cache.delete(key)) this.options.onChange(key, undefined);
+      if (this.apply(key, undefined)) this.options.onChange(key, undefined);
     });
     watcher.on('disconnected', () => {
       disconnected = true;

@@ -6,7 +6,7 @@ export { LeaderElector, type LeaderElectorOptions, type LeaderElectorEvents } fr
 export { isUnavailable, toTxloopError, endpointsOf } from './errors.js';
 export { etcdFaultHandling } from './fault-handling.js';
 export { op, cmp, prefixEnd, type Fence } from './kv.js';
-export { rangePrefix, isTooLarge, MAX_RECEIVE_MESSAGE_BYTES, type RangeOptions, type RangeResult } from './range.js';
+export { rangePrefix, listKeys, readValues, isTooLarge, MAX_RECEIVE_MESSAGE_BYTES, type RangeOptions, type RangeResult, type ReadValuesOptions } from './range.js';
 export { TxnBatcher, overlaps, type SubmitOptions, type TxnBatcherOptions } from './txn-batcher.js';
 export { cancelWatcher } from './watch.js';
 export * from './launcher.js';

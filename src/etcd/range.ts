@@ -10,7 +10,9 @@
  * So: one keys-only range of the prefix fixes revision R and lists its keys (no values: small).
  * Then the values are read at R in sub-ranges [k_i, k_j) of that list without a `limit`, so etcd
  * walks only the keys it returns. A batch is sized from the bytes per key of the last batch read;
- * one whose response is still too large is read again as two halves.
+ * one whose response is still too large is read again as two halves. The two steps are also
+ * exported (`listKeys`, `readValues`), so a relist can read only the values that changed since its
+ * cache last saw them (cache/informer.ts).
  */
 import { GRPCResourceExhastedError, type Etcd3, type IKeyValue } from 'etcd3';
 import { prefixEnd } from './kv.js';
@@ -70,17 +72,42 @@ export async function rangePrefix(client: Etcd3, prefix: string, options: RangeO
 }
 
 async function rangeAt(client: Etcd3, prefix: string, options: RangeOptions): Promise<RangeResult> {
-  const end = prefixEnd(prefix);
-  const listing = await client.kv.range({ key: Buffer.from(prefix), range_end: end, keys_only: true, ...(options.revision !== undefined ? { revision: options.revision } : {}) });
-  const revision = options.revision ?? listing.header.revision;
-  if (options.keysOnly) return { kvs: listing.kvs, revision };
-
+  const listing = await listKeys(client, prefix, options.revision);
+  if (options.keysOnly) return listing;
+  const { revision } = listing;
   const keys = listing.kvs.map((kv) => kv.key);
   /** Values read, by the index in `keys` of the first key of their batch. */
   const batches = new Map<number, IKeyValue[]>();
+  await readValues(client, prefix, keys, revision, [[0, keys.length]], { ...(options.onTooLarge ? { onTooLarge: options.onTooLarge } : {}), onBatch: (from, kvs) => batches.set(from, kvs) });
+  const kvs: IKeyValue[] = [];
+  for (const from of [...batches.keys()].sort((a, b) => a - b)) kvs.push(...batches.get(from)!);
+  return { kvs, revision };
+}
+
+/** One keys-only range of the prefix: its keys and their revisions (no values), at `revision` or now. */
+export async function listKeys(client: Etcd3, prefix: string, revision?: string): Promise<RangeResult> {
+  const listing = await client.kv.range({ key: Buffer.from(prefix), range_end: prefixEnd(prefix), keys_only: true, ...(revision !== undefined ? { revision } : {}) });
+  return { kvs: listing.kvs, revision: revision ?? listing.header.revision };
+}
+
+export interface ReadValuesOptions {
+  /** Each batch as it arrives (in any order): the index in `keys` of its first key, and its keys with their values. */
+  onBatch: (from: number, kvs: IKeyValue[]) => void;
+  onTooLarge?: RangeOptions['onTooLarge'];
+}
+
+/**
+ * Reads at `revision` the values of the keys `keys[from..to-1]` of each span, where `keys` is a
+ * keys-only listing of `prefix` at that same revision (in key order). Each response is bounded
+ * (sized from the bytes per key of the last one, halved when still too large) and covers only the
+ * keys it returns, so etcd walks each key once: the read is linear in the keys asked for.
+ */
+export async function readValues(client: Etcd3, prefix: string, keys: readonly Buffer[], revision: string, spans: readonly (readonly [number, number])[], options: ReadValuesOptions): Promise<void> {
+  const end = prefixEnd(prefix);
   /** Batches that came back too large, to be read again in halves; taken before new batches. */
   const split: [number, number][] = [];
-  let next = 0;
+  let span = 0;
+  let next = spans[0]?.[0] ?? 0;
   let perKey: number | undefined;
   let ceiling = MAX_BATCH_KEYS;
 
@@ -88,9 +115,9 @@ async function rangeAt(client: Etcd3, prefix: string, options: RangeOptions): Pr
     try {
       // [keys[from], keys[to]) at R holds exactly keys[from..to-1]: the listing was taken at R too.
       const res = await client.kv.range({ key: keys[from]!, range_end: to < keys.length ? keys[to]! : end, revision });
-      batches.set(from, res.kvs);
       const bytes = res.kvs.reduce((n, kv) => n + kv.key.length + kv.value.length, 0);
       perKey = Math.max(1, bytes / Math.max(1, res.kvs.length));
+      options.onBatch(from, res.kvs);
     } catch (err) {
       if (!isTooLarge(err)) throw err;
       if (to - from === 1) {
@@ -107,19 +134,19 @@ async function rangeAt(client: Etcd3, prefix: string, options: RangeOptions): Pr
     for (;;) {
       let batch = split.pop();
       if (!batch) {
-        if (next >= keys.length) return;
+        while (span < spans.length && next >= spans[span]![1]) {
+          span++;
+          next = spans[span]?.[0] ?? next;
+        }
+        if (span >= spans.length) return;
         const size = perKey === undefined ? FIRST_BATCH_KEYS : Math.floor(TARGET_BATCH_BYTES / perKey);
-        batch = [next, Math.min(keys.length, next + Math.max(1, Math.min(ceiling, size)))];
+        batch = [next, Math.min(spans[span]![1], next + Math.max(1, Math.min(ceiling, size)))];
         next = batch[1];
       }
       await read(...batch);
     }
   };
   await Promise.all(Array.from({ length: PARALLEL_READS }, worker));
-
-  const kvs: IKeyValue[] = [];
-  for (const from of [...batches.keys()].sort((a, b) => a - b)) kvs.push(...batches.get(from)!);
-  return { kvs, revision };
 }
 
 /** gRPC refused a response over its receive limit (RESOURCE_EXHAUSTED, "Received message larger than max"). */

@@ -53,7 +53,7 @@ export class ModeRegistry<Handlers = unknown> {
     }
     let record;
     try {
-      record = parseGlobal(key, kv.value);
+      record = parseGlobal.ofEntry(key, kv);
     } catch (err) {
       if (!(err instanceof MalformedRecord)) throw err;
       ctx.malformed.report(key, 'gtx', err.problem, kv.modRevision);
@@ -85,8 +85,8 @@ export class ModeRegistry<Handlers = unknown> {
     let branch: BranchRecord;
     let order: OrderRecord | undefined;
     try {
-      branch = parseBranch(bkey, bkv.value);
-      if (okv) order = parseOrder(okey, okv.value);
+      branch = parseBranch.ofEntry(bkey, bkv);
+      if (okv) order = parseOrder.ofEntry(okey, okv);
     } catch (err) {
       if (!(err instanceof MalformedRecord)) throw err;
       // Nothing sensible to retry until someone rewrites the record; its next change re-queues it.

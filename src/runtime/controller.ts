@@ -3,7 +3,8 @@
  *
  * One pull loop takes keys from the queue only while one of p-queue's `concurrency` slots is free
  * (p-queue counts them), and runs `reconcile` there. The workqueue guarantees that a key is never
- * handed to two workers at once, so there is no second dedup layer here.
+ * handed to two workers at once, so there is no second dedup layer here. The loop yields to the
+ * event loop every SLICE_MS of work (src/slices.ts), so a long backlog never starves timers and I/O.
  *
  * Outcomes:
  * - resolves `void`                 → `forget(key)` (success clears the key's backoff);
@@ -14,6 +15,7 @@
  */
 import PQueue from 'p-queue';
 import { TerminalError } from '../errors.js';
+import { SLICE_MS, nextTurn } from '../slices.js';
 import type { ReconcileResult } from './reconcile.js';
 import type { Workqueue } from './workqueue.js';
 
@@ -111,7 +113,15 @@ export class Controller {
   }
 
   private async pullLoop(): Promise<void> {
+    let sliceStart = performance.now();
     for (;;) {
+      // Reconciles answered from the cache settle in microtasks, so a backlog of 100k of them would
+      // run without ever letting timers and I/O in (lease keep-alives among them): give the event
+      // loop a turn every few milliseconds of such work.
+      if (performance.now() - sliceStart >= SLICE_MS) {
+        await nextTurn();
+        sliceStart = performance.now();
+      }
       while (this.running >= this.concurrency && !this.stopping) {
         await new Promise<void>((resolve) => {
           this.slotWaiter = resolve;

@@ -7,5 +7,5 @@ export { Workqueue, type WorkqueueOptions, type WorkqueueObserver, type Workqueu
 export { Expectations } from './expectations.js';
 export { TermHistory } from './term-history.js';
 export { MalformedRecords, MALFORMED_KINDS, type MalformedKind } from './malformed.js';
-export { ServiceCounters, serviceStats, type StatsSource } from './stats.js';
+export { BranchCounts, ServiceCounters, serviceStats, type StatsSource } from './stats.js';
 export { requireFence, type ReconcileContext, type ReconcileResult, type TermEvents } from './reconcile.js';

@@ -69,7 +69,16 @@ export class Manager {
   async start(options: { timeoutMs: number; signal?: AbortSignal; closed: AbortSignal }): Promise<void> {
     const { client, prefix, logger, connection, router } = this.o;
     this.closing = options.closed;
-    const informer = new Informer({ client, prefix, resyncMs: this.o.resyncMs, logger, connection, onChange: (key, kv) => router.onChange(key, kv) });
+    const informer = new Informer({
+      client,
+      prefix,
+      resyncMs: this.o.resyncMs,
+      logger,
+      connection,
+      onChange: (key, kv) => router.onChange(key, kv),
+      index: (key, kv) => router.index(key, kv),
+      compact: (key, value) => router.compact(key, value),
+    });
     this.informer = informer;
     const gaveUp = AbortSignal.any([options.closed, AbortSignal.timeout(options.timeoutMs), ...(options.signal ? [options.signal] : [])]);
     try {
@@ -107,7 +116,8 @@ export class Manager {
     const term = this.o.newTerm(fence);
     this.current = term;
     term.start();
-    this.o.router.replay(this.cache);
+    // In slices, not one pass over the cache: the lease's keep-alives must go on meanwhile.
+    void this.o.router.replay(this.cache, () => this.current === term).catch((err: unknown) => this.o.logger.error({ err: (err as Error).message }, 'replay of the cache for a new term failed'));
     this.o.onLeading(true);
   }
 

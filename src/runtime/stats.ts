@@ -2,9 +2,7 @@
  * The figures a leader publishes for `txloop top` (`<ns><app>/stats`): its queues, what phase 2 did
  * on this replica, its branches by status, and the records it could not use.
  */
-import type { CachedKv } from '../cache/index.js';
 import type { Phase2Outcome, ServiceStats } from '../stats.js';
-import type { Keys } from '../store/index.js';
 import type { MalformedRecords } from './malformed.js';
 import type { Term } from './term.js';
 
@@ -25,29 +23,53 @@ export class ServiceCounters {
   }
 }
 
+/**
+ * This service's cached branches by status word (their mode's `branchStatus`, MALFORMED for a record
+ * that does not parse or whose mode is not run here), kept as each branch key changes (the router
+ * sets it), so publishing the figures is not a pass over every cached branch.
+ */
+export class BranchCounts {
+  private readonly words = new Map<string, string>();
+  private readonly counts = new Map<string, number>();
+
+  /** `key` now holds a branch in status `word`, or no branch (undefined). */
+  set(key: string, word: string | undefined): void {
+    const prev = this.words.get(key);
+    if (prev === word) return;
+    if (prev !== undefined) {
+      const n = this.counts.get(prev)! - 1;
+      if (n === 0) this.counts.delete(prev);
+      else this.counts.set(prev, n);
+    }
+    if (word === undefined) {
+      this.words.delete(key);
+      return;
+    }
+    this.words.set(key, word);
+    this.counts.set(word, (this.counts.get(word) ?? 0) + 1);
+  }
+
+  /** Branches by status word; words with none are left out. */
+  snapshot(): Record<string, number> {
+    return Object.fromEntries(this.counts);
+  }
+}
+
 export interface StatsSource {
   identity: string;
-  keys: Keys;
   counters: ServiceCounters;
-  cache: ReadonlyMap<string, CachedKv>;
+  /** The cached branches by status word. */
+  branches: BranchCounts;
   malformed: MalformedRecords;
-  /** The status word of a cached branch record (its mode's), or MALFORMED. */
-  branchStatus(key: string, kv: CachedKv): string;
 }
 
 export function serviceStats(source: StatsSource, term: Term<unknown>): ServiceStats {
-  const branches: Record<string, number> = {};
-  for (const [key, kv] of source.cache) {
-    if (source.keys.parse(key)?.kind !== 'branch') continue;
-    const s = source.branchStatus(key, kv);
-    branches[s] = (branches[s] ?? 0) + 1;
-  }
   return {
     identity: source.identity,
     at: Date.now(),
     queues: { globals: term.globals.stats(), branches: term.branches.stats() },
     phase2: { ...source.counters.phase2 },
-    branches,
+    branches: source.branches.snapshot(),
     malformed: source.malformed.counts(),
   };
 }

@@ -76,9 +76,71 @@ class Fifo {
   }
 }
 
-interface WaitingEntry {
-  readyAt: number;
-  timer: NodeJS.Timeout;
+/**
+ * The delayed keys, earliest first: a binary min-heap in two parallel arrays (no object per entry).
+ * An entry whose key has since been given an earlier time, or was handed out, is stale; it is
+ * skipped when it comes up, and the heap is rebuilt when stale entries outnumber live ones.
+ */
+class DelayHeap {
+  private keys: string[] = [];
+  private at: number[] = [];
+
+  get size(): number {
+    return this.keys.length;
+  }
+
+  /** The earliest entry's time; the caller has checked that there is one. */
+  peekAt(): number {
+    return this.at[0]!;
+  }
+
+  /** The earliest entry's key; the caller has checked that there is one. */
+  peekKey(): string {
+    return this.keys[0]!;
+  }
+
+  push(key: string, readyAt: number): void {
+    let i = this.keys.length;
+    this.keys.push(key);
+    this.at.push(readyAt);
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (this.at[parent]! <= readyAt) break;
+      this.keys[i] = this.keys[parent]!;
+      this.at[i] = this.at[parent]!;
+      i = parent;
+    }
+    this.keys[i] = key;
+    this.at[i] = readyAt;
+  }
+
+  /** Removes the earliest entry; the caller has checked that there is one. */
+  pop(): [string, number] {
+    const top: [string, number] = [this.keys[0]!, this.at[0]!];
+    const key = this.keys.pop()!;
+    const readyAt = this.at.pop()!;
+    const n = this.keys.length;
+    if (n > 0) {
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        if (l >= n) break;
+        const c = l + 1 < n && this.at[l + 1]! < this.at[l]! ? l + 1 : l;
+        if (this.at[c]! >= readyAt) break;
+        this.keys[i] = this.keys[c]!;
+        this.at[i] = this.at[c]!;
+        i = c;
+      }
+      this.keys[i] = key;
+      this.at[i] = readyAt;
+    }
+    return top;
+  }
+
+  clear(): void {
+    this.keys = [];
+    this.at = [];
+  }
 }
 
 function checkDelay(name: string, value: number): void {
@@ -100,7 +162,16 @@ export class Workqueue {
   private readonly processing = new Map<string, number>();
   /** Dirty keys → time they became dirty (for queue latency). */
   private readonly addedAt = new Map<string, number>();
-  private readonly waiting = new Map<string, WaitingEntry>();
+  /** Delayed keys → the time (performance.now(), whole ms) they become ready; the earliest wins. */
+  private readonly waiting = new Map<string, number>();
+  /**
+   * The same times in time order, and one timer for the earliest: a timer per key would cost
+   * ~200 bytes and a closure for each of 100k keys waiting for their deadlines.
+   */
+  private readonly delays = new DelayHeap();
+  private timer: NodeJS.Timeout | undefined;
+  /** The time `timer` is set for. */
+  private timerAt = Number.POSITIVE_INFINITY;
   private readonly failures = new Map<string, number>();
   private readonly getters: Array<(key: string | undefined) => void> = [];
   private drainWaiters: Array<() => void> = [];
@@ -155,21 +226,49 @@ export class Workqueue {
       this.add(key);
       return;
     }
-    const delay = Math.min(delayMs, MAX_TIMER_MS);
-    const readyAt = performance.now() + delay;
+    const readyAt = Math.ceil(performance.now() + Math.min(delayMs, MAX_TIMER_MS));
     const existing = this.waiting.get(key);
-    if (existing !== undefined) {
-      if (existing.readyAt <= readyAt) return;
-      clearTimeout(existing.timer);
-    }
-    const timer = setTimeout(() => {
-      const entry = this.waiting.get(key);
-      if (entry?.timer !== timer) return;
+    if (existing !== undefined && existing <= readyAt) return;
+    this.waiting.set(key, readyAt);
+    this.delays.push(key, readyAt);
+    // Superseded entries are skipped when they come up; rebuild before they outnumber live ones.
+    if (this.delays.size > 1024 && this.delays.size > 2 * this.waiting.size) this.rebuildDelays();
+    if (readyAt < this.timerAt) this.arm(readyAt);
+  }
+
+  /** Sets the one timer for `readyAt` (the earliest waiting time). */
+  private arm(readyAt: number): void {
+    clearTimeout(this.timer);
+    this.timerAt = readyAt;
+    this.timer = setTimeout(() => this.fire(), Math.max(1, Math.min(MAX_TIMER_MS, readyAt - performance.now())));
+    this.timer.unref();
+  }
+
+  /** Adds every key whose time has come, then sets the timer for the next one. */
+  private fire(): void {
+    this.timer = undefined;
+    // The timer was set for timerAt: that much time has passed, whatever sub-millisecond rounding
+    // of the timer's own clock says.
+    const now = Math.max(performance.now(), this.timerAt);
+    this.timerAt = Number.POSITIVE_INFINITY;
+    while (this.delays.size > 0) {
+      const key = this.delays.peekKey();
+      const readyAt = this.delays.peekAt();
+      const live = this.waiting.get(key) === readyAt;
+      if (live && readyAt > now) {
+        this.arm(readyAt);
+        return;
+      }
+      this.delays.pop();
+      if (!live) continue;
       this.waiting.delete(key);
       this.add(key);
-    }, delay);
-    timer.unref();
-    this.waiting.set(key, { readyAt, timer });
+    }
+  }
+
+  private rebuildDelays(): void {
+    this.delays.clear();
+    for (const [key, readyAt] of this.waiting) this.delays.push(key, readyAt);
   }
 
   /** `addAfter(key, min(base * 2^failures, max))`, then count one more failure for the key. */
@@ -275,8 +374,11 @@ export class Workqueue {
   private beginShutdown(): void {
     if (this._shuttingDown) return;
     this._shuttingDown = true;
-    for (const entry of this.waiting.values()) clearTimeout(entry.timer);
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerAt = Number.POSITIVE_INFINITY;
     this.waiting.clear();
+    this.delays.clear();
     // Getters only wait while the queue is empty, so there is nothing to hand them.
     const getters = this.getters.splice(0);
     for (const resolve of getters) resolve(undefined);

@@ -24,13 +24,13 @@ export function readFromCache(keys: Keys, cache: KvCache, memberKeys: Iterable<s
   const gkv = cache.get(gkey);
   if (!gkv) return undefined;
   try {
-    const global = { key: gkey, record: parseGlobal(gkey, gkv.value), modRevision: gkv.modRevision };
+    const global = { key: gkey, record: parseGlobal.ofEntry(gkey, gkv), modRevision: gkv.modRevision };
     let revision = BigInt(gkv.modRevision);
     const members = [];
     for (const key of memberKeys) {
       const kv = cache.get(key);
       if (!kv) continue;
-      members.push({ key, record: parseMember(key, kv.value), modRevision: kv.modRevision });
+      members.push({ key, record: parseMember.ofEntry(key, kv), modRevision: kv.modRevision });
       if (BigInt(kv.modRevision) > revision) revision = BigInt(kv.modRevision);
     }
     return { global, members, revision: revision.toString() };

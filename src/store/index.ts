@@ -10,6 +10,7 @@ export { newBranchId, newWriteId, newXid } from './ids.js';
 export {
   MAX_EVENTS,
   attemptsInBudget,
+  finishedSummary,
   freshBudget,
   isOrphanOrder,
   memberOf,

@@ -15,26 +15,31 @@ import type { BranchRecord, GlobalRecord, MemberRecord, OrderRecord } from './re
 type Obj = Record<string, unknown>;
 
 /**
- * The same value read back is parsed once: the informer hands every change to the router (which
- * validates it), then to a reconcile, which may read it again with its neighbours, moments later.
- * A record is keyed by its value buffer (a new one per change), so a change is always parsed
- * afresh; the last two thousand of at most 8 KiB are kept (not every cached one: that would
- * double the cache's memory; not large ones: a listing of big payloads must stay small). Callers treat records as immutable (they build new ones with spreads); handlers get a
- * copy of the payload.
+ * A parser that also reads cache entries, each parsed once: the informer hands every change to the
+ * router (which validates it), then to a reconcile, which may read it again with its neighbours,
+ * moments later. `ofEntry` is keyed by the cache entry (a new one per change, so a change is always
+ * parsed afresh); the last two thousand are kept (not every cached one: that would double the
+ * cache's memory). Callers treat records as immutable (they build new ones with spreads); handlers
+ * get a copy of the payload.
  */
 const MEMO_SIZE = 2048;
-const MEMO_MAX_BYTES = 8192;
-function memoized<T>(parse: (key: string, raw: string | Buffer) => T): (key: string, raw: string | Buffer) => T {
-  const seen = new Map<Buffer, T>();
-  return (key, raw) => {
-    if (typeof raw === 'string' || raw.length > MEMO_MAX_BYTES) return parse(key, raw);
-    const hit = seen.get(raw);
-    if (hit !== undefined) return hit;
-    const record = parse(key, raw);
-    if (seen.size >= MEMO_SIZE) seen.delete(seen.keys().next().value!);
-    seen.set(raw, record);
-    return record;
-  };
+export interface Parser<T> {
+  (key: string, raw: string | Buffer): T;
+  /** The record of a cache entry, parsed once per entry. */
+  ofEntry(key: string, entry: { readonly value: Buffer }): T;
+}
+function memoized<T>(parse: (key: string, raw: string | Buffer) => T): Parser<T> {
+  const seen = new Map<object, T>();
+  return Object.assign((key: string, raw: string | Buffer) => parse(key, raw), {
+    ofEntry(key: string, entry: { readonly value: Buffer }): T {
+      const hit = seen.get(entry);
+      if (hit !== undefined) return hit;
+      const record = parse(key, entry.value);
+      if (seen.size >= MEMO_SIZE) seen.delete(seen.keys().next().value!);
+      seen.set(entry, record);
+      return record;
+    },
+  });
 }
 
 /** A JSON object read from etcd, or MalformedRecord naming the key. */

@@ -154,3 +154,16 @@ export function orderFor(member: Pick<MemberRecord, 'xid' | 'branchId'>, mode: M
   return { v: 1, mode, xid: member.xid, branchId: member.branchId, action, decidedAt: at, by, ...(orphan ? { orphan: true } : {}) };
 }
 
+
+/**
+ * What a finished branch (phase 2 DONE) is kept as in its owner's memory until it is collected:
+ * the record without its payload and its timeline, which nothing reads once phase 2 is done. Its
+ * phase 2 (action, attempts, `doneAt`, a resolution), Try state and key fields stay, so its status
+ * word, an orphan's collection (store/branches.ts `delete`) and its member key are unchanged.
+ * Undefined for a branch not DONE. Never written back: etcd keeps the whole record.
+ */
+export function finishedSummary(b: BranchRecord): BranchRecord | undefined {
+  if (b.phase2?.state !== Phase2State.DONE) return undefined;
+  const { payload: _payload, events: _events, tryError: _tryError, ...rest } = b;
+  return { ...rest, payload: null, events: [] };
+}

@@ -88,7 +88,7 @@ function membersOf(ctx: ReconcileContext, xid: string): { members: MemberRecord[
     const kv = ctx.cache.get(key);
     if (!kv) continue;
     try {
-      members.push(parseMember(key, kv.value));
+      members.push(parseMember.ofEntry(key, kv));
     } catch (err) {
       if (!(err instanceof MalformedRecord)) throw err;
       ctx.malformed.report(key, 'member', err.problem, kv.modRevision);

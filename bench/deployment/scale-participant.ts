@@ -1,0 +1,103 @@
+/**
+ * The participant of `--scale` (scale.ts), in its own process: one TxloopService with a no-op
+ * resource over a prefix the bench filled with pending branches. It times its own start (the first
+ * list) and its election, watches its event loop's delay (a stall starves the lease's keep-alives),
+ * counts the confirms it runs and its leadership changes, and answers the bench's commands:
+ *
+ * - `memory`: process.memoryUsage() after a full GC (the process runs with --expose-gc), and the
+ *   peak RSS so far;
+ * - `loop`: the event loop's delay since the last `loop` (max, p99, mean, ms);
+ * - `relist`: one relist of the service's informer, timed (the one place this reaches into the
+ *   engine's internals: there is no public way to ask for a relist);
+ * - `drained`: resolves once `expect` confirms have succeeded.
+ */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { writeHeapSnapshot } from 'node:v8';
+import { TxloopService } from '../../src/index.js';
+import { childConfig, leading, send, serveCommands, setUp } from './child.js';
+
+const config = childConfig() as ReturnType<typeof childConfig> & { expect: number };
+const child = setUp(config);
+const service = new TxloopService({
+  app: config.app,
+  client: child.client,
+  logger: child.logger,
+  retentionMs: config.retentionMs,
+  ...(config.workers !== undefined ? { concurrency: config.workers } : {}),
+});
+service.resource('account', {
+  try: async () => ({ frozen: true }),
+  confirm: async () => undefined,
+  cancel: async () => undefined,
+});
+
+let succeeded = 0;
+let drainedAt: number | undefined;
+const drainWaiters: (() => void)[] = [];
+service.on('phase2', (o) => {
+  if (o.result !== 'succeeded') return;
+  succeeded++;
+  if (succeeded >= config.expect && drainedAt === undefined) {
+    drainedAt = Date.now();
+    for (const w of drainWaiters.splice(0)) w();
+  }
+});
+let termsLost = 0;
+service.on('leader', ({ leading: l }) => {
+  if (!l) termsLost++;
+});
+
+const loop = monitorEventLoopDelay({ resolution: 10 });
+loop.enable();
+const loopFigures = (): { maxMs: number; p99Ms: number; meanMs: number } => {
+  const f = { maxMs: loop.max / 1e6, p99Ms: loop.percentile(99) / 1e6, meanMs: loop.mean / 1e6 };
+  loop.reset();
+  return f;
+};
+
+const gc = (globalThis as { gc?: () => void }).gc;
+const memory = (): Record<string, number> => {
+  gc?.();
+  const m = process.memoryUsage();
+  return { rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers, maxRss: process.resourceUsage().maxRSS * 1024 };
+};
+
+const before = memory();
+const t0 = performance.now();
+await service.start({ timeoutMs: 600_000 });
+const listMs = performance.now() - t0;
+await leading(service);
+const leadMs = performance.now() - t0 - listMs;
+const startLoop = loopFigures();
+
+serveCommands(
+  child,
+  async (c) => {
+    switch (c.cmd) {
+      case 'memory':
+        return { memory: memory(), termsLost };
+      case 'loop':
+        return { loop: loopFigures(), termsLost };
+      case 'relist': {
+        const informer = (service as unknown as { manager: { informer: { relist(reason: string): Promise<void> } } }).manager.informer;
+        loopFigures();
+        const r0 = performance.now();
+        await informer.relist('bench');
+        const ms = performance.now() - r0;
+        // The notifications a relist hands on may still be running: let them finish into the loop figures.
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        return { ms, loop: loopFigures(), termsLost };
+      }
+      case 'drained':
+        if (drainedAt === undefined) await new Promise<void>((resolve) => drainWaiters.push(resolve));
+        return { drainedAt, succeeded, loop: loopFigures(), termsLost };
+      case 'heapSnapshot':
+        gc?.();
+        return { file: writeHeapSnapshot() };
+      default:
+        throw new Error(`unknown command ${c.cmd}`);
+    }
+  },
+  () => service.close(),
+);
+send({ event: 'ready', pid: process.pid, listMs, leadMs, loop: startLoop, before });
