@@ -256,12 +256,20 @@ export class Informer {
     return { revision, listed: keys.length, changed, gone };
   }
 
-  /** Hands the keys a relist changed to `onChange`, in slices, each with its entry as it is now. */
+  /**
+   * Hands the keys a relist changed to `onChange`, in slices, each with its entry as it is now. One
+   * that throws is logged and the others still get theirs: the cache already holds the list, so a
+   * relist after it would find nothing left to hand on.
+   */
   private async notify(keys: string[]): Promise<void> {
     const slices = new Slices();
     for (const key of keys) {
       if (this.stopped) return;
-      this.options.onChange(key, this.cache.get(key));
+      try {
+        this.options.onChange(key, this.cache.get(key));
+      } catch (err) {
+        this.options.logger.error({ key, err: (err as Error).message }, 'handling a listed change failed');
+      }
       if (slices.full()) await nextTurn();
     }
   }
