@@ -23,8 +23,10 @@ export const USAGE = `usage: npm run bench -- [options]
                      list, idle CPU, a relist, and the drain rate once every branch is ordered to
                      confirm (see scale.ts)
   --idle-seconds S   scale mode: how long idle CPU is measured (default 10)
-  --heap-snapshot    scale mode: write the participant's heap snapshot after the idle window (in
-                     its working directory) and print where
+  --scale-levels L   scale mode: the pending-branch counts to run, comma-separated, instead of
+                     1k, 10k, … up to N
+  --heap-snapshot    scale mode: write the participant's heap snapshots after the idle window and
+                     after the drain (in its working directory) and print where
   --json             print only the JSON line
   --verbose          pass the services' log lines (level $TXLOOP_LOG_LEVEL, default warn) to stderr
   --help`;
@@ -48,6 +50,8 @@ export interface Args {
   /** --scale N: the scale run up to N pending branches instead of the transaction runs. */
   scale: number | undefined;
   idleSeconds: number;
+  /** --scale-levels: the levels to run instead of 1k, 10k, … N. */
+  scaleLevels: number[] | undefined;
   heapSnapshot: boolean;
 }
 
@@ -69,6 +73,7 @@ export function parse(): Args {
       scale: { type: 'string' },
       'idle-seconds': { type: 'string' },
       'heap-snapshot': { type: 'boolean', default: false },
+      'scale-levels': { type: 'string' },
       json: { type: 'boolean', default: false },
       verbose: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
@@ -105,5 +110,6 @@ export function parse(): Args {
     scale: values.scale === undefined ? undefined : int('scale', values.scale, 100_000, 1),
     idleSeconds: int('idle-seconds', values['idle-seconds'], 10, 1),
     heapSnapshot: values['heap-snapshot'] ?? false,
+    scaleLevels: values['scale-levels'] === undefined ? undefined : values['scale-levels'].split(',').map((v) => int('scale-levels', v.trim(), 1000, 1)),
   };
 }

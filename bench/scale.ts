@@ -51,9 +51,16 @@ const TXNS_IN_FLIGHT = 8;
 export interface Memory {
   rss: number;
   heapUsed: number;
+  /** The JS heap's pages (used or not). */
+  heapTotal: number;
   /** Memory of Buffers and other ArrayBuffers, outside the JS heap. */
   arrayBuffers: number;
   maxRss: number;
+  /** Resident bytes of the C heap (glibc's main arena) and of anonymous mappings (V8's pages among them). */
+  cHeap?: number;
+  anonymous?: number;
+  /** V8's heap spaces: [pages, used] bytes by space (new, old, code, large_object, …). */
+  spaces: Record<string, [number, number]>;
 }
 
 export interface ScaleLevel {
@@ -221,7 +228,7 @@ async function poll<T>(what: string, timeoutMs: number, check: () => Promise<T |
 
 const memoryOf = (e: ProcessEvent): Memory => {
   const m = e.memory as Record<string, number>;
-  return { rss: m.rss!, heapUsed: m.heapUsed!, arrayBuffers: m.arrayBuffers!, maxRss: m.maxRss! };
+  return { rss: m.rss!, heapUsed: m.heapUsed!, heapTotal: m.heapTotal!, arrayBuffers: m.arrayBuffers!, maxRss: m.maxRss!, spaces: (e.memory as { spaces?: Memory['spaces'] }).spaces ?? {}, ...(m.cHeap !== undefined ? { cHeap: m.cHeap, anonymous: m.anonymous! } : {}) };
 };
 
 async function runLevel(n: number, script: string, args: Args, say: (s: string) => void, track: (f: () => Promise<void>) => void): Promise<{ level: ScaleLevel; etcdVersion: string; profile?: ProfileSummary }> {
@@ -300,6 +307,7 @@ async function runLevel(n: number, script: string, args: Args, say: (s: string) 
     const dc1 = processCpuSeconds(pid) ?? Number.NaN;
     const de1 = processCpuSeconds(etcd.pid) ?? Number.NaN;
     const afterDrain = await child.ask('memory');
+    if (args.heapSnapshot) say(`${n}: heap snapshot after the drain written to ${String((await child.ask('heapSnapshot')).file)}`);
     const warnings = (await child.ask('logs')).warnings as [string, number][];
 
     child.proc.endInput();
@@ -347,7 +355,7 @@ export async function runScale(args: Args, say: (s: string) => void, onCleanup: 
   let etcdVersion = '';
   say('compiling the participant to JavaScript (.cache/scale-child)…');
   const script = await compileChild();
-  for (const n of scaleLevels(args.scale!)) {
+  for (const n of args.scaleLevels ?? scaleLevels(args.scale!)) {
     const r = await runLevel(n, script, args, say, onCleanup);
     etcdVersion = r.etcdVersion;
     levels.push(r.level);
@@ -369,9 +377,13 @@ export function printScale(run: ScaleRun): void {
     ['  longest event-loop stall, start, ms', ...L.map((l) => fmt(l.startLoopMaxMs, 0))],
     ['elected, then every branch reconciled, s', ...L.map((l) => fmt(l.settleSeconds, 1))],
     ['RSS before the first list, MiB', ...L.map((l) => mib(l.before.rss))],
+    ['  its C heap, MiB', ...L.map((l) => (l.before.cHeap === undefined ? 'n/a' : mib(l.before.cHeap)))],
     ['RSS, MiB', ...L.map((l) => mib(l.memory.rss))],
     ['heap used after GC, MiB', ...L.map((l) => mib(l.memory.heapUsed))],
+    ['  heap pages (total), MiB', ...L.map((l) => mib(l.memory.heapTotal))],
     ['Buffers (array buffers), MiB', ...L.map((l) => mib(l.memory.arrayBuffers))],
+    ['  resident C heap (glibc main arena), MiB', ...L.map((l) => (l.memory.cHeap === undefined ? 'n/a' : mib(l.memory.cHeap)))],
+    ['  resident anonymous maps (V8 pages, …), MiB', ...L.map((l) => (l.memory.anonymous === undefined ? 'n/a' : mib(l.memory.anonymous)))],
     ['peak RSS so far, MiB', ...L.map((l) => mib(l.memory.maxRss))],
     ['idle CPU, % of a core', ...L.map((l) => fmt(l.idle.cpuPercent, 2))],
     ['  etcd idle CPU, %', ...L.map((l) => fmt(l.idle.etcdCpuPercent, 2))],
@@ -386,12 +398,17 @@ export function printScale(run: ScaleRun): void {
     ['RSS after drain (all DONE), MiB', ...L.map((l) => mib(l.memoryAfterDrain.rss))],
     ['heap used after drain, MiB', ...L.map((l) => mib(l.memoryAfterDrain.heapUsed))],
     ['Buffers after drain, MiB', ...L.map((l) => mib(l.memoryAfterDrain.arrayBuffers))],
+    ['  resident C heap after drain, MiB', ...L.map((l) => (l.memoryAfterDrain.cHeap === undefined ? 'n/a' : mib(l.memoryAfterDrain.cHeap)))],
     ['peak RSS, MiB', ...L.map((l) => mib(l.memoryAfterDrain.maxRss))],
     ['leadership lost', ...L.map((l) => l.termsLost)],
   ];
   console.log(`\netcd ${run.etcdVersion}; load average ${fmt(run.loadAtStart, 2)} at start, ${fmt(run.loadAtEnd, 2)} at end`);
   for (const line of renderRows(rows, { alignRight: L.map((_, i) => i + 1) })) console.log(line);
   for (const l of L) for (const [w, c] of l.warnings) console.log(`  ${l.pending}: ${c} × ${w}`);
+  for (const l of L) {
+    const spaces = (m: Memory): string => Object.entries(m.spaces).filter(([, [size]]) => size >= 1 << 20).map(([name, [size, used]]) => `${name} ${mib(size)}/${mib(used)}`).join(', ');
+    console.log(`  ${l.pending}: V8 heap spaces, MiB pages/used: idle ${spaces(l.memory)}; after drain ${spaces(l.memoryAfterDrain)}`);
+  }
   for (const p of run.profiles) {
     console.log(`\nprofile at ${p.pending} (${fmt(p.summary.totalMs / 1000, 1)} s busy): ${p.summary.file}`);
     for (const [k, share] of p.summary.packages) console.log(`  ${fmt(share * 100, 1).padStart(5)} %  ${k}`);

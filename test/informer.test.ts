@@ -116,6 +116,34 @@ describe('invariant 6: no missed events (list, watch from revision + 1, relist o
     }
   });
 
+  it('a relist of a large cache lists keys in sub-ranges cut at cached keys, at one revision: keys added between the cuts, deleted and changed behind its back all come out right, and only they are handed on', async () => {
+    const prefix = freshNamespace('inf-split');
+    const key = (i: number, tail = ''): string => `${prefix}k${String(i).padStart(5, '0')}${tail}`;
+    for (let i = 0; i < 12_000; i += 128) {
+      await env.client.kv.txn({ compare: [], success: Array.from({ length: Math.min(128, 12_000 - i) }, (_, j) => ({ request_put: { key: Buffer.from(key(i + j)), value: Buffer.from('v') } })), failure: [] });
+    }
+    const { informer, changes } = makeInformer(prefix);
+    await informer.start();
+    try {
+      expect(informer.cache.size).toBe(12_000);
+      // Keys written between and beyond the cached ones, once the watch has delivered them…
+      const added = [key(0, 'a'), key(4_999, 'a'), key(5_000, 'a')];
+      await Promise.all(added.map((k) => env.client.put(k).value('new')));
+      await waitFor(() => added.every((k) => informer.cache.has(k)), { what: 'the added keys through the watch' });
+      // …then what a watch that missed events leaves: puts never seen, an update seen late, deletes never seen.
+      for (const k of [...added, key(7_000)]) informer.cache.delete(k);
+      const changed = informer.cache.get(key(3_000))!;
+      informer.cache.set(key(3_000), { value: Buffer.from('old'), modRevision: '1', createRevision: changed.createRevision });
+      for (const k of [key(11_999, 'z'), `${prefix}a`]) informer.cache.set(k, { value: Buffer.from('gone by now'), modRevision: '1', createRevision: '1' });
+      changes.length = 0;
+      await informer.relist('test');
+      expect(cacheState(informer)).toEqual(await etcdState(prefix));
+      expect([...changes].sort()).toEqual([key(0, 'a'), key(3_000), key(4_999, 'a'), key(5_000, 'a'), key(7_000), key(11_999, 'z'), `${prefix}a`].sort());
+    } finally {
+      await informer.stop();
+    }
+  });
+
   it('a prefix never matches a longer sibling app name (pay vs payments)', async () => {
     const ns = freshNamespace('inf-prefix');
     await env.client.put(`${ns}payments/gtx/k`).value('other app');

@@ -3,7 +3,7 @@ import { Etcd3, type IKeyValue } from 'etcd3';
 import { describe, expect, it } from 'vitest';
 import { etcdFaultHandling } from '../src/etcd/index.js';
 import { prefixEnd } from '../src/etcd/index.js';
-import { isTooLarge, rangePrefix } from '../src/etcd/index.js';
+import { isTooLarge, listKeys, rangePrefix } from '../src/etcd/index.js';
 import { freshNamespace, useEtcd } from './helpers/harness.js';
 
 const env = useEtcd();
@@ -53,6 +53,26 @@ describe('rangePrefix', () => {
       const keysOnly = await rangePrefix(client, ns, { keysOnly: true, revision: first.revision });
       expect(keysOnly.kvs.map((kv) => kv.key.toString())).toEqual(before.map(([k]) => k));
       expect(keysOnly.kvs.every((kv) => kv.value.length === 0)).toBe(true);
+    } finally {
+      client.close();
+    }
+  });
+
+  it('listKeys cut at split keys (present or not, at the ends or not) returns what one keys-only range does, at one revision', async () => {
+    const ns = freshNamespace('range-split');
+    const entries: [string, string][] = Array.from({ length: 500 }, (_, i) => [`${ns}${String(i).padStart(3, '0')}`, `v${i}`]);
+    await putAll(entries);
+    const client = clientReceiving(256 * 1024 * 1024);
+    try {
+      const whole = await listKeys(client, ns);
+      await env.client.put(`${ns}250x`).value('written after the revision asked for');
+      const splits = [`${ns}000`, `${ns}100`, `${ns}1005`, `${ns}250`, `${ns}499`].map((k) => Buffer.from(k));
+      const cut = await listKeys(client, ns, whole.revision, splits);
+      expect(cut.revision).toBe(whole.revision);
+      expect(cut.kvs.map((kv) => kv.key.toString())).toEqual(entries.map(([k]) => k));
+      expect(cut.kvs.map((kv) => kv.mod_revision)).toEqual(whole.kvs.map((kv) => kv.mod_revision));
+      const now = await listKeys(client, ns, undefined, splits);
+      expect(now.kvs).toHaveLength(501);
     } finally {
       client.close();
     }

@@ -4,15 +4,16 @@
  * list) and its election, watches its event loop's delay (a stall starves the lease's keep-alives),
  * counts the confirms it runs and its leadership changes, and answers the bench's commands:
  *
- * - `memory`: process.memoryUsage() after a full GC (the process runs with --expose-gc), and the
+ * - `memory`: process.memoryUsage() after full GCs (the process runs with --expose-gc), and the
  *   peak RSS so far;
  * - `loop`: the event loop's delay since the last `loop` (max, p99, mean, ms);
  * - `relist`: one relist of the service's informer, timed (the one place this reaches into the
  *   engine's internals: there is no public way to ask for a relist);
  * - `drained`: resolves once `expect` confirms have succeeded.
  */
+import { readFileSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { writeHeapSnapshot } from 'node:v8';
+import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8';
 import { TxloopService } from '../../src/index.js';
 import { childConfig, leading, send, serveCommands, setUp } from './child.js';
 
@@ -55,14 +56,43 @@ const loopFigures = (): { maxMs: number; p99Ms: number; meanMs: number } => {
   return f;
 };
 
+/**
+ * Resident bytes of the C heap (glibc's main arena, `[heap]` in /proc/self/smaps: Buffers' memory,
+ * gRPC's and Node's native allocations, and what glibc keeps after they are freed) and of the
+ * anonymous mappings (V8's heap pages among them, and other threads' arenas); undefined without /proc.
+ */
+function residentByKind(): { cHeap: number; anonymous: number } | undefined {
+  try {
+    let cHeap = 0;
+    let anonymous = 0;
+    let kind: 'heap' | 'anon' | 'other' = 'other';
+    for (const line of readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
+      const m = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+      if (m) kind = m[1] === '[heap]' ? 'heap' : m[1] === '' ? 'anon' : 'other';
+      else if (line.startsWith('Rss:')) {
+        const kb = Number(line.split(/\s+/)[1]) * 1024;
+        if (kind === 'heap') cHeap += kb;
+        else if (kind === 'anon') anonymous += kb;
+      }
+    }
+    return { cHeap, anonymous };
+  } catch {
+    return undefined;
+  }
+}
+
 const gc = (globalThis as { gc?: () => void }).gc;
-const memory = (): Record<string, number> => {
+const memory = async (): Promise<Record<string, unknown>> => {
+  // Twice, a moment apart: V8 frees the memory of dead Buffers on a background thread after a GC.
+  gc?.();
+  await new Promise((resolve) => setTimeout(resolve, 500));
   gc?.();
   const m = process.memoryUsage();
-  return { rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers, maxRss: process.resourceUsage().maxRSS * 1024 };
+  const spaces = Object.fromEntries(getHeapSpaceStatistics().map((s) => [s.space_name.replace(/_space$/, ''), [s.space_size, s.space_used_size]]));
+  return { rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers, maxRss: process.resourceUsage().maxRSS * 1024, spaces, ...residentByKind() };
 };
 
-const before = memory();
+const before = await memory();
 const t0 = performance.now();
 await service.start({ timeoutMs: 600_000 });
 const listMs = performance.now() - t0;
@@ -75,7 +105,7 @@ serveCommands(
   async (c) => {
     switch (c.cmd) {
       case 'memory':
-        return { memory: memory(), termsLost };
+        return { memory: await memory(), termsLost };
       case 'loop':
         return { loop: loopFigures(), termsLost };
       case 'relist': {

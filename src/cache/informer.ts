@@ -8,9 +8,10 @@
  * reconcilers re-read the cache, so a redundant notification costs nothing but a queue add.
  *
  * At 100k keys, in time and memory linear in the keys and without stalling the event loop:
- * - a relist lists keys and revisions only (one range), compares them with the cache in slices,
- *   and reads the values of only the keys that are new or changed (etcd/range.ts, bounded ranges
- *   that walk only the keys they return). A relist that finds nothing changed reads no value and
+ * - a relist lists keys and revisions only (in sub-ranges of ~5k keys cut at cached keys, so no
+ *   response is decoded in one piece for the whole prefix), compares them with the cache in
+ *   slices, and reads the values of only the keys that are new or changed (etcd/range.ts, bounded
+ *   ranges that walk only the keys they return). A relist that finds nothing changed reads no value and
  *   notifies nothing, so the periodic resync re-queues only what a watch missed, and a relist never
  *   holds a second copy of the cache;
  * - the changes a relist found are applied to the cache in one synchronous step of map updates (so
@@ -83,6 +84,9 @@ export interface InformerOptions {
 
 /** Unchanged keys read between two changed ones rather than a second range sent: fewer round trips. */
 const SPAN_GAP = 16;
+
+/** Keys per sub-range of a relist's keys-only listing (about 10 ms of decoding each). */
+const LIST_KEYS = 5_000;
 
 export class Informer {
   readonly cache = new Map<string, CachedKv>();
@@ -211,7 +215,9 @@ export class Informer {
    * Compares in slices; undefined when the informer was stopped meanwhile.
    */
   private async listChanges(): Promise<{ revision: string; listed: number; changed: [string, Entry][]; gone: string[] } | undefined> {
-    const { kvs: listing, revision } = await listKeys(this.options.client, this.options.prefix);
+    const splits = await this.splitKeys();
+    if (this.stopped) return undefined;
+    const { kvs: listing, revision } = await listKeys(this.options.client, this.options.prefix, undefined, splits);
     if (this.stopped) return undefined;
     const slices = new Slices();
     const keys: Buffer[] = new Array<Buffer>(listing.length);
@@ -256,12 +262,41 @@ export class Informer {
     return { revision, listed: keys.length, changed, gone };
   }
 
-  /** Hands the keys a relist changed to `onChange`, in slices, each with its entry as it is now. */
+  /**
+   * Keys that cut the cached prefix into sub-ranges of about LIST_KEYS keys each, ascending, for a
+   * relist's keys-only listing (none while the cache is smaller): every (size ÷ pages)-th cached key,
+   * sorted. The cache holds keys mostly in key order (a list's, then the watch's newer ones), so the
+   * sub-ranges come out of roughly even size; new keys fall into the sub-range they sort into.
+   */
+  private async splitKeys(): Promise<Buffer[]> {
+    const pages = Math.ceil(this.cache.size / LIST_KEYS);
+    if (pages <= 1) return [];
+    const step = Math.floor(this.cache.size / pages);
+    const picked: Buffer[] = [];
+    const slices = new Slices();
+    let i = 0;
+    for (const key of this.cache.keys()) {
+      if (++i % step === 0) picked.push(Buffer.from(key));
+      if (slices.full()) await nextTurn();
+    }
+    picked.sort(Buffer.compare);
+    return picked.filter((b, n) => n === 0 || !b.equals(picked[n - 1]!));
+  }
+
+  /**
+   * Hands the keys a relist changed to `onChange`, in slices, each with its entry as it is now. One
+   * that throws is logged and the others still get theirs: the cache already holds the list, so a
+   * relist after it would find nothing left to hand on.
+   */
   private async notify(keys: string[]): Promise<void> {
     const slices = new Slices();
     for (const key of keys) {
       if (this.stopped) return;
-      this.options.onChange(key, this.cache.get(key));
+      try {
+        this.options.onChange(key, this.cache.get(key));
+      } catch (err) {
+        this.options.logger.error({ key, err: (err as Error).message }, 'handling a listed change failed');
+      }
       if (slices.full()) await nextTurn();
     }
   }

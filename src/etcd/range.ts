@@ -84,10 +84,27 @@ async function rangeAt(client: Etcd3, prefix: string, options: RangeOptions): Pr
   return { kvs, revision };
 }
 
-/** One keys-only range of the prefix: its keys and their revisions (no values), at `revision` or now. */
-export async function listKeys(client: Etcd3, prefix: string, revision?: string): Promise<RangeResult> {
-  const listing = await client.kv.range({ key: Buffer.from(prefix), range_end: prefixEnd(prefix), keys_only: true, ...(revision !== undefined ? { revision } : {}) });
-  return { kvs: listing.kvs, revision: revision ?? listing.header.revision };
+/**
+ * A keys-only listing of the prefix: its keys and their revisions (no values), at `revision` or
+ * now, in key order. With `splits` (keys under the prefix, ascending), it is read as the sub-ranges
+ * between them, all at the revision of the first: each walks only its own keys, and no response has
+ * to be decoded in one piece for the whole prefix (100k keys take ~0.2 s of the event loop).
+ */
+export async function listKeys(client: Etcd3, prefix: string, revision?: string, splits: readonly Buffer[] = []): Promise<RangeResult> {
+  const bounds = [Buffer.from(prefix), ...splits, prefixEnd(prefix)];
+  const range = (i: number, at: string | undefined) => client.kv.range({ key: bounds[i]!, range_end: bounds[i + 1]!, keys_only: true, ...(at !== undefined ? { revision: at } : {}) });
+  const first = await range(0, revision);
+  const at = revision ?? first.header.revision;
+  const pages: IKeyValue[][] = [first.kvs];
+  let next = 1;
+  const worker = async (): Promise<void> => {
+    while (next < bounds.length - 1) {
+      const i = next++;
+      pages[i] = (await range(i, at)).kvs;
+    }
+  };
+  await Promise.all(Array.from({ length: PARALLEL_READS }, worker));
+  return { kvs: pages.length === 1 ? first.kvs : pages.flat(), revision: at };
 }
 
 export interface ReadValuesOptions {
