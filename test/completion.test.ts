@@ -191,7 +191,11 @@ describe('invariant 10: no single service blocks recovery', () => {
     await p.tryBranch(tx.context, 'r', {});
     await waitFor(() => cancels.length === 1, { what: 'participant-driven cancel' });
     expect(cancels).toEqual([true]);
-    const view = await init.get(tx.xid);
+    // A handler returns before its outcome is written: wait for the record, not only the call.
+    const view = await waitFor(async () => {
+      const v = await init.get(tx.xid);
+      return v.branches[0]?.state === 'DONE' ? v : undefined;
+    }, { what: 'the cancel recorded done' });
     expect(view.status).toBe('ROLLING_BACK'); // completion is the initiator's job; the work is done
     expect(view.decision?.by).toBe('participant:acct');
     expect(view.branches[0]?.state).toBe('DONE');
@@ -210,7 +214,11 @@ describe('invariant 10: no single service blocks recovery', () => {
     await Promise.all(Array.from({ length: n }, (_, i) => p.tryBranch(tx.context, 'r', { i })));
     await tx.commit();
     await waitFor(() => confirmed.size === n, { what: 'all branches confirmed', timeoutMs: 15_000 });
-    const view = await init.get(tx.xid);
+    // A handler returns before its outcome is written: wait for the records, not only the calls.
+    const view = await waitFor(async () => {
+      const v = await init.get(tx.xid);
+      return v.branches.length === n && v.branches.every((b) => b.state === 'DONE') ? v : undefined;
+    }, { what: 'every branch recorded done', timeoutMs: 15_000 });
     expect(view.status).toBe('COMMITTING');
     expect(view.branches.every((b) => b.state === 'DONE' && b.action === 'confirm')).toBe(true);
   });
