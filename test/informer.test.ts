@@ -51,6 +51,9 @@ describe('invariant 6: no missed events (list, watch from revision + 1, relist o
   it('when the revision to watch from was compacted (writes and a compaction between list and watch), it relists and misses nothing', async () => {
     const prefix = freshNamespace('inf-compact');
     await env.client.put(`${prefix}before`).value('1');
+    // Listed by the first list and untouched in the gap: its change must still be handed on,
+    // although the list whose watch failed already put it in the cache.
+    await env.client.put(`${prefix}untouched`).value('0');
     let first = true;
     const { informer, changes } = makeInformer(prefix, {
       afterList: async () => {
@@ -68,6 +71,7 @@ describe('invariant 6: no missed events (list, watch from revision + 1, relist o
       expect(informer.relists).toBeGreaterThanOrEqual(2);
       expect(informer.cache.get(`${prefix}before`)?.value.toString()).toBe('changed');
       expect(changes).toContain(`${prefix}during`);
+      expect(changes).toContain(`${prefix}untouched`);
       // And the watch established after the relist is live.
       await env.client.put(`${prefix}after`).value('3');
       await waitFor(() => informer.cache.has(`${prefix}after`), { what: 'event after relist' });

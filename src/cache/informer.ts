@@ -48,6 +48,11 @@ class Entry implements CachedKv {
   get value(): Buffer {
     return Buffer.from(this.bytes, 'latin1');
   }
+
+  /** The value's length in bytes, without copying it. */
+  get size(): number {
+    return this.bytes.length;
+  }
 }
 
 export interface InformerOptions {
@@ -89,6 +94,8 @@ const SPAN_GAP = 16;
 const LIST_KEYS = 5_000;
 
 export class Informer {
+  /** Keys a relist applied to the cache and has not yet handed to onChange (see doRelist). */
+  private readonly unnotified = new Set<string>();
   readonly cache = new Map<string, CachedKv>();
   private watcher: Watcher | undefined;
   private stopped = false;
@@ -168,6 +175,7 @@ export class Informer {
 
   private async doRelist(reason: string): Promise<void> {
     const { prefix, logger, connection } = this.options;
+    let compactedRestarts = 0;
     while (!this.stopped) {
       try {
         await this.closeWatcher();
@@ -177,6 +185,10 @@ export class Informer {
         // One synchronous step: a reconcile sees the cache before this list or after it, never half.
         for (const [key, entry] of changed) this.apply(key, entry);
         for (const key of gone) this.apply(key, undefined);
+        // Handed on only once a watch follows the list: if opening it fails, the next list finds
+        // these keys unchanged, so they must not be forgotten meanwhile.
+        for (const [key] of changed) this.unnotified.add(key);
+        for (const key of gone) this.unnotified.add(key);
         this.lastRevision = revision;
         this.relists++;
         await this.options.afterList?.(revision);
@@ -190,10 +202,14 @@ export class Informer {
         this.backoff.reset();
         this.lastError = undefined;
         if (reason !== 'periodic resync' || changed.length + gone.length > 0) logger.debug({ prefix, revision, keys: listed, changed: changed.length, gone: gone.length, reason }, 'listed');
-        await this.notify([...changed.map(([key]) => key), ...gone]);
+        const keys = [...this.unnotified];
+        this.unnotified.clear();
+        await this.notify(keys);
         return;
       } catch (err) {
         if (this.stopped) return;
+        // Compacted between the keys-only listing and the values read at its revision: list again.
+        if (err instanceof Error && /required revision has been compacted/.test(err.message) && compactedRestarts++ < 3) continue;
         this.lastError = err;
         if (!connection?.failed(`list of ${prefix}`, err)) logger.warn({ prefix, err: (err as Error).message, reason }, 'list failed; retrying');
         await new Promise<void>((resolve) => {

@@ -149,7 +149,7 @@ export class Initiator {
         for (const kv of (await store.range(prefix, revision)).kvs) {
           const key = kv.key.toString();
           try {
-            const m = parseMember.ofEntry(key, kv);
+            const m = parseMember(key, kv.value);
             members.set(m.xid, [...(members.get(m.xid) ?? []), m]);
           } catch (err) {
             if (!(err instanceof MalformedRecord)) throw err;
@@ -161,7 +161,7 @@ export class Initiator {
       for (const kv of kvs) {
         const key = kv.key.toString();
         try {
-          const g = parseGlobal.ofEntry(key, kv);
+          const g = parseGlobal(key, kv.value);
           if (!wanted || wanted.has(g.status)) views.push(toView(g, members.get(g.xid) ?? [], this.o.modes));
         } catch (err) {
           if (!(err instanceof MalformedRecord)) throw err;

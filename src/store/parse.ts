@@ -18,23 +18,27 @@ type Obj = Record<string, unknown>;
  * A parser that also reads cache entries, each parsed once: the informer hands every change to the
  * router (which validates it), then to a reconcile, which may read it again with its neighbours,
  * moments later. `ofEntry` is keyed by the cache entry (a new one per change, so a change is always
- * parsed afresh); the last two thousand are kept (not every cached one: that would double the
- * cache's memory). Callers treat records as immutable (they build new ones with spreads); handlers
+ * parsed afresh); the last two thousand of at most 8 KiB are kept (not every cached one: that
+ * would double the cache's memory; not large ones, which it must not pin). Callers treat records as immutable (they build new ones with spreads); handlers
  * get a copy of the payload.
  */
 const MEMO_SIZE = 2048;
+/** Larger values are parsed each time: the memo must not pin big payloads. */
+const MEMO_MAX_BYTES = 8192;
 export interface Parser<T> {
   (key: string, raw: string | Buffer): T;
   /** The record of a cache entry, parsed once per entry. */
-  ofEntry(key: string, entry: { readonly value: Buffer }): T;
+  ofEntry(key: string, entry: { readonly value: Buffer; readonly size?: number }): T;
 }
 function memoized<T>(parse: (key: string, raw: string | Buffer) => T): Parser<T> {
   const seen = new Map<object, T>();
   return Object.assign((key: string, raw: string | Buffer) => parse(key, raw), {
-    ofEntry(key: string, entry: { readonly value: Buffer }): T {
+    ofEntry(key: string, entry: { readonly value: Buffer; readonly size?: number }): T {
       const hit = seen.get(entry);
       if (hit !== undefined) return hit;
-      const record = parse(key, entry.value);
+      const value = entry.value;
+      const record = parse(key, value);
+      if ((entry.size ?? value.length) > MEMO_MAX_BYTES) return record;
       if (seen.size >= MEMO_SIZE) seen.delete(seen.keys().next().value!);
       seen.set(entry, record);
       return record;
