@@ -76,3 +76,16 @@ export type UntypedName<Resources> = string extends keyof Resources ? string : n
 export type ResourceName<Resources> = Extract<keyof Resources, string>;
 export type PayloadOf<Resources, N extends keyof Resources> = Resources[N] extends { payload: infer P } ? P : unknown;
 export type ResultOf<Resources, N extends keyof Resources> = Resources[N] extends { result: infer R } ? R : unknown;
+
+/** How a resource's confirms and cancels are retried. */
+export interface ResourceOptions {
+  /**
+   * `'exponential'`: the service's backoff (`retryBaseMs` doubling up to `retryMaxMs`, parked after
+   * `maxAttempts`). Or a stepped schedule, the delay after each failed attempt — e.g.
+   * `['5m', '10m', '30m', '1h', '24h']` (units ms, s, m, h, d, or numbers of ms): the branch is
+   * parked when the attempt after the last delay fails (here the sixth), and the next attempt's
+   * time is persisted, so the schedule survives restarts and leader changes.
+   * @default 'exponential'
+   */
+  retry?: 'exponential' | readonly (string | number)[];
+}

@@ -19,7 +19,7 @@ import { metricsFor, type TxloopMetrics } from './metrics.js';
 import { builtInModes, decide } from './modes/index.js';
 import { rejectUnknownOptions, resolveOptions, type ResolvedOptions, type ServiceOptions } from './options.js';
 import { Participant, ResourceRegistry, type TryOptions, type TryResult } from './participant/index.js';
-import type { PayloadOf, ResourceName, ResultOf, TccResource, UntypedName, UntypedResources } from './resource.js';
+import type { PayloadOf, ResourceName, ResourceOptions, ResultOf, TccResource, UntypedName, UntypedResources } from './resource.js';
 import { MalformedRecords, Manager, Router, ServiceCounters, Term, TermHistory, serviceStats, type TermEvents } from './runtime/index.js';
 import type { Phase2Outcome } from './stats.js';
 import { boundedWait, throwIfAborted } from './signals.js';
@@ -157,11 +157,11 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
   // Participant API
 
   /** Registers a TCC resource by name. Register every resource before start() so no branch waits on it. */
-  resource<N extends ResourceName<Resources>>(name: N, handlers: TccResource<PayloadOf<Resources, N>, ResultOf<Resources, N>>): this;
+  resource<N extends ResourceName<Resources>>(name: N, handlers: TccResource<PayloadOf<Resources, N>, ResultOf<Resources, N>>, options?: ResourceOptions): this;
   /** Registers a TCC resource, typing its payload and result here (`resource<Payload, Result>(…)`). */
-  resource<P, R = unknown>(name: UntypedName<Resources>, handlers: TccResource<P, R>): this;
-  resource(name: string, handlers: TccResource<never, unknown>): this {
-    this.resources.register(name, handlers);
+  resource<P, R = unknown>(name: UntypedName<Resources>, handlers: TccResource<P, R>, options?: ResourceOptions): this;
+  resource(name: string, handlers: TccResource<never, unknown>, options?: ResourceOptions): this {
+    this.resources.register(name, handlers, options);
     return this;
   }
 
@@ -328,6 +328,7 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
         cached,
         ledAt: (revision) => history.ledAt(revision),
         unrecorded: new Set(),
+        retrySchedule: (resource) => this.resources.scheduleOf(resource),
       },
       reconcileGlobal: (ctx, xid, signal) => this.modes.reconcileGlobal(ctx, xid, signal),
       reconcileBranch: (ctx, key, signal) => this.modes.reconcileBranch(ctx, key, signal),

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { TryFailed, type PhaseTwoContext } from '../src/index.js';
-import { orderFor, Store } from '../src/store/index.js';
+import { orderFor, Store, type BranchRecord } from '../src/store/index.js';
 import { fastTimings, gate, useEtcd, waitFor, type Harness } from './helpers/harness.js';
 import { settled, sleep } from './helpers/wait.js';
 
@@ -152,6 +152,51 @@ describe('invariant 3: every branch gets the decided action at least once, with 
     const kv = (await env.client.get(store.keys.branch('acct', tx.xid, branchId)).exec()).kvs[0]!;
     expect(kv.version).toBe('3');
     expect(JSON.parse(kv.value.toString()).phase2).toMatchObject({ state: 'DONE', attempts: 1 });
+  });
+
+  it('a stepped retry schedule waits the given delay after each failed attempt (persisted next-attempt times), then parks, whatever maxAttempts says', async () => {
+    const store = setup('stepped');
+    const steps = [300, 600];
+    const p = h.service({ app: 'acct', maxAttempts: 10 }).resource(
+      'r',
+      {
+        try: () => undefined,
+        confirm: () => {
+          throw new Error('receiver down');
+        },
+        cancel: () => undefined,
+      },
+      { retry: ['300ms', '0.6s'] },
+    );
+    const init = h.service({ app: 'shop' });
+    await Promise.all([p.start(), init.start()]);
+    const tx = await init.begin({ name: 'notify', timeoutMs: 60_000 });
+    const { branchId } = await p.tryBranch(tx.context, 'r', {});
+    await tx.commit();
+    const branch = async (): Promise<BranchRecord | undefined> => (await store.branches.get('acct', tx.xid, branchId))?.record;
+    for (let n = 1; n <= steps.length; n++) {
+      const b = await waitFor(async () => {
+        const r = await branch();
+        return r?.phase2?.attempts === n && r.phase2.nextRetryAt !== undefined ? r : undefined;
+      }, { what: `attempt ${n} failed and its next time persisted` });
+      const failedAt = b.events.filter((e) => e.type === 'AttemptFailed').at(-1)!.at;
+      expect(b.phase2!.nextRetryAt! - failedAt).toBe(steps[n - 1]);
+    }
+    const parked = await waitFor(async () => {
+      const r = await branch();
+      return r?.phase2?.state === 'PARKED' ? r : undefined;
+    }, { what: 'parked after the schedule' });
+    expect(parked.phase2?.attempts).toBe(steps.length + 1);
+    expect(parked.phase2?.lastError).toBe('receiver down');
+  });
+
+  it('a retry schedule is validated when the resource is registered: a bad delay is refused naming it', () => {
+    const s = h.service({ app: 'acct' });
+    const noop = { try: () => undefined, confirm: () => undefined, cancel: () => undefined };
+    expect(() => s.resource('a', noop, { retry: ['5m', 'soon'] })).toThrow(/options\.retry\[1\]: must be a duration/);
+    expect(() => s.resource('b', noop, { retry: [] })).toThrow(/options\.retry/);
+    expect(() => s.resource('c', noop, { retyr: ['5m'] } as never)).toThrow(/did you mean options\.retry\?/);
+    expect(() => s.resource('d', noop, { retry: ['5m', '1h', 1500] })).not.toThrow();
   });
 
   it('the attempt count survives a restart of the service: a new replica continues from the recorded attempts', async () => {

@@ -162,6 +162,18 @@ describe('TCC phase-2 rules (invariants 3 and 4)', () => {
     expect(third.next.phase2?.state).toBe(Phase2State.PARKED);
   });
 
+  it('a stepped schedule replaces the backoff: the delay after failed attempt n is step n, and the attempt after the last step parks', () => {
+    const stepped = tccRules.limitsFor(limits, [5_000, 60_000]);
+    expect(stepped.maxAttempts).toBe(3);
+    const first = tccRules.attemptFinished(tccRules.attemptStarted(branch(), Action.CONFIRM, false, NOW), 'down', stepped, NOW, NOW);
+    expect(first.requeueAfterMs).toBe(5_000);
+    const second = tccRules.attemptFinished(tccRules.attemptStarted(first.next, Action.CONFIRM, false, NOW), 'down', stepped, NOW, NOW);
+    expect(second.requeueAfterMs).toBe(60_000);
+    const third = tccRules.attemptFinished(tccRules.attemptStarted(second.next, Action.CONFIRM, false, NOW), 'down', stepped, NOW, NOW);
+    expect(third.result).toBe('parked');
+    expect(tccRules.limitsFor(limits, undefined)).toBe(limits);
+  });
+
   it('an attempt at the limit that never reported back (its replica died) is parked without running again', () => {
     const dead = branch({ phase2: { action: Action.CONFIRM, state: Phase2State.ACTIVE, attempts: 3 } });
     expect(tccRules.refusal(dead, Action.CONFIRM, limits)?.message).toMatch(/never reported back/);

@@ -58,6 +58,8 @@ export interface ReconcileContext<Handlers = unknown> {
   ledAt(revision: string): Promise<boolean>;
   /** Branch keys with an attempt this term ran but could not write (counted before the next one). */
   unrecorded: Set<string>;
+  /** A resource's stepped retry delays in ms (ResourceOptions.retry), or undefined: exponential. */
+  retrySchedule(resource: string): readonly number[] | undefined;
 }
 
 /** This term's fence, or LeadershipLost: only the current leader acts (invariant 5). */

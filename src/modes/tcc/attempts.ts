@@ -13,6 +13,13 @@ export interface AttemptLimits {
   retryBaseMs: number;
   retryMaxMs: number;
   graceMs: number;
+  /** A stepped schedule: the delay after each failed attempt (then parked), instead of the backoff. */
+  steps?: readonly number[];
+}
+
+/** The limits for a branch of a resource with `steps` (its stepped schedule), else the service's. */
+export function limitsFor<L extends AttemptLimits>(limits: L, steps: readonly number[] | undefined): L {
+  return steps ? { ...limits, steps, maxAttempts: steps.length + 1 } : limits;
 }
 
 /** The action the branch owes: its recorded phase 2, else its order; undefined while undecided. */
@@ -132,7 +139,7 @@ export function attemptFinished(started: BranchRecord, error: string | undefined
     const message = `${action} failed ${inBudget} times; parked for a human: ${error}`;
     return { next: withEvent({ ...started, phase2 }, 'Parked', message, doneAt), result: 'parked', message };
   }
-  const requeueAfterMs = exponentialBackoffMs(inBudget - 1, limits.retryBaseMs, limits.retryMaxMs);
+  const requeueAfterMs = limits.steps?.[inBudget - 1] ?? exponentialBackoffMs(inBudget - 1, limits.retryBaseMs, limits.retryMaxMs);
   const phase2: Phase2 = { action, state: Phase2State.ACTIVE, attempts: attempt, ...budget, lastAttemptAt: startedAt, lastError: error.slice(0, 2000), nextRetryAt: doneAt + requeueAfterMs };
   const message = `${action} attempt ${attempt} failed: ${error}`;
   return { next: withEvent({ ...started, phase2 }, 'AttemptFailed', message, doneAt), result: 'failed', requeueAfterMs, message };

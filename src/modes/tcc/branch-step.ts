@@ -15,13 +15,15 @@ import { requireFence, type ReconcileContext, type ReconcileResult } from '../..
 import { Action, GlobalStatus, Mode, Phase2State, TryState } from '../../states.js';
 import { isOrphanOrder, orderFor, type BranchRecord, type Phase2, type Versioned } from '../../store/index.js';
 import type { BranchInCache } from '../mode.js';
-import { attemptFinished, attemptStarted, countingOf, owedAction, parked, refusal, waitBeforeAttempt } from './attempts.js';
+import { attemptFinished, attemptStarted, countingOf, limitsFor, owedAction, parked, refusal, waitBeforeAttempt } from './attempts.js';
 import { actionFor } from './decision.js';
 import { runHandler } from './handler.js';
 
 export async function reconcileTccBranch(ctx: ReconcileContext<TccResource>, found: BranchInCache, signal: AbortSignal): Promise<ReconcileResult> {
-  const { app, store, options, logger } = ctx;
+  const { app, store, logger } = ctx;
   const branch = found.branch.record;
+  // A resource with a stepped retry schedule counts and waits by it (ResourceOptions.retry).
+  const options = limitsFor(ctx.options, ctx.retrySchedule(branch.resource));
   const { xid, branchId } = branch;
   const log = logger.child({ xid, branch: branchId, resource: branch.resource });
   const p = branch.phase2;

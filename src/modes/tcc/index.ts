@@ -23,5 +23,5 @@ export const tcc: TransactionMode<TccResource> = {
 export { actionFor, planDecision } from './decision.js';
 export { BRANCH_WORDS, branchStatus } from './words.js';
 export { withTryResult, compensationOfCollectedTry } from './try-result.js';
-export { attemptFinished, attemptStarted, owedAction, parked, countingOf, refusal, waitBeforeAttempt, type AttemptLimits, type AttemptOutcome } from './attempts.js';
+export { attemptFinished, attemptStarted, owedAction, parked, countingOf, limitsFor, refusal, waitBeforeAttempt, type AttemptLimits, type AttemptOutcome } from './attempts.js';
 export { collectableAt, completed, fannedOut } from './completion.js';
