@@ -57,7 +57,10 @@ export async function applyBarrierMigration(db: PgPool | PgClient, options: { ta
   try {
     await client.query('BEGIN');
     try {
-      await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`txloop barrier migration ${table}`]);
+      // One lock for every barrier migration: the same table may be named two ways
+      // (`txloop_barrier`, `public.txloop_barrier`), and two CREATE TABLE IF NOT EXISTS of it at
+      // once fail on PostgreSQL's catalog.
+      await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', ['txloop barrier migration']);
       await client.query(barrierMigrationSql(table));
       await client.query('COMMIT');
     } catch (err) {
