@@ -3,13 +3,13 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { accessSync, constants as fsConstants, createWriteStream, existsSync, readFileSync, rmSync, statSync, type WriteStream } from 'node:fs';
+import { createWriteStream, existsSync, readFileSync, type WriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EtcdNotInstalledError, EtcdStartError } from '../errors.js';
+import { freeLoopbackPorts, isExecutableFile, PORT_RANGE, spawnWatchdog, trackDir, trackProcess, untrackDir, untrackProcess } from '../local-servers.js';
 
 const HOST = '127.0.0.1';
 const STOP_GRACE_MS = 5_000;
@@ -56,14 +56,6 @@ export function findEtcdBinary(options: FindEtcdBinaryOptions = {}): string {
   );
 }
 
-function isExecutableFile(file: string): boolean {
-  try {
-    accessSync(file, fsConstants.X_OK);
-    return statSync(file).isFile();
-  } catch {
-    return false;
-  }
-}
 
 export interface StartEtcdOptions {
   /** etcd --max-txn-ops. @default 128 */
@@ -106,58 +98,6 @@ export interface EtcdCluster {
   stop(): Promise<void>;
 }
 
-// ---- process tracking -------------------------------------------------------------------------
-
-const liveProcesses = new Set<ChildProcess>();
-const liveDataDirs = new Set<string>();
-let exitHookInstalled = false;
-
-function track(child: ChildProcess): void {
-  if (!exitHookInstalled) {
-    exitHookInstalled = true;
-    // 'exit' handlers must be synchronous: signal and remove, no waiting.
-    process.on('exit', () => {
-      for (const c of liveProcesses) c.kill('SIGKILL');
-      for (const dir of liveDataDirs) {
-        try {
-          rmSync(dir, { recursive: true, force: true });
-        } catch {
-          // Best effort; the watchdog removes it again once etcd is gone.
-        }
-      }
-    });
-  }
-  liveProcesses.add(child);
-}
-
-// The 'exit' hook does not run when Node itself is SIGKILLed (e.g. a hung test worker being reaped).
-// This tiny shell blocks on a pipe from us; when we die the pipe closes and it kills etcd and removes
-// the data dir.
-// - It ignores SIGINT, SIGTERM and SIGHUP: it shares our process group, so a Ctrl-C (or a closed
-//   terminal) reaches it together with us and etcd, and it is needed exactly when that signal, or
-//   whatever follows it, takes us down before our own cleanup ran.
-// - A line from us means etcd exited on its own (e.g. the same Ctrl-C): its pid is no longer ours to
-//   kill, but the data dir is still to remove once we are gone, unless we remove it first and
-//   dismiss the watchdog.
-const WATCHDOG_SCRIPT =
-  "trap '' INT TERM HUP; " +
-  'if read _; then cat >/dev/null; else kill -9 "$1" 2>/dev/null; i=0; ' +
-  'while kill -0 "$1" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; fi; rm -rf "$2"';
-
-function spawnWatchdog(pid: number, dataDir: string): ChildProcess | undefined {
-  try {
-    const watchdog = spawn('/bin/sh', ['-c', WATCHDOG_SCRIPT, 'txloop-etcd-watchdog', String(pid), dataDir], {
-      stdio: ['pipe', 'ignore', 'ignore'],
-    });
-    watchdog.on('error', () => {});
-    watchdog.stdin?.on('error', () => {}); // It was SIGKILLed (dismissed) or killed by someone else.
-    watchdog.unref();
-    (watchdog.stdin as unknown as { unref?: () => void } | null)?.unref?.();
-    return watchdog;
-  } catch {
-    return undefined; // No /bin/sh: the 'exit' hook still covers normal exits.
-  }
-}
 
 // ---- one etcd process -------------------------------------------------------------------------
 
@@ -189,7 +129,7 @@ class EtcdProcess {
         if (this.hasExited) return;
         this.hasExited = true;
         this.exitDescription = description;
-        liveProcesses.delete(this.child);
+        untrackProcess(this.child);
         // Not dismissed yet: the data dir outlives etcd until stop() removes it.
         this.watchdog?.stdin?.write('exited\n');
         resolve();
@@ -213,8 +153,8 @@ class EtcdProcess {
       (stream as unknown as { unref?: () => void } | null)?.unref?.();
     }
     if (this.child.pid !== undefined) {
-      track(this.child);
-      this.watchdog = spawnWatchdog(this.child.pid, dataDir);
+      trackProcess(this.child);
+      this.watchdog = spawnWatchdog('txloop-etcd-watchdog', this.child.pid, dataDir);
     }
   }
 
@@ -354,32 +294,6 @@ async function waitForState(pid: number, state: string, timeoutMs: number): Prom
   }
 }
 
-/**
- * Ports below the kernel's ephemeral range (Linux: 32768-60999), where no listen(0) server and no
- * outgoing connection's local port lands: a member killed and restarted on its ports must not find
- * them taken by another test's etcd, which would answer its health check in its place.
- */
-const PORT_RANGE = { min: 15_000, max: 32_000 };
-
-/** Distinct free loopback ports, chosen at random in PORT_RANGE: all are held open together, then released. */
-async function freePorts(count: number): Promise<number[]> {
-  const held: Server[] = [];
-  try {
-    for (let tries = 0; held.length < count; tries++) {
-      if (tries > 2_000) throw new EtcdStartError(`no ${count} free loopback ports found in ${PORT_RANGE.min}-${PORT_RANGE.max}`);
-      const port = PORT_RANGE.min + Math.floor(Math.random() * (PORT_RANGE.max - PORT_RANGE.min));
-      const server = await new Promise<Server | undefined>((resolve) => {
-        const srv = createServer();
-        srv.once('error', () => resolve(undefined));
-        srv.listen(port, HOST, () => resolve(srv));
-      });
-      if (server) held.push(server);
-    }
-    return held.map((s) => (s.address() as AddressInfo).port);
-  } finally {
-    await Promise.all(held.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-  }
-}
 
 async function waitHealthy(clientUrl: string, proc: EtcdProcess, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -496,7 +410,7 @@ class Cluster implements EtcdCluster {
       await Promise.all(
         this.members.map(async (m) => {
           await rm(m.spec.dataDir, { recursive: true, force: true });
-          liveDataDirs.delete(m.spec.dataDir);
+          untrackDir(m.spec.dataDir);
           m.process?.dismissWatchdog();
         }),
       );
@@ -510,11 +424,11 @@ async function launch(size: number, options: StartEtcdOptions): Promise<Cluster>
   const bin = findEtcdBinary();
   const timeoutMs = options.startTimeoutMs ?? 20_000;
   for (let attempt = 1; ; attempt++) {
-    const ports = await freePorts(size * 2);
+    const ports = await freeLoopbackPorts(HOST, size * 2, () => new EtcdStartError(`no ${size * 2} free loopback ports found in ${PORT_RANGE.min}-${PORT_RANGE.max}`));
     const specs: MemberSpec[] = [];
     for (let i = 0; i < size; i++) {
       const dataDir = await mkdtemp(path.join(tmpdir(), 'txloop-etcd-'));
-      liveDataDirs.add(dataDir);
+      trackDir(dataDir);
       specs.push({ name: `etcd-${i}`, clientPort: ports[2 * i]!, peerPort: ports[2 * i + 1]!, dataDir });
     }
     // A random token keeps members of concurrently running clusters from ever joining each other.

@@ -4,12 +4,12 @@
 
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { accessSync, constants as fsConstants, existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freeLoopbackPorts, isExecutableFile, PORT_RANGE, spawnWatchdog, trackDir, trackProcess, untrackDir, untrackProcess } from '../local-servers.js';
 import { PostgresNotInstalledError, PostgresStartError } from './errors.js';
 
 const HOST = '127.0.0.1';
@@ -69,14 +69,6 @@ function hasServer(dir: string): boolean {
   return ['initdb', 'postgres'].every((b) => isExecutableFile(path.join(dir, b)));
 }
 
-function isExecutableFile(file: string): boolean {
-  try {
-    accessSync(file, fsConstants.X_OK);
-    return statSync(file).isFile();
-  } catch {
-    return false;
-  }
-}
 
 function safeList(dir: string): string[] {
   try {
@@ -110,49 +102,6 @@ export interface PostgresServer {
   stop(): Promise<void>;
 }
 
-// ---- process tracking -------------------------------------------------------------------------
-
-const liveProcesses = new Set<ChildProcess>();
-const liveDirs = new Set<string>();
-let exitHookInstalled = false;
-
-function trackExit(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  // 'exit' handlers must be synchronous: signal and remove, no waiting.
-  process.on('exit', () => {
-    for (const c of liveProcesses) c.kill('SIGKILL');
-    for (const dir of liveDirs) {
-      try {
-        rmSync(dir, { recursive: true, force: true });
-      } catch {
-        // Best effort; the watchdog removes it again once postgres is gone.
-      }
-    }
-  });
-}
-
-// When Node itself is SIGKILLed, the 'exit' hook does not run: this shell blocks on a pipe from us,
-// and once it closes it kills postgres (its backends follow their postmaster) and removes the temp
-// dir. It ignores INT/TERM/HUP, which reach it together with us; a line from us means postgres
-// exited on its own (its pid is no longer ours to kill).
-const WATCHDOG_SCRIPT =
-  "trap '' INT TERM HUP; " +
-  'if read _; then cat >/dev/null; else kill -9 "$1" 2>/dev/null; i=0; ' +
-  'while kill -0 "$1" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done; fi; rm -rf "$2"';
-
-function spawnWatchdog(pid: number, dir: string): ChildProcess | undefined {
-  try {
-    const watchdog = spawn('/bin/sh', ['-c', WATCHDOG_SCRIPT, 'txloop-postgres-watchdog', String(pid), dir], { stdio: ['pipe', 'ignore', 'ignore'] });
-    watchdog.on('error', () => {});
-    watchdog.stdin?.on('error', () => {});
-    watchdog.unref();
-    (watchdog.stdin as unknown as { unref?: () => void } | null)?.unref?.();
-    return watchdog;
-  } catch {
-    return undefined;
-  }
-}
 
 // ---- running as the postgres user -------------------------------------------------------------
 
@@ -217,7 +166,7 @@ class ServerProcess {
         if (this.hasExited) return;
         this.hasExited = true;
         this.exitDescription = description;
-        liveProcesses.delete(this.child);
+        untrackProcess(this.child);
         this.watchdog?.stdin?.write('exited\n');
         resolve();
       };
@@ -232,9 +181,8 @@ class ServerProcess {
     this.child.unref();
     for (const stream of [this.child.stdout, this.child.stderr]) (stream as unknown as { unref?: () => void } | null)?.unref?.();
     if (this.child.pid !== undefined) {
-      trackExit();
-      liveProcesses.add(this.child);
-      if (watchDir) this.watchdog = spawnWatchdog(this.child.pid, watchDir);
+      trackProcess(this.child);
+      if (watchDir) this.watchdog = spawnWatchdog('txloop-postgres-watchdog', this.child.pid, watchDir);
     }
   }
 
@@ -289,25 +237,6 @@ class ServerProcess {
 
 // ---- ports and readiness ----------------------------------------------------------------------
 
-/** Below the kernel's ephemeral range (Linux: 32768-60999), where outgoing connections take their ports. */
-const PORT_RANGE = { min: 15_000, max: 32_000 };
-
-async function freePort(): Promise<number> {
-  for (let tries = 0; tries < 2_000; tries++) {
-    const port = PORT_RANGE.min + Math.floor(Math.random() * (PORT_RANGE.max - PORT_RANGE.min));
-    const server = await new Promise<Server | undefined>((resolve) => {
-      const srv = createServer();
-      srv.once('error', () => resolve(undefined));
-      srv.listen(port, HOST, () => resolve(srv));
-    });
-    if (server) {
-      const { port: free } = server.address() as AddressInfo;
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      return free;
-    }
-  }
-  throw new PostgresStartError(`no free loopback port found in ${PORT_RANGE.min}-${PORT_RANGE.max}`);
-}
 
 /** postmaster.pid's eighth line is the server's state; 'ready' once it accepts connections (what pg_ctl -w waits for). */
 async function waitReady(dataDir: string, proc: ServerProcess, port: number, timeoutMs: number): Promise<void> {
@@ -376,12 +305,11 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
   const timeoutMs = options.startTimeoutMs ?? 30_000;
   const as = runAs();
   const dir = await mkdtemp(path.join(tmpdir(), 'txloop-pg-'));
-  trackExit();
-  liveDirs.add(dir);
+  trackDir(dir);
   const dataDir = path.join(dir, 'data');
   const removeDir = async () => {
     await rm(dir, { recursive: true, force: true });
-    liveDirs.delete(dir);
+    untrackDir(dir);
   };
   let proc: ServerProcess | undefined;
   try {
@@ -389,7 +317,7 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
     const password = randomBytes(18).toString('base64url');
     await initdb(bin, dir, dataDir, password, as, timeoutMs);
     for (let attempt = 1; ; attempt++) {
-      const port = await freePort();
+      const port = (await freeLoopbackPorts(HOST, 1, () => new PostgresStartError(`no free loopback port found in ${PORT_RANGE.min}-${PORT_RANGE.max}`)))[0]!;
       proc = new ServerProcess(path.join(bin, 'postgres'), serverArgs(dataDir, port, options.settings), dir, as, dir);
       try {
         await waitReady(dataDir, proc, port, timeoutMs);
