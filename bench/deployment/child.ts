@@ -7,6 +7,7 @@
 import { createInterface } from 'node:readline';
 import type { Etcd3 } from 'etcd3';
 import { pino, type Logger } from 'pino';
+import { TxloopService, type ServiceOptions } from '../../src/index.js';
 import { createEtcdClient, DEFAULT_NAMESPACE, Keys } from '../internals.js';
 import { LogTally } from '../logs.js';
 import { RequestCounter } from '../requests.js';
@@ -43,6 +44,19 @@ export function setUp(config: ChildConfig): Child {
   const logs = new LogTally(false);
   const logger = pino({ level: process.env.TXLOOP_LOG_LEVEL ?? 'warn' }, logs);
   return { config, client, rpc, logs, logger };
+}
+
+/** The child's TxloopService, on its client and logger, with the bench's retention and workers. */
+export function serviceOf(child: Child, extra: Partial<ServiceOptions> = {}): TxloopService {
+  const { config } = child;
+  return new TxloopService({
+    app: config.app,
+    client: child.client,
+    logger: child.logger,
+    retentionMs: config.retentionMs,
+    ...(config.workers !== undefined ? { concurrency: config.workers } : {}),
+    ...extra,
+  });
 }
 
 export function send(message: Record<string, unknown>): void {

@@ -5,21 +5,14 @@
  * leader emits `completed` (COMMITTED), i.e. both confirms ran and the global was marked finished.
  */
 import { Agent, request } from 'node:http';
-import { GlobalStatus, injectHeaders, TxloopService, type TxContext } from '../../src/index.js';
+import { GlobalStatus, injectHeaders, type TxContext } from '../../src/index.js';
 import { summarize } from '../stats.js';
 import { runWorkers, withTimeout } from '../workers.js';
-import { childConfig, leading, send, serveCommands, setUp } from './child.js';
+import { childConfig, leading, send, serveCommands, serviceOf, setUp } from './child.js';
 
 const config = childConfig();
 const child = setUp(config);
-const service = new TxloopService({
-  app: config.app,
-  client: child.client,
-  logger: child.logger,
-  retentionMs: config.retentionMs,
-  defaultTimeoutMs: 120_000,
-  ...(config.workers !== undefined ? { concurrency: config.workers } : {}),
-});
+const service = serviceOf(child, { defaultTimeoutMs: 120_000 });
 const urls = Object.values(config.participants ?? {});
 if (urls.length !== 2) throw new Error('the initiator needs two participants');
 const agent = new Agent({ keepAlive: true, maxSockets: 1024 });

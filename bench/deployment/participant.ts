@@ -5,18 +5,12 @@
  */
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { extractContext, TxloopService, TxloopError } from '../../src/index.js';
-import { childConfig, leading, send, serveCommands, setUp } from './child.js';
+import { extractContext, TxloopError } from '../../src/index.js';
+import { childConfig, leading, send, serveCommands, serviceOf, setUp } from './child.js';
 
 const config = childConfig();
 const child = setUp(config);
-const service = new TxloopService({
-  app: config.app,
-  client: child.client,
-  logger: child.logger,
-  retentionMs: config.retentionMs,
-  ...(config.workers !== undefined ? { concurrency: config.workers } : {}),
-});
+const service = serviceOf(child);
 const RESOURCE = 'account';
 service.resource(RESOURCE, {
   try: async () => ({ frozen: true }),

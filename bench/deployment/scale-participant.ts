@@ -14,18 +14,11 @@
 import { readFileSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8';
-import { TxloopService } from '../../src/index.js';
-import { childConfig, leading, send, serveCommands, setUp } from './child.js';
+import { childConfig, leading, send, serveCommands, serviceOf, setUp } from './child.js';
 
 const config = childConfig() as ReturnType<typeof childConfig> & { expect: number };
 const child = setUp(config);
-const service = new TxloopService({
-  app: config.app,
-  client: child.client,
-  logger: child.logger,
-  retentionMs: config.retentionMs,
-  ...(config.workers !== undefined ? { concurrency: config.workers } : {}),
-});
+const service = serviceOf(child);
 service.resource('account', {
   try: async () => ({ frozen: true }),
   confirm: async () => undefined,
