@@ -103,8 +103,24 @@ export class UnknownResource extends TxloopError {
   constructor(
     readonly app: string,
     readonly resource: string,
+    /** What the branch needs: a TCC resource, a saga step or a message consumer. */
+    readonly kind: 'tcc' | 'saga' | 'msg' = 'tcc',
   ) {
-    super(`service ${app} has no TCC resource named ${JSON.stringify(resource)}; register it with service.resource()`);
+    super(`service ${app} has no ${KIND_WORDS[kind].what} named ${JSON.stringify(resource)}; register it with service.${KIND_WORDS[kind].call}()`);
+  }
+}
+const KIND_WORDS = { tcc: { what: 'TCC resource', call: 'resource' }, saga: { what: 'saga step', call: 'sagaStep' }, msg: { what: 'message consumer', call: 'consumer' } } as const;
+
+/**
+ * Thrown by a handler to say that retrying cannot help (a card declined, an account closed): the
+ * attempt is not retried. A saga step's action so failing turns the saga to compensating; a
+ * compensation, a confirm, a cancel or a delivery so failing is parked for a human at once. Any
+ * other error is retried with backoff (or by the resource's stepped schedule).
+ */
+export class NonRetryableError extends TxloopError {
+  override readonly name = 'NonRetryableError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
   }
 }
 

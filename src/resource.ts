@@ -89,3 +89,63 @@ export interface ResourceOptions {
    */
   retry?: 'exponential' | readonly (string | number)[];
 }
+
+/** What a saga step's action and compensation receive. */
+export interface StepContext<P = unknown> {
+  readonly xid: string;
+  readonly branchId: string;
+  readonly resource: string;
+  readonly payload: P;
+  readonly action: 'action' | 'compensate';
+  /** 1 for the first attempt; grows with every attempt of this step (action and compensation), as in PhaseTwoContext. */
+  readonly attempt: number;
+  /**
+   * In a compensation: the action's recorded outcome. SUCCEEDED: undo it. FAILED: it failed for
+   * good (it may still have done part of its work). PENDING: unknown — it never ran, or its process
+   * died before recording; look in your own data (or use the branch barrier: an empty compensation
+   * then does nothing and a late action is refused). In an action: PENDING.
+   */
+  readonly actionState: 'SUCCEEDED' | 'FAILED' | 'PENDING';
+  /** The leader term running this attempt (PhaseTwoContext.fencingToken). */
+  readonly fencingToken: string;
+  /** Aborted when the handler timeout passes or this replica stops leading. */
+  readonly signal: AbortSignal;
+}
+
+/**
+ * A saga step a service runs for other services' sagas: `action` moves the saga forward, and
+ * `compensate` undoes it when the saga fails. Both run at least once (idempotent, like confirm and
+ * cancel). An action that throws NonRetryableError — or fails past its attempt limit — fails the
+ * saga; any other error is retried. A compensation is retried until it succeeds, or parked for a
+ * human (`txloop retry` / `resolve`).
+ */
+export interface SagaStep<P = unknown> {
+  action(ctx: StepContext<P>): Promise<void> | void;
+  compensate(ctx: StepContext<P>): Promise<void> | void;
+}
+
+/** What a message consumer's handler receives. */
+export interface DeliveryContext<P = unknown> {
+  readonly xid: string;
+  readonly branchId: string;
+  readonly resource: string;
+  readonly payload: P;
+  /** 1 for the first delivery attempt; grows with every attempt (PhaseTwoContext.attempt). */
+  readonly attempt: number;
+  /** The leader term running this attempt (PhaseTwoContext.fencingToken). */
+  readonly fencingToken: string;
+  readonly signal: AbortSignal;
+}
+
+/**
+ * A consumer of 2-phase messages: `deliver` runs at least once per message after its producer
+ * submitted it (deduplicate by `xid`/`branchId`, or with the branch barrier), retried with backoff
+ * or by the consumer's stepped schedule until it succeeds, then parked for a human. Its failure
+ * never rolls the producer back.
+ */
+export interface MessageConsumer<P = unknown> {
+  deliver(ctx: DeliveryContext<P>): Promise<void> | void;
+}
+
+/** A registered resource: which mode's handlers it has. */
+export type RegisteredResource = { kind: 'tcc'; handlers: TccResource } | { kind: 'saga'; handlers: SagaStep } | { kind: 'msg'; handlers: MessageConsumer };

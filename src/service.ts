@@ -19,7 +19,7 @@ import { metricsFor, type TxloopMetrics } from './metrics.js';
 import { builtInModes, decide } from './modes/index.js';
 import { rejectUnknownOptions, resolveOptions, type ResolvedOptions, type ServiceOptions } from './options.js';
 import { Participant, ResourceRegistry, type TryOptions, type TryResult } from './participant/index.js';
-import type { PayloadOf, ResourceName, ResourceOptions, ResultOf, TccResource, UntypedName, UntypedResources } from './resource.js';
+import type { PayloadOf, ResourceName, ResourceOptions, ResultOf, RegisteredResource, TccResource, UntypedName, UntypedResources } from './resource.js';
 import { MalformedRecords, Manager, Router, ServiceCounters, Term, TermHistory, serviceStats, type TermEvents } from './runtime/index.js';
 import type { Phase2Outcome } from './stats.js';
 import { boundedWait, throwIfAborted } from './signals.js';
@@ -289,7 +289,7 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
   // -------------------------------------------------------------------------------------------
   // The control loop's term
 
-  private newTerm(fence: Fence, members: MemberIndex, connection: ConnectionState, cached: (xid: string) => TransactionRead | undefined): Term<TccResource> {
+  private newTerm(fence: Fence, members: MemberIndex, connection: ConnectionState, cached: (xid: string) => TransactionRead | undefined): Term<RegisteredResource> {
     const events: TermEvents = {
       phase2: (o) => {
         this.counters.attempted(o);
@@ -308,7 +308,7 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
       },
     };
     const history = new TermHistory(this.store, this.store.keys.leader(this.app));
-    return new Term<TccResource>({
+    return new Term<RegisteredResource>({
       fence,
       currentFence: () => this.manager.fence(),
       options: this.options,

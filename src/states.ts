@@ -5,7 +5,7 @@
  */
 
 /** How a transaction runs. Every record carries its mode; one written without one is TCC. */
-export const Mode = { TCC: 'tcc' } as const;
+export const Mode = { TCC: 'tcc', SAGA: 'saga', MESSAGE: 'msg' } as const;
 export type Mode = (typeof Mode)[keyof typeof Mode];
 
 /**
@@ -16,20 +16,36 @@ export type Mode = (typeof Mode)[keyof typeof Mode];
 export type ModeName = Mode | (string & {});
 export const MODE_NAME_RULE = /^[a-z][a-z0-9-]{0,31}$/;
 
+/**
+ * A global's status. TCC: TRYING → COMMITTING | ROLLING_BACK → COMMITTED | ROLLED_BACK. Saga:
+ * RUNNING → SUCCEEDED, or RUNNING → COMPENSATING → COMPENSATED. 2-phase message: PREPARED →
+ * SUBMITTED → DELIVERED, or PREPARED → DISCARDED.
+ */
 export const GlobalStatus = {
   TRYING: 'TRYING',
   COMMITTING: 'COMMITTING',
   ROLLING_BACK: 'ROLLING_BACK',
   COMMITTED: 'COMMITTED',
   ROLLED_BACK: 'ROLLED_BACK',
+  RUNNING: 'RUNNING',
+  COMPENSATING: 'COMPENSATING',
+  SUCCEEDED: 'SUCCEEDED',
+  COMPENSATED: 'COMPENSATED',
+  PREPARED: 'PREPARED',
+  SUBMITTED: 'SUBMITTED',
+  DELIVERED: 'DELIVERED',
+  DISCARDED: 'DISCARDED',
 } as const;
 export type GlobalStatus = (typeof GlobalStatus)[keyof typeof GlobalStatus];
 
 export const TryState = { PENDING: 'PENDING', SUCCEEDED: 'SUCCEEDED', FAILED: 'FAILED' } as const;
 export type TryState = (typeof TryState)[keyof typeof TryState];
 
-/** What phase 2 does to a branch. */
-export const Action = { CONFIRM: 'confirm', CANCEL: 'cancel' } as const;
+/**
+ * What a branch's owner is ordered to run: TCC's confirm | cancel, a saga step's action |
+ * compensate, a message consumer's deliver.
+ */
+export const Action = { CONFIRM: 'confirm', CANCEL: 'cancel', ACTION: 'action', COMPENSATE: 'compensate', DELIVER: 'deliver' } as const;
 export type Action = (typeof Action)[keyof typeof Action];
 
 /**
@@ -44,6 +60,14 @@ export type Phase2State = (typeof Phase2State)[keyof typeof Phase2State];
 export const Outcome = { COMMIT: 'commit', ROLLBACK: 'rollback' } as const;
 export type Outcome = (typeof Outcome)[keyof typeof Outcome];
 
+const TERMINAL: ReadonlySet<GlobalStatus> = new Set([GlobalStatus.COMMITTED, GlobalStatus.ROLLED_BACK, GlobalStatus.SUCCEEDED, GlobalStatus.COMPENSATED, GlobalStatus.DELIVERED, GlobalStatus.DISCARDED]);
+/** Finished, whatever the mode: kept for the retention, then collected. */
 export function isTerminal(status: GlobalStatus): boolean {
-  return status === GlobalStatus.COMMITTED || status === GlobalStatus.ROLLED_BACK;
+  return TERMINAL.has(status);
+}
+
+const DECIDED: ReadonlySet<GlobalStatus> = new Set([GlobalStatus.COMMITTING, GlobalStatus.ROLLING_BACK, GlobalStatus.COMMITTED, GlobalStatus.ROLLED_BACK, GlobalStatus.COMPENSATING, GlobalStatus.COMPENSATED, GlobalStatus.SUBMITTED, GlobalStatus.DELIVERED, GlobalStatus.DISCARDED]);
+/** A status only a decision leads to: its record carries the decision. */
+export function isDecided(status: GlobalStatus): boolean {
+  return DECIDED.has(status);
 }

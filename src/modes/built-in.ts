@@ -1,9 +1,9 @@
 /** The modes txloop ships. */
-import type { TccResource } from '../resource.js';
+import type { RegisteredResource } from '../resource.js';
 import { ModeRegistry } from './registry.js';
 import { tcc } from './tcc/index.js';
 
 /** A registry of every built-in mode: services run them, readers (the CLI) understand their records. */
-export function builtInModes(): ModeRegistry<TccResource> {
-  return new ModeRegistry<TccResource>([tcc]);
+export function builtInModes(): ModeRegistry<RegisteredResource> {
+  return new ModeRegistry<RegisteredResource>([tcc]);
 }

@@ -1,25 +1,32 @@
-/** The TCC resources a participant serves, by name, validated when they are registered. */
+/**
+ * The resources a participant serves, by name, validated when they are registered: TCC resources,
+ * saga steps and message consumers share one namespace, so a branch always finds one kind.
+ */
 import { ValidationError } from '../errors.js';
 import { rejectUnknownOptions } from '../options.js';
-import type { ResourceOptions, TccResource } from '../resource.js';
+import type { RegisteredResource, ResourceOptions, TccResource } from '../resource.js';
 import { validateResource } from '../store/index.js';
 import { parseRetrySchedule } from './schedule.js';
 
+const FUNCTIONS = { tcc: ['try', 'confirm', 'cancel'], saga: ['action', 'compensate'], msg: ['deliver'] } as const;
+const SHAPES = { tcc: 'try, confirm and cancel functions', saga: 'action and compensate functions', msg: 'a deliver function' } as const;
+
 export class ResourceRegistry {
-  private readonly byName = new Map<string, TccResource>();
+  private readonly byName = new Map<string, RegisteredResource>();
   private readonly schedules = new Map<string, readonly number[]>();
 
-  register(name: string, handlers: TccResource<never, unknown>, options: ResourceOptions = {}): void {
+  register(name: string, handlers: object, options: ResourceOptions = {}, kind: RegisteredResource['kind'] = 'tcc'): void {
     if (typeof options !== 'object' || options === null) throw new ValidationError('options', 'must be an object like { retry: [\'5m\', \'1h\'] }');
     rejectUnknownOptions(options, ['retry'], 'options.');
     const schedule = parseRetrySchedule(options.retry);
     validateResource(name, 'name');
-    if (typeof handlers !== 'object' || handlers === null) throw new ValidationError('handlers', 'must be an object with try, confirm and cancel functions');
-    for (const fn of ['try', 'confirm', 'cancel'] as const) {
-      if (typeof handlers[fn] !== 'function') throw new ValidationError(`handlers.${fn}`, `resource ${name} needs a ${fn} function`);
+    if (typeof handlers !== 'object' || handlers === null) throw new ValidationError('handlers', `must be an object with ${SHAPES[kind]}`);
+    for (const fn of FUNCTIONS[kind]) {
+      if (typeof (handlers as Record<string, unknown>)[fn] !== 'function') throw new ValidationError(`handlers.${fn}`, `${name} needs a ${fn} function`);
     }
-    if (this.byName.has(name)) throw new ValidationError('name', `resource ${name} is already registered`);
-    this.byName.set(name, handlers as unknown as TccResource);
+    const existing = this.byName.get(name);
+    if (existing) throw new ValidationError('name', `${name} is already registered${existing.kind === kind ? '' : ` as a ${existing.kind === 'tcc' ? 'TCC resource' : existing.kind === 'saga' ? 'saga step' : 'message consumer'}`}`);
+    this.byName.set(name, { kind, handlers } as RegisteredResource);
     if (schedule) this.schedules.set(name, schedule);
   }
 
@@ -28,12 +35,14 @@ export class ResourceRegistry {
     return this.schedules.get(name);
   }
 
+  /** The TCC resource `name`, undefined when none (or `name` is another kind). */
   get(name: string): TccResource | undefined {
-    return this.byName.get(name);
+    const r = this.byName.get(name);
+    return r?.kind === 'tcc' ? r.handlers : undefined;
   }
 
-  /** The handlers by name, as the control loop looks them up. */
-  get handlers(): ReadonlyMap<string, TccResource> {
+  /** The resources by name, as the control loop looks them up. */
+  get handlers(): ReadonlyMap<string, RegisteredResource> {
     return this.byName;
   }
 }

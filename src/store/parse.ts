@@ -7,7 +7,7 @@
  * means PARKED.
  */
 import { MalformedRecord } from '../errors.js';
-import { Action, GlobalStatus, MODE_NAME_RULE, Mode, Phase2State, TryState } from '../states.js';
+import { Action, GlobalStatus, MODE_NAME_RULE, Mode, Phase2State, TryState, isDecided } from '../states.js';
 import type { LeaderRecord } from '../leader.js';
 import type { ServiceStats } from '../stats.js';
 import type { BranchRecord, GlobalRecord, MemberRecord, OrderRecord } from './records.js';
@@ -97,6 +97,10 @@ function mode(key: string, o: Obj): void {
   if (o.mode === undefined) o.mode = Mode.TCC;
   else if (typeof o.mode !== 'string' || !MODE_NAME_RULE.test(o.mode)) throw new MalformedRecord(key, `mode must be a mode name like ${JSON.stringify(Mode.TCC)} (${MODE_NAME_RULE.source}), got ${JSON.stringify(o.mode)}`);
 }
+/** A saga step's group: its place in the saga's order (steps of one group run concurrently). */
+function optGroup(key: string, o: Obj): void {
+  if (o.group !== undefined && (typeof o.group !== 'number' || !Number.isSafeInteger(o.group) || o.group < 0)) throw new MalformedRecord(key, `group must be a whole number from 0, got ${JSON.stringify(o.group)}`);
+}
 /** A phase-2 state; FAILED is what versions before 0.2 wrote for PARKED. */
 function phase2State(key: string, o: Obj, field: string): void {
   if (o[field] === 'FAILED') o[field] = Phase2State.PARKED;
@@ -121,7 +125,7 @@ export const parseGlobal = memoized(function parseGlobal(key: string, raw: strin
     str(key, d, 'by');
     num(key, d, 'at');
   }
-  if (o.status !== GlobalStatus.TRYING && o.decision === undefined) throw new MalformedRecord(key, `status ${String(o.status)} without a decision`);
+  if (isDecided(o.status as GlobalStatus) && o.decision === undefined) throw new MalformedRecord(key, `status ${String(o.status)} without a decision`);
   events(key, o);
   return o as unknown as GlobalRecord;
 });
@@ -143,6 +147,7 @@ export const parseBranch = memoized(function parseBranch(key: string, raw: strin
     optNum(key, p, 'budgetFrom');
     optNum(key, p, 'nextRetryAt');
   }
+  optGroup(key, o);
   if (typeof o.writeId !== 'string') o.writeId = '';
   events(key, o);
   return o as unknown as BranchRecord;
@@ -154,6 +159,7 @@ export const parseMember = memoized(function parseMember(key: string, raw: strin
   oneOf(key, o, 'tryState', TryState);
   if (o.action !== undefined) oneOf(key, o, 'action', Action);
   if (o.state !== undefined) phase2State(key, o, 'state');
+  optGroup(key, o);
   return o as unknown as MemberRecord;
 });
 

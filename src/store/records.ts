@@ -39,7 +39,8 @@ export interface GlobalRecord {
 }
 
 export interface Resolution {
-  as: 'confirmed' | 'cancelled';
+  /** confirmed | cancelled (TCC), compensated (a saga step), delivered (a message consumer). */
+  as: 'confirmed' | 'cancelled' | 'compensated' | 'delivered';
   reason: string;
   at: number;
   by: string;
@@ -79,6 +80,8 @@ export interface BranchRecord {
   writeId: string;
   /** 2: its member record is under `member/`; absent (0.1, or a 0.2 service with `legacyLinks`): under `link/`. */
   keyLayout?: 2;
+  /** A saga step's group: groups run in order, the steps of one group concurrently. */
+  group?: number;
   events: TimelineEvent[];
 }
 
@@ -99,6 +102,8 @@ export interface MemberRecord {
   attempts?: number;
   lastError?: string;
   resolution?: Resolution['as'];
+  /** A saga step's group (BranchRecord.group). */
+  group?: number;
 }
 
 export interface OrderRecord {
@@ -131,6 +136,7 @@ export function memberOf(b: BranchRecord): MemberRecord {
     if (b.phase2.lastError !== undefined) member.lastError = b.phase2.lastError.slice(0, 200);
     if (b.phase2.resolution) member.resolution = b.phase2.resolution.as;
   }
+  if (b.group !== undefined) member.group = b.group;
   return member;
 }
 

@@ -121,9 +121,10 @@ export interface AttemptOutcome {
 
 /**
  * The branch once the attempt recorded in `started` (by {@link attemptStarted}) finished: done,
- * failed with a persisted next retry time (exponential backoff), or parked after its last attempt.
+ * failed with a persisted next retry time (exponential backoff), or parked after its last attempt —
+ * or at once when the handler said retrying cannot help (`final`: it threw NonRetryableError).
  */
-export function attemptFinished(started: BranchRecord, error: string | undefined, limits: AttemptLimits, startedAt: number, doneAt: number): AttemptOutcome {
+export function attemptFinished(started: BranchRecord, error: string | undefined, limits: AttemptLimits, startedAt: number, doneAt: number, final = false): AttemptOutcome {
   const p = started.phase2!;
   const { action, attempts: attempt } = p;
   const budget = p.budgetFrom !== undefined ? { budgetFrom: p.budgetFrom } : {};
@@ -134,9 +135,9 @@ export function attemptFinished(started: BranchRecord, error: string | undefined
     const phase2: Phase2 = { action, state: Phase2State.DONE, attempts: attempt, ...budget, lastAttemptAt: startedAt, doneAt };
     return { next: withEvent({ ...started, phase2 }, action === Action.CONFIRM ? 'Confirmed' : 'Cancelled', message, doneAt), result: 'succeeded', message };
   }
-  if (inBudget >= limits.maxAttempts) {
+  if (inBudget >= limits.maxAttempts || final) {
     const phase2: Phase2 = { action, state: Phase2State.PARKED, attempts: attempt, ...budget, lastAttemptAt: startedAt, lastError: error.slice(0, 2000) };
-    const message = `${action} failed ${inBudget} times; parked for a human: ${error}`;
+    const message = final ? `${action} failed for good (non-retryable) on attempt ${attempt}; parked: ${error}` : `${action} failed ${inBudget} times; parked for a human: ${error}`;
     return { next: withEvent({ ...started, phase2 }, 'Parked', message, doneAt), result: 'parked', message };
   }
   const requeueAfterMs = limits.steps?.[inBudget - 1] ?? exponentialBackoffMs(inBudget - 1, limits.retryBaseMs, limits.retryMaxMs);

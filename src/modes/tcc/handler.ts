@@ -1,13 +1,12 @@
 /**
- * Runs one confirm/cancel handler, cut short by the handler timeout or by the term's signal.
- * `mayStart` runs synchronously right before the handler is called and throws to stop it: a handler
- * is never started once this replica's term is over, nor with an already aborted signal.
+ * Runs one handler call of a branch's ordered work, cut short by the handler timeout or by the
+ * term's signal. `mayStart` runs synchronously right before the handler is called and throws to
+ * stop it: a handler is never started once this replica's term is over, nor with an already
+ * aborted signal.
  */
 import { DeadlineExceeded } from '../../errors.js';
-import type { PhaseTwoContext, TccResource } from '../../resource.js';
-import { Action } from '../../states.js';
 
-export async function runHandler(handler: TccResource, ctx: Omit<PhaseTwoContext, 'signal'>, timeoutMs: number, parent: AbortSignal, mayStart: () => void): Promise<void> {
+export async function runHandler(call: (signal: AbortSignal) => unknown, what: { xid: string; action: string; timeoutMs: number }, parent: AbortSignal, mayStart: () => void): Promise<void> {
   const controller = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   let onParentAbort: (() => void) | undefined;
@@ -17,17 +16,16 @@ export async function runHandler(handler: TccResource, ctx: Omit<PhaseTwoContext
       controller.abort(err);
       reject(err instanceof Error ? err : new Error(String(err)));
     };
-    timer = setTimeout(() => stop(new DeadlineExceeded(ctx.xid, `${ctx.action} handler timed out after ${timeoutMs}ms`)), timeoutMs);
+    timer = setTimeout(() => stop(new DeadlineExceeded(what.xid, `${what.action} handler timed out after ${what.timeoutMs}ms`)), what.timeoutMs);
     onParentAbort = () => stop(parent.reason);
     parent.addEventListener('abort', onParentAbort, { once: true });
   });
   cutoff.catch(() => undefined);
   try {
-    const fn = ctx.action === Action.CONFIRM ? handler.confirm : handler.cancel;
     mayStart();
-    let running: Promise<void>;
+    let running: Promise<unknown>;
     try {
-      running = Promise.resolve(fn.call(handler, { ...ctx, signal: controller.signal }));
+      running = Promise.resolve(call(controller.signal));
     } catch (err) {
       running = Promise.reject(err);
     }

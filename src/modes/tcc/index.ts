@@ -1,5 +1,5 @@
 /** TCC (Try / Confirm / Cancel) as a transaction mode of the runtime. */
-import type { TccResource } from '../../resource.js';
+import type { RegisteredResource } from '../../resource.js';
 import { GlobalStatus, Mode, Outcome } from '../../states.js';
 import type { TransactionMode } from '../mode.js';
 import { reconcileTccBranch } from './branch-step.js';
@@ -7,7 +7,7 @@ import { actionFor, planDecision } from './decision.js';
 import { reconcileTccGlobal } from './global-step.js';
 import { BRANCH_WORDS, branchStatus } from './words.js';
 
-export const tcc: TransactionMode<TccResource> = {
+export const tcc: TransactionMode<RegisteredResource> = {
   name: Mode.TCC,
   statuses: Object.values(GlobalStatus),
   decisionRule: (request) => (read, limits) => planDecision(request, read, limits),
