@@ -24,6 +24,11 @@ export interface DecisionPlan {
   orders: { owner: string; order: OrderRecord }[];
   /** Extra compares beyond "the global is unchanged since read": what the rule's refusal depended on. */
   compares: ICompare[];
+  /**
+   * Records the decision creates besides its orders, in the same Txn: a message's submit creates
+   * its consumers' branches and their member records with it.
+   */
+  puts?: { key: string; value: unknown }[];
   options?: SubmitOptions;
 }
 
@@ -80,7 +85,11 @@ export class DecisionStore {
       }
       if ('settled' in step) return { global: step.settled, ordered: read.members.length, total: read.members.length };
       const { plan } = step;
-      const ops: IRequestOp[] = [op.put(global.key, plan.next), ...plan.orders.map((o) => op.put(this.edge.keys.order(o.owner, xid, o.order.branchId), o.order))];
+      const ops: IRequestOp[] = [
+        op.put(global.key, plan.next),
+        ...plan.orders.map((o) => op.put(this.edge.keys.order(o.owner, xid, o.order.branchId), o.order)),
+        ...(plan.puts ?? []).map((p) => op.put(p.key, p.value)),
+      ];
       let res;
       try {
         res = await this.edge.txn([cmp.mod(global.key, global.modRevision), ...plan.compares], ops, [], plan.options ?? {});

@@ -20,6 +20,7 @@ export {
   type Decision,
   type GlobalRecord,
   type MemberRecord,
+  type MessageConsumerEntry,
   type OrderRecord,
   type Phase2,
   type Resolution,

@@ -10,6 +10,7 @@ import { MalformedRecord } from '../errors.js';
 import { Action, GlobalStatus, MODE_NAME_RULE, Mode, Phase2State, TryState, isDecided } from '../states.js';
 import type { LeaderRecord } from '../leader.js';
 import type { ServiceStats } from '../stats.js';
+import { validateApp, validateBranchId, validateResource } from './keys.js';
 import type { BranchRecord, GlobalRecord, MemberRecord, OrderRecord } from './records.js';
 
 type Obj = Record<string, unknown>;
@@ -101,6 +102,24 @@ function mode(key: string, o: Obj): void {
 function optGroup(key: string, o: Obj): void {
   if (o.group !== undefined && (typeof o.group !== 'number' || !Number.isSafeInteger(o.group) || o.group < 0)) throw new MalformedRecord(key, `group must be a whole number from 0, got ${JSON.stringify(o.group)}`);
 }
+/** A prepared message's consumers: each a service, a resource and a branch id (its submit makes them branches). */
+function consumers(key: string, o: Obj): void {
+  if (o.consumers === undefined) return;
+  if (!Array.isArray(o.consumers)) throw new MalformedRecord(key, 'consumers must be an array');
+  o.consumers.forEach((c: unknown, i) => {
+    if (typeof c !== 'object' || c === null || Array.isArray(c)) throw new MalformedRecord(key, `consumers[${i}] must be an object`);
+    const rules = { service: validateApp, resource: validateResource, branchId: validateBranchId };
+    for (const [f, valid] of Object.entries(rules)) {
+      // Its keys are built from these at submit: one that names no valid key must not get that far.
+      try {
+        valid((c as Obj)[f], `consumers[${i}].${f}`);
+      } catch (err) {
+        throw new MalformedRecord(key, (err as Error).message);
+      }
+    }
+    if (!('payload' in c)) (c as Obj).payload = null;
+  });
+}
 /** A phase-2 state; FAILED is what versions before 0.2 wrote for PARKED. */
 function phase2State(key: string, o: Obj, field: string): void {
   if (o[field] === 'FAILED') o[field] = Phase2State.PARKED;
@@ -126,6 +145,7 @@ export const parseGlobal = memoized(function parseGlobal(key: string, raw: strin
     num(key, d, 'at');
   }
   if (isDecided(o.status as GlobalStatus) && o.decision === undefined) throw new MalformedRecord(key, `status ${String(o.status)} without a decision`);
+  consumers(key, o);
   events(key, o);
   return o as unknown as GlobalRecord;
 });

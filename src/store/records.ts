@@ -35,7 +35,20 @@ export interface GlobalRecord {
   completedAt?: number;
   /** A human resolved a branch against the decision (what TCC calls a "heuristic" outcome). */
   heuristic?: boolean;
+  /**
+   * A 2-phase message's consumers, kept in its global from prepare until its submit turns each into
+   * a branch of its own (a discarded message keeps them, for inspection).
+   */
+  consumers?: MessageConsumerEntry[];
   events: TimelineEvent[];
+}
+
+/** One consumer of a prepared message: which service's consumer resource gets what, under which branch id. */
+export interface MessageConsumerEntry {
+  service: string;
+  resource: string;
+  branchId: string;
+  payload: unknown;
 }
 
 export interface Resolution {

@@ -110,6 +110,9 @@ export function attemptStarted(branch: BranchRecord, action: Action, inherited: 
   return inherited ? withEvent(next, 'AttemptStarted', `${action} attempt ${attempt} started by a new leader`, now) : next;
 }
 
+/** The timeline event of a branch whose action succeeded, by action. */
+const DONE_EVENT: Record<Action, string> = { confirm: 'Confirmed', cancel: 'Cancelled', action: 'ActionSucceeded', compensate: 'Compensated', deliver: 'Delivered' };
+
 export interface AttemptOutcome {
   next: BranchRecord;
   result: 'succeeded' | 'failed' | 'parked';
@@ -133,7 +136,7 @@ export function attemptFinished(started: BranchRecord, error: string | undefined
     const empty = action === Action.CANCEL && started.tryState !== TryState.SUCCEEDED ? ' (empty rollback)' : '';
     const message = `${action} succeeded on attempt ${attempt}${empty}`;
     const phase2: Phase2 = { action, state: Phase2State.DONE, attempts: attempt, ...budget, lastAttemptAt: startedAt, doneAt };
-    return { next: withEvent({ ...started, phase2 }, action === Action.CONFIRM ? 'Confirmed' : 'Cancelled', message, doneAt), result: 'succeeded', message };
+    return { next: withEvent({ ...started, phase2 }, DONE_EVENT[action], message, doneAt), result: 'succeeded', message };
   }
   if (inBudget >= limits.maxAttempts || final) {
     const phase2: Phase2 = { action, state: Phase2State.PARKED, attempts: attempt, ...budget, lastAttemptAt: startedAt, lastError: error.slice(0, 2000) };
