@@ -149,3 +149,28 @@ export interface MessageConsumer<P = unknown> {
 
 /** A registered resource: which mode's handlers it has. */
 export type RegisteredResource = { kind: 'tcc'; handlers: TccResource } | { kind: 'saga'; handlers: SagaStep } | { kind: 'msg'; handlers: MessageConsumer };
+
+/**
+ * A check-back's answer about a prepared message whose producer never submitted nor discarded it:
+ * `committed` (its local transaction committed: deliver it), `rolled-back` (it did not and never
+ * will: discard it), or `unknown` (cannot tell yet: ask again later).
+ */
+export type CheckBackAnswer = 'committed' | 'rolled-back' | 'unknown';
+
+/** What a check-back receives. */
+export interface CheckBackContext {
+  readonly xid: string;
+  /** The message's name, as given to prepareMessage (the check-back was registered for it). */
+  readonly name: string;
+  /** Epoch ms when the message was prepared. */
+  readonly preparedAt: number;
+  /** Aborted when the handler timeout passes or this replica stops leading. */
+  readonly signal: AbortSignal;
+}
+
+/**
+ * Answers, from the producer's own data, whether the local transaction of a prepared message
+ * committed. It must never guess: answer `unknown` when the data cannot tell yet. With the
+ * PostgreSQL barrier, `PgBarrier.checkBack(xid)` answers definitively.
+ */
+export type CheckBack = (ctx: CheckBackContext) => Promise<CheckBackAnswer> | CheckBackAnswer;

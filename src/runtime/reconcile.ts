@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import { LeadershipLost } from '../errors.js';
 import type { Fence } from '../etcd/index.js';
 import type { ResolvedOptions } from '../options.js';
+import type { CheckBack } from '../resource.js';
 import type { Outcome } from '../states.js';
 import type { Phase2Outcome } from '../stats.js';
 import type { DecisionWritten, GlobalRecord, Store, TransactionRead } from '../store/index.js';
@@ -60,6 +61,8 @@ export interface ReconcileContext<Handlers = unknown> {
   unrecorded: Set<string>;
   /** A resource's stepped retry delays in ms (ResourceOptions.retry), or undefined: exponential. */
   retrySchedule(resource: string): readonly number[] | undefined;
+  /** The check-back this service registered for messages named `name` (2-phase messages), if any. */
+  checkBack?(name: string): CheckBack | undefined;
 }
 
 /** This term's fence, or LeadershipLost: only the current leader acts (invariant 5). */

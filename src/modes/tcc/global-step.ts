@@ -81,7 +81,7 @@ export async function reconcileTccGlobal(ctx: ReconcileContext, { global }: Glob
  * The global's members from the cache and the newest revision among them; undefined when one is
  * malformed (completion must not guess; it is reported, and waits until it is repaired).
  */
-function membersOf(ctx: ReconcileContext, xid: string): { members: MemberRecord[]; revision: string } | undefined {
+export function membersOf(ctx: ReconcileContext, xid: string): { members: MemberRecord[]; revision: string } | undefined {
   const members: MemberRecord[] = [];
   let revision = 0n;
   for (const key of ctx.memberKeys(xid)) {
