@@ -28,10 +28,12 @@
  */
 export { TxloopService, type ServiceEvents, type StartOptions, type CloseOptions } from './service.js';
 export { GlobalTransaction, type BeginOptions, type CallOptions, type DecideCallOptions, type ListOptions, type WaitOptions, type TransactionView, type BranchView } from './client/index.js';
+export { PreparedMessage, DEFAULT_CHECK_AFTER_MS, type PrepareMessageOptions, type MessageDestination, type MessageView, type DeliveryView } from './client/index.js';
 export type { TryOptions, TryResult } from './participant/index.js';
 export { DEFAULTS, type ServiceOptions } from './options.js';
 export type { EtcdConnectionOptions } from './connection.js';
 export type { TccResource, TryContext, PhaseTwoContext, ResourceOptions, ResourceType, UntypedResources } from './resource.js';
+export type { MessageConsumer, DeliveryContext, CheckBack, CheckBackAnswer, CheckBackContext } from './resource.js';
 export { XID_HEADER, DEADLINE_HEADER, injectHeaders, extractContext, type TxContext } from './context.js';
 export { Mode, MODE_NAME_RULE, GlobalStatus, TryState, Action, Phase2State, Outcome, type ModeName } from './states.js';
 export {
@@ -45,6 +47,7 @@ export {
   BranchRegistrationRefused,
   TryFailed,
   UnknownResource,
+  NonRetryableError,
   BranchNotFound,
   OperationRefused,
   RefusalReason,

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
 import { CallGuard } from './calls.js';
-import { GlobalTransaction, Initiator, type BeginOptions, type CallOptions, type DecideCallOptions, type ListOptions, type TransactionView, type WaitOptions } from './client/index.js';
+import { GlobalTransaction, Initiator, Messages, type InitiatorOptions, type MessageView, type PrepareMessageOptions, type PreparedMessage, type BeginOptions, type CallOptions, type DecideCallOptions, type ListOptions, type TransactionView, type WaitOptions } from './client/index.js';
 import type { TxContext } from './context.js';
 import { ServiceClosed, ValidationError } from './errors.js';
 import { MemberIndex } from './cache/index.js';
@@ -19,7 +19,7 @@ import { metricsFor, type TxloopMetrics } from './metrics.js';
 import { builtInModes, decide } from './modes/index.js';
 import { rejectUnknownOptions, resolveOptions, type ResolvedOptions, type ServiceOptions } from './options.js';
 import { Participant, ResourceRegistry, type TryOptions, type TryResult } from './participant/index.js';
-import type { PayloadOf, ResourceName, ResourceOptions, ResultOf, RegisteredResource, TccResource, UntypedName, UntypedResources } from './resource.js';
+import type { CheckBack, MessageConsumer, PayloadOf, ResourceName, ResourceOptions, ResultOf, RegisteredResource, TccResource, UntypedName, UntypedResources } from './resource.js';
 import { MalformedRecords, Manager, Router, ServiceCounters, Term, TermHistory, serviceStats, type TermEvents } from './runtime/index.js';
 import type { Phase2Outcome } from './stats.js';
 import { boundedWait, throwIfAborted } from './signals.js';
@@ -31,7 +31,7 @@ export interface ServiceEvents {
   leader: [{ leading: boolean }];
   /** A confirm/cancel attempt finished on this replica. */
   phase2: [Phase2Outcome];
-  /** A global this service initiated became COMMITTED or ROLLED_BACK. */
+  /** A global this service initiated completed: COMMITTED, ROLLED_BACK, or a message DELIVERED. */
   completed: [{ xid: string; status: GlobalStatus; heuristic: boolean }];
   /** A finished global was deleted after its retention. */
   collected: [{ xid: string }];
@@ -80,6 +80,7 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
   private readonly resources = new ResourceRegistry();
   private readonly calls: CallGuard;
   private readonly initiator: Initiator;
+  private readonly messages: Messages;
   private readonly participant: Participant;
   private readonly manager: Manager;
   private readonly router: Router;
@@ -108,7 +109,7 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
     this.calls = new CallGuard(this.app, endpoints, () => this.closing !== undefined);
     const members = new MemberIndex();
     const cached = (xid: string) => readFromCache(this.store.keys, this.manager.cache, members.keysOf(xid), xid);
-    this.initiator = new Initiator({
+    const initiating: InitiatorOptions = {
       app: this.app,
       identity: this.identity,
       store: this.store,
@@ -119,7 +120,9 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
       malformed: (key, kind, problem, rev) => this.malformed.report(key, kind, problem, rev),
       decided: (g) => this.metrics?.recordDecision(this.app, g),
       cached,
-    });
+    };
+    this.initiator = new Initiator(initiating);
+    this.messages = new Messages({ ...initiating, maxPayloadBytes: o.maxPayloadBytes });
     this.participant = new Participant({
       app: this.app,
       identity: this.identity,
@@ -213,6 +216,44 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
   /** Resolves once the transaction is COMMITTED or ROLLED_BACK (DeadlineExceeded after `timeoutMs`). */
   waitForCompletion(xid: string, options: WaitOptions = {}): Promise<TransactionView> {
     return this.initiator.waitForCompletion(xid, options);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // 2-phase messages (client/messages.ts)
+
+  /** Registers a consumer of 2-phase messages: `deliver` runs at least once for each message submitted to it. */
+  consumer<P = unknown>(name: string, handlers: MessageConsumer<P>, options?: ResourceOptions): this {
+    this.resources.register(name, handlers, options, 'msg');
+    return this;
+  }
+
+  /** Registers how this producer answers, from its own data, for its messages named `name` left prepared. */
+  checkBack(name: string, fn: CheckBack): this {
+    this.messages.registerCheckBack(name, fn);
+    return this;
+  }
+
+  /** Prepares a message (PREPARED, nothing delivered); submit it once your local transaction committed. */
+  prepareMessage(options: PrepareMessageOptions): Promise<PreparedMessage> {
+    return this.messages.prepare(options);
+  }
+
+  submitMessage(xid: string, options: DecideCallOptions = {}): Promise<void> {
+    return this.messages.submitMessage(xid, options);
+  }
+
+  discardMessage(xid: string, options: DecideCallOptions = {}): Promise<void> {
+    return this.messages.discardMessage(xid, options);
+  }
+
+  /** Prepares a message, runs your local transaction `fn`, submits if it returns, discards if it throws. */
+  message<T>(options: PrepareMessageOptions, fn: (message: PreparedMessage) => Promise<T>): Promise<{ xid: string; result: T }> {
+    return this.messages.run(options, fn);
+  }
+
+  /** A message's status and each consumer's delivery state (any service may ask). */
+  deliveries(xid: string, options: CallOptions = {}): Promise<MessageView> {
+    return this.messages.deliveries(xid, options);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -329,6 +370,7 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
         ledAt: (revision) => history.ledAt(revision),
         unrecorded: new Set(),
         retrySchedule: (resource) => this.resources.scheduleOf(resource),
+        checkBack: (name) => this.messages.checkBackOf(name),
       },
       reconcileGlobal: (ctx, xid, signal) => this.modes.reconcileGlobal(ctx, xid, signal),
       reconcileBranch: (ctx, key, signal) => this.modes.reconcileBranch(ctx, key, signal),

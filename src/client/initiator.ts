@@ -32,6 +32,14 @@ export interface InitiatorOptions {
   cached(xid: string): TransactionRead | undefined;
 }
 
+/** A transaction's (or message's) name: what people read in `txloop get`, and what a message's check-back is registered for. */
+export function validateName(name: unknown, field = 'name', example = 'transfer'): string {
+  if (typeof name !== 'string' || name.trim().length === 0 || name.length > 128 || /[\n\r\t\0]/.test(name)) {
+    throw new ValidationError(field, `must be 1-128 printable characters describing the transaction, e.g. ${JSON.stringify(example)}`);
+  }
+  return name;
+}
+
 export class Initiator {
   constructor(private readonly o: InitiatorOptions) {}
 
@@ -40,10 +48,7 @@ export class Initiator {
     return this.o.calls.run('begin', undefined, options?.signal, true, async () => {
       if (typeof options !== 'object' || options === null) throw new ValidationError('options', 'must be { name, timeoutMs? }');
       rejectUnknownOptions(options, ['name', 'timeoutMs', 'signal'], 'options.');
-      const { name } = options;
-      if (typeof name !== 'string' || name.trim().length === 0 || name.length > 128 || /[\n\r\t\0]/.test(name)) {
-        throw new ValidationError('name', 'must be 1-128 printable characters describing the transaction, e.g. "transfer"');
-      }
+      const name = validateName(options.name);
       const timeoutMs = options.timeoutMs ?? this.o.defaultTimeoutMs;
       if (typeof timeoutMs !== 'number' || !Number.isInteger(timeoutMs) || timeoutMs <= 0 || timeoutMs > 7 * 24 * 3_600_000) {
         throw new ValidationError('timeoutMs', `must be a whole number of milliseconds from 1 to 604800000 (7 days), got ${JSON.stringify(timeoutMs)}`);
