@@ -10,7 +10,7 @@ import type { BranchStore } from './branches.js';
 import type { StoreEdge, Versioned } from './edge.js';
 import type { GlobalStore } from './globals.js';
 import { newWriteId } from './ids.js';
-import { freshBudget, withEvent, type BranchRecord, type Phase2 } from './records.js';
+import { freshBudget, withEvent, type BranchRecord, type Phase2, type Resolution } from './records.js';
 
 export class RepairStore {
   constructor(
@@ -62,7 +62,7 @@ export class RepairStore {
   }
 
   /** Records a human's heuristic decision for a parked branch: it counts as done and completion can proceed. */
-  async resolveBranch(owner: string, xid: string, branchId: string, as: 'confirmed' | 'cancelled', reason: string, by: string, dryRun = false): Promise<BranchRecord> {
+  async resolveBranch(owner: string, xid: string, branchId: string, as: Resolution['as'], reason: string, by: string, dryRun = false): Promise<BranchRecord> {
     const cur = await this.branches.get(owner, xid, branchId);
     if (!cur) throw new BranchNotFound(xid, branchId);
     const b = cur.record;

@@ -4,6 +4,7 @@
  */
 import { Command } from 'commander';
 import { BranchNotFound } from '../../errors.js';
+import { GlobalStatus, Mode } from '../../states.js';
 import type { TimelineEvent } from '../../store/index.js';
 import { op } from '../../etcd/index.js';
 import { UsageError } from '../errors.js';
@@ -115,6 +116,8 @@ function renderGlobal(g: GlobalItem): string {
     ]));
   } else {
     const d = r.decision;
+    // A message's timeout and deadline are its check-back delay and when its check-back is asked.
+    const message = r.mode === Mode.MESSAGE;
     lines.push(...fields([
       ['Name', r.xid],
       ['App', r.app],
@@ -122,8 +125,8 @@ function renderGlobal(g: GlobalItem): string {
       ['Mode', r.mode.toUpperCase()],
       ['Status', r.status + (r.heuristic ? ' (heuristic)' : '')],
       ['Created', timestamp(r.createdAt)],
-      ['Timeout', `${r.timeoutMs}ms`],
-      ['Deadline', timestamp(r.deadline)],
+      [message ? 'Check After' : 'Timeout', `${r.timeoutMs}ms`],
+      [message ? 'Check-back At' : 'Deadline', timestamp(r.deadline)],
       ['Decision', d ? `${d.outcome} by ${d.by} at ${timestamp(d.at)}` : NONE],
       ['Reason', d?.reason ?? NONE],
       ['Completed', timestamp(r.completedAt)],
@@ -131,7 +134,11 @@ function renderGlobal(g: GlobalItem): string {
     ]));
   }
   lines.push(...fields([['Branches', `${g.done}/${g.total} done${g.parked > 0 ? `, ${g.parked} parked` : ''}`]]));
-  if (g.total === 0) lines.push(`  ${NONE}`);
+  if (g.total === 0 && !r?.consumers?.length) lines.push(`  ${NONE}`);
+  // Before its submit a message's consumers are in its global; each becomes a branch when it is submitted.
+  for (const c of r?.consumers ?? []) {
+    lines.push(`  ${c.branchId}:`, ...fields([['Owner', c.service], ['Resource', c.resource], ['Status', r!.status === GlobalStatus.PREPARED ? 'not submitted yet' : 'discarded: never delivered'], ['Payload', truncateToWidth(JSON.stringify(c.payload) ?? 'null', 200)]], '    '));
+  }
   for (const b of g.branches) lines.push(...branchLines(b, '  '));
   // A member whose branch record is gone (collected, or never written by its owner).
   const seen = new Set(g.branches.map((b) => b.branchId));
@@ -160,7 +167,8 @@ function branchLines(b: BranchItem, indent: string, header = true): string[] {
         ['Owner', r.owner],
         ['Resource', r.resource],
         ['Status', b.status],
-        ['Try', r.tryState + (r.tryError ? `: ${r.tryError}` : '')],
+        // A message consumer's branch has no first phase of its own (the producer's local transaction was it).
+        ...(r.mode === Mode.MESSAGE ? [] : [['Try', r.tryState + (r.tryError ? `: ${r.tryError}` : '')] as [string, string]]),
         ['Action', p?.action ?? b.order?.record?.action ?? NONE],
         ['Ordered', b.order?.record ? `${b.order.record.action} by ${b.order.record.by} at ${timestamp(b.order.record.decidedAt)}` : NONE],
         ['Attempts', String(p?.attempts ?? 0)],
@@ -177,7 +185,8 @@ function branchLines(b: BranchItem, indent: string, header = true): string[] {
   return lines;
 }
 
-const PHASES = [['Began'], ['Registered'], ['TrySucceeded', 'TryFailed'], ['Decided'], ['FannedOut']];
+// A message consumer's branch is created by its message's decision (Submitted, in the same Txn).
+const PHASES = [['Began'], ['Registered'], ['TrySucceeded', 'TryFailed'], ['Decided'], ['Submitted', 'FannedOut']];
 function rank(type: string): number {
   if (type === 'Completed') return PHASES.length + 1;
   const i = PHASES.findIndex((p) => p.includes(type));

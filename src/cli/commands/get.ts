@@ -41,9 +41,11 @@ export function getCommand(name: string): Command {
       `
 Statuses:
   globals:  trying, committing, rolling_back, committed, rolled_back, malformed,
+            2-phase messages: prepared, submitted, delivered, discarded,
             active (not finished), done (finished), parked (has a parked branch)
   branches: trying, prepared, try_failed, confirming, cancelling, confirmed, cancelled,
             resolved_confirmed, resolved_cancelled, parked, malformed,
+            message consumers: delivering, delivered, resolved_delivered,
             pending (still in progress), done, resolved
 
 Reading: only the prefixes of the services listed (with --app or a transaction's XID, that
