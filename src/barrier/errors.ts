@@ -16,7 +16,8 @@ export class BarrierRefused extends TxloopError {
   constructor(
     readonly xid: string,
     readonly branchId: string,
-    readonly op: BarrierOp,
+    /** `msg`: a 2-phase message's submit marker (PgBarrier.markSubmitted). */
+    readonly op: BarrierOp | 'msg',
     readonly reason: BarrierRefusal,
     message: string,
   ) {
@@ -52,7 +53,8 @@ export class BarrierDatabaseError extends TxloopError {
     /** undefined for a call about the whole table (prune). */
     readonly xid: string | undefined,
     readonly branchId: string | undefined,
-    readonly op: BarrierOp | 'get' | 'prune',
+    /** `msg` and `check-back`: a 2-phase message's submit marker and its check-back (PgBarrier). */
+    readonly op: BarrierOp | 'get' | 'prune' | 'msg' | 'check-back',
     override readonly cause: unknown,
     readonly maybeCommitted = false,
   ) {

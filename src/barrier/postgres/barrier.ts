@@ -17,6 +17,7 @@ import type { TccResource } from '../../resource.js';
 import { BarrierDatabaseError, BarrierRefused } from '../errors.js';
 import { tccResource, type BarrierTccHandlers } from '../handlers.js';
 import { BarrierRefusal, barrierCall, decide, type BarrierCall, type BarrierContext, type BarrierOp, type BarrierRecord, type BarrierResult } from '../rules.js';
+import { validateXid } from '../../store/index.js';
 import { DEFAULT_BARRIER_TABLE, validateTable } from './migration.js';
 import type { PgClient, PgClientOf, PgPool, PgQueryResult } from './types.js';
 
@@ -40,6 +41,13 @@ export interface PgBarrierOptions {
 }
 
 const ISOLATION: readonly IsolationLevel[] = ['read committed', 'repeatable read', 'serializable'];
+/**
+ * The branch id of a 2-phase message's submit marker row, `(xid, MESSAGE_MARKER)`: no branch can
+ * have it (a branch id has no ':'). Its `phase1_state` says `applied` (the local transaction
+ * committed it) or `blocked` (the check-back came first, so the message is discarded); the
+ * migration's table holds it as it is.
+ */
+export const MESSAGE_MARKER = 'txloop:msg';
 const COLUMNS = 'xid, branch_id, phase1, phase1_state, phase2, empty_rollback, fencing_token::text AS fencing_token, attempt, created_at, updated_at';
 
 /** What an error names: a branch and its op, or the table-wide call. */
@@ -106,39 +114,7 @@ export class PgBarrier<P extends PgPool = PgPool> {
    */
   async run<T>(ctx: BarrierContext, op: BarrierOp, fn: (client: PgClientOf<P>) => Promise<T> | T): Promise<BarrierResult<T>> {
     const call = barrierCall(ctx, op);
-    let client: PgClient;
-    try {
-      client = await this.pool.connect();
-    } catch (err) {
-      throw new BarrierDatabaseError(call.xid, call.branchId, call.op, err);
-    }
-    let broken: Error | undefined;
-    try {
-      await this.sql(call, client, this.begin);
-      let open = true;
-      try {
-        const result = await this.within(call, client as PgClientOf<P>, ctx.signal, fn);
-        open = false;
-        try {
-          await client.query('COMMIT');
-        } catch (err) {
-          // An answer with a SQLSTATE means PostgreSQL rolled the transaction back; no answer, who knows.
-          const answered = hasSqlState(err);
-          if (!answered) broken = err instanceof Error ? err : new Error(String(err));
-          throw new BarrierDatabaseError(call.xid, call.branchId, call.op, err, !answered);
-        }
-        return result;
-      } finally {
-        if (open) {
-          await client.query('ROLLBACK').catch((err: unknown) => {
-            broken = err instanceof Error ? err : new Error(String(err));
-          });
-        }
-      }
-    } finally {
-      // A connection that failed mid-transaction is discarded, not handed to the next caller.
-      client.release?.(broken);
-    }
+    return this.transaction(call, (client) => this.within(call, client, ctx.signal, fn));
   }
 
   /**
@@ -184,6 +160,98 @@ export class PgBarrier<P extends PgPool = PgPool> {
       return res.rowCount ?? 0;
     } finally {
       client.release?.();
+    }
+  }
+
+  /**
+   * Writes the submit marker of the 2-phase message `xid` inside the local transaction you opened
+   * on `client` — `BEGIN`, your statements (the outbox row), `markSubmitted`, `COMMIT` — so your
+   * data and the marker commit together or not at all, and {@link checkBack} can answer from them.
+   * Write it early: from then on a check-back of this message waits for your transaction's outcome.
+   * Throws {@link BarrierRefused}: `hanging` when the check-back already answered rolled-back (roll
+   * back: the message is discarded), `conflict` when this message's marker already committed (its
+   * local transaction ran twice). Under repeatable read or serializable, a check-back's marker
+   * committed after your transaction began fails it with SQLSTATE 40001 instead.
+   */
+  async markSubmitted(client: PgClient, xid: string): Promise<void> {
+    const call = { xid: validateXid(xid), branchId: MESSAGE_MARKER, op: 'msg' } as const;
+    const inserted = await this.sql(call, client, `INSERT INTO ${this.table} (xid, branch_id, phase1_state) VALUES ($1, $2, 'applied') ON CONFLICT (xid, branch_id) DO NOTHING`, [xid, MESSAGE_MARKER]);
+    if (inserted.rowCount === 1) return;
+    // The conflicting row committed (an insert waits for an uncommitted one): read what it says.
+    const { rows } = await this.sql(call, client, `SELECT phase1_state FROM ${this.table} WHERE xid = $1 AND branch_id = $2`, [xid, MESSAGE_MARKER]);
+    if ((rows[0] as { phase1_state?: string } | undefined)?.phase1_state === 'blocked') {
+      throw new BarrierRefused(xid, MESSAGE_MARKER, 'msg', BarrierRefusal.HANGING, `message ${xid}: its check-back already answered rolled-back, so the message is discarded; roll this local transaction back`);
+    }
+    throw new BarrierRefused(xid, MESSAGE_MARKER, 'msg', BarrierRefusal.CONFLICT, `message ${xid}: its submit marker is already committed (its local transaction ran twice); roll this one back`);
+  }
+
+  /**
+   * Runs `fn` (your statements, on the client it gets) and the submit marker of message `xid` as
+   * one local transaction on a client of the pool, the marker first. Returns what `fn` returns once
+   * it committed; throws as {@link markSubmitted} does, `fn`'s own errors as they are (everything
+   * rolled back), {@link BarrierDatabaseError} when the barrier's SQL fails.
+   */
+  async messageTransaction<T>(xid: string, fn: (client: PgClientOf<P>) => Promise<T> | T): Promise<T> {
+    const call = { xid: validateXid(xid), branchId: MESSAGE_MARKER, op: 'msg' } as const;
+    return this.transaction(call, async (client) => {
+      await this.markSubmitted(client, xid);
+      return fn(client);
+    });
+  }
+
+  /**
+   * A check-back for 2-phase messages whose local transactions write their marker with
+   * {@link markSubmitted} (or {@link messageTransaction}), answering from this table, definitively:
+   * `committed` when the marker committed; otherwise it writes a blocking marker, insert-if-absent,
+   * so a local transaction still running can no longer commit its own (its insert conflicts), and
+   * answers `rolled-back`. A local transaction holding an uncommitted marker makes it wait for that
+   * transaction to commit or roll back. Register it with
+   * `service.checkBack(name, ({ xid }) => barrier.checkBack(xid))`. Keep markers (prune) well past
+   * the longest a message may stay unsubmitted: a pruned marker reads as never committed.
+   */
+  async checkBack(xid: string): Promise<'committed' | 'rolled-back'> {
+    const call = { xid: validateXid(xid), branchId: MESSAGE_MARKER, op: 'check-back' } as const;
+    const client = await this.connect(call);
+    try {
+      // Two statements, each its own transaction: the SELECT's snapshot is taken after the INSERT
+      // waited out a concurrent marker, so it sees what that transaction committed.
+      await this.sql(call, client, `INSERT INTO ${this.table} (xid, branch_id, phase1_state) VALUES ($1, $2, 'blocked') ON CONFLICT (xid, branch_id) DO NOTHING`, [xid, MESSAGE_MARKER]);
+      const { rows } = await this.sql(call, client, `SELECT phase1_state FROM ${this.table} WHERE xid = $1 AND branch_id = $2`, [xid, MESSAGE_MARKER]);
+      return (rows[0] as { phase1_state?: string } | undefined)?.phase1_state === 'applied' ? 'committed' : 'rolled-back';
+    } finally {
+      client.release?.();
+    }
+  }
+
+  /** Runs `fn` in one transaction (this barrier's isolation and lock timeout) on a client of the pool, and commits it. */
+  private async transaction<T>(call: ErrorSubject, fn: (client: PgClientOf<P>) => Promise<T>): Promise<T> {
+    const client = await this.connect(call);
+    let broken: Error | undefined;
+    try {
+      await this.sql(call, client, this.begin);
+      let open = true;
+      try {
+        const result = await fn(client as PgClientOf<P>);
+        open = false;
+        try {
+          await client.query('COMMIT');
+        } catch (err) {
+          // An answer with a SQLSTATE means PostgreSQL rolled the transaction back; no answer, who knows.
+          const answered = hasSqlState(err);
+          if (!answered) broken = err instanceof Error ? err : new Error(String(err));
+          throw new BarrierDatabaseError(call.xid, call.branchId, call.op, err, !answered);
+        }
+        return result;
+      } finally {
+        if (open) {
+          await client.query('ROLLBACK').catch((err: unknown) => {
+            broken = err instanceof Error ? err : new Error(String(err));
+          });
+        }
+      }
+    } finally {
+      // A connection that failed mid-transaction is discarded, not handed to the next caller.
+      client.release?.(broken);
     }
   }
 

@@ -3,7 +3,7 @@
  * (node-postgres, `pg` 8). Its own subpath, so that `txloop` itself never loads anything of it;
  * it imports nothing from `pg` either: pass your `pg.Pool`.
  */
-export { PgBarrier, type PgBarrierOptions, type IsolationLevel } from './barrier.js';
+export { PgBarrier, MESSAGE_MARKER, type PgBarrierOptions, type IsolationLevel } from './barrier.js';
 export { applyBarrierMigration, barrierMigrationSql, DEFAULT_BARRIER_TABLE } from './migration.js';
 export type { PgClient, PgPool, PgClientOf, PgQueryResult } from './types.js';
 export { BarrierRefused, BarrierDatabaseError } from '../errors.js';
