@@ -126,7 +126,8 @@ function renderGlobal(g: GlobalItem): string {
       ['Status', r.status + (r.heuristic ? ' (heuristic)' : '')],
       ['Created', timestamp(r.createdAt)],
       [message ? 'Check After' : 'Timeout', `${r.timeoutMs}ms`],
-      [message ? 'Check-back At' : 'Deadline', timestamp(r.deadline)],
+      // Once submitted or discarded, a message's check-back is never asked.
+      [message ? 'Check-back At' : 'Deadline', message && r.status !== GlobalStatus.PREPARED ? NONE : timestamp(r.deadline)],
       ['Decision', d ? `${d.outcome} by ${d.by} at ${timestamp(d.at)}` : NONE],
       ['Reason', d?.reason ?? NONE],
       ['Completed', timestamp(r.completedAt)],
