@@ -161,6 +161,10 @@ export const RefusalReason = {
   TOO_MANY: 'too-many',
   /** collection of a transaction that has not finished. */
   NOT_FINISHED: 'not-finished',
+  /** resolve as an outcome the branch's mode does not have (a saga step resolved as confirmed). */
+  WRONG_RESOLUTION: 'wrong-resolution',
+  /** a repair the transaction's mode forbids (aborting a submitted message). */
+  MODE_FORBIDS: 'mode-forbids',
 } as const;
 export type RefusalReason = (typeof RefusalReason)[keyof typeof RefusalReason];
 

@@ -31,7 +31,8 @@ export { GlobalTransaction, type BeginOptions, type CallOptions, type DecideCall
 export type { TryOptions, TryResult } from './participant/index.js';
 export { DEFAULTS, type ServiceOptions } from './options.js';
 export type { EtcdConnectionOptions } from './connection.js';
-export type { TccResource, TryContext, PhaseTwoContext, ResourceOptions, ResourceType, UntypedResources } from './resource.js';
+export type { TccResource, TryContext, PhaseTwoContext, ResourceOptions, ResourceType, UntypedResources, SagaStep, StepContext, MessageConsumer, DeliveryContext } from './resource.js';
+export type { SagaOptions, SagaStepOptions, SubmittedSaga } from './client/saga.js';
 export { XID_HEADER, DEADLINE_HEADER, injectHeaders, extractContext, type TxContext } from './context.js';
 export { Mode, MODE_NAME_RULE, GlobalStatus, TryState, Action, Phase2State, Outcome, type ModeName } from './states.js';
 export {
@@ -45,6 +46,7 @@ export {
   BranchRegistrationRefused,
   TryFailed,
   UnknownResource,
+  NonRetryableError,
   BranchNotFound,
   OperationRefused,
   RefusalReason,

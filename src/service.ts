@@ -19,7 +19,8 @@ import { metricsFor, type TxloopMetrics } from './metrics.js';
 import { builtInModes, decide } from './modes/index.js';
 import { rejectUnknownOptions, resolveOptions, type ResolvedOptions, type ServiceOptions } from './options.js';
 import { Participant, ResourceRegistry, type TryOptions, type TryResult } from './participant/index.js';
-import type { PayloadOf, ResourceName, ResourceOptions, ResultOf, RegisteredResource, TccResource, UntypedName, UntypedResources } from './resource.js';
+import type { PayloadOf, ResourceName, ResourceOptions, ResultOf, RegisteredResource, SagaStep, TccResource, UntypedName, UntypedResources } from './resource.js';
+import { submitSaga, type SagaOptions, type SubmittedSaga } from './client/saga.js';
 import { MalformedRecords, Manager, Router, ServiceCounters, Term, TermHistory, serviceStats, type TermEvents } from './runtime/index.js';
 import type { Phase2Outcome } from './stats.js';
 import { boundedWait, throwIfAborted } from './signals.js';
@@ -166,6 +167,17 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
   }
 
   /**
+   * Registers a saga step this service runs for sagas that name it (`{ service: <this app>,
+   * resource: name }`): its action, and its compensation if the saga fails. An action throwing
+   * NonRetryableError (or failing past its attempt limit) fails the saga; `options.retry` as for
+   * resources.
+   */
+  sagaStep<P = unknown>(name: string, handlers: SagaStep<P>, options?: ResourceOptions): this {
+    this.resources.register(name, handlers, options, 'saga');
+    return this;
+  }
+
+  /**
    * Runs this service's Try for `resource` inside the initiator's transaction: registers the branch
    * first (refused once the global was decided: anti-hanging), then runs the handler, then records
    * whether it succeeded. Throws TryFailed if the handler threw.
@@ -193,6 +205,16 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
   /** Decides rollback with one compare-and-swap; the participants' control loops cancel. */
   rollback(xid: string, options: DecideCallOptions = {}): Promise<void> {
     return this.initiator.rollback(xid, options);
+  }
+
+  /**
+   * Submits a saga: writes it to etcd with its first step (or group) ordered, and returns its xid.
+   * The steps' owners run it from there — forward in order, and on a step's failure for good, the
+   * compensations in reverse — so it finishes even if this service goes away. Follow it with
+   * `get(xid)` or `waitForCompletion(xid)` (SUCCEEDED or COMPENSATED).
+   */
+  saga(options: SagaOptions): Promise<SubmittedSaga> {
+    return submitSaga({ app: this.app, identity: this.identity, store: this.store, calls: this.calls, logger: this.logger, defaultTimeoutMs: this.options.defaultTimeoutMs, maxPayloadBytes: this.options.maxPayloadBytes }, options);
   }
 
   /** Begins a transaction, runs `fn`, commits if it returns and rolls back if it throws (then rethrows). */

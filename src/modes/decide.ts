@@ -4,7 +4,7 @@
  * it landed.
  */
 import { DeadlineExceeded, errorMessage } from '../errors.js';
-import { GlobalStatus, Outcome } from '../states.js';
+import { Outcome, isOpen } from '../states.js';
 import { newWriteId, type DecisionWritten, type GlobalRecord, type Store, type TransactionRead } from '../store/index.js';
 import type { DecisionRequest } from './mode.js';
 import type { ModeRegistry } from './registry.js';
@@ -26,7 +26,7 @@ export async function decide(store: Store, modes: ModeRegistry, xid: string, req
 
 /** After a decision write whose outcome was lost and that did not land: the error that says why. */
 function notLanded(request: DecisionRequest, back: GlobalRecord | undefined, err: unknown, read: GlobalRecord): Error | undefined {
-  if (back && back.status !== GlobalStatus.TRYING) return alreadyDecided(back);
+  if (back && !isOpen(back.status)) return alreadyDecided(back);
   if (request.outcome === Outcome.COMMIT && Date.now() >= read.deadline) {
     return new DeadlineExceeded(read.xid, `transaction ${read.xid} reached its deadline before its commit could be written (${errorMessage(err)}); not committed, roll it back`);
   }

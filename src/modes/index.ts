@@ -6,3 +6,5 @@ export { alreadyDecided } from './decided.js';
 export * as tccRules from './tcc/index.js';
 export { tcc } from './tcc/index.js';
 export { builtInModes } from './built-in.js';
+export * as sagaRules from './saga/index.js';
+export { saga } from './saga/index.js';

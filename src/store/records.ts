@@ -35,7 +35,19 @@ export interface GlobalRecord {
   completedAt?: number;
   /** A human resolved a branch against the decision (what TCC calls a "heuristic" outcome). */
   heuristic?: boolean;
+  /** A saga's steps, in order, as its initiator declared them: each group's branches are created from them when it is ordered. */
+  steps?: SagaStepPlan[];
   events: TimelineEvent[];
+}
+
+/** One step of a saga as declared: its owner runs `resource`'s action (and, if the saga fails, its compensation). */
+export interface SagaStepPlan {
+  branchId: string;
+  owner: string;
+  resource: string;
+  /** Groups run in order (0 first); steps of one group run concurrently. */
+  group: number;
+  payload: unknown;
 }
 
 export interface Resolution {

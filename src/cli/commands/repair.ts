@@ -7,7 +7,7 @@ import { userInfo } from 'node:os';
 import { Command, Option } from 'commander';
 import { OperationRefused, RefusalReason, TransactionAlreadyDecided, TransactionNotFound } from '../../errors.js';
 import { alreadyDecided, builtInModes, decide } from '../../modes/index.js';
-import { GlobalStatus } from '../../states.js';
+import { isOpen } from '../../states.js';
 import type { BranchRecord, Store } from '../../store/index.js';
 import { CliError, UsageError } from '../errors.js';
 import { explainNotFound, ownerOf } from '../lookup.js';
@@ -93,7 +93,7 @@ export function abortCommand(name: string): Command {
             const { global, members } = await store.globals.read(xid);
             if (!global) throw new TransactionNotFound(xid);
             const g = global.record;
-            if (g.status !== GlobalStatus.TRYING) throw alreadyDecided(g);
+            if (!isOpen(g.status)) throw alreadyDecided(g);
             io.out(`gtx/${xid} would be rolled back: cancel ordered for ${members.length} branch(es)${suffix(true)}`);
             return;
           }
