@@ -8,12 +8,14 @@ import { describe, expect, it } from 'vitest';
 import { NonRetryableError, OperationRefused, TransactionAlreadyDecided, ValidationError, type SagaStep, type StepContext, type TxloopService } from '../src/index.js';
 import { Action, Mode } from '../src/index.js';
 import { orderFor } from '../src/store/index.js';
+import { sagaMove } from '../src/modes/saga/index.js';
 import { capturingLogger, gate, useEtcd, waitFor, type Harness } from './helpers/harness.js';
+import { spawnReplica, stopReplica } from './helpers/processes.js';
 
 const env = useEtcd();
 
 /** Every handler call across the test's services, in the order they happened. */
-type Call = { step: string; action: 'action' | 'compensate'; attempt: number; actionState: string; at: number };
+type Call = { step: string; action: 'action' | 'compensate'; attempt: number; actionState: string; payload: unknown; at: number };
 
 function recorder(): { calls: Call[]; step(name: string, behaviour?: Partial<Record<'action' | 'compensate', (ctx: StepContext) => unknown>>): SagaStep } {
   const calls: Call[] = [];
@@ -21,7 +23,7 @@ function recorder(): { calls: Call[]; step(name: string, behaviour?: Partial<Rec
     calls,
     step(name, behaviour = {}) {
       const run = (action: 'action' | 'compensate') => async (ctx: StepContext) => {
-        calls.push({ step: name, action, attempt: ctx.attempt, actionState: ctx.actionState, at: Date.now() });
+        calls.push({ step: name, action, attempt: ctx.attempt, actionState: ctx.actionState, payload: ctx.payload, at: Date.now() });
         await behaviour[action]?.(ctx);
       };
       return { action: run('action'), compensate: run('compensate') };
@@ -80,7 +82,7 @@ describe('saga: forward in order, compensation in reverse', () => {
     );
     s.payment!.sagaStep('step', r.step('payment', { action: () => { throw new NonRetryableError('card declined'); } }));
     await Promise.all(Object.values(s).map((x) => x.start()));
-    const { xid } = await s.shop!.saga({ name: 'checkout', steps: [{ service: 'order', resource: 'step' }, { service: 'inventory', resource: 'step' }, { service: 'payment', resource: 'step' }] });
+    const { xid } = await s.shop!.saga({ name: 'checkout', steps: [{ service: 'order', resource: 'step', payload: { orderId: 42 } }, { service: 'inventory', resource: 'step' }, { service: 'payment', resource: 'step' }] });
     await waitFor(() => r.calls.some((c) => c.step === 'inventory' && c.action === 'compensate'), { what: "inventory's compensation started" });
     // An order to compensate step 1 written by hand, while step 2's compensation is still running:
     // order's owner must look at etcd and wait, not trust the order.
@@ -96,7 +98,7 @@ describe('saga: forward in order, compensation in reverse', () => {
     expect(firstCall(r.calls, 'order', 'compensate')).toBeGreaterThan(lastCall(r.calls, 'inventory', 'compensate'));
     const pay = r.calls.find((c) => c.step === 'payment' && c.action === 'compensate')!;
     expect(pay.actionState).toBe('FAILED');
-    expect(r.calls.find((c) => c.step === 'order' && c.action === 'compensate')!.actionState).toBe('SUCCEEDED');
+    expect(r.calls.find((c) => c.step === 'order' && c.action === 'compensate')).toMatchObject({ actionState: 'SUCCEEDED', payload: { orderId: 42 } });
     // Attempt numbers go on growing from the action's into the compensation's.
     expect(r.calls.filter((c) => c.step === 'inventory').map((c) => c.attempt)).toEqual([1, 2, 3, 4]);
   });
@@ -230,6 +232,33 @@ describe('saga: forward in order, compensation in reverse', () => {
   });
 });
 
-import { sagaMove } from '../src/modes/saga/index.js';
 const sagaMoveForTest = (read: Parameters<Parameters<import('../src/store/index.js').Store['sagas']['finishStep']>[3]>[0], member: import('../src/store/index.js').MemberRecord) =>
   sagaMove(read.global.record, read.members.map((m) => m.record), member, 'operator:test', Date.now());
+
+describe('saga: the initiator is not needed once etcd holds the saga', () => {
+  it('a saga whose initiator process was SIGKILLed right after submit runs on and finishes its compensation', async () => {
+    const { h, ns } = env.fresh('saga-kill');
+    const r = recorder();
+    // The first action is held until the initiator is dead: everything after submit happens without it.
+    const killed = gate();
+    const s = await services(h, ['order', 'inventory', 'payment'], (svc, name) => {
+      svc.sagaStep('step', r.step(name, name === 'payment' ? { action: () => { throw new NonRetryableError('card declined'); } } : name === 'order' ? { action: () => killed.wait } : {}));
+    });
+    const initiator = spawnReplica('saga-initiator.ts', 'shop-1', {
+      TXLOOP_ENDPOINTS: env.endpoints.join(','),
+      NS: ns,
+      APP: 'shop',
+      STEPS: JSON.stringify([{ service: 'order', resource: 'step' }, { service: 'inventory', resource: 'step' }, { service: 'payment', resource: 'step' }]),
+    });
+    const { xid } = (await initiator.waitForEvent((e) => e.event === 'submitted', 'saga submitted', 30_000)) as { xid: string };
+    await stopReplica(initiator);
+    expect(initiator.exited()).toBe(true);
+    killed.open();
+    const reader = h.service({ app: 'reader' });
+    const done = await reader.waitForCompletion(xid, { timeoutMs: 30_000 });
+    expect(done.status).toBe('COMPENSATED');
+    expect(called(r.calls, 'action')).toEqual(['order', 'inventory', 'payment']);
+    expect(called(r.calls, 'compensate')).toEqual(['payment', 'inventory', 'order']);
+    expect(Object.keys(s)).toHaveLength(3);
+  });
+});

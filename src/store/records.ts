@@ -2,7 +2,7 @@
  * The JSON records txloop keeps in etcd (their shapes), and the small pure helpers every mode uses
  * on them. Validation of what is read back is in parse.ts; the rules of each mode in modes/.
  */
-import { Phase2State, type Action, type GlobalStatus, type ModeName, type Outcome, type TryState } from '../states.js';
+import { Action, Phase2State, type GlobalStatus, type ModeName, type Outcome, type TryState } from '../states.js';
 
 export interface TimelineEvent {
   at: number;
@@ -181,7 +181,8 @@ export function orderFor(member: Pick<MemberRecord, 'xid' | 'branchId'>, mode: M
  * Undefined for a branch not DONE. Never written back: etcd keeps the whole record.
  */
 export function finishedSummary(b: BranchRecord): BranchRecord | undefined {
-  if (b.phase2?.state !== Phase2State.DONE) return undefined;
+  // A saga step's action is done, but its compensation may follow and needs the payload.
+  if (b.phase2?.state !== Phase2State.DONE || b.phase2.action === Action.ACTION) return undefined;
   const { payload: _payload, events: _events, tryError: _tryError, ...rest } = b;
   return { ...rest, payload: null, events: [] };
 }
