@@ -1,5 +1,5 @@
 /** Columns, filters and JSON shapes of what `get`, `top` and `-w` print. */
-import { GlobalStatus } from '../states.js';
+import { isOpen, isTerminal, type GlobalStatus } from '../states.js';
 import { NONE, age, cell, relative, type Column } from './format.js';
 import { MALFORMED, MODES, type BranchItem, type GlobalItem, type ServiceItem } from './model.js';
 import { UsageError } from './errors.js';
@@ -22,7 +22,7 @@ export const globalColumns: Sortable<GlobalItem>[] = [
   { header: 'PARKED', value: (g) => String(g.parked), wide: true, sortKey: (g) => g.parked },
   { header: 'NAME', value: (g) => cell(g.entry.record?.name, 40), wide: true, minWidth: 16 },
   { header: 'DECIDED BY', value: (g) => cell(decisionText(g)), wide: true },
-  { header: 'DEADLINE', value: (g) => (g.entry.record?.status === GlobalStatus.TRYING ? relative(g.entry.record.deadline) : NONE), wide: true, sortKey: (g) => g.entry.record?.deadline ?? 0 },
+  { header: 'DEADLINE', value: (g) => (g.entry.record && isOpen(g.entry.record.status) ? relative(g.entry.record.deadline) : NONE), wide: true, sortKey: (g) => g.entry.record?.deadline ?? 0 },
   { header: 'AGE', value: (g) => age(g.createdAt), sortKey: (g) => -(g.createdAt ?? 0) },
 ];
 
@@ -41,8 +41,8 @@ export const GLOBAL_STATUS_WORDS = [...new Set(MODES.all().flatMap((m) => m.stat
 export function matchGlobal(g: GlobalItem, statuses: string[]): boolean {
   if (statuses.length === 0) return true;
   return statuses.some((s) => {
-    if (s === 'ACTIVE') return g.status === GlobalStatus.TRYING || g.status === GlobalStatus.COMMITTING || g.status === GlobalStatus.ROLLING_BACK;
-    if (s === 'DONE') return g.status === GlobalStatus.COMMITTED || g.status === GlobalStatus.ROLLED_BACK;
+    if (s === 'ACTIVE') return g.status !== MALFORMED && !isTerminal(g.status as GlobalStatus);
+    if (s === 'DONE') return g.status !== MALFORMED && isTerminal(g.status as GlobalStatus);
     if (s === 'PARKED' || s === 'FAILED') return g.parked > 0;
     return g.status === s;
   });

@@ -6,9 +6,11 @@
 import { userInfo } from 'node:os';
 import { Command, Option } from 'commander';
 import { OperationRefused, RefusalReason, TransactionAlreadyDecided, TransactionNotFound } from '../../errors.js';
-import { alreadyDecided, builtInModes, decide } from '../../modes/index.js';
-import { isOpen } from '../../states.js';
-import type { BranchRecord, Store } from '../../store/index.js';
+import { alreadyDecided, builtInModes, decide, sagaRules } from '../../modes/index.js';
+import { Mode, isOpen } from '../../states.js';
+import type { BranchRecord, Resolution, Store } from '../../store/index.js';
+
+type SagaMover = Parameters<Store['sagas']['finishStep']>[3];
 import { CliError, UsageError } from '../errors.js';
 import { explainNotFound, ownerOf } from '../lookup.js';
 import { parseBranchArg, parseRef, parseXidArg } from '../refs.js';
@@ -77,7 +79,7 @@ interface AbortFlags extends DryRun {
 
 export function abortCommand(name: string): Command {
   return new Command('abort')
-    .description('Roll back a TRYING transaction (the same compare-and-swap as rollback(); refused once decided)')
+    .description('Roll back an undecided transaction: TCC TRYING (cancels), saga RUNNING (compensates the steps that ran), message PREPARED (discards it); the same compare-and-swap as rollback(), refused once decided')
     .argument('<xid>', 'the transaction to roll back')
     .option('--reason <text>', 'why; recorded with the decision and shown by describe')
     .option('--dry-run', 'check that the abort would be accepted, change nothing')
@@ -94,14 +96,14 @@ export function abortCommand(name: string): Command {
             if (!global) throw new TransactionNotFound(xid);
             const g = global.record;
             if (!isOpen(g.status)) throw alreadyDecided(g);
-            io.out(`gtx/${xid} would be rolled back: cancel ordered for ${members.length} branch(es)${suffix(true)}`);
+            io.out(`gtx/${xid} would be rolled back (${g.mode}): ${members.length} branch(es) so far${suffix(true)}`);
             return;
           }
           const res = await decide(store, builtInModes(), xid, { outcome: 'rollback', by, reason });
-          io.out(`gtx/${xid} aborted: ${res.global.status}, cancel ordered for ${res.ordered}/${res.total} branch(es)`);
+          io.out(`gtx/${xid} aborted: ${res.global.status}, ${res.global.mode === Mode.SAGA ? 'compensation' : 'cancel'} ordered for ${res.ordered}/${res.total} branch(es)`);
         } catch (err) {
           // The error's own message names the xid again: say it once.
-          if (err instanceof TransactionAlreadyDecided) throw new CliError(`cannot abort ${xid}: it was already decided: ${err.outcome} (by ${err.decidedBy}, now ${err.status}); only a TRYING transaction can be aborted`);
+          if (err instanceof TransactionAlreadyDecided) throw new CliError(`cannot abort ${xid}: it was already decided: ${err.outcome} (by ${err.decidedBy}, now ${err.status}); only an undecided transaction (TRYING, RUNNING, PREPARED) can be aborted`);
           throw await explainNotFound(store, err);
         }
       }),
@@ -111,7 +113,7 @@ export function abortCommand(name: string): Command {
 // ---------------------------------------------------------------------------------------------
 
 interface ResolveFlags extends DryRun {
-  as: 'confirmed' | 'cancelled';
+  as: Resolution['as'];
   reason?: string;
 }
 
@@ -119,14 +121,16 @@ export function resolveCommand(name: string): Command {
   return new Command('resolve')
     .description("Record a human's decision for a parked branch: it counts as done and the transaction can complete")
     .argument('<branch>', 'XID/BRANCHID of a parked branch')
-    .addOption(new Option('--as <outcome>', 'what you did by hand for this branch').choices(['confirmed', 'cancelled']).makeOptionMandatory())
+    .addOption(new Option('--as <outcome>', 'what you did by hand for this branch').choices(['confirmed', 'cancelled', 'compensated', 'delivered']).makeOptionMandatory())
     .option('--reason <text>', 'what was done and why (required; kept in the record, shown by describe)')
     .option('--dry-run', 'check that the resolution would be accepted, change nothing')
     .addHelpText(
       'after',
       `
 Resolving against the decision (e.g. --as cancelled when the transaction committed) is allowed: the
-transaction completes as "heuristic", which describe shows.
+transaction completes as "heuristic", which describe shows. A saga step's parked compensation is
+resolved --as compensated (the saga then compensates the steps before it); a message's parked
+delivery --as delivered.
 
 Example:
   ${name} resolve orders.m3x9k2a7f1c0q8wz/k3j4h5g6f7d8 --as confirmed --reason "credited by hand, ticket OPS-42"`,
@@ -137,8 +141,12 @@ Example:
         const reason = reasonArg(opts.reason, true)!;
         const { store } = await io.connect();
         const owner = await ownerOf(store, ref);
-        const b = await store.repairs.resolveBranch(owner, ref.xid, ref.branchId, opts.as, reason, operator(), opts.dryRun);
-        const wanted = b.phase2?.action === 'confirm' ? 'confirmed' : 'cancelled';
+        const by = operator();
+        const mode = (await store.branches.get(owner, ref.xid, ref.branchId))?.record.mode;
+        // A saga step's resolution moves the saga on in the same Txn, as its own compensation would.
+        const move = mode === Mode.SAGA ? (read: Parameters<SagaMover>[0], member: Parameters<SagaMover>[1]) => sagaRules.sagaMove(read.global.record, read.members.map((m) => m.record), member, by, Date.now()) : undefined;
+        const b = await store.repairs.resolveBranch(owner, ref.xid, ref.branchId, opts.as, reason, by, opts.dryRun, move);
+        const wanted = { confirm: 'confirmed', cancel: 'cancelled', action: 'compensated', compensate: 'compensated', deliver: 'delivered' }[b.phase2?.action ?? 'cancel'];
         if (wanted !== opts.as) io.warn(`warning: the decision ordered ${b.phase2?.action ?? 'nothing'} for this branch; resolving it as ${opts.as} makes the transaction heuristic`);
         io.out(`${branchName(b)} ${opts.dryRun ? 'would be resolved' : 'resolved'} as ${opts.as}${suffix(opts.dryRun)}`);
       }),

@@ -3,7 +3,7 @@ import { Action, Phase2State, TryState } from '../../states.js';
 import type { BranchRecord, OrderRecord } from '../../store/index.js';
 import type { BranchWords } from '../mode.js';
 
-const PENDING = ['RUNNING', 'FAILED', 'COMPENSATING'] as const;
+const PENDING = ['RUNNING', 'ACTION_FAILED', 'COMPENSATING'] as const;
 const RESOLVED = ['RESOLVED_COMPENSATED'] as const;
 const DONE = ['SUCCEEDED', 'COMPENSATED', ...RESOLVED] as const;
 
@@ -11,7 +11,7 @@ const DONE = ['SUCCEEDED', 'COMPENSATED', ...RESOLVED] as const;
 export const SAGA_WORDS: BranchWords = { all: [...PENDING, ...DONE, 'PARKED'], pending: PENDING, done: DONE, resolved: RESOLVED, parked: ['PARKED'] };
 
 /**
- * One word for a step. RUNNING: its action is ordered and not finished; SUCCEEDED / FAILED: its
+ * One word for a step. RUNNING: its action is ordered and not finished; SUCCEEDED / ACTION_FAILED: its
  * action's outcome (FAILED: for good, its compensation follows); COMPENSATING, COMPENSATED.
  */
 export function sagaStepStatus(b: BranchRecord, order?: OrderRecord): string {
@@ -24,6 +24,6 @@ export function sagaStepStatus(b: BranchRecord, order?: OrderRecord): string {
   if (order?.action === Action.COMPENSATE) return 'COMPENSATING';
   if (p?.state === Phase2State.PARKED) return 'PARKED';
   if (b.tryState === TryState.SUCCEEDED) return 'SUCCEEDED';
-  if (b.tryState === TryState.FAILED) return 'FAILED';
+  if (b.tryState === TryState.FAILED) return 'ACTION_FAILED';
   return 'RUNNING';
 }
