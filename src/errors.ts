@@ -106,7 +106,8 @@ export class UnknownResource extends TxloopError {
     /** What the branch needs: a TCC resource, a saga step or a message consumer. */
     readonly kind: 'tcc' | 'saga' | 'msg' = 'tcc',
   ) {
-    super(`service ${app} has no ${KIND_WORDS[kind].what} named ${JSON.stringify(resource)}; register it with service.${KIND_WORDS[kind].call}()`);
+    const words = KIND_WORDS[kind] ?? KIND_WORDS.tcc;
+    super(`service ${app} has no ${words.what} named ${JSON.stringify(resource)}; register it with service.${words.call}()`);
   }
 }
 const KIND_WORDS = { tcc: { what: 'TCC resource', call: 'resource' }, saga: { what: 'saga step', call: 'sagaStep' }, msg: { what: 'message consumer', call: 'consumer' } } as const;

@@ -27,12 +27,12 @@
  * ```
  */
 export { TxloopService, type ServiceEvents, type StartOptions, type CloseOptions } from './service.js';
-export { GlobalTransaction, type BeginOptions, type CallOptions, type DecideCallOptions, type ListOptions, type WaitOptions, type TransactionView, type BranchView } from './client/index.js';
+export { GlobalTransaction, type SagaOptions, type SagaStepOptions, type SubmittedSaga, type BeginOptions, type CallOptions, type DecideCallOptions, type ListOptions, type WaitOptions, type TransactionView, type BranchView } from './client/index.js';
 export type { TryOptions, TryResult } from './participant/index.js';
 export { DEFAULTS, type ServiceOptions } from './options.js';
 export type { EtcdConnectionOptions } from './connection.js';
 export type { TccResource, TryContext, PhaseTwoContext, ResourceOptions, ResourceType, UntypedResources, SagaStep, StepContext, MessageConsumer, DeliveryContext } from './resource.js';
-export type { SagaOptions, SagaStepOptions, SubmittedSaga } from './client/saga.js';
+
 export { XID_HEADER, DEADLINE_HEADER, injectHeaders, extractContext, type TxContext } from './context.js';
 export { Mode, MODE_NAME_RULE, GlobalStatus, TryState, Action, Phase2State, Outcome, type ModeName } from './states.js';
 export {

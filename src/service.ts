@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
 import { CallGuard } from './calls.js';
-import { GlobalTransaction, Initiator, type BeginOptions, type CallOptions, type DecideCallOptions, type ListOptions, type TransactionView, type WaitOptions } from './client/index.js';
+import { GlobalTransaction, Initiator, submitSaga, type SagaOptions, type SubmittedSaga, type BeginOptions, type CallOptions, type DecideCallOptions, type ListOptions, type TransactionView, type WaitOptions } from './client/index.js';
 import type { TxContext } from './context.js';
 import { ServiceClosed, ValidationError } from './errors.js';
 import { MemberIndex } from './cache/index.js';
@@ -20,7 +20,7 @@ import { builtInModes, decide } from './modes/index.js';
 import { rejectUnknownOptions, resolveOptions, type ResolvedOptions, type ServiceOptions } from './options.js';
 import { Participant, ResourceRegistry, type TryOptions, type TryResult } from './participant/index.js';
 import type { PayloadOf, ResourceName, ResourceOptions, ResultOf, RegisteredResource, SagaStep, TccResource, UntypedName, UntypedResources } from './resource.js';
-import { submitSaga, type SagaOptions, type SubmittedSaga } from './client/saga.js';
+
 import { MalformedRecords, Manager, Router, ServiceCounters, Term, TermHistory, serviceStats, type TermEvents } from './runtime/index.js';
 import type { Phase2Outcome } from './stats.js';
 import { boundedWait, throwIfAborted } from './signals.js';
@@ -32,7 +32,7 @@ export interface ServiceEvents {
   leader: [{ leading: boolean }];
   /** A confirm/cancel attempt finished on this replica. */
   phase2: [Phase2Outcome];
-  /** A global this service initiated became COMMITTED or ROLLED_BACK. */
+  /** A global this service initiated finished: COMMITTED, ROLLED_BACK (TCC), SUCCEEDED, COMPENSATED (saga), …. */
   completed: [{ xid: string; status: GlobalStatus; heuristic: boolean }];
   /** A finished global was deleted after its retention. */
   collected: [{ xid: string }];
@@ -79,6 +79,8 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
   private readonly counters = new ServiceCounters();
   private readonly modes = builtInModes();
   private readonly resources = new ResourceRegistry();
+  /** Finished globals reported as `completed` and not collected yet: each is reported once. */
+  private readonly completedSeen = new Set<string>();
   private readonly calls: CallGuard;
   private readonly initiator: Initiator;
   private readonly participant: Participant;
@@ -320,11 +322,15 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
       },
       decided: (g) => this.metrics?.recordDecision(this.app, g),
       completed: (g: GlobalRecord) => {
+        // A saga is finished by its steps' owners; its initiator reports it as it sees it, once.
+        if (this.completedSeen.has(g.xid)) return;
+        this.completedSeen.add(g.xid);
         this.counters.completed();
         this.metrics?.recordCompletion(this.app, g);
         this.emit('completed', { xid: g.xid, status: g.status, heuristic: g.heuristic ?? false });
       },
       collected: (xid) => {
+        this.completedSeen.delete(xid);
         this.counters.collected();
         this.emit('collected', { xid });
       },

@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import type { CallGuard } from '../calls.js';
 import { ValidationError } from '../errors.js';
-import { stepBranch } from '../modes/saga/index.js';
+import { sagaRules } from '../modes/index.js';
 import { rejectUnknownOptions } from '../options.js';
 import { GlobalStatus, Mode } from '../states.js';
 import { encodePayload, newXid, validateApp, validateBranchId, validateResource, withEvent, type GlobalRecord, type SagaStepPlan, type Store } from '../store/index.js';
@@ -76,7 +76,7 @@ export function submitSaga(o: SagaSubmitter, options: SagaOptions): Promise<Subm
     );
     const size = Buffer.byteLength(JSON.stringify(global));
     if (size > MAX_SAGA_BYTES) throw new ValidationError('options.steps', `the saga's record would be ${size} bytes, over ${MAX_SAGA_BYTES}; keep large payloads in your own store and pass references`);
-    await o.store.sagas.submit(global, steps.filter((s) => s.group === 0).map((s) => stepBranch(global, s, now)));
+    await o.store.sagas.submit(global, steps.filter((s) => s.group === 0).map((s) => sagaRules.stepBranch(global, s, now)));
     o.logger.debug({ xid, name, steps: steps.length }, 'saga submitted');
     return { xid, deadline: global.deadline };
   });

@@ -11,7 +11,11 @@ import type { GlobalInCache } from '../mode.js';
 
 export async function reconcileSagaGlobal(ctx: ReconcileContext, { global }: GlobalInCache): Promise<ReconcileResult> {
   const g = global.record;
-  if (isTerminal(g.status)) return collectWhenDue(ctx, global);
+  if (isTerminal(g.status)) {
+    // Finished by a step's owner: this is where its initiator learns it (reported once).
+    ctx.events.completed(g);
+    return collectWhenDue(ctx, global);
+  }
   if (g.status !== GlobalStatus.RUNNING) return;
   const now = Date.now();
   if (now < g.deadline) return { requeueAfterMs: g.deadline - now };
