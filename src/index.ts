@@ -1,6 +1,7 @@
 /**
- * txloop: distributed TCC transactions with no central coordinator. etcd is the only shared part;
- * every service runs a control loop that drives its own branches to completion.
+ * txloop: distributed transactions (TCC, sagas, 2-phase messages) with no central coordinator. etcd
+ * is the only shared part; every service runs a control loop that drives its own branches to
+ * completion.
  *
  * @example
  * ```ts
@@ -24,6 +25,10 @@
  * await orders.transaction({ name: 'pay order 42', timeoutMs: 10_000 }, async (tx) => {
  *   await fetch('http://127.0.0.1:8081/try', { method: 'POST', headers: tx.headers(), body: '{"account":"a","amount":30}', signal: tx.signal });
  * }); // commit: the accounts service's leader confirms; a throw above rolls back and it cancels
+ *
+ * // A saga: each owner registers its step; the initiator declares the steps and submits.
+ * accounts.sagaStep('refund', { action: ({ payload }) => refund(payload), compensate: ({ payload }) => rebill(payload) });
+ * const { xid } = await orders.saga({ name: 'return order 42', steps: [{ service: 'accounts', resource: 'refund', payload: { order: 42 } }] });
  * ```
  */
 export { TxloopService, type ServiceEvents, type StartOptions, type CloseOptions } from './service.js';
@@ -75,6 +80,7 @@ export {
   type BarrierRecord,
   type BarrierResult,
   type BarrierTccHandlers,
+  type BarrierSagaHandlers,
 } from './barrier/index.js';
 export type { Phase2Outcome, ServiceStats, QueueStats } from './stats.js';
 export type { LeaderRecord } from './leader.js';
