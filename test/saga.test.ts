@@ -262,3 +262,27 @@ describe('saga: the initiator is not needed once etcd holds the saga', () => {
     expect(Object.keys(s)).toHaveLength(3);
   });
 });
+
+describe('saga: a step owner that dies mid-action', () => {
+  it("SIGKILL of the owner's leader in the middle of an action: the standby runs it again as attempt 2 with a newer fencing token, and the saga goes on", async () => {
+    const { h, ns } = env.fresh('saga-failover');
+    const r = recorder();
+    const s = await services(h, ['order', 'shop'], (svc, name) => {
+      if (name === 'order') svc.sagaStep('step', r.step('order'));
+    });
+    const base = { TXLOOP_ENDPOINTS: env.endpoints.join(','), NS: ns, APP: 'inventory', HOLD_FIRST: '1' };
+    const first = spawnReplica('saga-step.ts', 'inventory-1', { ...base, IDENTITY: 'inventory-1' });
+    await first.waitForEvent((e) => e.event === 'leading', 'inventory-1 leading', 30_000);
+    const second = spawnReplica('saga-step.ts', 'inventory-2', { ...base, IDENTITY: 'inventory-2' });
+    await second.waitForEvent((e) => e.event === 'started', 'inventory-2 started', 30_000);
+    const { xid } = await s.shop!.saga({ name: 'failover', steps: [{ service: 'order', resource: 'step' }, { service: 'inventory', resource: 'step' }] });
+    const held = await first.waitForEvent((e) => e.event === 'action-start' && e.xid === xid, 'attempt 1 on inventory-1', 30_000);
+    expect(held.attempt).toBe(1);
+    await stopReplica(first);
+    const retried = await second.waitForEvent((e) => e.event === 'action-start' && e.xid === xid, 'the action on inventory-2', 30_000);
+    expect(retried.attempt).toBe(2);
+    expect(BigInt(retried.fencingToken as string)).toBeGreaterThan(BigInt(held.fencingToken as string));
+    expect((await s.shop!.waitForCompletion(xid, { timeoutMs: 30_000 })).status).toBe('SUCCEEDED');
+    await stopReplica(second);
+  });
+});
