@@ -32,7 +32,7 @@
  * ```
  */
 export { TxloopService, type ServiceEvents, type StartOptions, type CloseOptions } from './service.js';
-export { GlobalTransaction, type SagaOptions, type SagaStepOptions, type SubmittedSaga, type BeginOptions, type CallOptions, type DecideCallOptions, type ListOptions, type WaitOptions, type TransactionView, type BranchView } from './client/index.js';
+export { GlobalTransaction, type SagaOptions, type SagaStepOptions, type SubmittedSaga, type BeginOptions, type CallOptions, type DecideCallOptions, type ListOptions, type WaitOptions, type TransactionView, type BranchView, type SagaStepView } from './client/index.js';
 export type { TryOptions, TryResult } from './participant/index.js';
 export { DEFAULTS, type ServiceOptions } from './options.js';
 export type { EtcdConnectionOptions } from './connection.js';

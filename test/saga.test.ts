@@ -57,7 +57,12 @@ describe('saga: forward in order, compensation in reverse', () => {
     expect(done.status).toBe('SUCCEEDED');
     expect(called(r.calls, 'action')).toEqual(['order', 'inventory', 'payment']);
     expect(called(r.calls, 'compensate')).toEqual([]);
-    expect(done.branches.map((b) => [b.owner, b.state])).toEqual(expect.arrayContaining([['order', 'DONE'], ['inventory', 'DONE'], ['payment', 'DONE']]));
+    expect(done.branches.map((b) => [b.owner, b.state, b.group])).toEqual(expect.arrayContaining([['order', 'DONE', 0], ['inventory', 'DONE', 1], ['payment', 'DONE', 2]]));
+    expect(done.steps).toEqual([
+      { branchId: 'step1', owner: 'order', resource: 'step', group: 0 },
+      { branchId: 'step2', owner: 'inventory', resource: 'step', group: 1 },
+      { branchId: 'step3', owner: 'payment', resource: 'step', group: 2 },
+    ]);
   });
 
   it('reverse-order compensation across three services: payment fails for good, inventory compensates only after payment, order only after inventory (the owner of an earlier step waits for the later one)', async () => {

@@ -1,6 +1,6 @@
 /** The initiator's side of a service. */
 export { Initiator, type InitiatorOptions } from './initiator.js';
 export { GlobalTransaction, type Decider } from './transaction.js';
-export { toView, type TransactionView, type BranchView } from './views.js';
+export { toView, type TransactionView, type BranchView, type SagaStepView } from './views.js';
 export type { BeginOptions, CallOptions, DecideCallOptions, ListOptions, WaitOptions } from './options.js';
 export { submitSaga, type SagaOptions, type SagaStepOptions, type SubmittedSaga, type SagaSubmitter } from './saga.js';

@@ -9,7 +9,7 @@ import { TransactionAlreadyDecided, TransactionNotFound, UnknownResource } from 
 import type { RegisteredResource, StepContext } from '../../resource.js';
 import { requireFence, type ReconcileContext, type ReconcileResult } from '../../runtime/index.js';
 import { Action, GlobalStatus, Outcome, Phase2State, TryState } from '../../states.js';
-import { attemptsInBudget, freshBudget, memberOf, withEvent, type BranchRecord, type Versioned } from '../../store/index.js';
+import { attemptsInBudget, freshBudget, memberOf, withEvent, type BranchRecord, type GlobalRecord, type Versioned } from '../../store/index.js';
 import { runAttempt } from '../attempt.js';
 import type { BranchInCache } from '../mode.js';
 import { limitsFor, refusal, waitBeforeAttempt, type AttemptOutcome } from '../tcc/attempts.js';
@@ -115,8 +115,18 @@ function failedForGood(b: BranchRecord, error: string, now: number): BranchRecor
 }
 
 async function finishAction(ctx: ReconcileContext<RegisteredResource>, current: Versioned<BranchRecord>, next: BranchRecord): Promise<void> {
-  const written = await ctx.store.sagas.finishStep(requireFence(ctx), current, next, (read, member) => sagaMove(read.global.record, read.members.map((m) => m.record), member, `participant:${ctx.app}`, Date.now()));
+  let moved: GlobalRecord | undefined;
+  const written = await ctx.store.sagas.finishStep(requireFence(ctx), current, next, (read, member) => {
+    const move = sagaMove(read.global.record, read.members.map((m) => m.record), member, `participant:${ctx.app}`, Date.now());
+    moved = move.global;
+    return move;
+  });
   ctx.expectations.wrote(written.key, written.modRevision);
+  // This step's failure decided the saga: reported like any decision this service takes.
+  if (moved?.status === GlobalStatus.COMPENSATING) {
+    ctx.events.decided(moved);
+    ctx.logger.warn({ xid: moved.xid, branch: next.branchId }, `saga compensating: ${moved.decision?.reason ?? ''}`);
+  }
 }
 
 async function record(ctx: ReconcileContext<RegisteredResource>, current: Versioned<BranchRecord>, next: AttemptOutcome['next']): Promise<void> {
