@@ -2,6 +2,8 @@
 import { parseArgs } from 'node:util';
 
 export const USAGE = `usage: npm run bench -- [options]
+  --mode M           tcc (default): 2-branch TCC transactions; saga: 2-step sagas (one step on each
+                     participant); message: 2-phase messages to two consumers (processes layout only)
   --layout L         processes (default): initiator and two participants each in its own process,
                      Trys over HTTP keep-alive, as deployed; inproc: all three in this process
   --concurrencies L  processes layout: the in-flight levels to run, comma-separated (default 16,64,256)
@@ -32,8 +34,11 @@ export const USAGE = `usage: npm run bench -- [options]
   --help`;
 
 export type Layout = 'processes' | 'inproc';
+export const MODES = ['tcc', 'saga', 'message'] as const;
+export type BenchMode = (typeof MODES)[number];
 
 export interface Args {
+  mode: BenchMode;
   layout: Layout;
   concurrencies: number[];
   retentionMs: number;
@@ -59,6 +64,7 @@ export interface Args {
 export function parse(): Args {
   const { values } = parseArgs({
     options: {
+      mode: { type: 'string' },
       layout: { type: 'string' },
       concurrencies: { type: 'string' },
       'retention-ms': { type: 'string' },
@@ -92,8 +98,12 @@ export function parse(): Args {
   };
   const layout = values.layout ?? 'processes';
   if (layout !== 'processes' && layout !== 'inproc') throw new Error(`--layout must be processes or inproc, got ${JSON.stringify(layout)}\n${USAGE}`);
+  const mode = (values.mode ?? 'tcc') as BenchMode;
+  if (!MODES.includes(mode)) throw new Error(`--mode must be ${MODES.join(', ')}, got ${JSON.stringify(values.mode)}\n${USAGE}`);
+  if (mode !== 'tcc' && layout !== 'processes') throw new Error(`--mode ${mode} runs in the processes layout only\n${USAGE}`);
   const concurrencies = (values.concurrencies ?? '16,64,256').split(',').map((v) => int('concurrencies', v.trim(), 16, 1));
   return {
+    mode,
     layout,
     concurrencies,
     retentionMs: int('retention-ms', values['retention-ms'], 1000, 0),

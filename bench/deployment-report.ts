@@ -57,7 +57,8 @@ export function deploymentJson(run: DeploymentRun) {
   const levels = run.levels.map(levelJson);
   const head = levels[0]!;
   return {
-    bench: 'txloop-tcc-2branch',
+    bench: `txloop-${run.mode}-2branch`,
+    mode: run.mode,
     layout: 'processes',
     etcdVersion: run.etcdVersion,
     node: process.version,
@@ -81,6 +82,13 @@ export function deploymentJson(run: DeploymentRun) {
   };
 }
 
+/** What a "transaction" is in each mode, and what the latency columns time. */
+const MODE_LINES: Record<DeploymentRun['mode'], string> = {
+  tcc: 'mode: tcc — begin, a Try on each participant, commit; commit = begin → commit() returned, done = → COMMITTED',
+  saga: 'mode: saga — 2 steps, bank-a then bank-b; commit = the submit call, done = submit → SUCCEEDED (both steps ran in turn)',
+  message: 'mode: message — prepare, submit to 2 consumers; commit = prepare → submit() returned, done = → DELIVERED (both consumers acknowledged)',
+};
+
 function table(rows: Cell[][]): string {
   return renderRows(rows, { gap: 2 }).join('\n');
 }
@@ -90,6 +98,7 @@ export function printDeployment(run: DeploymentRun): void {
   const label = (l: LevelResult): string => (l.ratePerSec !== undefined ? `${fmt(l.ratePerSec, 0)}/s open` : String(l.concurrency));
   const out: string[] = [];
   out.push(`layout: processes (initiator, bank-a, bank-b, etcd ${run.etcdVersion}: each its own process; Trys over HTTP keep-alive)`);
+  out.push(MODE_LINES[run.mode]);
   out.push(`load average at start ${fmt(run.loadAtStart, 2)}, at end ${fmt(run.loadAtEnd, 2)}; ${availableParallelism()} CPUs; Node ${process.version}`);
   out.push('');
   out.push(

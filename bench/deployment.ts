@@ -52,6 +52,7 @@ export interface LevelResult {
 }
 
 export interface DeploymentRun {
+  mode: Args['mode'];
   etcdVersion: string;
   loadAtStart: number;
   loadAtEnd: number;
@@ -128,7 +129,7 @@ export async function runDeployment(args: Args, say: (s: string) => void, onClea
 
   say(`warming up (${args.warmup} transactions, 2000 raw Txns)…`);
   await rawPhase(client, 2000, 16, undefined, 'warmup');
-  if (args.warmup > 0) await initiator.ask('run', { count: args.warmup, concurrency: 16 });
+  if (args.warmup > 0) await initiator.ask('run', { count: args.warmup, concurrency: 16, mode: args.mode });
 
   const measure = async (concurrency: number, ratePerSec?: number): Promise<LevelResult> => {
     const cpu = (): Record<ProcessName, number> => Object.fromEntries(Object.entries(pids).map(([n, pid]) => [n, processCpuSeconds(pid) ?? Number.NaN])) as Record<ProcessName, number>;
@@ -136,7 +137,7 @@ export async function runDeployment(args: Args, say: (s: string) => void, onClea
     await Promise.all(services.map((s) => s.ask('logs')));
     const [rev0, etcd0, rpc0] = [await currentRevision(client!), await scrapeEtcd(endpoints[0]!), await rpcs()];
     const cpu0 = cpu();
-    const t = await initiator.ask('run', { count: args.tx, concurrency, pipelined: args.pipelined, ...(ratePerSec !== undefined ? { ratePerSec } : {}) });
+    const t = await initiator.ask('run', { count: args.tx, concurrency, pipelined: args.pipelined, mode: args.mode, ...(ratePerSec !== undefined ? { ratePerSec } : {}) });
     const cpu1 = cpu();
     const [rev1, etcd1, rpc1] = [await currentRevision(client!), await scrapeEtcd(endpoints[0]!), await rpcs()];
     const warnings = new Map<string, number>();
@@ -186,5 +187,5 @@ export async function runDeployment(args: Args, say: (s: string) => void, onClea
         return main ? [{ name: s.name, summary: main }] : [];
       })
     : [];
-  return { etcdVersion, loadAtStart, loadAtEnd, levels, halfPeak, goRawMissing: go.why, profiles };
+  return { mode: args.mode, etcdVersion, loadAtStart, loadAtEnd, levels, halfPeak, goRawMissing: go.why, profiles };
 }

@@ -86,8 +86,11 @@ export interface Cluster {
   bankC2: AccountService;
 }
 
-/** Starts everything; undefined (and a message printed) when etcd cannot be had. */
-export async function startCluster(options: { keep: boolean }): Promise<Cluster | undefined> {
+/**
+ * The demo's own etcd (installed first when missing and run as root) and a client of it, both
+ * stopped at cleanup; undefined (and a message printed) when etcd cannot be had.
+ */
+export async function startDemoEtcd(): Promise<{ endpoints: string[]; client: Etcd3 } | undefined> {
   // etcd: make sure a binary is there (installs Debian's etcd-server when run as root), then start one.
   const ensure = spawnSync('bash', [join(root, 'scripts', 'ensure-etcd.sh')], { stdio: ['ignore', 'inherit', 'inherit'] });
   if (ensure.status !== 0) {
@@ -111,6 +114,14 @@ export async function startCluster(options: { keep: boolean }): Promise<Cluster 
 
   const client = createEtcdClient({ endpoints });
   onCleanup('etcd client', async () => client.close());
+  return { endpoints, client };
+}
+
+/** Starts everything; undefined (and a message printed) when etcd cannot be had. */
+export async function startCluster(options: { keep: boolean }): Promise<Cluster | undefined> {
+  const etcd = await startDemoEtcd();
+  if (!etcd) return undefined;
+  const { endpoints, client } = etcd;
   const store = new AccountStore(client);
   for (const [name, balance] of Object.entries(OPENING_BALANCES)) await store.open(name, balance);
 

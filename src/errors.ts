@@ -106,7 +106,6 @@ export class UnknownResource extends TxloopError {
     /** What the branch needs: a TCC resource, a saga step or a message consumer. */
     readonly kind: 'tcc' | 'saga' | 'msg' = 'tcc',
   ) {
-    // A kind this version does not know (from a caller's own code) still makes a message.
     const words = KIND_WORDS[kind] ?? KIND_WORDS.tcc;
     super(`service ${app} has no ${words.what} named ${JSON.stringify(resource)}; register it with service.${words.call}()`);
   }
@@ -163,6 +162,10 @@ export const RefusalReason = {
   TOO_MANY: 'too-many',
   /** collection of a transaction that has not finished. */
   NOT_FINISHED: 'not-finished',
+  /** resolve as an outcome the branch's mode does not have (a saga step resolved as confirmed). */
+  WRONG_RESOLUTION: 'wrong-resolution',
+  /** a repair the transaction's mode forbids (aborting a submitted message). */
+  MODE_FORBIDS: 'mode-forbids',
 } as const;
 export type RefusalReason = (typeof RefusalReason)[keyof typeof RefusalReason];
 

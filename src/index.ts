@@ -1,6 +1,7 @@
 /**
- * txloop: distributed TCC transactions with no central coordinator. etcd is the only shared part;
- * every service runs a control loop that drives its own branches to completion.
+ * txloop: distributed transactions (TCC, sagas, 2-phase messages) with no central coordinator. etcd
+ * is the only shared part; every service runs a control loop that drives its own branches to
+ * completion.
  *
  * @example
  * ```ts
@@ -24,16 +25,19 @@
  * await orders.transaction({ name: 'pay order 42', timeoutMs: 10_000 }, async (tx) => {
  *   await fetch('http://127.0.0.1:8081/try', { method: 'POST', headers: tx.headers(), body: '{"account":"a","amount":30}', signal: tx.signal });
  * }); // commit: the accounts service's leader confirms; a throw above rolls back and it cancels
+ *
+ * // A saga: each owner registers its step; the initiator declares the steps and submits.
+ * accounts.sagaStep('refund', { action: ({ payload }) => refund(payload), compensate: ({ payload }) => rebill(payload) });
+ * const { xid } = await orders.saga({ name: 'return order 42', steps: [{ service: 'accounts', resource: 'refund', payload: { order: 42 } }] });
  * ```
  */
 export { TxloopService, type ServiceEvents, type StartOptions, type CloseOptions } from './service.js';
-export { GlobalTransaction, type BeginOptions, type CallOptions, type DecideCallOptions, type ListOptions, type WaitOptions, type TransactionView, type BranchView } from './client/index.js';
+export { GlobalTransaction, type SagaOptions, type SagaStepOptions, type SubmittedSaga, type BeginOptions, type CallOptions, type DecideCallOptions, type ListOptions, type WaitOptions, type TransactionView, type BranchView, type SagaStepView } from './client/index.js';
 export { PreparedMessage, DEFAULT_CHECK_AFTER_MS, type PrepareMessageOptions, type MessageDestination, type MessageView, type DeliveryView } from './client/index.js';
 export type { TryOptions, TryResult } from './participant/index.js';
 export { DEFAULTS, type ServiceOptions } from './options.js';
 export type { EtcdConnectionOptions } from './connection.js';
-export type { TccResource, TryContext, PhaseTwoContext, ResourceOptions, ResourceType, UntypedResources } from './resource.js';
-export type { MessageConsumer, DeliveryContext, CheckBack, CheckBackAnswer, CheckBackContext } from './resource.js';
+export type { TccResource, TryContext, PhaseTwoContext, ResourceOptions, ResourceType, UntypedResources, SagaStep, StepContext, MessageConsumer, DeliveryContext, CheckBack, CheckBackAnswer, CheckBackContext } from './resource.js';
 export { XID_HEADER, DEADLINE_HEADER, injectHeaders, extractContext, type TxContext } from './context.js';
 export { Mode, MODE_NAME_RULE, GlobalStatus, TryState, Action, Phase2State, Outcome, type ModeName } from './states.js';
 export {
@@ -76,6 +80,7 @@ export {
   type BarrierRecord,
   type BarrierResult,
   type BarrierTccHandlers,
+  type BarrierSagaHandlers,
 } from './barrier/index.js';
 export type { Phase2Outcome, ServiceStats, QueueStats } from './stats.js';
 export type { LeaderRecord } from './leader.js';

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
 import { CallGuard } from './calls.js';
-import { GlobalTransaction, Initiator, Messages, type InitiatorOptions, type MessageView, type PrepareMessageOptions, type PreparedMessage, type BeginOptions, type CallOptions, type DecideCallOptions, type ListOptions, type TransactionView, type WaitOptions } from './client/index.js';
+import { GlobalTransaction, Initiator, Messages, submitSaga, type InitiatorOptions, type MessageView, type PrepareMessageOptions, type PreparedMessage, type SagaOptions, type SubmittedSaga, type BeginOptions, type CallOptions, type DecideCallOptions, type ListOptions, type TransactionView, type WaitOptions } from './client/index.js';
 import type { TxContext } from './context.js';
 import { ServiceClosed, ValidationError } from './errors.js';
 import { MemberIndex } from './cache/index.js';
@@ -19,7 +19,8 @@ import { metricsFor, type TxloopMetrics } from './metrics.js';
 import { builtInModes, decide } from './modes/index.js';
 import { rejectUnknownOptions, resolveOptions, type ResolvedOptions, type ServiceOptions } from './options.js';
 import { Participant, ResourceRegistry, type TryOptions, type TryResult } from './participant/index.js';
-import type { CheckBack, MessageConsumer, PayloadOf, ResourceName, ResourceOptions, ResultOf, RegisteredResource, TccResource, UntypedName, UntypedResources } from './resource.js';
+import type { CheckBack, MessageConsumer, PayloadOf, ResourceName, ResourceOptions, ResultOf, RegisteredResource, SagaStep, TccResource, UntypedName, UntypedResources } from './resource.js';
+
 import { MalformedRecords, Manager, Router, ServiceCounters, Term, TermHistory, serviceStats, type TermEvents } from './runtime/index.js';
 import type { Phase2Outcome } from './stats.js';
 import { boundedWait, throwIfAborted } from './signals.js';
@@ -31,7 +32,7 @@ export interface ServiceEvents {
   leader: [{ leading: boolean }];
   /** A confirm/cancel attempt finished on this replica. */
   phase2: [Phase2Outcome];
-  /** A global this service initiated completed: COMMITTED, ROLLED_BACK, or a message DELIVERED. */
+  /** A global this service initiated finished: COMMITTED, ROLLED_BACK (TCC), SUCCEEDED, COMPENSATED (saga), DELIVERED (message), …. */
   completed: [{ xid: string; status: GlobalStatus; heuristic: boolean }];
   /** A finished global was deleted after its retention. */
   collected: [{ xid: string }];
@@ -78,6 +79,8 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
   private readonly counters = new ServiceCounters();
   private readonly modes = builtInModes();
   private readonly resources = new ResourceRegistry();
+  /** Finished globals reported as `completed` and not collected yet: each is reported once. */
+  private readonly completedSeen = new Set<string>();
   private readonly calls: CallGuard;
   private readonly initiator: Initiator;
   private readonly messages: Messages;
@@ -109,31 +112,10 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
     this.calls = new CallGuard(this.app, endpoints, () => this.closing !== undefined);
     const members = new MemberIndex();
     const cached = (xid: string) => readFromCache(this.store.keys, this.manager.cache, members.keysOf(xid), xid);
-    const initiating: InitiatorOptions = {
-      app: this.app,
-      identity: this.identity,
-      store: this.store,
-      modes: this.modes,
-      calls: this.calls,
-      logger: this.logger,
-      defaultTimeoutMs: o.defaultTimeoutMs,
-      malformed: (key, kind, problem, rev) => this.malformed.report(key, kind, problem, rev),
-      decided: (g) => this.metrics?.recordDecision(this.app, g),
-      cached,
-    };
+    const initiating: InitiatorOptions = { app: this.app, identity: this.identity, store: this.store, modes: this.modes, calls: this.calls, logger: this.logger, defaultTimeoutMs: o.defaultTimeoutMs, malformed: (key, kind, problem, rev) => this.malformed.report(key, kind, problem, rev), decided: (g) => this.metrics?.recordDecision(this.app, g), cached };
     this.initiator = new Initiator(initiating);
     this.messages = new Messages({ ...initiating, maxPayloadBytes: o.maxPayloadBytes });
-    this.participant = new Participant({
-      app: this.app,
-      identity: this.identity,
-      store: this.store,
-      resources: this.resources,
-      calls: this.calls,
-      logger: this.logger,
-      maxPayloadBytes: o.maxPayloadBytes,
-      legacyLinks: o.legacyLinks,
-      cutOff: this.triesCutOff.signal,
-    });
+    this.participant = new Participant({ app: this.app, identity: this.identity, store: this.store, resources: this.resources, calls: this.calls, logger: this.logger, maxPayloadBytes: o.maxPayloadBytes, legacyLinks: o.legacyLinks, cutOff: this.triesCutOff.signal });
     const connection = new ConnectionState(endpoints, this.logger);
     const router = new Router({ keys: this.store.keys, app: this.app, malformed: this.malformed, members, term: () => this.manager.term, modeProblem: (mode) => this.modes.notRun(mode), branchStatus: (b) => this.modes.of(b.mode).branchStatus(b) });
     this.router = router;
@@ -169,6 +151,17 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
   }
 
   /**
+   * Registers a saga step this service runs for sagas that name it (`{ service: <this app>,
+   * resource: name }`): its action, and its compensation if the saga fails. An action throwing
+   * NonRetryableError (or failing past its attempt limit) fails the saga; `options.retry` as for
+   * resources.
+   */
+  sagaStep<P = unknown>(name: string, handlers: SagaStep<P>, options?: ResourceOptions): this {
+    this.resources.register(name, handlers, options, 'saga');
+    return this;
+  }
+
+  /**
    * Runs this service's Try for `resource` inside the initiator's transaction: registers the branch
    * first (refused once the global was decided: anti-hanging), then runs the handler, then records
    * whether it succeeded. Throws TryFailed if the handler threw.
@@ -196,6 +189,16 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
   /** Decides rollback with one compare-and-swap; the participants' control loops cancel. */
   rollback(xid: string, options: DecideCallOptions = {}): Promise<void> {
     return this.initiator.rollback(xid, options);
+  }
+
+  /**
+   * Submits a saga: writes it to etcd with its first step (or group) ordered, and returns its xid.
+   * The steps' owners run it from there — forward in order, and on a step's failure for good, the
+   * compensations in reverse — so it finishes even if this service goes away. Follow it with
+   * `get(xid)` or `waitForCompletion(xid)` (SUCCEEDED or COMPENSATED).
+   */
+  saga(options: SagaOptions): Promise<SubmittedSaga> {
+    return submitSaga({ app: this.app, identity: this.identity, store: this.store, calls: this.calls, logger: this.logger, defaultTimeoutMs: this.options.defaultTimeoutMs, maxPayloadBytes: this.options.maxPayloadBytes }, options);
   }
 
   /** Begins a transaction, runs `fn`, commits if it returns and rolls back if it throws (then rethrows). */
@@ -339,11 +342,15 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
       },
       decided: (g) => this.metrics?.recordDecision(this.app, g),
       completed: (g: GlobalRecord) => {
+        // A saga is finished by its steps' owners; its initiator reports it as it sees it, once.
+        if (this.completedSeen.has(g.xid)) return;
+        this.completedSeen.add(g.xid);
         this.counters.completed();
         this.metrics?.recordCompletion(this.app, g);
         this.emit('completed', { xid: g.xid, status: g.status, heuristic: g.heuristic ?? false });
       },
       collected: (xid) => {
+        this.completedSeen.delete(xid);
         this.counters.collected();
         this.emit('collected', { xid });
       },

@@ -66,6 +66,12 @@ export function isTerminal(status: GlobalStatus): boolean {
   return TERMINAL.has(status);
 }
 
+const OPEN: ReadonlySet<GlobalStatus> = new Set([GlobalStatus.TRYING, GlobalStatus.RUNNING, GlobalStatus.PREPARED]);
+/** Not decided yet, whatever the mode: a rollback (an operator's abort, the deadline) may still take it. */
+export function isOpen(status: GlobalStatus): boolean {
+  return OPEN.has(status);
+}
+
 const DECIDED: ReadonlySet<GlobalStatus> = new Set([GlobalStatus.COMMITTING, GlobalStatus.ROLLING_BACK, GlobalStatus.COMMITTED, GlobalStatus.ROLLED_BACK, GlobalStatus.COMPENSATING, GlobalStatus.COMPENSATED, GlobalStatus.SUBMITTED, GlobalStatus.DELIVERED, GlobalStatus.DISCARDED]);
 /** A status only a decision leads to: its record carries the decision. */
 export function isDecided(status: GlobalStatus): boolean {

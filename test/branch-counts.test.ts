@@ -25,7 +25,7 @@ describe("the leader's published branch counts", () => {
     await put(6, branch(6, done('cancel', { as: 'cancelled', reason: 'by hand', at: now, by: 'operator:test' })));
     await put(7, branch(7, { phase2: { action: 'confirm', state: 'PARKED', attempts: 10, lastError: 'down' } }));
     await put(8, '{ not json');
-    await put(9, branch(9, { mode: 'saga' }));
+    await put(9, branch(9, { mode: 'xa' }));
 
     const svc = h.service({ app: 'bank' }).resource('r', { try: () => undefined, confirm: () => undefined, cancel: () => undefined });
     await svc.start();

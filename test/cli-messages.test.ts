@@ -52,7 +52,7 @@ describe('messages say what is true, once', () => {
     for (const dry of [[], ['--dry-run']]) {
       const r = await cli('abort', committed, ...dry);
       expect(r.code).toBe(1);
-      expect(r.stderr.trim()).toBe(`error: cannot abort ${committed}: it was already decided: commit (by commit, now COMMITTED); only a TRYING transaction can be aborted`);
+      expect(r.stderr.trim()).toBe(`error: cannot abort ${committed}: it was already decided: commit (by commit, now COMMITTED); only an undecided transaction (TRYING, RUNNING, PREPARED) can be aborted`);
       expect(occurrences(r.stderr, committed)).toBe(1);
     }
   });

@@ -409,7 +409,7 @@ describe('repairs', () => {
     const r = await cli('abort', tx.committed);
     expect(r.code).toBe(1);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
-    expect(r.stderr.trim()).toMatch(/^error: cannot abort .*already decided: commit \(by commit, now COMMITTED\); only a TRYING transaction can be aborted$/);
+    expect(r.stderr.trim()).toMatch(/^error: cannot abort .*already decided: commit \(by commit, now COMMITTED\); only an undecided transaction \(TRYING, RUNNING, PREPARED\) can be aborted$/);
     expect((await globalJson(tx.committed)).status).toBe('COMMITTED');
   });
 

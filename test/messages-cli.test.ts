@@ -67,7 +67,7 @@ describe('txloop get and describe show a message and its deliveries', () => {
     expect(d.stdout).toMatch(/^Check-back At:\s+<none>$/m);
     expect(d.stdout).toMatch(/^Branches:\s+0\/1 done, 1 parked$/m);
     expect(d.stdout).not.toMatch(/^\s+Try:/m);
-    expect(d.stdout).toMatch(/Submitted\s+\S+\s+bank\/credit\s+consumer of message "order paid" from shop, submitted by submit/);
+    expect(d.stdout).toMatch(/Received\s+\S+\s+bank\/credit\s+consumer of message "order paid" from shop, submitted by submit/);
   });
 });
 
@@ -100,7 +100,7 @@ describe('txloop repairs on messages: what the mode allows and what it refuses',
     const xid = await parkedMessage();
     const wrong = await cli('resolve', `${xid}/credit`, '--as', 'confirmed', '--reason', 'x');
     expect(wrong.code).toBe(1);
-    expect(wrong.stderr.trim()).toBe(`error: cannot resolve ${xid}/credit as confirmed: it is a message consumer's delivery; resolve it --as delivered`);
+    expect(wrong.stderr.trim()).toBe(`error: branch credit of ${xid} is parked in its deliver; it can be resolved as delivered, not confirmed`);
     const r = await cli('resolve', `${xid}/credit`, '--as', 'delivered', '--reason', 'credited by hand, OPS-9');
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout.trim()).toBe(`branch/${xid}/credit resolved as delivered`);

@@ -421,10 +421,10 @@ describe('2-phase messages: arguments are validated, naming the field', () => {
     expect(() => shop.checkBack('x', 'yes' as never)).toThrow(/^checkBack: must be a function/);
     shop.checkBack('x', () => 'unknown');
     expect(() => shop.checkBack('x', () => 'unknown')).toThrow(/^name: a check-back for messages named "x" is already registered/);
-    expect(() => shop.consumer('credit', {} as never)).toThrow(/^handlers\.deliver: consumer credit needs a deliver function/);
+    expect(() => shop.consumer('credit', {} as never)).toThrow(/^handlers\.deliver: message consumer credit needs a deliver function/);
     expect(() => shop.consumer('credit', { deliver: () => undefined }, { retry: ['soon'] })).toThrow(/^options\.retry\[0\]: must be a duration/);
     shop.resource('debit', { try: () => undefined, confirm: () => undefined, cancel: () => undefined });
-    expect(() => shop.consumer('debit', { deliver: () => undefined })).toThrow(/^name: debit is already registered as a TCC resource/);
+    expect(() => shop.consumer('debit', { deliver: () => undefined })).toThrow(/^name: message consumer debit is already registered as a resource/);
     expect(await failure(shop.submitMessage('nope'))).toBeInstanceOf(ValidationError);
     expect(await failure(shop.submitMessage('shop.0000000000000000z', { reason: 5 } as never))).toMatchObject({ field: 'reason' });
     // Nothing was written by any refused call.

@@ -34,11 +34,13 @@ describe('records of any mode read; the registry decides whether a service runs 
   it('the registry runs the modes it was given: another is a TerminalError from of(), and notRun() says why', () => {
     const modes = builtInModes();
     expect(modes.of(Mode.TCC)).toBe(tcc);
-    expect(modes.find('saga')).toBeUndefined();
+    expect(modes.find('xa')).toBeUndefined();
     expect(modes.notRun(Mode.TCC)).toBeUndefined();
-    expect(modes.notRun('saga')).toBe('this txloop runs no transaction mode "saga" (it runs tcc, msg)');
-    expect(() => modes.of('saga')).toThrow(TerminalError);
-    expect(modes.branchStatus('k', Buffer.from(JSON.stringify(branch({ mode: 'saga' }))))).toBe('MALFORMED');
+    expect(modes.notRun(Mode.SAGA)).toBeUndefined();
+    expect(modes.notRun('xa')).toMatch(/^this txloop runs no transaction mode "xa" \(it runs tcc, saga, msg\)$/);
+    expect(() => modes.of('xa')).toThrow(TerminalError);
+    expect(modes.branchStatus('k', Buffer.from(JSON.stringify(branch({ mode: 'xa' }))))).toBe('MALFORMED');
+    expect(modes.notRun(Mode.MESSAGE)).toBeUndefined();
     expect(modes.branchStatus('k', Buffer.from(JSON.stringify(branch())))).toBe('TRYING');
   });
 });
@@ -80,8 +82,8 @@ describe('TCC as a mode', () => {
     const committing = parseGlobal('k', JSON.stringify(global({ status: 'COMMITTING', decision: { outcome: 'commit', by: 'commit', at: NOW, writeId: 'w' } }))) as GlobalRecord;
     expect(toView(committing, members).branches[0]!.action).toBe(Action.CONFIRM);
     expect(toView(committing, members, builtInModes()).branches[0]!.action).toBe(Action.CONFIRM);
-    const foreign = { ...committing, mode: 'saga' };
-    expect(toView(foreign, members).mode).toBe('saga');
+    const foreign = { ...committing, mode: 'xa' };
+    expect(toView(foreign, members).mode).toBe('xa');
     expect(toView(foreign, members).branches[0]!.action).toBeUndefined();
   });
 });

@@ -73,6 +73,9 @@ describe('invariant 9: API input is validated with clear errors and nothing half
     expect(() => s.resource('bad name', noop)).toThrow(/name: "bad name" is not a valid resource name/);
     s.resource('r', noop);
     expect(() => s.resource('r', noop)).toThrow(/already registered/);
+    // TCC resources, saga steps and message consumers share one namespace.
+    expect(() => s.sagaStep('r', { action: () => undefined, compensate: () => undefined })).toThrow(/saga step r is already registered as a resource/);
+    expect(() => s.sagaStep('s', { action: () => undefined } as never)).toThrow(/handlers.compensate: saga step s needs a compensate function/);
   });
 
   it('commit/rollback/get: malformed xids are refused with ValidationError; calls after close() get ServiceClosed', async () => {

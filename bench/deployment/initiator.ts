@@ -1,6 +1,7 @@
 /**
  * The initiator of the deployment layout, in its own process: one TxloopService (`orders`) that, on
- * a `run` command, drives committed 2-branch transactions: begin, the two Trys over HTTP keep-alive
+ * a `run` command, drives 2-step sagas (`mode: 'saga'`: submit, then the participants run their
+ * steps in turn, until its leader sees the saga SUCCEEDED) or committed 2-branch transactions: begin, the two Trys over HTTP keep-alive
  * to the participants' processes (in parallel), commit; a transaction is done when this service's
  * leader emits `completed` (COMMITTED), i.e. both confirms ran and the global was marked finished.
  */
@@ -30,6 +31,17 @@ service.on('completed', ({ xid, status }) => {
   } else early.set(xid, { at, status });
 });
 
+/** Resolves with the status `xid` finished with, as this service's leader reports it. */
+function doneOf(xid: string): Promise<GlobalStatus> {
+  return new Promise<GlobalStatus>((resolve) => {
+    const e = early.get(xid);
+    if (e) {
+      early.delete(xid);
+      resolve(e.status);
+    } else waiters.set(xid, resolve);
+  });
+}
+
 function tryOver(url: string, ctx: TxContext, payload: unknown): Promise<void> {
   const body = JSON.stringify({ payload });
   return new Promise((resolve, reject) => {
@@ -48,23 +60,17 @@ function tryOver(url: string, ctx: TxContext, payload: unknown): Promise<void> {
  * done, or once commit() returned when `pipelined`), or, with `ratePerSec`, open loop: one begun every
  * 1/rate seconds whatever is still in flight.
  */
-async function run(count: number, concurrency: number, pipelined: boolean, ratePerSec?: number) {
+async function run(count: number, concurrency: number, pipelined: boolean, mode: string, ratePerSec?: number) {
   const beginToCommit: number[] = [];
   const commitCall: number[] = [];
   const decisionToDone: number[] = [];
   const beginToDone: number[] = [];
   const pending: Promise<void>[] = [];
   const t0run = performance.now();
-  const one = async (i: number): Promise<void> => {
+  const one = mode === 'saga' ? oneSaga : async (i: number): Promise<void> => {
     const t0 = performance.now();
     const tx = await service.begin({ name: `bench ${i}` });
-    const done = new Promise<GlobalStatus>((resolve) => {
-      const e = early.get(tx.xid);
-      if (e) {
-        early.delete(tx.xid);
-        resolve(e.status);
-      } else waiters.set(tx.xid, resolve);
-    });
+    const done = doneOf(tx.xid);
     await Promise.all([tryOver(urls[0]!, tx.context, { account: `a-${i % 100}`, amount: 1 }), tryOver(urls[1]!, tx.context, { account: `b-${i % 100}`, amount: 1 })]);
     const t1 = performance.now();
     await tx.commit();
@@ -81,6 +87,23 @@ async function run(count: number, concurrency: number, pipelined: boolean, rateP
     if (pipelined) pending.push(finish);
     else await finish;
   };
+  // A 2-step saga: submit (the one call an initiator makes), then each participant's step in turn.
+  async function oneSaga(i: number): Promise<void> {
+    const t0 = performance.now();
+    const { xid } = await service.saga({ name: `bench ${i}`, steps: [{ service: 'bank-a', resource: 'step', payload: { account: `a-${i % 100}`, amount: 1 } }, { service: 'bank-b', resource: 'step', payload: { account: `b-${i % 100}`, amount: 1 } }] });
+    const t2 = performance.now();
+    beginToCommit.push(t2 - t0);
+    commitCall.push(t2 - t0);
+    const finish = doneOf(xid).then((status) => {
+      if (status !== GlobalStatus.SUCCEEDED) throw new Error(`saga ${xid} ended ${status}, not SUCCEEDED`);
+      const at = completedAt.get(xid)!;
+      completedAt.delete(xid);
+      decisionToDone.push(at - t2);
+      beginToDone.push(at - t0);
+    });
+    if (pipelined) pending.push(finish);
+    else await finish;
+  }
   if (ratePerSec === undefined) await runWorkers(count, concurrency, one);
   else {
     for (let i = 0; i < count; i++) {
@@ -108,7 +131,7 @@ serveCommands(
     if (c.cmd !== 'run') throw new Error(`unknown command ${c.cmd}`);
     const count = Number(c.count);
     const rate = c.ratePerSec === undefined ? undefined : Number(c.ratePerSec);
-    return withTimeout(run(count, Number(c.concurrency), c.pipelined === true, rate), 600_000, `the ${count} transactions did not all complete within 10 minutes`);
+    return withTimeout(run(count, Number(c.concurrency), c.pipelined === true, String(c.mode ?? 'tcc'), rate), 600_000, `the ${count} transactions did not all complete within 10 minutes`);
   },
   async () => {
     agent.destroy();

@@ -1,6 +1,6 @@
 /**
  * A participant of the deployment layout, in its own process: one TxloopService with a no-op
- * resource, and the HTTP endpoint its initiator calls for the Try (POST /try, the transaction context
+ * TCC resource (and a no-op saga step, for --mode saga), and the HTTP endpoint its initiator calls for the Try (POST /try, the transaction context
  * in txloop's headers, `{ payload }` as the body), the way a service receives a Try in production.
  */
 import { createServer, type IncomingMessage } from 'node:http';
@@ -17,6 +17,8 @@ service.resource(RESOURCE, {
   confirm: async () => undefined,
   cancel: async () => undefined,
 });
+// --mode saga: each participant owns one step of every saga.
+service.sagaStep('step', { action: async () => undefined, compensate: async () => undefined });
 
 async function body(req: IncomingMessage): Promise<unknown> {
   const chunks: Buffer[] = [];

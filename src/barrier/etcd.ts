@@ -14,9 +14,9 @@
 import type { Etcd3, ICompare, IKeyValue, IRequestOp } from 'etcd3';
 import { AbortError, MalformedRecord, ValidationError, WriteConflict } from '../errors.js';
 import { cmp, endpointsOf, op as ops, rangePrefix, toTxloopError } from '../etcd/index.js';
-import type { TccResource } from '../resource.js';
+import type { SagaStep, TccResource } from '../resource.js';
 import { BarrierConditionFailed, BarrierRefused } from './errors.js';
-import { tccResource, type BarrierTccHandlers } from './handlers.js';
+import { sagaStep, tccResource, type BarrierSagaHandlers, type BarrierTccHandlers } from './handlers.js';
 import { BarrierRefusal, barrierCall, decide, type BarrierCall, type BarrierContext, type BarrierOp, type BarrierRecord, type BarrierResult } from './rules.js';
 
 export const DEFAULT_BARRIER_PREFIX = 'txloop-barrier/';
@@ -217,6 +217,11 @@ export class EtcdBarrier {
   /** Wraps TCC handlers: each gets the barrier's Txn; register the result with `service.resource(name, …)`. */
   tcc<P = unknown, R = unknown>(handlers: BarrierTccHandlers<P, R, BarrierTxn>): TccResource<P, R | undefined> {
     return tccResource<P, R, BarrierTxn>((ctx, op, fn) => this.run(ctx, op, fn), handlers);
+  }
+
+  /** A saga step whose action and compensation write through this barrier (`service.sagaStep(name, barrier.saga({…}))`). */
+  saga<P = unknown>(handlers: BarrierSagaHandlers<P, BarrierTxn>): SagaStep<P> {
+    return sagaStep<P, BarrierTxn>((ctx, op, fn) => this.run(ctx, op, fn), handlers);
   }
 
   /** A branch's barrier record, or undefined when nothing was recorded for it. */

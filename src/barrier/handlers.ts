@@ -1,9 +1,9 @@
 /**
- * Wraps TCC handlers in a barrier: each handler gets the barrier's unit of work (an etcd Txn
+ * Wraps TCC handlers and saga steps in a barrier: each handler gets the barrier's unit of work (an etcd Txn
  * builder, a SQL client in a transaction) and runs only when the rules say so. What both barriers
  * share; each store's barrier passes its own `run`.
  */
-import type { PhaseTwoContext, TccResource, TryContext } from '../resource.js';
+import type { PhaseTwoContext, SagaStep, StepContext, TccResource, TryContext } from '../resource.js';
 import type { BarrierRefused } from './errors.js';
 import { BarrierOp, type BarrierContext, type BarrierResult } from './rules.js';
 
@@ -37,6 +37,28 @@ export function tccResource<P, R, W>(run: BarrierRun<W>, handlers: BarrierTccHan
     },
     async cancel(ctx) {
       await run(ctx, BarrierOp.CANCEL, (work) => handlers.cancel(ctx, work));
+    },
+  };
+}
+
+/**
+ * Saga step handlers that write through a barrier: the action's effect and the compensation's each
+ * land at most once, with the barrier record; a compensation whose action never applied is an empty
+ * compensation (recorded, and the late action is then refused with {@link BarrierRefused}).
+ */
+export interface BarrierSagaHandlers<P, W> {
+  action(ctx: StepContext<P>, work: W): Promise<void> | void;
+  compensate(ctx: StepContext<P>, work: W): Promise<void> | void;
+}
+
+/** The saga step to register with `service.sagaStep(name, …)`. */
+export function sagaStep<P, W>(run: BarrierRun<W>, handlers: BarrierSagaHandlers<P, W>): SagaStep<P> {
+  return {
+    async action(ctx) {
+      await run(ctx, BarrierOp.ACTION, (work) => handlers.action(ctx, work));
+    },
+    async compensate(ctx) {
+      await run(ctx, BarrierOp.COMPENSATE, (work) => handlers.compensate(ctx, work));
     },
   };
 }

@@ -6,5 +6,5 @@
  */
 export { EtcdBarrier, BarrierTxn, DEFAULT_BARRIER_PREFIX, type EtcdBarrierOptions } from './etcd.js';
 export { BarrierRefused, BarrierConditionFailed, BarrierDatabaseError } from './errors.js';
-export { tccResource, type BarrierTccHandlers, type BarrierRun } from './handlers.js';
+export { tccResource, sagaStep, type BarrierTccHandlers, type BarrierSagaHandlers, type BarrierRun } from './handlers.js';
 export { BarrierOp, BarrierRefusal, barrierCall, decide, compareFences, type BarrierContext, type BarrierRecord, type BarrierResult, type BarrierDecision, type BarrierCall, type BarrierFence } from './rules.js';

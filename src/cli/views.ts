@@ -1,5 +1,5 @@
 /** Columns, filters and JSON shapes of what `get`, `top` and `-w` print. */
-import { GlobalStatus, isTerminal } from '../states.js';
+import { isOpen, isTerminal, type GlobalStatus } from '../states.js';
 import { NONE, age, cell, relative, type Column } from './format.js';
 import { MALFORMED, MODES, type BranchItem, type GlobalItem, type ServiceItem } from './model.js';
 import { UsageError } from './errors.js';
@@ -22,8 +22,7 @@ export const globalColumns: Sortable<GlobalItem>[] = [
   { header: 'PARKED', value: (g) => String(g.parked), wide: true, sortKey: (g) => g.parked },
   { header: 'NAME', value: (g) => cell(g.entry.record?.name, 40), wide: true, minWidth: 16 },
   { header: 'DECIDED BY', value: (g) => cell(decisionText(g)), wide: true },
-  // A prepared message's deadline is when its check-back is asked.
-  { header: 'DEADLINE', value: (g) => (g.entry.record?.status === GlobalStatus.TRYING || g.entry.record?.status === GlobalStatus.PREPARED ? relative(g.entry.record.deadline) : NONE), wide: true, sortKey: (g) => g.entry.record?.deadline ?? 0 },
+  { header: 'DEADLINE', value: (g) => (g.entry.record && isOpen(g.entry.record.status) ? relative(g.entry.record.deadline) : NONE), wide: true, sortKey: (g) => g.entry.record?.deadline ?? 0 },
   { header: 'AGE', value: (g) => age(g.createdAt), sortKey: (g) => -(g.createdAt ?? 0) },
 ];
 
@@ -42,9 +41,8 @@ export const GLOBAL_STATUS_WORDS = [...new Set(MODES.all().flatMap((m) => m.stat
 export function matchGlobal(g: GlobalItem, statuses: string[]): boolean {
   if (statuses.length === 0) return true;
   return statuses.some((s) => {
-    // Whatever the mode: a record's status is finished or not (MALFORMED is neither).
-    if (s === 'ACTIVE') return g.entry.record !== undefined && !isTerminal(g.entry.record.status);
-    if (s === 'DONE') return g.entry.record !== undefined && isTerminal(g.entry.record.status);
+    if (s === 'ACTIVE') return g.status !== MALFORMED && !isTerminal(g.status as GlobalStatus);
+    if (s === 'DONE') return g.status !== MALFORMED && isTerminal(g.status as GlobalStatus);
     if (s === 'PARKED' || s === 'FAILED') return g.parked > 0;
     return g.status === s;
   });

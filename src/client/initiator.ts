@@ -32,12 +32,21 @@ export interface InitiatorOptions {
   cached(xid: string): TransactionRead | undefined;
 }
 
-/** A transaction's (or message's) name: what people read in `txloop get`, and what a message's check-back is registered for. */
-export function validateName(name: unknown, field = 'name', example = 'transfer'): string {
+/** A transaction's name: what people reading `txloop get` see. */
+export function validName(name: unknown): string {
   if (typeof name !== 'string' || name.trim().length === 0 || name.length > 128 || /[\n\r\t\0]/.test(name)) {
-    throw new ValidationError(field, `must be 1-128 printable characters describing the transaction, e.g. ${JSON.stringify(example)}`);
+    throw new ValidationError('name', 'must be 1-128 printable characters describing the transaction, e.g. "transfer"');
   }
   return name;
+}
+
+/** A transaction's timeout in ms, or `fallback` when not given. */
+export function validTimeout(timeoutMs: unknown, fallback: number): number {
+  const ms = timeoutMs ?? fallback;
+  if (typeof ms !== 'number' || !Number.isInteger(ms) || ms <= 0 || ms > 7 * 24 * 3_600_000) {
+    throw new ValidationError('timeoutMs', `must be a whole number of milliseconds from 1 to 604800000 (7 days), got ${JSON.stringify(ms)}`);
+  }
+  return ms;
 }
 
 export class Initiator {
@@ -48,11 +57,8 @@ export class Initiator {
     return this.o.calls.run('begin', undefined, options?.signal, true, async () => {
       if (typeof options !== 'object' || options === null) throw new ValidationError('options', 'must be { name, timeoutMs? }');
       rejectUnknownOptions(options, ['name', 'timeoutMs', 'signal'], 'options.');
-      const name = validateName(options.name);
-      const timeoutMs = options.timeoutMs ?? this.o.defaultTimeoutMs;
-      if (typeof timeoutMs !== 'number' || !Number.isInteger(timeoutMs) || timeoutMs <= 0 || timeoutMs > 7 * 24 * 3_600_000) {
-        throw new ValidationError('timeoutMs', `must be a whole number of milliseconds from 1 to 604800000 (7 days), got ${JSON.stringify(timeoutMs)}`);
-      }
+      const name = validName(options.name);
+      const timeoutMs = validTimeout(options.timeoutMs, this.o.defaultTimeoutMs);
       const now = Date.now();
       const xid = newXid(this.o.app, now);
       const record: GlobalRecord = withEvent(

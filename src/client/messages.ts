@@ -17,7 +17,7 @@ import type { CheckBack } from '../resource.js';
 import { GlobalStatus, Mode, type Outcome } from '../states.js';
 import { encodePayload, newBranchId, newXid, parseBranch, parseOrder, validateApp, validateBranchId, validateResource, validateXid, withEvent, type BranchRecord, type GlobalRecord, type MemberRecord, type MessageConsumerEntry, type OrderRecord } from '../store/index.js';
 import { op } from '../etcd/index.js';
-import { validateName, type InitiatorOptions } from './initiator.js';
+import { validName, type InitiatorOptions } from './initiator.js';
 import type { CallOptions, DecideCallOptions } from './options.js';
 
 /** How long a prepared message waits for its submit before its check-back is asked, when not given. */
@@ -138,7 +138,7 @@ export class Messages implements MessageDecider {
     return this.o.calls.run('prepareMessage', undefined, options?.signal, true, async () => {
       if (typeof options !== 'object' || options === null) throw new ValidationError('options', 'must be { name, consumers, checkAfterMs? }');
       rejectUnknownOptions(options, ['name', 'consumers', 'checkAfterMs', 'signal'], 'options.');
-      const name = validateName(options.name, 'name', 'order paid');
+      const name = validName(options.name);
       const checkAfterMs = options.checkAfterMs ?? DEFAULT_CHECK_AFTER_MS;
       if (typeof checkAfterMs !== 'number' || !Number.isInteger(checkAfterMs) || checkAfterMs <= 0 || checkAfterMs > MAX_CHECK_AFTER_MS) {
         throw new ValidationError('checkAfterMs', `must be a whole number of milliseconds from 1 to ${MAX_CHECK_AFTER_MS} (7 days), got ${JSON.stringify(checkAfterMs)}`);
@@ -195,7 +195,7 @@ export class Messages implements MessageDecider {
 
   /** Registers the check-back for messages named `name`. */
   registerCheckBack(name: string, fn: CheckBack): void {
-    validateName(name, 'name', 'order paid');
+    validName(name);
     if (typeof fn !== 'function') throw new ValidationError('checkBack', `must be a function ({ xid, name, signal }) => 'committed' | 'rolled-back' | 'unknown'`);
     if (this.checkBacks.has(name)) throw new ValidationError('name', `a check-back for messages named ${JSON.stringify(name)} is already registered`);
     this.checkBacks.set(name, fn);

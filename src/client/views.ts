@@ -14,6 +14,16 @@ export interface BranchView {
   attempts: number;
   lastError?: string;
   resolution?: MemberRecord['resolution'];
+  /** A saga step's group (groups run in order, the steps of one group concurrently). */
+  group?: number;
+}
+
+/** A saga's step as declared (its branch exists once its group is ordered). */
+export interface SagaStepView {
+  branchId: string;
+  owner: string;
+  resource: string;
+  group: number;
 }
 
 export interface TransactionView {
@@ -27,7 +37,10 @@ export interface TransactionView {
   decision?: GlobalRecord['decision'];
   completedAt?: Date;
   heuristic: boolean;
+  /** The branches that exist: in a saga, the steps whose group was ordered. */
   branches: BranchView[];
+  /** A saga's declared steps, in order, every one of them (those not started have no branch yet). */
+  steps?: SagaStepView[];
 }
 
 const BUILT_IN = builtInModes();
@@ -58,6 +71,8 @@ export function toView(g: GlobalRecord, members: MemberRecord[], modes: Pick<Mod
       attempts: m.attempts ?? 0,
       ...(m.lastError ? { lastError: m.lastError } : {}),
       ...(m.resolution ? { resolution: m.resolution } : {}),
+      ...(m.group !== undefined ? { group: m.group } : {}),
     })),
+    ...(g.steps ? { steps: g.steps.map((s) => ({ branchId: s.branchId, owner: s.owner, resource: s.resource, group: s.group })) } : {}),
   };
 }

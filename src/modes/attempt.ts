@@ -27,9 +27,10 @@ export interface AttemptPlan {
   missing: string;
   /**
    * Writes a finished attempt (done, failed, parked). `record` writes the branch alone (fenced);
-   * the default is `record(outcome.next)`.
+   * the default is `record(outcome.next)`. It may say what the attempt's result is reported as
+   * (a saga action that failed for good is not parked: the saga compensates).
    */
-  finish?(outcome: AttemptOutcome, current: Versioned<BranchRecord>, fence: Fence, record: (next: BranchRecord) => Promise<void>): Promise<void>;
+  finish?(outcome: AttemptOutcome, current: Versioned<BranchRecord>, fence: Fence, record: (next: BranchRecord) => Promise<void>): Promise<Pick<AttemptOutcome, 'result' | 'message'> | void>;
 }
 
 /** `signal`: the term's, aborted when this replica stops leading or shuts down. */
@@ -113,10 +114,11 @@ export async function runAttempt(ctx: ReconcileContext<unknown>, found: BranchIn
   }
   const durationMs = Date.now() - startedAt;
   // The outcome builds on the record as written just now (its attempt and event), not the one read.
-  const outcome = attemptFinished(current.record, error, limits, startedAt, Date.now(), final);
+  let outcome = attemptFinished(current.record, error, limits, startedAt, Date.now(), final);
+  let reported: Pick<AttemptOutcome, 'result' | 'message'> | void;
   try {
-    if (plan.finish) await plan.finish(outcome, current, fence, record);
-    else await record(outcome.next);
+    reported = plan.finish ? await plan.finish(outcome, current, fence, record) : await record(outcome.next);
+    if (reported) outcome = { ...outcome, ...reported };
   } catch (err) {
     // The attempt ran but is not in etcd: the next one in this term is counted after it, and
     // written before it runs.
@@ -126,7 +128,7 @@ export async function runAttempt(ctx: ReconcileContext<unknown>, found: BranchIn
   ctx.unrecorded.delete(key);
   if (outcome.result === 'succeeded') log.info({ attempt, action, durationMs }, `${action} done`);
   else if (outcome.result === 'parked') log.error({ attempt, err: error }, outcome.message);
-  else log.warn({ attempt, err: error, retryInMs: outcome.requeueAfterMs }, `${action} failed; will retry`);
+  else log.warn({ attempt, err: error, retryInMs: outcome.requeueAfterMs }, reported ? outcome.message : `${action} failed; will retry`);
   ctx.events.phase2({ xid, branchId, resource: branch.resource, action, result: outcome.result, attempt, ...(error !== undefined ? { error } : {}), durationMs });
   return outcome.requeueAfterMs !== undefined ? { requeueAfterMs: outcome.requeueAfterMs } : undefined;
 }

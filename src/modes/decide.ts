@@ -4,7 +4,7 @@
  * it landed.
  */
 import { DeadlineExceeded, errorMessage } from '../errors.js';
-import { GlobalStatus, Outcome } from '../states.js';
+import { GlobalStatus, Outcome, isOpen } from '../states.js';
 import { newWriteId, type DecisionWritten, type GlobalRecord, type Store, type TransactionRead } from '../store/index.js';
 import type { DecisionRequest } from './mode.js';
 import type { ModeRegistry } from './registry.js';
@@ -26,8 +26,7 @@ export async function decide(store: Store, modes: ModeRegistry, xid: string, req
 
 /** After a decision write whose outcome was lost and that did not land: the error that says why. */
 function notLanded(request: DecisionRequest, back: GlobalRecord | undefined, err: unknown, read: GlobalRecord): Error | undefined {
-  // Whatever the mode, a status other than the one the rule read means another decision won.
-  if (back && back.status !== read.status) return alreadyDecided(back);
+  if (back && !isOpen(back.status)) return alreadyDecided(back);
   // Only TCC's commit is refused past the deadline (a message's deadline is when its check-back runs).
   if (request.outcome === Outcome.COMMIT && read.status === GlobalStatus.TRYING && Date.now() >= read.deadline) {
     return new DeadlineExceeded(read.xid, `transaction ${read.xid} reached its deadline before its commit could be written (${errorMessage(err)}); not committed, roll it back`);

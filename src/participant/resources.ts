@@ -9,7 +9,7 @@ import { validateResource } from '../store/index.js';
 import { parseRetrySchedule } from './schedule.js';
 
 const FUNCTIONS = { tcc: ['try', 'confirm', 'cancel'], saga: ['action', 'compensate'], msg: ['deliver'] } as const;
-const KIND_NAMES = { tcc: 'resource', saga: 'saga step', msg: 'consumer' } as const;
+const KIND_NAMES = { tcc: 'resource', saga: 'saga step', msg: 'message consumer' } as const;
 const SHAPES = { tcc: 'try, confirm and cancel functions', saga: 'action and compensate functions', msg: 'a deliver function' } as const;
 
 export class ResourceRegistry {
@@ -26,7 +26,7 @@ export class ResourceRegistry {
       if (typeof (handlers as Record<string, unknown>)[fn] !== 'function') throw new ValidationError(`handlers.${fn}`, `${KIND_NAMES[kind]} ${name} needs a ${fn} function`);
     }
     const existing = this.byName.get(name);
-    if (existing) throw new ValidationError('name', `${name} is already registered${existing.kind === kind ? '' : ` as a ${existing.kind === 'tcc' ? 'TCC resource' : existing.kind === 'saga' ? 'saga step' : 'message consumer'}`}`);
+    if (existing) throw new ValidationError('name', `${KIND_NAMES[kind]} ${name} is already registered${existing.kind === kind ? '' : ` as a ${KIND_NAMES[existing.kind]}`}`);
     this.byName.set(name, { kind, handlers } as RegisteredResource);
     if (schedule) this.schedules.set(name, schedule);
   }

@@ -5,6 +5,7 @@ export type { TransactionRead } from './globals.js';
 export { readFromCache, type KvCache } from './cached-read.js';
 export type { Registration } from './branches.js';
 export type { DecisionPlan, DecisionRule, DecisionWritten } from './decisions.js';
+export type { SagaWrite } from './sagas.js';
 export { Keys, DEFAULT_NAMESPACE, BRANCH_ID_RULE, appOfXid, validateApp, validateBranchId, validateNamespace, validateResource, validateXid, type ParsedKey } from './keys.js';
 export { newBranchId, newWriteId, newXid } from './ids.js';
 export {
@@ -24,6 +25,7 @@ export {
   type OrderRecord,
   type Phase2,
   type Resolution,
+  type SagaStepPlan,
   type TimelineEvent,
 } from './records.js';
 export { parseBranch, parseGlobal, parseJsonObject, parseLeaderRecord, parseMember, parseOrder, parseStatsRecord } from './parse.js';

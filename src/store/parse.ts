@@ -98,6 +98,16 @@ function mode(key: string, o: Obj): void {
   if (o.mode === undefined) o.mode = Mode.TCC;
   else if (typeof o.mode !== 'string' || !MODE_NAME_RULE.test(o.mode)) throw new MalformedRecord(key, `mode must be a mode name like ${JSON.stringify(Mode.TCC)} (${MODE_NAME_RULE.source}), got ${JSON.stringify(o.mode)}`);
 }
+/** A saga's declared steps (GlobalRecord.steps). */
+function sagaSteps(key: string, steps: unknown): void {
+  if (!Array.isArray(steps)) throw new MalformedRecord(key, 'steps must be an array');
+  steps.forEach((s: unknown, i) => {
+    if (typeof s !== 'object' || s === null) throw new MalformedRecord(key, `steps[${i}] must be an object`);
+    for (const f of ['branchId', 'owner', 'resource']) str(key, s as Obj, f);
+    const group = (s as Obj).group;
+    if (typeof group !== 'number' || !Number.isSafeInteger(group) || group < 0) throw new MalformedRecord(key, `steps[${i}].group must be a whole number from 0`);
+  });
+}
 /** A saga step's group: its place in the saga's order (steps of one group run concurrently). */
 function optGroup(key: string, o: Obj): void {
   if (o.group !== undefined && (typeof o.group !== 'number' || !Number.isSafeInteger(o.group) || o.group < 0)) throw new MalformedRecord(key, `group must be a whole number from 0, got ${JSON.stringify(o.group)}`);
@@ -144,6 +154,7 @@ export const parseGlobal = memoized(function parseGlobal(key: string, raw: strin
     str(key, d, 'by');
     num(key, d, 'at');
   }
+  if (o.steps !== undefined) sagaSteps(key, o.steps);
   if (isDecided(o.status as GlobalStatus) && o.decision === undefined) throw new MalformedRecord(key, `status ${String(o.status)} without a decision`);
   consumers(key, o);
   events(key, o);

@@ -2,7 +2,7 @@
  * The JSON records txloop keeps in etcd (their shapes), and the small pure helpers every mode uses
  * on them. Validation of what is read back is in parse.ts; the rules of each mode in modes/.
  */
-import { Phase2State, type Action, type GlobalStatus, type ModeName, type Outcome, type TryState } from '../states.js';
+import { Action, Phase2State, type GlobalStatus, type ModeName, type Outcome, type TryState } from '../states.js';
 
 export interface TimelineEvent {
   at: number;
@@ -35,12 +35,24 @@ export interface GlobalRecord {
   completedAt?: number;
   /** A human resolved a branch against the decision (what TCC calls a "heuristic" outcome). */
   heuristic?: boolean;
+  /** A saga's steps, in order, as its initiator declared them: each group's branches are created from them when it is ordered. */
+  steps?: SagaStepPlan[];
   /**
    * A 2-phase message's consumers, kept in its global from prepare until its submit turns each into
    * a branch of its own (a discarded message keeps them, for inspection).
    */
   consumers?: MessageConsumerEntry[];
   events: TimelineEvent[];
+}
+
+/** One step of a saga as declared: its owner runs `resource`'s action (and, if the saga fails, its compensation). */
+export interface SagaStepPlan {
+  branchId: string;
+  owner: string;
+  resource: string;
+  /** Groups run in order (0 first); steps of one group run concurrently. */
+  group: number;
+  payload: unknown;
 }
 
 /** One consumer of a prepared message: which service's consumer resource gets what, under which branch id. */
@@ -182,7 +194,8 @@ export function orderFor(member: Pick<MemberRecord, 'xid' | 'branchId'>, mode: M
  * Undefined for a branch not DONE. Never written back: etcd keeps the whole record.
  */
 export function finishedSummary(b: BranchRecord): BranchRecord | undefined {
-  if (b.phase2?.state !== Phase2State.DONE) return undefined;
+  // A saga step's action is done, but its compensation may follow and needs the payload.
+  if (b.phase2?.state !== Phase2State.DONE || b.phase2.action === Action.ACTION) return undefined;
   const { payload: _payload, events: _events, tryError: _tryError, ...rest } = b;
   return { ...rest, payload: null, events: [] };
 }

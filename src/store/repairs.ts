@@ -5,18 +5,20 @@
  */
 import { BranchNotFound, OperationRefused, RefusalReason, TransactionNotFound, WriteConflict } from '../errors.js';
 import { cmp, op } from '../etcd/index.js';
-import { Phase2State } from '../states.js';
+import { Phase2State, type Action } from '../states.js';
 import type { BranchStore } from './branches.js';
 import type { StoreEdge, Versioned } from './edge.js';
-import type { GlobalStore } from './globals.js';
+import type { GlobalStore, TransactionRead } from './globals.js';
+import type { SagaStore, SagaWrite } from './sagas.js';
 import { newWriteId } from './ids.js';
-import { freshBudget, withEvent, type BranchRecord, type Phase2, type Resolution } from './records.js';
+import { freshBudget, withEvent, type BranchRecord, type MemberRecord, type Phase2, type Resolution } from './records.js';
 
 export class RepairStore {
   constructor(
     private readonly edge: StoreEdge,
     private readonly globals: GlobalStore,
     private readonly branches: BranchStore,
+    private readonly sagas: SagaStore,
   ) {}
 
   /** Puts a parked branch back into its owner's queue with a fresh attempt budget. */
@@ -61,8 +63,12 @@ export class RepairStore {
     return next;
   }
 
-  /** Records a human's heuristic decision for a parked branch: it counts as done and completion can proceed. */
-  async resolveBranch(owner: string, xid: string, branchId: string, as: Resolution['as'], reason: string, by: string, dryRun = false): Promise<BranchRecord> {
+  /**
+   * Records a human's heuristic decision for a parked branch: it counts as done and completion can
+   * proceed. `move`: what else the resolution writes in the same Txn (a saga's next move, from its
+   * mode's rule), read and recomputed as a step's own finish is.
+   */
+  async resolveBranch(owner: string, xid: string, branchId: string, as: Resolution['as'], reason: string, by: string, dryRun = false, move?: (read: TransactionRead & { global: NonNullable<TransactionRead['global']> }, member: MemberRecord) => SagaWrite): Promise<BranchRecord> {
     const cur = await this.branches.get(owner, xid, branchId);
     if (!cur) throw new BranchNotFound(xid, branchId);
     const b = cur.record;
@@ -76,12 +82,26 @@ export class RepairStore {
     if (p?.state !== Phase2State.PARKED) {
       throw new OperationRefused(xid, RefusalReason.NOT_PARKED, `branch ${branchId} of ${xid} is still being retried by its service; resolve only parked branches`, branchId);
     }
+    const fits = RESOLUTIONS[p.action];
+    if (!fits.includes(as)) {
+      throw new OperationRefused(xid, RefusalReason.WRONG_RESOLUTION, `branch ${branchId} of ${xid} is parked in its ${p.action}; it can be resolved as ${fits.join(' or ')}, not ${as}`, branchId);
+    }
     const now = Date.now();
     const next = withEvent({ ...b, phase2: { ...p, state: Phase2State.DONE, doneAt: now, resolution: { as, reason, at: now, by } } }, 'Resolved', `resolved as ${as} by ${by}: ${reason}`, now);
     if (dryRun) return next;
+    if (move) return (await this.sagas.finishStep(undefined, cur, next, move)).record;
     return (await this.branches.recordProgress(undefined, cur, next)).record;
   }
 }
+
+/** What a branch parked in each action can be resolved as: TCC either way (a heuristic outcome); a compensation or a delivery only as done. */
+const RESOLUTIONS: Record<Action, readonly Resolution['as'][]> = {
+  confirm: ['confirmed', 'cancelled'],
+  cancel: ['confirmed', 'cancelled'],
+  action: ['compensated'],
+  compensate: ['compensated'],
+  deliver: ['delivered'],
+};
 
 function retried(b: BranchRecord, p: Phase2, by: string): BranchRecord {
   return withEvent({ ...b, phase2: freshBudget(p) }, 'Retried', `re-queued by ${by}`);

@@ -19,6 +19,7 @@ import { StoreEdge } from './edge.js';
 import { GlobalStore } from './globals.js';
 import type { Keys } from './keys.js';
 import { RepairStore } from './repairs.js';
+import { SagaStore } from './sagas.js';
 import { StatsStore } from './stats.js';
 
 export class Store {
@@ -28,6 +29,7 @@ export class Store {
   readonly decisions: DecisionStore;
   readonly collection: CollectionStore;
   readonly repairs: RepairStore;
+  readonly sagas: SagaStore;
   readonly stats: StatsStore;
 
   constructor(client: Etcd3, namespace: string, maxTxnOps = 128, requestTimeoutMs = 10_000) {
@@ -36,7 +38,8 @@ export class Store {
     this.branches = new BranchStore(this.edge);
     this.decisions = new DecisionStore(this.edge, this.globals);
     this.collection = new CollectionStore(this.edge, this.globals);
-    this.repairs = new RepairStore(this.edge, this.globals, this.branches);
+    this.sagas = new SagaStore(this.edge, this.globals, this.branches);
+    this.repairs = new RepairStore(this.edge, this.globals, this.branches, this.sagas);
     this.stats = new StatsStore(this.edge);
   }
 

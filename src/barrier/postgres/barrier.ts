@@ -13,9 +13,9 @@
  * commit or roll back, then reads what it left (a duplicate, or nothing).
  */
 import { AbortError, ValidationError } from '../../errors.js';
-import type { TccResource } from '../../resource.js';
+import type { SagaStep, TccResource } from '../../resource.js';
 import { BarrierDatabaseError, BarrierRefused } from '../errors.js';
-import { tccResource, type BarrierTccHandlers } from '../handlers.js';
+import { sagaStep, tccResource, type BarrierSagaHandlers, type BarrierTccHandlers } from '../handlers.js';
 import { BarrierRefusal, barrierCall, decide, type BarrierCall, type BarrierContext, type BarrierOp, type BarrierRecord, type BarrierResult } from '../rules.js';
 import { validateXid } from '../../store/index.js';
 import { DEFAULT_BARRIER_TABLE, validateTable } from './migration.js';
@@ -130,6 +130,11 @@ export class PgBarrier<P extends PgPool = PgPool> {
   /** Wraps TCC handlers: each gets the transaction's client; register the result with `service.resource(name, …)`. */
   tcc<Payload = unknown, R = unknown>(handlers: BarrierTccHandlers<Payload, R, PgClientOf<P>>): TccResource<Payload, R | undefined> {
     return tccResource<Payload, R, PgClientOf<P>>((ctx, op, fn) => this.run(ctx, op, fn), handlers);
+  }
+
+  /** A saga step whose action and compensation write through this barrier (`service.sagaStep(name, barrier.saga({…}))`). */
+  saga<Payload = unknown>(handlers: BarrierSagaHandlers<Payload, PgClientOf<P>>): SagaStep<Payload> {
+    return sagaStep<Payload, PgClientOf<P>>((ctx, op, fn) => this.run(ctx, op, fn), handlers);
   }
 
   /** A branch's barrier row, or undefined when nothing was recorded for it. */

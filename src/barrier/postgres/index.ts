@@ -8,4 +8,4 @@ export { applyBarrierMigration, barrierMigrationSql, DEFAULT_BARRIER_TABLE } fro
 export type { PgClient, PgPool, PgClientOf, PgQueryResult } from './types.js';
 export { BarrierRefused, BarrierDatabaseError } from '../errors.js';
 export { BarrierOp, BarrierRefusal, type BarrierContext, type BarrierRecord, type BarrierResult } from '../rules.js';
-export type { BarrierTccHandlers } from '../handlers.js';
+export type { BarrierTccHandlers, BarrierSagaHandlers } from '../handlers.js';

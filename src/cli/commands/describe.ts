@@ -4,10 +4,10 @@
  */
 import { Command } from 'commander';
 import { BranchNotFound } from '../../errors.js';
-import { GlobalStatus, Mode } from '../../states.js';
 import type { TimelineEvent } from '../../store/index.js';
 import { op } from '../../etcd/index.js';
 import { UsageError } from '../errors.js';
+import { GlobalStatus, Mode, isTerminal } from '../../states.js';
 import { renderRows } from '../../table.js';
 import { NONE, age, relative, timestamp, truncateToWidth } from '../format.js';
 import { Model, type BranchItem, type GlobalItem } from '../model.js';
@@ -144,6 +144,12 @@ function renderGlobal(g: GlobalItem): string {
   // A member whose branch record is gone (collected, or never written by its owner).
   const seen = new Set(g.branches.map((b) => b.branchId));
   for (const m of g.members) if (m.record && !seen.has(m.record.branchId)) lines.push(`  ${m.record.branchId}:`, `    Owner:         ${m.record.owner}`, `    Status:        branch record missing (member record says ${m.record.state ?? m.record.tryState})`);
+  // A saga's steps whose group was never ordered: they have no branch yet (or never will, once it finished).
+  const waiting = (r?.steps ?? []).filter((s) => !seen.has(s.branchId) && !g.members.some((m) => m.record?.branchId === s.branchId));
+  if (waiting.length > 0) {
+    lines.push(...fields([['Not Started', `${waiting.length} step(s)${r && isTerminal(r.status) ? ', never ran' : ', waiting for the groups before them'}`]]));
+    for (const s of waiting) lines.push(`  ${s.branchId}:`, ...fields([['Owner', s.owner], ['Resource', s.resource], ['Group', String(s.group)], ['Status', r && isTerminal(r.status) ? 'NOT_RUN' : 'WAITING']], '    '));
+  }
   const events = [
     ...(r?.events.map((e) => ({ ...e, from: r.app })) ?? []),
     ...g.branches.flatMap((b) => b.entry.record?.events.map((e) => ({ ...e, from: `${b.owner}/${b.branchId}` })) ?? []),
@@ -167,9 +173,10 @@ function branchLines(b: BranchItem, indent: string, header = true): string[] {
       [
         ['Owner', r.owner],
         ['Resource', r.resource],
+        ...(r.group !== undefined ? ([['Group', String(r.group)]] as [string, string][]) : []),
         ['Status', b.status],
         // A message consumer's branch has no first phase of its own (the producer's local transaction was it).
-        ...(r.mode === Mode.MESSAGE ? [] : [['Try', r.tryState + (r.tryError ? `: ${r.tryError}` : '')] as [string, string]]),
+        ...(r.mode === Mode.MESSAGE ? [] : [[r.mode === Mode.SAGA ? 'Action State' : 'Try', r.tryState + (r.tryError ? `: ${r.tryError}` : '')] as [string, string]]),
         ['Action', p?.action ?? b.order?.record?.action ?? NONE],
         ['Ordered', b.order?.record ? `${b.order.record.action} by ${b.order.record.by} at ${timestamp(b.order.record.decidedAt)}` : NONE],
         ['Attempts', String(p?.attempts ?? 0)],
@@ -186,15 +193,15 @@ function branchLines(b: BranchItem, indent: string, header = true): string[] {
   return lines;
 }
 
-// A message consumer's branch is created by its message's decision (Submitted, in the same Txn).
-const PHASES = [['Began'], ['Registered'], ['TrySucceeded', 'TryFailed'], ['Decided'], ['Submitted', 'FannedOut']];
+// A message consumer's branch is created by its message's decision (Received, in the same Txn).
+const PHASES = [['Began', 'Submitted'], ['Registered', 'Ordered'], ['TrySucceeded', 'TryFailed'], ['Decided', 'Compensating'], ['FannedOut', 'CompensationStarted', 'Received']];
 function rank(type: string): number {
   if (type === 'Completed') return PHASES.length + 1;
   const i = PHASES.findIndex((p) => p.includes(type));
   return i >= 0 ? i : PHASES.length;
 }
 
-const WARNING_EVENTS = new Set(['AttemptFailed', 'Parked', 'TryFailed', 'LateTry', 'Resolved']);
+const WARNING_EVENTS = new Set(['AttemptFailed', 'Parked', 'TryFailed', 'LateTry', 'Resolved', 'ActionFailed', 'Compensating']);
 
 function eventLines(events: (TimelineEvent & { from: string })[]): string[] {
   if (events.length === 0) return fields([['Events', NONE]]);

@@ -6,9 +6,11 @@
 import { userInfo } from 'node:os';
 import { Command, Option } from 'commander';
 import { OperationRefused, RefusalReason, TransactionAlreadyDecided, TransactionNotFound } from '../../errors.js';
-import { alreadyDecided, builtInModes, decide } from '../../modes/index.js';
-import { GlobalStatus, Mode, isDecided, isTerminal } from '../../states.js';
+import { alreadyDecided, builtInModes, decide, sagaRules } from '../../modes/index.js';
+import { GlobalStatus, Mode, isOpen } from '../../states.js';
 import type { BranchRecord, Resolution, Store } from '../../store/index.js';
+
+type SagaMover = Parameters<Store['sagas']['finishStep']>[3];
 import { CliError, UsageError } from '../errors.js';
 import { explainNotFound, ownerOf } from '../lookup.js';
 import { parseBranchArg, parseRef, parseXidArg } from '../refs.js';
@@ -77,7 +79,7 @@ interface AbortFlags extends DryRun {
 
 export function abortCommand(name: string): Command {
   return new Command('abort')
-    .description('Roll back a TRYING transaction, or discard a PREPARED 2-phase message (the same compare-and-swap as rollback() / discardMessage(); refused once decided)')
+    .description('Roll back an undecided transaction: TCC TRYING (cancels), saga RUNNING (compensates the steps that ran), message PREPARED (discards it); the same compare-and-swap as rollback(), refused once decided')
     .argument('<xid>', 'the transaction to roll back')
     .option('--reason <text>', 'why; recorded with the decision and shown by describe')
     .option('--dry-run', 'check that the abort would be accepted, change nothing')
@@ -93,14 +95,14 @@ export function abortCommand(name: string): Command {
             const { global, members } = await store.globals.read(xid);
             if (!global) throw new TransactionNotFound(xid);
             const g = global.record;
-            if (isDecided(g.status) || isTerminal(g.status)) throw alreadyDecided(g);
+            if (!isOpen(g.status)) throw alreadyDecided(g);
             if (g.mode === Mode.MESSAGE) io.out(`gtx/${xid} would be discarded: nothing is delivered to its ${g.consumers?.length ?? 0} consumer(s)${suffix(true)}`);
-            else io.out(`gtx/${xid} would be rolled back: cancel ordered for ${members.length} branch(es)${suffix(true)}`);
+            else io.out(`gtx/${xid} would be rolled back (${g.mode}): ${members.length} branch(es) so far${suffix(true)}`);
             return;
           }
           const res = await decide(store, builtInModes(), xid, { outcome: 'rollback', by, reason });
           if (res.global.mode === Mode.MESSAGE) io.out(`gtx/${xid} aborted: ${res.global.status}, nothing is delivered`);
-          else io.out(`gtx/${xid} aborted: ${res.global.status}, cancel ordered for ${res.ordered}/${res.total} branch(es)`);
+          else io.out(`gtx/${xid} aborted: ${res.global.status}, ${res.global.mode === Mode.SAGA ? 'compensation' : 'cancel'} ordered for ${res.ordered}/${res.total} branch(es)`);
         } catch (err) {
           // The error's own message names the xid again: say it once.
           if (err instanceof TransactionAlreadyDecided) throw new CliError(abortRefused(xid, err));
@@ -110,16 +112,13 @@ export function abortCommand(name: string): Command {
     );
 }
 
-/** What a parked branch of each mode can be resolved as: what a human can have done in its place. */
-const RESOLUTIONS: Record<string, readonly Resolution['as'][]> = { [Mode.TCC]: ['confirmed', 'cancelled'], [Mode.MESSAGE]: ['delivered'] };
-
 /** Why an abort was refused, in the words of the global's mode: a submitted message is never taken back. */
 function abortRefused(xid: string, err: TransactionAlreadyDecided): string {
   if (err.status === GlobalStatus.SUBMITTED || err.status === GlobalStatus.DELIVERED) {
     return `cannot abort ${xid}: it is a 2-phase message already submitted (by ${err.decidedBy}, now ${err.status}); a submitted message is delivered, never rolled back: retry or resolve its parked deliveries instead`;
   }
   if (err.status === GlobalStatus.DISCARDED) return `cannot abort ${xid}: the message was already discarded (by ${err.decidedBy}); nothing is delivered`;
-  return `cannot abort ${xid}: it was already decided: ${err.outcome} (by ${err.decidedBy}, now ${err.status}); only a TRYING transaction can be aborted`;
+  return `cannot abort ${xid}: it was already decided: ${err.outcome} (by ${err.decidedBy}, now ${err.status}); only an undecided transaction (TRYING, RUNNING, PREPARED) can be aborted`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -133,16 +132,17 @@ export function resolveCommand(name: string): Command {
   return new Command('resolve')
     .description("Record a human's decision for a parked branch: it counts as done and the transaction can complete")
     .argument('<branch>', 'XID/BRANCHID of a parked branch')
-    .addOption(new Option('--as <outcome>', 'what you did by hand for this branch: confirmed or cancelled (TCC), delivered (a message consumer)').choices(['confirmed', 'cancelled', 'delivered']).makeOptionMandatory())
+    .addOption(new Option('--as <outcome>', 'what you did by hand for this branch').choices(['confirmed', 'cancelled', 'compensated', 'delivered']).makeOptionMandatory())
     .option('--reason <text>', 'what was done and why (required; kept in the record, shown by describe)')
     .option('--dry-run', 'check that the resolution would be accepted, change nothing')
     .addHelpText(
       'after',
       `
 Resolving against the decision (e.g. --as cancelled when the transaction committed) is allowed: the
-transaction completes as "heuristic", which describe shows. A message consumer's parked delivery is
-resolved --as delivered (you delivered it by hand); the message is then DELIVERED once every other
-consumer acknowledged.
+transaction completes as "heuristic", which describe shows. A saga step's parked compensation is
+resolved --as compensated (the saga then compensates the steps before it); a message's parked
+delivery --as delivered (you delivered it by hand: the message is DELIVERED once every other
+consumer acknowledged).
 
 Example:
   ${name} resolve orders.m3x9k2a7f1c0q8wz/k3j4h5g6f7d8 --as confirmed --reason "credited by hand, ticket OPS-42"`,
@@ -153,13 +153,12 @@ Example:
         const reason = reasonArg(opts.reason, true)!;
         const { store } = await io.connect();
         const owner = await ownerOf(store, ref);
-        const mode = (await store.branches.get(owner, ref.xid, ref.branchId).catch(() => undefined))?.record.mode;
-        const allowed = mode !== undefined ? RESOLUTIONS[mode] : undefined;
-        if (allowed && !allowed.includes(opts.as)) {
-          throw new CliError(`cannot resolve ${ref.xid}/${ref.branchId} as ${opts.as}: it is a ${mode === Mode.MESSAGE ? "message consumer's delivery" : `${mode} branch`}; resolve it --as ${allowed.join(' or --as ')}`);
-        }
-        const b = await store.repairs.resolveBranch(owner, ref.xid, ref.branchId, opts.as, reason, operator(), opts.dryRun);
-        const wanted = b.phase2?.action === 'confirm' ? 'confirmed' : b.phase2?.action === 'deliver' ? 'delivered' : 'cancelled';
+        const by = operator();
+        const mode = (await store.branches.get(owner, ref.xid, ref.branchId))?.record.mode;
+        // A saga step's resolution moves the saga on in the same Txn, as its own compensation would.
+        const move = mode === Mode.SAGA ? (read: Parameters<SagaMover>[0], member: Parameters<SagaMover>[1]) => sagaRules.sagaMove(read.global.record, read.members.map((m) => m.record), member, by, Date.now()) : undefined;
+        const b = await store.repairs.resolveBranch(owner, ref.xid, ref.branchId, opts.as, reason, by, opts.dryRun, move);
+        const wanted = { confirm: 'confirmed', cancel: 'cancelled', action: 'compensated', compensate: 'compensated', deliver: 'delivered' }[b.phase2?.action ?? 'cancel'];
         if (wanted !== opts.as) io.warn(`warning: the decision ordered ${b.phase2?.action ?? 'nothing'} for this branch; resolving it as ${opts.as} makes the transaction heuristic`);
         io.out(`${branchName(b)} ${opts.dryRun ? 'would be resolved' : 'resolved'} as ${opts.as}${suffix(opts.dryRun)}`);
       }),

@@ -86,7 +86,7 @@ export function consumerBranch(g: GlobalRecord, c: MessageConsumerEntry, request
       keyLayout: 2,
       events: [],
     },
-    'Submitted',
+    'Received',
     `consumer of message ${JSON.stringify(g.name)} from ${g.app}, submitted by ${request.by}`,
     request.now,
   );

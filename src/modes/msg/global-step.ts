@@ -16,8 +16,7 @@ import { requireFence, type ReconcileContext, type ReconcileResult } from '../..
 import { GlobalStatus, Outcome } from '../../states.js';
 import type { GlobalRecord } from '../../store/index.js';
 import type { GlobalInCache } from '../mode.js';
-import { collectableAt } from '../tcc/completion.js';
-import { membersOf } from '../tcc/global-step.js';
+import { collectWhenDue, membersOf } from '../collect.js';
 import { runHandler } from '../tcc/handler.js';
 import { delivered } from './completion.js';
 
@@ -27,7 +26,7 @@ const ANSWERS: readonly CheckBackAnswer[] = ['committed', 'rolled-back', 'unknow
 const unregisteredSaid = new WeakMap<object, Set<string>>();
 
 export async function reconcileMessageGlobal(ctx: ReconcileContext<RegisteredResource>, { global }: GlobalInCache, signal: AbortSignal): Promise<ReconcileResult> {
-  const { store, options, logger } = ctx;
+  const { store, logger } = ctx;
   const g = global.record;
   const xid = g.xid;
   const log = logger.child({ xid });
@@ -54,20 +53,8 @@ export async function reconcileMessageGlobal(ctx: ReconcileContext<RegisteredRes
       return;
     }
     case GlobalStatus.DELIVERED:
-    case GlobalStatus.DISCARDED: {
-      const due = collectableAt(g, membersOf(ctx, xid)?.members, options, now);
-      if (now < due) {
-        ctx.collectAt(xid, due);
-        return;
-      }
-      if (await store.collection.collect(xid, fence, ctx.cached(xid))) {
-        log.debug('collected after retention');
-        ctx.events.collected(xid);
-      } else {
-        log.warn('not collected: the message changed meanwhile; looked at again on its next change');
-      }
-      return;
-    }
+    case GlobalStatus.DISCARDED:
+      return collectWhenDue(ctx, global);
   }
 }
 

@@ -8,7 +8,8 @@ import { GlobalStatus, Mode, Outcome } from '../../states.js';
 import { requireFence, type ReconcileContext, type ReconcileResult } from '../../runtime/index.js';
 import { orderFor, parseMember, type MemberRecord } from '../../store/index.js';
 import type { GlobalInCache, TransactionMode } from '../mode.js';
-import { collectableAt, completed, fannedOut } from './completion.js';
+import { completed, fannedOut } from './completion.js';
+import { collectWhenDue, membersOf } from '../collect.js';
 import { actionFor } from './decision.js';
 
 /** `mode` is TCC's mode object: the deadline means what it says (`deadlineOutcome`). */
@@ -59,42 +60,7 @@ export async function reconcileTccGlobal(ctx: ReconcileContext, { global }: Glob
       return;
     }
     case GlobalStatus.COMMITTED:
-    case GlobalStatus.ROLLED_BACK: {
-      const due = collectableAt(g, membersOf(ctx, xid)?.members, options, now);
-      if (now < due) {
-        ctx.collectAt(xid, due);
-        return;
-      }
-      if (await store.collection.collect(xid, fence, ctx.cached(xid))) {
-        log.debug('collected after retention');
-        ctx.events.collected(xid);
-      } else {
-        // Re-queued by the branch's next change; until then it stays for inspection.
-        log.warn('not collected: a branch is not done (a late Try re-opened its cancel), or the transaction changed meanwhile; looked at again on its next change');
-      }
-      return;
-    }
+    case GlobalStatus.ROLLED_BACK:
+      return collectWhenDue(ctx, global);
   }
-}
-
-/**
- * The global's members from the cache and the newest revision among them; undefined when one is
- * malformed (completion must not guess; it is reported, and waits until it is repaired).
- */
-export function membersOf(ctx: ReconcileContext, xid: string): { members: MemberRecord[]; revision: string } | undefined {
-  const members: MemberRecord[] = [];
-  let revision = 0n;
-  for (const key of ctx.memberKeys(xid)) {
-    const kv = ctx.cache.get(key);
-    if (!kv) continue;
-    try {
-      members.push(parseMember.ofEntry(key, kv));
-    } catch (err) {
-      if (!(err instanceof MalformedRecord)) throw err;
-      ctx.malformed.report(key, 'member', err.problem, kv.modRevision);
-      return undefined;
-    }
-    if (BigInt(kv.modRevision) > revision) revision = BigInt(kv.modRevision);
-  }
-  return { members, revision: revision.toString() };
 }
