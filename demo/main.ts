@@ -32,21 +32,22 @@ import { commitScenario } from './scenarios/commit.js';
 import { failoverScenario } from './scenarios/failover.js';
 import { keepForOperators } from './scenarios/keep.js';
 import { rollbackScenario } from './scenarios/rollback.js';
+import { messageScenario } from './scenarios/message.js';
 import { sagaScenario } from './scenarios/saga.js';
 
 const WATCHDOG_MS = 80_000;
 
-const USAGE = 'usage: npm run demo [-- --keep | -- saga]\n  (none)  TCC transfers between three account services\n  --keep  after the checks, keep etcd and the services running with a parked and a TRYING transfer\n          for the txloop CLI (docs/cli.md); Ctrl-C stops everything\n  saga    a checkout saga across three services whose last step fails: compensated in reverse\n';
+const USAGE = 'usage: npm run demo [-- --keep | -- saga | -- message]\n  (none)  TCC transfers between three account services\n  --keep  after the checks, keep etcd and the services running with a parked and a TRYING transfer\n          for the txloop CLI (docs/cli.md); Ctrl-C stops everything\n  saga    a checkout saga across three services whose last step fails: compensated in reverse\n  message an "order paid" 2-phase message to two consumers, one down for a while; a killed producer\'s\n          prepares settled by the check-back from PostgreSQL\n';
 let keep = false;
-let which: 'tcc' | 'saga' = 'tcc';
+let which: 'tcc' | 'saga' | 'message' = 'tcc';
 try {
   const { values, positionals } = parseArgs({ allowPositionals: true, options: { keep: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } } });
   if (values.help) {
     process.stdout.write(USAGE);
     process.exit(0);
   }
-  if (positionals.length > 1 || (positionals[0] !== undefined && positionals[0] !== 'saga')) throw new Error(`unknown demo ${JSON.stringify(positionals.join(' '))}: use saga, or nothing for TCC`);
-  if (positionals[0] === 'saga') which = 'saga';
+  if (positionals.length > 1 || (positionals[0] !== undefined && positionals[0] !== 'saga' && positionals[0] !== 'message')) throw new Error(`unknown demo ${JSON.stringify(positionals.join(' '))}: use saga or message, or nothing for TCC`);
+  if (positionals[0] === 'saga' || positionals[0] === 'message') which = positionals[0];
   if (which !== 'tcc' && values.keep) throw new Error('--keep is for the TCC demo');
   keep = values.keep;
 } catch (err) {
@@ -75,7 +76,7 @@ async function main(): Promise<number> {
 startWatchdog(WATCHDOG_MS);
 let code = 1;
 try {
-  code = which === 'saga' ? await sagaScenario() : await main();
+  code = which === 'saga' ? await sagaScenario() : which === 'message' ? await messageScenario() : await main();
 } catch (err) {
   code = 1;
   // After Ctrl-C the steps fail because their processes are gone; that is not news.

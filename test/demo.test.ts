@@ -41,10 +41,10 @@ interface Run {
   timedOut: boolean;
 }
 
-function runDemo(): Promise<Run> {
+function runDemo(demoArgs: string[] = []): Promise<Run> {
   return new Promise((resolve, reject) => {
     // Own process group, so a timeout can interrupt the demo and everything it started together.
-    const [bin, args] = demoCommand();
+    const [bin, args] = demoCommand(demoArgs);
     const child = spawn(bin, args, { cwd: root, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
@@ -187,6 +187,52 @@ describe('npm run demo', () => {
       // A wait for them to be gone (as after --keep), not 200 ms that a loaded machine may not honour.
       await waitFor(() => pids.filter(alive).length === 0, { what: `demo processes ${pids.join(', ')} to be gone`, timeoutMs: 5_000 }).catch(() => undefined);
       expect(pids.filter(alive), output).toEqual([]);
+    },
+    DEMO_TIMEOUT_MS + 30_000,
+  );
+});
+
+describe('npm run demo -- saga | message', () => {
+  const gone = async (out: string, output: string): Promise<void> => {
+    const pids = [...out.matchAll(/\bpid (\d+)/g)].map((m) => Number(m[1]));
+    expect(pids.length, output).toBeGreaterThanOrEqual(3);
+    await waitFor(() => pids.filter(alive).length === 0, { what: `demo processes ${pids.join(', ')} to be gone`, timeoutMs: 5_000 }).catch(() => undefined);
+    expect(pids.filter(alive), output).toEqual([]);
+  };
+
+  it(
+    'saga: payment declines for good, the compensations run in reverse (payment empty, inventory, order), printed as they happen; everything stopped',
+    async () => {
+      const run = await runDemo(['saga']);
+      const output = `exit ${run.code ?? run.signal}${run.timedOut ? ' (timed out)' : ''}\n--- stdout ---\n${run.stdout}\n--- stderr ---\n${run.stderr}`;
+      expect(run.code, output).toBe(0);
+      const out = run.stdout;
+      const at = (re: RegExp): number => out.search(re);
+      expect(at(/payment\s+compensated\s+\(empty/), output).toBeGreaterThan(at(/payment\s+action/));
+      expect(at(/inventory compensated/), output).toBeGreaterThan(at(/payment\s+compensated/));
+      expect(at(/order\s+compensated/), output).toBeGreaterThan(at(/inventory compensated/));
+      expect(out, output).toMatch(/saga COMPENSATED \(decided by participant:payment: .*card declined/);
+      expect(out, output).toContain('saga demo passed');
+      await gone(out, output);
+    },
+    DEMO_TIMEOUT_MS + 30_000,
+  );
+
+  it(
+    'message: delivered to the consumer that was down once it is back; the check-back delivers the committed prepare and discards the open one of a killed producer; everything stopped',
+    async () => {
+      const run = await runDemo(['message']);
+      const output = `exit ${run.code ?? run.signal}${run.timedOut ? ' (timed out)' : ''}\n--- stdout ---\n${run.stdout}\n--- stderr ---\n${run.stderr}`;
+      expect(run.code, output).toBe(0);
+      const out = run.stdout;
+      expect(out, output).toMatch(/while the mailer is down: SUBMITTED; ledger DELIVERED, mailer DELIVERING/);
+      expect(out.search(/mailer\s+got order 42/), output).toBeGreaterThan(out.search(/mailer\s+pid \d+ started/));
+      expect(out, output).toMatch(/check-back for order 43: committed/);
+      expect(out, output).toMatch(/check-back for order 44: rolled-back/);
+      expect(out, output).toMatch(/order 43: DELIVERED; order 44: DISCARDED/);
+      expect(out, output).not.toMatch(/got order 44/);
+      expect(out, output).toContain('message demo passed');
+      await gone(out, output);
     },
     DEMO_TIMEOUT_MS + 30_000,
   );

@@ -67,7 +67,7 @@ async function run(count: number, concurrency: number, pipelined: boolean, mode:
   const beginToDone: number[] = [];
   const pending: Promise<void>[] = [];
   const t0run = performance.now();
-  const one = mode === 'saga' ? oneSaga : async (i: number): Promise<void> => {
+  const one = mode === 'saga' ? oneSaga : mode === 'message' ? oneMessage : async (i: number): Promise<void> => {
     const t0 = performance.now();
     const tx = await service.begin({ name: `bench ${i}` });
     const done = doneOf(tx.xid);
@@ -87,6 +87,25 @@ async function run(count: number, concurrency: number, pipelined: boolean, mode:
     if (pipelined) pending.push(finish);
     else await finish;
   };
+  // A 2-phase message to both participants: prepare, (the producer's local transaction), submit.
+  async function oneMessage(i: number): Promise<void> {
+    const t0 = performance.now();
+    const msg = await service.prepareMessage({ name: 'bench', consumers: [{ service: 'bank-a', resource: 'inbox', payload: { account: `a-${i % 100}`, amount: 1 } }, { service: 'bank-b', resource: 'inbox', payload: { account: `b-${i % 100}`, amount: 1 } }] });
+    const t1 = performance.now();
+    await msg.submit();
+    const t2 = performance.now();
+    beginToCommit.push(t2 - t0);
+    commitCall.push(t2 - t1);
+    const finish = doneOf(msg.xid).then((status) => {
+      if (status !== GlobalStatus.DELIVERED) throw new Error(`message ${msg.xid} ended ${status}, not DELIVERED`);
+      const at = completedAt.get(msg.xid)!;
+      completedAt.delete(msg.xid);
+      decisionToDone.push(at - t2);
+      beginToDone.push(at - t0);
+    });
+    if (pipelined) pending.push(finish);
+    else await finish;
+  }
   // A 2-step saga: submit (the one call an initiator makes), then each participant's step in turn.
   async function oneSaga(i: number): Promise<void> {
     const t0 = performance.now();

@@ -1,6 +1,6 @@
 /**
  * A participant of the deployment layout, in its own process: one TxloopService with a no-op
- * TCC resource (and a no-op saga step, for --mode saga), and the HTTP endpoint its initiator calls for the Try (POST /try, the transaction context
+ * TCC resource (and a no-op saga step and message consumer, for --mode saga and message), and the HTTP endpoint its initiator calls for the Try (POST /try, the transaction context
  * in txloop's headers, `{ payload }` as the body), the way a service receives a Try in production.
  */
 import { createServer, type IncomingMessage } from 'node:http';
@@ -17,8 +17,9 @@ service.resource(RESOURCE, {
   confirm: async () => undefined,
   cancel: async () => undefined,
 });
-// --mode saga: each participant owns one step of every saga.
+// --mode saga: each participant owns one step of every saga; --mode message: each consumes every message.
 service.sagaStep('step', { action: async () => undefined, compensate: async () => undefined });
+service.consumer('inbox', { deliver: async () => undefined });
 
 async function body(req: IncomingMessage): Promise<unknown> {
   const chunks: Buffer[] = [];
