@@ -80,8 +80,10 @@ export class BranchRegistrationRefused extends TxloopError {
   constructor(
     readonly xid: string,
     readonly status: string,
+    /** The transaction's mode: a saga or a message takes no Trys whatever its status. */
+    readonly mode: string = 'tcc',
   ) {
-    super(`transaction ${xid} is ${status}: no new branch may join it`);
+    super(mode === 'tcc' ? `transaction ${xid} is ${status}: no new branch may join it` : `transaction ${xid} is a ${mode === 'saga' ? 'saga' : mode === 'msg' ? '2-phase message' : `${mode} transaction`}, not TCC: it takes no Try (it is ${status})`);
   }
 }
 

@@ -5,7 +5,7 @@
  * steps' compensations.
  */
 import { describe, expect, it } from 'vitest';
-import { NonRetryableError, OperationRefused, TransactionAlreadyDecided, ValidationError, type SagaStep, type StepContext, type TxloopService } from '../src/index.js';
+import { BranchRegistrationRefused, NonRetryableError, OperationRefused, TransactionAlreadyDecided, ValidationError, type SagaStep, type StepContext, type TxloopService } from '../src/index.js';
 import { Action, Mode } from '../src/index.js';
 import { orderFor } from '../src/store/index.js';
 import { sagaMove } from '../src/modes/saga/index.js';
@@ -289,5 +289,28 @@ describe('saga: a step owner that dies mid-action', () => {
     expect(BigInt(retried.fencingToken as string)).toBeGreaterThan(BigInt(held.fencingToken as string));
     expect((await s.shop!.waitForCompletion(xid, { timeoutMs: 30_000 })).status).toBe('SUCCEEDED');
     await stopReplica(second);
+  });
+});
+
+describe('a saga or a message takes no Try', () => {
+  it('tryBranch with the xid of a running saga or a prepared message is refused, and nothing joins them', async () => {
+    const { h, store } = env.fresh('saga-no-try');
+    const held = gate();
+    const a = h.service({ app: 'a' }).sagaStep('s', { action: () => held.wait, compensate: () => undefined });
+    const bank = h.service({ app: 'bank' }).resource('hold', { try: () => 'ok', confirm: () => undefined, cancel: () => undefined });
+    const shop = h.service({ app: 'shop' });
+    await Promise.all([a.start(), bank.start(), shop.start()]);
+    const { xid: sagaXid, deadline } = await shop.saga({ name: 'x', steps: [{ service: 'a', resource: 's' }] });
+    const msg = await shop.prepareMessage({ name: 'm', consumers: [{ service: 'bank', resource: 'inbox' }], checkAfterMs: 60_000 });
+    for (const [xid, words] of [[sagaXid, /is a saga, not TCC: it takes no Try \(it is RUNNING\)/], [msg.xid, /is a 2-phase message, not TCC: it takes no Try \(it is PREPARED\)/]] as const) {
+      const err = await bank.tryBranch({ xid, deadline }, 'hold', {}).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(BranchRegistrationRefused);
+      expect((err as Error).message).toMatch(words);
+      expect((await store.globals.read(xid)).members.filter((m) => m.record.owner === 'bank')).toEqual([]);
+    }
+    // A TCC transaction still takes its Trys.
+    const tx = await shop.begin({ name: 'tcc' });
+    expect((await bank.tryBranch(tx.context, 'hold', {})).replayed).toBe(false);
+    held.open();
   });
 });

@@ -151,7 +151,7 @@ export class Messages implements MessageDecider {
       const now = Date.now();
       const xid = newXid(this.o.app, now);
       const record: GlobalRecord = withEvent(
-        { v: 1, xid, app: this.o.app, name, mode: Mode.MESSAGE, status: GlobalStatus.PREPARED, createdAt: now, timeoutMs: checkAfterMs, deadline: now + checkAfterMs, consumers, events: [] },
+        { mode: Mode.MESSAGE, v: 1, xid, app: this.o.app, name, status: GlobalStatus.PREPARED, createdAt: now, timeoutMs: checkAfterMs, deadline: now + checkAfterMs, consumers, events: [] },
         'Began',
         `prepared by ${this.o.identity} for ${consumers.length} consumer${consumers.length === 1 ? '' : 's'}; check-back after ${checkAfterMs}ms`,
         now,
@@ -174,7 +174,9 @@ export class Messages implements MessageDecider {
 
   /**
    * Prepares a message, runs `fn` (your local transaction), submits when it returns and discards
-   * when it throws (then rethrows). Throw only when the local transaction did not commit. A submit
+   * when it throws (then rethrows). Throw only when the local transaction did not commit; an error
+   * with `maybeCommitted: true` (the barrier's, for a COMMIT whose answer was lost) leaves the
+   * message to the check-back instead of discarding it. A submit
    * that fails after `fn` returned is not discarded: the local transaction committed, so the
    * message must go out, and the check-back finds that and submits it.
    */
@@ -184,6 +186,12 @@ export class Messages implements MessageDecider {
     try {
       result = await fn(message);
     } catch (err) {
+      // A commit whose answer was lost (BarrierDatabaseError, pg's own) may have committed: the
+      // check-back, not a guess, decides that message.
+      if ((err as { maybeCommitted?: unknown } | null)?.maybeCommitted === true) {
+        this.o.logger.warn({ xid: message.xid, err: errorMessage(err) }, 'the local transaction may have committed; leaving the message to the check-back');
+        throw err;
+      }
       await message.discard({ reason: `local transaction failed: ${errorMessage(err)}`.slice(0, 1000) }).catch((discardErr: unknown) => {
         if (!(discardErr instanceof TransactionAlreadyDecided)) this.o.logger.warn({ xid: message.xid, err: errorMessage(discardErr) }, 'discard after a failed local transaction did not go through; the check-back will decide the message');
       });

@@ -69,7 +69,7 @@ export function submitSaga(o: SagaSubmitter, options: SagaOptions): Promise<Subm
     const xid = newXid(o.app, now);
     const groups = steps.reduce((n, s) => Math.max(n, s.group + 1), 0);
     const global: GlobalRecord = withEvent(
-      { v: 1, xid, app: o.app, name, mode: Mode.SAGA, status: GlobalStatus.RUNNING, createdAt: now, timeoutMs, deadline: now + timeoutMs, steps, events: [] },
+      { mode: Mode.SAGA, v: 1, xid, app: o.app, name, status: GlobalStatus.RUNNING, createdAt: now, timeoutMs, deadline: now + timeoutMs, steps, events: [] },
       'Submitted',
       `submitted by ${o.identity}: ${steps.length} steps in ${groups} groups, timeout ${timeoutMs}ms`,
       now,

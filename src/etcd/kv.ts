@@ -53,6 +53,10 @@ export const cmp = {
   version(key: string, version: number): ICompare {
     return { key: enc(key), target: 'Version', result: 'Equal', version };
   },
+  /** The key's value sorts after `bytes` (etcd compares values bytewise); false for an absent key. */
+  valueAbove(key: string, bytes: string): ICompare {
+    return { key: enc(key), target: 'Value', result: 'Greater', value: enc(bytes) };
+  },
   absent(key: string): ICompare {
     return { key: enc(key), target: 'Create', result: 'Equal', create_revision: 0 };
   },

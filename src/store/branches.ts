@@ -10,7 +10,7 @@ import { cmp, op, type Fence } from '../etcd/index.js';
 import type { StoreEdge, Versioned } from './edge.js';
 import { newWriteId } from './ids.js';
 import { parseBranch, parseGlobal, parseOrder } from './parse.js';
-import { memberOf, type BranchRecord, type OrderRecord } from './records.js';
+import { TCC_GLOBAL_VALUE_ABOVE, memberOf, type BranchRecord, type OrderRecord } from './records.js';
 
 export interface Registration extends Versioned<BranchRecord> {
   /** The branch id was already registered (a retried Try with a caller-chosen id). */
@@ -40,7 +40,8 @@ export class BranchStore {
     const gkey = this.edge.keys.global(branch.xid);
     const bkey = this.edge.keys.branch(branch.owner, branch.xid, branch.branchId);
     const res = await this.edge.txn(
-      [cmp.version(gkey, 1), cmp.absent(bkey)],
+      // TRYING, and a TCC transaction: a saga or a message takes no Trys.
+      [cmp.version(gkey, 1), cmp.valueAbove(gkey, TCC_GLOBAL_VALUE_ABOVE), cmp.absent(bkey)],
       [op.put(bkey, branch), op.put(this.edge.keys.memberOf(branch), memberOf(branch))],
       [op.get(gkey), op.get(bkey)],
     );
@@ -53,7 +54,8 @@ export class BranchStore {
     }
     const gkv = res.responses[0]?.response_range.kvs[0];
     if (!gkv) throw new TransactionNotFound(branch.xid);
-    throw new BranchRegistrationRefused(branch.xid, parseGlobal(gkey, gkv.value).status);
+    const global = parseGlobal(gkey, gkv.value);
+    throw new BranchRegistrationRefused(branch.xid, global.status, global.mode);
   }
 
   /**

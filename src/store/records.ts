@@ -19,6 +19,14 @@ export interface Decision {
   writeId: string;
 }
 
+/**
+ * How a branch registration's Txn tells a TCC global from a saga's or a message's: all three sit at
+ * version 1 until they are decided, but a TCC global's JSON begins `{"v"` (every version's), while
+ * sagas and messages are written with `mode` first, `{"mode"`. etcd compares values bytewise, so
+ * "value above `{"n`" holds for exactly the TCC ones — no read before a Try's registration.
+ */
+export const TCC_GLOBAL_VALUE_ABOVE = '{"n';
+
 export interface GlobalRecord {
   v: 1;
   xid: string;

@@ -4,7 +4,8 @@
  *
  * - A PREPARED global is at its key's first version: nothing writes it before its decision. The
  *   decision compares that version, so submit, discard, the check-back's answer and an operator's
- *   abort race safely and one wins (invariant 1); the loser gets TransactionAlreadyDecided.
+ *   abort race safely and one wins (invariant 1); a loser asking for the other outcome gets
+ *   TransactionAlreadyDecided, one asking for the same outcome is told it holds.
  * - Submit (commit) turns the message SUBMITTED and, in the same Txn, gives each consumer its
  *   branch (under the consumer's prefix), its member record and its deliver order: a submitted
  *   message has every delivery owed, or none is written. The consumers then leave the global.
@@ -33,6 +34,9 @@ export function planMessageDecision(request: DecisionRequest, read: TransactionR
   const g = global.record;
   if (g.status !== GlobalStatus.PREPARED) {
     if (g.decision?.writeId === request.writeId) return { settled: g };
+    // The same outcome reached by another way (the check-back submitted while the producer's own
+    // submit was on its way, a retried discard): what the caller asked for holds.
+    if (g.decision?.outcome === request.outcome) return { settled: g };
     throw alreadyDecided(g);
   }
   const decision = { outcome: request.outcome, by: request.by, at: request.now, writeId: request.writeId, ...(request.reason ? { reason: request.reason } : {}) };
