@@ -16,6 +16,7 @@ import { MemberIndex } from './cache/index.js';
 import { ConnectionState, ETCD_DEFAULTS, createEtcdClient, defaultEndpoints, endpointsOf, type Fence } from './etcd/index.js';
 import { defaultLogger } from './logger.js';
 import { metricsFor, type TxloopMetrics } from './metrics.js';
+import { termEvents } from './term-events.js';
 import { builtInModes, decide } from './modes/index.js';
 import { rejectUnknownOptions, resolveOptions, type ResolvedOptions, type ServiceOptions } from './options.js';
 import { Participant, ResourceRegistry, type TryOptions, type TryResult } from './participant/index.js';
@@ -79,8 +80,8 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
   private readonly counters = new ServiceCounters();
   private readonly modes = builtInModes();
   private readonly resources = new ResourceRegistry();
-  /** Finished globals reported as `completed` and not collected yet: each is reported once. */
-  private readonly completedSeen = new Set<string>();
+  /** What its terms report, into counters, metrics and events (one set for every term: a finished global is reported once). */
+  private readonly events: TermEvents;
   private readonly calls: CallGuard;
   private readonly initiator: Initiator;
   private readonly messages: Messages;
@@ -107,6 +108,7 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
     const endpoints = o.client ? endpointsOf(o.client) : (o.etcd?.endpoints ?? defaultEndpoints());
     this.store = new Store(this.client, o.namespace, o.maxTxnOps, o.etcd?.requestTimeoutMs ?? ETCD_DEFAULTS.requestTimeoutMs);
     this.metrics = o.metrics ? metricsFor(o.metrics) : undefined;
+    this.events = termEvents({ app: this.app, counters: this.counters, metrics: this.metrics, emit: this.emit.bind(this) });
     this.malformed = new MalformedRecords(this.logger);
     this.metrics?.trackMalformed(this.app, this.malformed);
     this.calls = new CallGuard(this.app, endpoints, () => this.closing !== undefined);
@@ -334,27 +336,6 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
   // The control loop's term
 
   private newTerm(fence: Fence, members: MemberIndex, connection: ConnectionState, cached: (xid: string) => TransactionRead | undefined): Term<RegisteredResource> {
-    const events: TermEvents = {
-      phase2: (o) => {
-        this.counters.attempted(o);
-        this.metrics?.recordPhase2(this.app, o);
-        this.emit('phase2', o);
-      },
-      decided: (g) => this.metrics?.recordDecision(this.app, g),
-      completed: (g: GlobalRecord) => {
-        // A saga is finished by its steps' owners; its initiator reports it as it sees it, once.
-        if (this.completedSeen.has(g.xid)) return;
-        this.completedSeen.add(g.xid);
-        this.counters.completed();
-        this.metrics?.recordCompletion(this.app, g);
-        this.emit('completed', { xid: g.xid, status: g.status, heuristic: g.heuristic ?? false });
-      },
-      collected: (xid) => {
-        this.completedSeen.delete(xid);
-        this.counters.collected();
-        this.emit('collected', { xid });
-      },
-    };
     const history = new TermHistory(this.store, this.store.keys.leader(this.app));
     return new Term<RegisteredResource>({
       fence,
@@ -370,7 +351,7 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
         logger: this.logger,
         handlers: this.resources.handlers,
         malformed: this.malformed,
-        events,
+        events: this.events,
         memberKeys: (xid) => members.keysOf(xid),
         decide: (xid, request) => decide(this.store, this.modes, xid, request, cached(xid)),
         cached,

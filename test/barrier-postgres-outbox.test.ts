@@ -135,6 +135,21 @@ describe('PostgreSQL outbox: the submit marker is part of the producer\'s local 
     }
   });
 
+  it('a check-back waits for an open local transaction only up to its lock timeout, then answers unknown (asked again later) and blocks nothing: that transaction can still commit', async () => {
+    const xid = newXid();
+    const local = await openLocal();
+    try {
+      await barrier.markSubmitted(local, xid);
+      await insertOrder(local, xid);
+      expect(await barrier.checkBack(xid, { lockTimeoutMs: 200 })).toBe('unknown');
+      await local.query('COMMIT');
+    } finally {
+      local.release();
+    }
+    expect(await barrier.checkBack(xid)).toBe('committed');
+    await expect(barrier.checkBack(xid, { lockTimeoutMs: 0 })).rejects.toThrow(/options.lockTimeoutMs/);
+  });
+
   it('a local transaction run twice for one message is refused: its marker already committed', async () => {
     const xid = newXid();
     await barrier.messageTransaction(xid, (sql) => insertOrder(sql, xid));

@@ -17,7 +17,8 @@ describe('txloop CLI on sagas', () => {
     const { h, ns } = env.fresh('cli-saga');
     const cli = (...args: string[]) => runCli(['--endpoints', env.endpoints.join(','), '--namespace', ns, ...args]);
     const held = gate();
-    const order = h.service({ app: 'order', maxAttempts: 2 }).sagaStep('create', { action: () => undefined, compensate: () => { throw new Error('order service refuses to cancel'); } });
+    let orderCompensations = 0;
+    const order = h.service({ app: 'order', maxAttempts: 2 }).sagaStep('create', { action: () => undefined, compensate: () => { orderCompensations++; throw new Error('order service refuses to cancel'); } });
     const stock = h.service({ app: 'stock' }).sagaStep('reserve', { action: () => held.wait, compensate: () => undefined });
     const pay = h.service({ app: 'pay' }).sagaStep('charge', { action: () => { throw new NonRetryableError('card declined'); }, compensate: () => undefined });
     const shop = h.service({ app: 'shop' });
@@ -45,6 +46,12 @@ describe('txloop CLI on sagas', () => {
       expect(parked.stdout.trim()).toBe(`branch/${xid}/step1`);
       expect((await cli('get', 'gtx', xid)).stdout).toMatch(/COMPENSATING/);
 
+      // retry puts the parked compensation back with a fresh budget: it runs (and parks) again.
+      const before = orderCompensations;
+      const retried = await cli('retry', `${xid}/step1`);
+      expect(retried.code, retried.stderr).toBe(0);
+      expect(retried.stdout).toMatch(/re-queued for compensate/);
+      await waitUntil(async () => orderCompensations >= before + 2 && (await shop.get(xid)).branches.find((b) => b.owner === 'order')?.state === 'PARKED', 'parked again after the retry');
       const wrong = await cli('resolve', `${xid}/step1`, '--as', 'confirmed', '--reason', 'no');
       expect(wrong.code).toBe(1);
       expect(wrong.stderr).toMatch(/can be resolved as compensated, not confirmed/);
@@ -56,7 +63,8 @@ describe('txloop CLI on sagas', () => {
       expect(abort.code).toBe(1);
       expect(abort.stderr).toMatch(/already decided.*only an undecided transaction/);
       const done = await cli('describe', 'gtx', xid);
-      expect(done.stdout).toMatch(/Status:\s+COMPENSATED \(heuristic\)/);
+      expect(done.stdout).toMatch(/Status:\s+COMPENSATED\n/);
+      expect(done.stdout).toMatch(/Completed .*\(1 by hand\)/);
       expect(done.stdout).toMatch(/ActionFailed .*card declined/);
     } finally {
       await w.interrupt();

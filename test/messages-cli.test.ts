@@ -6,7 +6,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { TxloopService } from '../src/index.js';
-import { assertBuilt, row, runCli, waitFor } from './helpers/cli.js';
+import { assertBuilt, row, runCli, spawnCli, waitFor } from './helpers/cli.js';
 import { useEtcd, type Harness } from './helpers/harness.js';
 
 const env = useEtcd();
@@ -71,14 +71,43 @@ describe('txloop get and describe show a message and its deliveries', () => {
   });
 });
 
+describe('txloop get -w follows a message', () => {
+  it('get gtx -w and get branches -w print a message as it goes PREPARED → SUBMITTED and its delivery DELIVERING → PARKED → DELIVERED after a retry', async () => {
+    await setup('cli-watch');
+    const args = ['--endpoints', env.endpoints.join(','), '--namespace', ns, 'get'];
+    const globals = spawnCli([...args, 'gtx', '-w']);
+    const branches = spawnCli([...args, 'branches', '-w']);
+    try {
+      await globals.waitForLine((l) => l.startsWith('XID'), 'the globals header');
+      await branches.waitForLine((l) => l.startsWith('BRANCH'), 'the branches header');
+      const msg = await shop.prepareMessage({ name: 'order paid', consumers: [{ service: 'bank', resource: 'credit', branchId: 'credit' }] });
+      await globals.waitForLine((l) => l.startsWith(msg.xid) && /\sMSG\s+PREPARED\s/.test(l), 'the message PREPARED');
+      await msg.submit();
+      await globals.waitForLine((l) => l.startsWith(msg.xid) && /\sSUBMITTED\s/.test(l), 'the message SUBMITTED');
+      await branches.waitForLine((l) => l.startsWith(`${msg.xid}/credit`) && /\sPARKED\s/.test(l), 'its delivery PARKED');
+      healed = true;
+      expect((await cli('retry', `${msg.xid}/credit`)).code).toBe(0);
+      await branches.waitForLine((l) => l.startsWith(`${msg.xid}/credit`) && /\sDELIVERED\s/.test(l), 'its delivery DELIVERED');
+      await globals.waitForLine((l) => l.startsWith(msg.xid) && /\sDELIVERED\s+1\/1\s/.test(l), 'the message DELIVERED 1/1');
+    } finally {
+      await globals.interrupt();
+      await branches.interrupt();
+    }
+  });
+});
+
 describe('txloop repairs on messages: what the mode allows and what it refuses', () => {
-  it('abort discards a prepared message (dry run first); a submitted message cannot be aborted: it is never rolled back', async () => {
+  it('abort of a prepared message is refused without --force (its check-back decides it); with --force it is discarded (dry run first); a submitted message cannot be aborted: it is never rolled back', async () => {
     await setup('cli-abort');
     const prepared = await shop.prepareMessage({ name: 'order paid', consumers: [{ service: 'bank', resource: 'credit' }] });
-    const dry = await cli('abort', prepared.xid, '--dry-run');
+    const unforced = await cli('abort', prepared.xid);
+    expect(unforced.code).toBe(1);
+    expect(unforced.stderr).toMatch(/it is a PREPARED message, which its producer's check-back decides from its own data .* pass --force only when you know it did not/);
+    expect((await shop.deliveries(prepared.xid)).status).toBe('PREPARED');
+    const dry = await cli('abort', prepared.xid, '--dry-run', '--force');
     expect(dry.code, dry.stderr).toBe(0);
     expect(dry.stdout.trim()).toBe(`gtx/${prepared.xid} would be discarded: nothing is delivered to its 1 consumer(s) (dry run)`);
-    const r = await cli('abort', prepared.xid, '--reason', 'order cancelled');
+    const r = await cli('abort', prepared.xid, '--reason', 'order cancelled', '--force');
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout.trim()).toBe(`gtx/${prepared.xid} aborted: DISCARDED, nothing is delivered`);
     expect((await shop.deliveries(prepared.xid)).decision).toMatchObject({ outcome: 'rollback', reason: 'order cancelled', by: expect.stringMatching(/^operator/) });
@@ -89,7 +118,7 @@ describe('txloop repairs on messages: what the mode allows and what it refuses',
       expect(refused.code).toBe(1);
       expect(refused.stderr.trim()).toBe(`error: cannot abort ${xid}: it is a 2-phase message already submitted (by submit, now SUBMITTED); a submitted message is delivered, never rolled back: retry or resolve its parked deliveries instead`);
     }
-    const again = await cli('abort', prepared.xid);
+    const again = await cli('abort', prepared.xid, '--force');
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/the message was already discarded/);
     expect((await shop.deliveries(xid)).status).toBe('SUBMITTED');

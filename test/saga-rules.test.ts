@@ -2,7 +2,8 @@
 import { describe, expect, it } from 'vitest';
 import { Action, GlobalStatus, Mode, Phase2State, TryState } from '../src/index.js';
 import { laterNotCompensated, sagaMove, startCompensation } from '../src/modes/saga/index.js';
-import type { GlobalRecord, MemberRecord } from '../src/store/index.js';
+import { MalformedRecord } from '../src/index.js';
+import { parseGlobal, type GlobalRecord, type MemberRecord } from '../src/store/index.js';
 
 const NOW = 1_700_000_000_000;
 const xid = 'shop.0000000000000000a';
@@ -63,7 +64,8 @@ describe('saga rules', () => {
     expect(sagaMove(g, [s1, s2, s3], { ...s3, ...compensated }, 'participant:c', NOW).compensate.map((s) => s.branchId)).toEqual(['s1']);
     const end = sagaMove(g, [{ ...s1, ...compensated, resolution: 'compensated' }, s2, { ...s3, ...compensated }], { ...s1, ...compensated, resolution: 'compensated' }, 'operator:x', NOW);
     expect(end.global?.status).toBe(GlobalStatus.COMPENSATED);
-    expect(end.global?.heuristic).toBe(true);
+    expect(end.global?.heuristic).toBeUndefined();
+    expect(end.global?.events.at(-1)?.message).toMatch(/\(1 by hand\)/);
   });
 
   it('a late action finishing in a compensating saga moves nothing (its compensation is already ordered)', () => {
@@ -77,10 +79,45 @@ describe('saga rules', () => {
     expect(m.compensate.map((s) => s.branchId)).toEqual(['s2', 's3']);
   });
 
+  it('a member that does not parse (its group unknown) holds every move that needs a whole group, and every compensation', () => {
+    const broken = member('s3', 'c', 0, { malformed: true });
+    const s2 = member('s2', 'b', 1, succeeded);
+    expect(sagaMove(saga(), [member('s1', 'a', 0, succeeded), s2, broken], { ...s2 }, 'participant:b', NOW)).toEqual({ create: [], compensate: [] });
+    expect(laterNotCompensated([member('s1', 'a', 0, succeeded), broken], member('s1', 'a', 0))?.branchId).toBe('s3');
+  });
+
   it('an owner may compensate only once every later step is compensated', () => {
     const all = [member('s1', 'a', 0, succeeded), member('s2', 'b', 1, compensated), member('s3', 'c', 1, { tryState: TryState.FAILED })];
     expect(laterNotCompensated(all, all[0]!)?.branchId).toBe('s3');
     expect(laterNotCompensated(all, all[1]!)).toBeUndefined();
     expect(laterNotCompensated([all[0]!, all[1]!, { ...all[2]!, ...compensated }], all[0]!)).toBeUndefined();
+  });
+});
+
+describe("a saga's declared steps as read from etcd", () => {
+  const read = (steps: unknown): unknown => {
+    try {
+      return parseGlobal('k', JSON.stringify({ ...saga(), steps }));
+    } catch (err) {
+      return err;
+    }
+  };
+  it('each step must name valid keys, with unique branch ids and groups from 0 without a gap; the problem names the step', () => {
+    const ok = { branchId: 's1', owner: 'a', resource: 'r', group: 0 };
+    expect(read([ok])).not.toBeInstanceOf(MalformedRecord);
+    const cases: [unknown, RegExp][] = [
+      [[{ ...ok, owner: 'evil/branch/x' }], /steps\[0\]\.owner/],
+      [[{ ...ok, resource: '' }], /steps\[0\]\.resource/],
+      [[{ ...ok, branchId: 'a/b' }], /steps\[0\]\.branchId/],
+      [[ok, { ...ok, group: 1 }], /steps\[1\]\.branchId "s1" is used by another step/],
+      [[ok, { ...ok, branchId: 's2', group: 2 }], /steps\[1\]\.group is 2, after group 0/],
+      [[{ ...ok, group: -1 }], /steps\[0\]\.group must be a whole number/],
+      ['x', /steps must be an array/],
+    ];
+    for (const [steps, problem] of cases) {
+      const err = read(steps);
+      expect(err, JSON.stringify(steps)).toBeInstanceOf(MalformedRecord);
+      expect((err as MalformedRecord).message).toMatch(problem);
+    }
   });
 });

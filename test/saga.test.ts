@@ -205,6 +205,10 @@ describe('saga: forward in order, compensation in reverse', () => {
     await bad([{ service: 'a', resource: 'r', branchId: 'x' }, [{ service: 'b', resource: 'r', branchId: 'x' }]], /options\.steps\[1\]\[0\]\.branchId.*unique/);
     await bad([{ service: 'a', resource: 'r', colour: 'red' }], /colour/);
     await bad([Array.from({ length: 50 }, () => ({ service: 'a', resource: 'r' }))], /at most 41 fit/);
+    // Payloads each within maxPayloadBytes, but more than one etcd request can carry together.
+    const big = 'x'.repeat(240_000);
+    await bad([[1, 2, 3].map(() => ({ service: 'a', resource: 'r', payload: big }))], /submit would write about \d+ bytes in one etcd Txn/);
+    await bad([{ service: 'a', resource: 'r' }, [1, 2, 3].map(() => ({ service: 'b', resource: 'r', payload: big }))], /options\.steps\[1\]: ordering this group would write/);
     expect((await store.client.getAll().prefix(ns).keys()).length).toBe(0);
   });
 
@@ -228,11 +232,12 @@ describe('saga: forward in order, compensation in reverse', () => {
     await store.repairs.retryBranch('b', xid, 'step2', 'operator:test');
     await waitFor(() => bCompensations === 4 && s.shop!.get(xid).then((v) => v.branches.find((b) => b.owner === 'b')?.state === 'PARKED'), { what: 'parked again after a fresh budget' });
     // A saga step is resolved as compensated, nothing else.
-    await expect(store.repairs.resolveBranch('b', xid, 'step2', 'confirmed', 'no', 'operator:test', false, sagaMoveForTest)).rejects.toBeInstanceOf(OperationRefused);
-    await store.repairs.resolveBranch('b', xid, 'step2', 'compensated', 'refunded by hand, OPS-7', 'operator:test', false, sagaMoveForTest);
+    await expect(store.repairs.resolveBranch('b', xid, 'step2', 'confirmed', 'no', 'operator:test', { move: sagaMoveForTest })).rejects.toBeInstanceOf(OperationRefused);
+    await store.repairs.resolveBranch('b', xid, 'step2', 'compensated', 'refunded by hand, OPS-7', 'operator:test', { move: sagaMoveForTest });
     const done = await s.shop!.waitForCompletion(xid);
     expect(done.status).toBe('COMPENSATED');
-    expect(done.heuristic).toBe(true);
+    // Resolved the way the saga went: not heuristic.
+    expect(done.heuristic).toBe(false);
     expect(called(r.calls, 'compensate').filter((x) => x === 'a')).toEqual(['a']);
   });
 });
@@ -312,5 +317,60 @@ describe('a saga or a message takes no Try', () => {
     const tx = await shop.begin({ name: 'tcc' });
     expect((await bank.tryBranch(tx.context, 'hold', {})).replayed).toBe(false);
     held.open();
+  });
+});
+
+describe('saga: no single service blocks recovery', () => {
+  it('invariant 10: an owner whose step already succeeded compensates a saga its initiator left RUNNING past deadline + grace (a concurrent step\'s service never ran)', async () => {
+    const { h } = env.fresh('saga-inv10-done');
+    const r = recorder();
+    const a = h.service({ app: 'a' }).sagaStep('s', r.step('a'));
+    const shop = h.service({ app: 'shop' });
+    await Promise.all([a.start(), shop.start()]);
+    const { xid } = await shop.saga({ name: 'x', timeoutMs: 1_000, steps: [[{ service: 'a', resource: 's' }, { service: 'b', resource: 's' }]] });
+    await waitFor(async () => (await shop.get(xid)).branches.find((m) => m.owner === 'a')?.tryState === 'SUCCEEDED', 'a done');
+    await shop.close();
+    const reader = h.service({ app: 'reader' });
+    await waitFor(async () => (await reader.get(xid)).status === 'COMPENSATING', { what: 'compensating', timeoutMs: 15_000 });
+    expect((await reader.get(xid)).decision?.by).toBe('participant:a');
+    // a's own compensation needs no order relative to b (one group).
+    await waitFor(() => called(r.calls, 'compensate').includes('a'), "a's compensation");
+  });
+
+  it('a step whose service never runs (misnamed): after the deadline the saga waits on it; resolve --force as compensated moves it on, and the steps before it are compensated', async () => {
+    const { h, store } = env.fresh('saga-misnamed');
+    const r = recorder();
+    const order = h.service({ app: 'order' }).sagaStep('s', r.step('order'));
+    const shop = h.service({ app: 'shop' });
+    await Promise.all([order.start(), shop.start()]);
+    const { xid } = await shop.saga({ name: 'typo', timeoutMs: 1_000, steps: [{ service: 'order', resource: 's' }, { service: 'invnetory', resource: 's' }] });
+    await waitFor(async () => (await shop.get(xid)).status === 'COMPENSATING', { what: 'compensating after the deadline', timeoutMs: 15_000 });
+    // Nothing parked, so a plain resolve is refused; the earlier step waits for the later one.
+    await expect(store.repairs.resolveBranch('invnetory', xid, 'step2', 'compensated', 'no such service', 'operator:test', { move: sagaMoveForTest })).rejects.toMatchObject({ reason: 'not-parked' });
+    expect(called(r.calls, 'compensate')).toEqual([]);
+    const resolved = await store.repairs.resolveBranch('invnetory', xid, 'step2', 'compensated', 'misnamed service, nothing ran', 'operator:test', { move: sagaMoveForTest, force: true });
+    expect(resolved.phase2).toMatchObject({ action: 'compensate', state: 'DONE', resolution: { as: 'compensated' } });
+    expect((await shop.waitForCompletion(xid)).status).toBe('COMPENSATED');
+    expect(called(r.calls, 'compensate')).toEqual(['order']);
+  });
+});
+
+describe('saga: two steps of a group finishing at once', () => {
+  it('the next group is ordered exactly once, by whichever finish came last (sagas whose group steps are released together)', async () => {
+    const { h, store } = env.fresh('saga-race');
+    const release = gate();
+    const r = recorder();
+    const s = await services(h, ['b', 'c', 'd', 'shop'], (svc, name) => {
+      if (name === 'b' || name === 'c') svc.sagaStep('step', r.step(name, { action: () => release.wait }));
+      if (name === 'd') svc.sagaStep('step', r.step('d'));
+    });
+    const xids: string[] = [];
+    for (let i = 0; i < 6; i++) xids.push((await s.shop!.saga({ name: `race ${i}`, steps: [[{ service: 'b', resource: 'step' }, { service: 'c', resource: 'step' }], { service: 'd', resource: 'step' }] })).xid);
+    await waitFor(() => r.calls.filter((c) => c.action === 'action').length === 12, 'every b and c action waiting');
+    release.open();
+    for (const xid of xids) expect((await s.shop!.waitForCompletion(xid, { timeoutMs: 20_000 })).status).toBe('SUCCEEDED');
+    // Each saga's d ran once: its branch was created once, and never written over after it ran.
+    for (const xid of xids) expect((await store.branches.get('d', xid, 'step3'))?.record.events.filter((e) => e.type === 'Ordered')).toHaveLength(1);
+    expect(r.calls.filter((c) => c.step === 'd')).toHaveLength(6);
   });
 });

@@ -55,8 +55,25 @@ export interface SagaSubmitter {
   maxPayloadBytes: number;
 }
 
-/** The largest etcd value a saga's record may take (etcd refuses requests over 1.5 MiB by default). */
+/** The most bytes one of a saga's Txns may carry (etcd refuses requests over 1.5 MiB by default). */
 const MAX_SAGA_BYTES = 1_000_000;
+
+/**
+ * Refuses a saga one of whose Txns etcd would refuse as too large: the submit (the saga's record
+ * with every payload, and group 0's branches with theirs again), and each group's ordering (its
+ * branches, with the largest branch of the group before it, whose finish carries them).
+ */
+function fitsEtcd(global: GlobalRecord, first: { payload: unknown }[], steps: SagaStepPlan[]): void {
+  const bytes = (v: unknown): number => Buffer.byteLength(JSON.stringify(v) ?? 'null');
+  const submit = bytes(global) + first.reduce((n, b) => n + 2 * bytes(b.payload) + 600, 0);
+  if (submit > MAX_SAGA_BYTES) throw new ValidationError('options.steps', `the saga's submit would write about ${submit} bytes in one etcd Txn, over ${MAX_SAGA_BYTES}; keep large payloads in your own store and pass references`);
+  const groups = Math.max(...steps.map((s) => s.group));
+  for (let g = 1; g <= groups; g++) {
+    const before = Math.max(...steps.filter((s) => s.group === g - 1).map((s) => bytes(s.payload)));
+    const ordering = before + steps.filter((s) => s.group === g).reduce((n, s) => n + 2 * bytes(s.payload) + 600, 0);
+    if (ordering > MAX_SAGA_BYTES) throw new ValidationError(`options.steps[${g}]`, `ordering this group would write about ${ordering} bytes in one etcd Txn, over ${MAX_SAGA_BYTES}; keep large payloads in your own store and pass references`);
+  }
+}
 
 export function submitSaga(o: SagaSubmitter, options: SagaOptions): Promise<SubmittedSaga> {
   return o.calls.run('saga', undefined, options?.signal, true, async () => {
@@ -74,9 +91,9 @@ export function submitSaga(o: SagaSubmitter, options: SagaOptions): Promise<Subm
       `submitted by ${o.identity}: ${steps.length} steps in ${groups} groups, timeout ${timeoutMs}ms`,
       now,
     );
-    const size = Buffer.byteLength(JSON.stringify(global));
-    if (size > MAX_SAGA_BYTES) throw new ValidationError('options.steps', `the saga's record would be ${size} bytes, over ${MAX_SAGA_BYTES}; keep large payloads in your own store and pass references`);
-    await o.store.sagas.submit(global, steps.filter((s) => s.group === 0).map((s) => sagaRules.stepBranch(global, s, now)));
+    const first = steps.filter((s) => s.group === 0).map((s) => sagaRules.stepBranch(global, s, now));
+    fitsEtcd(global, first, steps);
+    await o.store.sagas.submit(global, first);
     o.logger.debug({ xid, name, steps: steps.length }, 'saga submitted');
     return { xid, deadline: global.deadline };
   });

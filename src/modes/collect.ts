@@ -8,6 +8,16 @@ import { requireFence, type ReconcileContext, type ReconcileResult } from '../ru
 import { parseMember, type GlobalRecord, type MemberRecord, type Versioned } from '../store/index.js';
 import { collectableAt } from './tcc/completion.js';
 
+/**
+ * Reports a global that finished by a write this service did not make (a saga's last step, a
+ * message's discard): once, and only when it finished during this term — one finished before was
+ * the earlier leader's to report (the service's own set dedupes the reconciles of this term).
+ */
+export function reportFinished(ctx: ReconcileContext, global: Versioned<GlobalRecord>): void {
+  const fence = ctx.fence();
+  if (fence && BigInt(global.modRevision) > BigInt(fence.createRevision)) ctx.events.completed(global.record);
+}
+
 /** Collects the finished `global` once its retention passed; until then asks to be looked at again. */
 export async function collectWhenDue(ctx: ReconcileContext, global: Versioned<GlobalRecord>): Promise<ReconcileResult> {
   const g = global.record;

@@ -81,7 +81,7 @@ export class GlobalStore {
     } catch (err) {
       const parsed = this.edge.keys.parse(key);
       if (!(err instanceof MalformedRecord) || parsed?.kind !== 'member') throw err;
-      return { v: 1, xid: parsed.xid, owner: parsed.owner, branchId: parsed.branchId, resource: '(malformed member)', tryState: TryState.PENDING };
+      return { v: 1, xid: parsed.xid, owner: parsed.owner, branchId: parsed.branchId, resource: '(malformed member)', tryState: TryState.PENDING, malformed: true };
     }
   }
 }

@@ -98,15 +98,37 @@ function mode(key: string, o: Obj): void {
   if (o.mode === undefined) o.mode = Mode.TCC;
   else if (typeof o.mode !== 'string' || !MODE_NAME_RULE.test(o.mode)) throw new MalformedRecord(key, `mode must be a mode name like ${JSON.stringify(Mode.TCC)} (${MODE_NAME_RULE.source}), got ${JSON.stringify(o.mode)}`);
 }
-/** A saga's declared steps (GlobalRecord.steps). */
+/**
+ * A saga's declared steps (GlobalRecord.steps). The owner that finishes a group builds the next
+ * group's keys from them, so each must name valid keys; branch ids are unique, and groups run
+ * 0, 1, 2… with none missing (a gap would end the saga's forward run early).
+ */
 function sagaSteps(key: string, steps: unknown): void {
   if (!Array.isArray(steps)) throw new MalformedRecord(key, 'steps must be an array');
+  const ids = new Set<string>();
+  let groups = 0;
   steps.forEach((s: unknown, i) => {
-    if (typeof s !== 'object' || s === null) throw new MalformedRecord(key, `steps[${i}] must be an object`);
-    for (const f of ['branchId', 'owner', 'resource']) str(key, s as Obj, f);
-    const group = (s as Obj).group;
+    if (typeof s !== 'object' || s === null || Array.isArray(s)) throw new MalformedRecord(key, `steps[${i}] must be an object`);
+    validKeyParts(key, s as Obj, { owner: validateApp, resource: validateResource, branchId: validateBranchId }, `steps[${i}]`);
+    const step = s as Obj;
+    const group = step.group;
     if (typeof group !== 'number' || !Number.isSafeInteger(group) || group < 0) throw new MalformedRecord(key, `steps[${i}].group must be a whole number from 0`);
+    if (ids.has(step.branchId as string)) throw new MalformedRecord(key, `steps[${i}].branchId ${JSON.stringify(step.branchId)} is used by another step`);
+    ids.add(step.branchId as string);
+    if (group > groups) throw new MalformedRecord(key, `steps[${i}].group is ${group}, after group ${groups - 1}: groups must follow each other from 0`);
+    if (group === groups) groups++;
+    if (!('payload' in step)) step.payload = null;
   });
+}
+/** Fields a record's keys are built from, each checked by its key rule (a MalformedRecord naming it). */
+function validKeyParts(key: string, o: Obj, rules: Record<string, (v: unknown, field: string) => string>, where: string): void {
+  for (const [f, valid] of Object.entries(rules)) {
+    try {
+      valid(o[f], `${where}.${f}`);
+    } catch (err) {
+      throw new MalformedRecord(key, (err as Error).message);
+    }
+  }
 }
 /** A saga step's group: its place in the saga's order (steps of one group run concurrently). */
 function optGroup(key: string, o: Obj): void {
@@ -118,15 +140,8 @@ function consumers(key: string, o: Obj): void {
   if (!Array.isArray(o.consumers)) throw new MalformedRecord(key, 'consumers must be an array');
   o.consumers.forEach((c: unknown, i) => {
     if (typeof c !== 'object' || c === null || Array.isArray(c)) throw new MalformedRecord(key, `consumers[${i}] must be an object`);
-    const rules = { service: validateApp, resource: validateResource, branchId: validateBranchId };
-    for (const [f, valid] of Object.entries(rules)) {
-      // Its keys are built from these at submit: one that names no valid key must not get that far.
-      try {
-        valid((c as Obj)[f], `consumers[${i}].${f}`);
-      } catch (err) {
-        throw new MalformedRecord(key, (err as Error).message);
-      }
-    }
+    // Its keys are built from these at submit: one that names no valid key must not get that far.
+    validKeyParts(key, c as Obj, { service: validateApp, resource: validateResource, branchId: validateBranchId }, `consumers[${i}]`);
     if (!('payload' in c)) (c as Obj).payload = null;
   });
 }

@@ -115,6 +115,12 @@ export interface BranchRecord {
   keyLayout?: 2;
   /** A saga step's group: groups run in order, the steps of one group concurrently. */
   group?: number;
+  /**
+   * A saga step whose finish moved the saga on (ordered the next group, or ended it): from then on
+   * the saga's deadline is other owners' business. A step finished before the rest of its group
+   * still watches it (invariant 10).
+   */
+  handedOn?: true;
   events: TimelineEvent[];
 }
 
@@ -137,6 +143,8 @@ export interface MemberRecord {
   resolution?: Resolution['as'];
   /** A saga step's group (BranchRecord.group). */
   group?: number;
+  /** Never stored: a read's stand-in for a member record that does not parse (its key's facts only). */
+  malformed?: true;
 }
 
 export interface OrderRecord {

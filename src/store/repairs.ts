@@ -66,39 +66,58 @@ export class RepairStore {
   /**
    * Records a human's heuristic decision for a parked branch: it counts as done and completion can
    * proceed. `move`: what else the resolution writes in the same Txn (a saga's next move, from its
-   * mode's rule), read and recomputed as a step's own finish is.
+   * mode's rule), read and recomputed as a step's own finish is. `force`: also a branch that is not
+   * parked — one whose service never runs (retired, or misnamed in a saga) — when the operator
+   * knows no handler of it is running.
    */
-  async resolveBranch(owner: string, xid: string, branchId: string, as: Resolution['as'], reason: string, by: string, dryRun = false, move?: (read: TransactionRead & { global: NonNullable<TransactionRead['global']> }, member: MemberRecord) => SagaWrite): Promise<BranchRecord> {
+  async resolveBranch(owner: string, xid: string, branchId: string, as: Resolution['as'], reason: string, by: string, options: ResolveOptions = {}): Promise<BranchRecord> {
     const cur = await this.branches.get(owner, xid, branchId);
     if (!cur) throw new BranchNotFound(xid, branchId);
     const b = cur.record;
     const p = b.phase2;
-    if (!p && !(await this.branches.getOrder(owner, xid, branchId))) {
+    const order = await this.branches.getOrder(owner, xid, branchId);
+    if (!p && !order) {
       throw new OperationRefused(xid, RefusalReason.NOT_DECIDED, `branch ${branchId} of ${xid} has no decision yet; abort or commit the transaction first`, branchId);
     }
-    if (p?.state === Phase2State.DONE) {
+    // What is owed: an order newer than the recorded work (a saga's compensation after its action) wins.
+    const owed = order && (!p || (p.state === Phase2State.DONE && p.action !== order.action)) ? order.action : p!.action;
+    if (p?.state === Phase2State.DONE && owed === p.action) {
       throw new OperationRefused(xid, RefusalReason.ALREADY_DONE, `branch ${branchId} of ${xid} is already done (${p.resolution ? `resolved as ${p.resolution.as}` : p.action}); nothing to resolve`, branchId);
     }
-    if (p?.state !== Phase2State.PARKED) {
-      throw new OperationRefused(xid, RefusalReason.NOT_PARKED, `branch ${branchId} of ${xid} is still being retried by its service; resolve only parked branches`, branchId);
+    if (p?.state !== Phase2State.PARKED && !options.force) {
+      throw new OperationRefused(xid, RefusalReason.NOT_PARKED, `branch ${branchId} of ${xid} is still being retried by its service${p ? '' : ' (or its service is not running)'}; resolve only parked branches (or, when you know its service will not run it, --force)`, branchId);
     }
-    const fits = RESOLUTIONS[p.action];
+    const fits = RESOLUTIONS[owed];
     if (!fits.includes(as)) {
-      throw new OperationRefused(xid, RefusalReason.WRONG_RESOLUTION, `branch ${branchId} of ${xid} is parked in its ${p.action}; it can be resolved as ${fits.join(' or ')}, not ${as}`, branchId);
+      throw new OperationRefused(xid, RefusalReason.WRONG_RESOLUTION, `branch ${branchId} of ${xid} ${p?.state === Phase2State.PARKED && p.action === owed ? 'is parked in' : 'owes'} its ${owed}; it can be resolved as ${fits.join(' or ') || 'nothing (fail it instead)'}, not ${as}`, branchId);
     }
     const now = Date.now();
-    const next = withEvent({ ...b, phase2: { ...p, state: Phase2State.DONE, doneAt: now, resolution: { as, reason, at: now, by } } }, 'Resolved', `resolved as ${as} by ${by}: ${reason}`, now);
-    if (dryRun) return next;
-    if (move) return (await this.sagas.finishStep(undefined, cur, next, move)).record;
+    const base = p && p.action === owed ? p : { action: owed, attempts: p?.attempts ?? 0 };
+    const next = withEvent({ ...b, phase2: { ...base, state: Phase2State.DONE, doneAt: now, resolution: { as, reason, at: now, by } } }, 'Resolved', `resolved as ${as} by ${by}${p?.state === Phase2State.PARKED ? '' : ' (forced: not parked)'}: ${reason}`, now);
+    if (options.dryRun) return next;
+    if (options.move) return (await this.sagas.finishStep(undefined, cur, next, options.move)).record;
     return (await this.branches.recordProgress(undefined, cur, next)).record;
   }
 }
 
-/** What a branch parked in each action can be resolved as: TCC either way (a heuristic outcome); a compensation or a delivery only as done. */
+export interface ResolveOptions {
+  /** Check and return what would be written, writing nothing. */
+  dryRun?: boolean;
+  /** What else the resolution writes in its Txn: a saga's next move (modes/saga/rules.ts). */
+  move?: (read: TransactionRead & { global: NonNullable<TransactionRead['global']> }, member: MemberRecord) => SagaWrite;
+  /** Resolve a branch that is not parked (its service does not run it). */
+  force?: boolean;
+}
+
+/**
+ * What a branch owing each action can be resolved as: TCC either way (a heuristic outcome); a
+ * compensation or a delivery only as done; a saga step's action not at all (it fails, and the saga
+ * compensates).
+ */
 const RESOLUTIONS: Record<Action, readonly Resolution['as'][]> = {
   confirm: ['confirmed', 'cancelled'],
   cancel: ['confirmed', 'cancelled'],
-  action: ['compensated'],
+  action: [],
   compensate: ['compensated'],
   deliver: ['delivered'],
 };

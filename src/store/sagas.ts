@@ -55,14 +55,15 @@ export class SagaStore {
    * recomputed when another step's write won. WriteConflict when the step's own record changed.
    */
   async finishStep(fence: Fence | undefined, current: Versioned<BranchRecord>, next: BranchRecord, move: (read: TransactionRead & { global: NonNullable<TransactionRead['global']> }, member: MemberRecord) => SagaWrite): Promise<Versioned<BranchRecord>> {
-    const written = { ...next, updatedAt: Date.now(), writeId: newWriteId() };
     return retrying(
       async () => {
         const read = await this.globals.read(next.xid);
         // The saga is gone (collected): there is nothing left to move; the step records itself.
         if (!read.global) return this.branches.recordProgress(fence, current, next);
         const global = read.global;
-        const m = move({ ...read, global }, memberOf(written));
+        const m = move({ ...read, global }, memberOf(next));
+        const movedOn = m.global !== undefined || m.create.length > 0 || m.compensate.length > 0;
+        const written: BranchRecord = { ...next, ...(movedOn ? { handedOn: true as const } : {}), updatedAt: Date.now(), writeId: newWriteId() };
         const xid = global.record.xid;
         const ops: IRequestOp[] = [
           op.put(current.key, written),
@@ -71,7 +72,15 @@ export class SagaStore {
           ...this.createOps(m.create, Date.now()),
           ...m.compensate.map((s) => op.put(this.edge.keys.order(s.owner, xid, s.branchId), orderFor({ xid, branchId: s.branchId }, Mode.SAGA, Action.COMPENSATE, m.global?.decision?.by ?? global.record.decision?.by ?? 'saga', Date.now()))),
         ];
-        const compares = [cmp.mod(current.key, current.modRevision), ...cmp.fenced(fence), cmp.mod(global.key, global.modRevision), ...this.edge.keys.members(xid).flatMap((p) => cmp.prefixUnchangedSince(p, read.revision))];
+        // The saga and its members as read (so of two finishes of a group exactly one sees it
+        // complete), and, besides, never over a branch already created.
+        const compares = [
+          cmp.mod(current.key, current.modRevision),
+          ...cmp.fenced(fence),
+          cmp.mod(global.key, global.modRevision),
+          ...this.edge.keys.members(xid).flatMap((p) => cmp.prefixUnchangedSince(p, read.revision)),
+          ...m.create.map((b) => cmp.absent(this.edge.keys.branch(b.owner, b.xid, b.branchId))),
+        ];
         const res = await this.edge.txn(compares, ops, [op.get(current.key), ...(fence ? [op.get(fence.key)] : [])]);
         if (res.succeeded) return { key: current.key, record: written, modRevision: res.header.revision };
         if (fence) {

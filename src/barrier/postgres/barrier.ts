@@ -85,9 +85,13 @@ interface Row {
  * }));
  * ```
  */
+/** How long a check-back waits for a local transaction holding its message's marker, by default. */
+const CHECK_BACK_LOCK_TIMEOUT_MS = 5_000;
+
 export class PgBarrier<P extends PgPool = PgPool> {
   readonly table: string;
   private readonly begin: string;
+  private readonly lockTimeoutMs: number | undefined;
 
   constructor(
     private readonly pool: P,
@@ -99,6 +103,7 @@ export class PgBarrier<P extends PgPool = PgPool> {
     const lockTimeoutMs = options.lockTimeoutMs;
     if (lockTimeoutMs !== undefined && (!Number.isSafeInteger(lockTimeoutMs) || lockTimeoutMs < 1)) throw new ValidationError('lockTimeoutMs', `${JSON.stringify(lockTimeoutMs)} is not a positive integer of ms`);
     // One round trip: a simple query may carry both statements.
+    this.lockTimeoutMs = lockTimeoutMs;
     this.begin = `BEGIN ISOLATION LEVEL ${isolation.toUpperCase()}` + (lockTimeoutMs ? `; SET LOCAL lock_timeout = ${lockTimeoutMs}` : '');
   }
 
@@ -210,17 +215,31 @@ export class PgBarrier<P extends PgPool = PgPool> {
    * `committed` when the marker committed; otherwise it writes a blocking marker, insert-if-absent,
    * so a local transaction still running can no longer commit its own (its insert conflicts), and
    * answers `rolled-back`. A local transaction holding an uncommitted marker makes it wait for that
-   * transaction to commit or roll back. Register it with
+   * transaction to commit or roll back — for `lockTimeoutMs` at most (default 5 s, or the barrier's
+   * own), then it answers `unknown` (asked again later) rather than hold a connection of your pool
+   * behind a local transaction that hangs. Register it with
    * `service.checkBack(name, ({ xid }) => barrier.checkBack(xid))`. Keep markers (prune) well past
    * the longest a message may stay unsubmitted: a pruned marker reads as never committed.
    */
-  async checkBack(xid: string): Promise<'committed' | 'rolled-back'> {
+  async checkBack(xid: string, options: { lockTimeoutMs?: number } = {}): Promise<'committed' | 'rolled-back' | 'unknown'> {
     const call = { xid: validateXid(xid), branchId: MESSAGE_MARKER, op: 'check-back' } as const;
+    const waitMs = options.lockTimeoutMs ?? this.lockTimeoutMs ?? CHECK_BACK_LOCK_TIMEOUT_MS;
+    if (!Number.isSafeInteger(waitMs) || waitMs < 1) throw new ValidationError('options.lockTimeoutMs', `${JSON.stringify(waitMs)} is not a positive integer of ms`);
     const client = await this.connect(call);
     try {
-      // Two statements, each its own transaction: the SELECT's snapshot is taken after the INSERT
-      // waited out a concurrent marker, so it sees what that transaction committed.
-      await this.sql(call, client, `INSERT INTO ${this.table} (xid, branch_id, phase1_state) VALUES ($1, $2, 'blocked') ON CONFLICT (xid, branch_id) DO NOTHING`, [xid, MESSAGE_MARKER]);
+      // The blocking insert in a transaction of its own, bounded by the lock timeout; then the
+      // SELECT, whose snapshot comes after that insert waited out a concurrent marker, so it sees
+      // what that transaction committed.
+      await this.sql(call, client, `BEGIN; SET LOCAL lock_timeout = ${waitMs}`);
+      try {
+        await client.query(`INSERT INTO ${this.table} (xid, branch_id, phase1_state) VALUES ($1, $2, 'blocked') ON CONFLICT (xid, branch_id) DO NOTHING`, [xid, MESSAGE_MARKER]);
+        await client.query('COMMIT');
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        // lock_not_available: the local transaction is still open; it is not for us to guess.
+        if ((err as { code?: unknown }).code === '55P03') return 'unknown';
+        throw new BarrierDatabaseError(call.xid, call.branchId, call.op, err, false);
+      }
       const { rows } = await this.sql(call, client, `SELECT phase1_state FROM ${this.table} WHERE xid = $1 AND branch_id = $2`, [xid, MESSAGE_MARKER]);
       return (rows[0] as { phase1_state?: string } | undefined)?.phase1_state === 'applied' ? 'committed' : 'rolled-back';
     } finally {

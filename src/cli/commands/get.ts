@@ -41,10 +41,13 @@ export function getCommand(name: string): Command {
       `
 Statuses:
   globals:  trying, committing, rolling_back, committed, rolled_back, malformed,
+            sagas: running, compensating, succeeded, compensated,
             2-phase messages: prepared, submitted, delivered, discarded,
             active (not finished), done (finished), parked (has a parked branch)
   branches: trying, prepared, try_failed, confirming, cancelling, confirmed, cancelled,
             resolved_confirmed, resolved_cancelled, parked, malformed,
+            saga steps: running, succeeded, action_failed, compensating, compensated,
+            resolved_compensated,
             message consumers: delivering, delivered, resolved_delivered,
             pending (still in progress), done, resolved
 

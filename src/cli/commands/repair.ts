@@ -75,6 +75,7 @@ export function retryCommand(name: string): Command {
 
 interface AbortFlags extends DryRun {
   reason?: string;
+  force?: boolean;
 }
 
 export function abortCommand(name: string): Command {
@@ -83,6 +84,7 @@ export function abortCommand(name: string): Command {
     .argument('<xid>', 'the transaction to roll back')
     .option('--reason <text>', 'why; recorded with the decision and shown by describe')
     .option('--dry-run', 'check that the abort would be accepted, change nothing')
+    .option('--force', "a PREPARED message: discard it without its producer's check-back (only when you know its local transaction did not commit)")
     .addHelpText('after', `\nExample:\n  ${name} abort orders.m3x9k2a7f1c0q8wz --reason "stuck Try on bank-b"`)
     .action(
       action<AbortFlags>(async (io, args, opts) => {
@@ -91,11 +93,16 @@ export function abortCommand(name: string): Command {
         const reason = reasonArg(opts.reason, false) ?? `aborted with ${name} abort`;
         const { store } = await io.connect();
         try {
+          const { global, members } = await store.globals.read(xid);
+          if (!global) throw new TransactionNotFound(xid);
+          const g = global.record;
+          if (!isOpen(g.status)) throw alreadyDecided(g);
+          // Its producer's check-back answers from the producer's own data; a discard here while
+          // its local transaction may still commit would lose a committed message.
+          if (g.mode === Mode.MESSAGE && !opts.force) {
+            throw new CliError(`cannot abort ${xid}: it is a PREPARED message, which its producer's check-back decides from its own data (at ${new Date(g.deadline).toISOString()}); discarding it now loses the message if its local transaction commits — pass --force only when you know it did not`);
+          }
           if (opts.dryRun) {
-            const { global, members } = await store.globals.read(xid);
-            if (!global) throw new TransactionNotFound(xid);
-            const g = global.record;
-            if (!isOpen(g.status)) throw alreadyDecided(g);
             if (g.mode === Mode.MESSAGE) io.out(`gtx/${xid} would be discarded: nothing is delivered to its ${g.consumers?.length ?? 0} consumer(s)${suffix(true)}`);
             else io.out(`gtx/${xid} would be rolled back (${g.mode}): ${members.length} branch(es) so far${suffix(true)}`);
             return;
@@ -125,6 +132,7 @@ function abortRefused(xid: string, err: TransactionAlreadyDecided): string {
 
 interface ResolveFlags extends DryRun {
   as: Resolution['as'];
+  force?: boolean;
   reason?: string;
 }
 
@@ -135,6 +143,7 @@ export function resolveCommand(name: string): Command {
     .addOption(new Option('--as <outcome>', 'what you did by hand for this branch').choices(['confirmed', 'cancelled', 'compensated', 'delivered']).makeOptionMandatory())
     .option('--reason <text>', 'what was done and why (required; kept in the record, shown by describe)')
     .option('--dry-run', 'check that the resolution would be accepted, change nothing')
+    .option('--force', 'also resolve a branch that is not parked: one whose service will never run it (retired, or misnamed in a saga); only when you know no handler of it is running')
     .addHelpText(
       'after',
       `
@@ -157,7 +166,7 @@ Example:
         const mode = (await store.branches.get(owner, ref.xid, ref.branchId))?.record.mode;
         // A saga step's resolution moves the saga on in the same Txn, as its own compensation would.
         const move = mode === Mode.SAGA ? (read: Parameters<SagaMover>[0], member: Parameters<SagaMover>[1]) => sagaRules.sagaMove(read.global.record, read.members.map((m) => m.record), member, by, Date.now()) : undefined;
-        const b = await store.repairs.resolveBranch(owner, ref.xid, ref.branchId, opts.as, reason, by, opts.dryRun, move);
+        const b = await store.repairs.resolveBranch(owner, ref.xid, ref.branchId, opts.as, reason, by, { dryRun: opts.dryRun ?? false, force: opts.force ?? false, ...(move ? { move } : {}) });
         const wanted = { confirm: 'confirmed', cancel: 'cancelled', action: 'compensated', compensate: 'compensated', deliver: 'delivered' }[b.phase2?.action ?? 'cancel'];
         if (wanted !== opts.as) io.warn(`warning: the decision ordered ${b.phase2?.action ?? 'nothing'} for this branch; resolving it as ${opts.as} makes the transaction heuristic`);
         io.out(`${branchName(b)} ${opts.dryRun ? 'would be resolved' : 'resolved'} as ${opts.as}${suffix(opts.dryRun)}`);

@@ -16,7 +16,7 @@ import { requireFence, type ReconcileContext, type ReconcileResult } from '../..
 import { GlobalStatus, Outcome } from '../../states.js';
 import type { GlobalRecord } from '../../store/index.js';
 import type { GlobalInCache } from '../mode.js';
-import { collectWhenDue, membersOf } from '../collect.js';
+import { collectWhenDue, membersOf, reportFinished } from '../collect.js';
 import { runHandler } from '../tcc/handler.js';
 import { delivered } from './completion.js';
 
@@ -52,8 +52,11 @@ export async function reconcileMessageGlobal(ctx: ReconcileContext<RegisteredRes
       ctx.events.completed(next);
       return;
     }
-    case GlobalStatus.DELIVERED:
     case GlobalStatus.DISCARDED:
+      // Discarded by a decision (the producer's, the check-back's, an operator's), finished at once.
+      reportFinished(ctx, global);
+      return collectWhenDue(ctx, global);
+    case GlobalStatus.DELIVERED:
       return collectWhenDue(ctx, global);
   }
 }

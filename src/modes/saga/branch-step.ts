@@ -25,7 +25,11 @@ export async function reconcileSagaBranch(ctx: ReconcileContext<RegisteredResour
   const log = ctx.logger.child({ xid: branch.xid, branch: branch.branchId, resource: branch.resource });
   const p = branch.phase2;
   const now = Date.now();
-  if (!order) return;
+  if (!order) {
+    // A step's branch and order are created in one Txn and deleted in one: one alone is debris.
+    ctx.malformed.report(found.branch.key, 'branch', 'saga step without its order; nothing to run or compensate', found.branchKv.modRevision);
+    return;
+  }
   const registered = ctx.handlers.get(branch.resource);
   const handler = registered?.kind === 'saga' ? registered.handlers : undefined;
   const call = (action: 'action' | 'compensate', b: BranchRecord) =>
@@ -38,9 +42,16 @@ export async function reconcileSagaBranch(ctx: ReconcileContext<RegisteredResour
   const missing = new UnknownResource(ctx.app, branch.resource, 'saga').message;
 
   if (order.action === Action.ACTION) {
+    const due = branch.deadline + ctx.options.graceMs;
+    if (branch.tryState === TryState.SUCCEEDED && !branch.handedOn) {
+      // Done before the rest of its group: until the saga moves on, this owner too holds a branch
+      // of it, and compensates it past deadline + grace if nobody did (invariant 10).
+      if (now < due) return { requeueAfterMs: due - now };
+      await compensateExpired(ctx, branch, log);
+      return;
+    }
     if (branch.tryState !== TryState.PENDING || (p && p.state !== Phase2State.ACTIVE)) return;
     // Invariant 10: the saga's deadline passed and its initiator did not compensate it: this owner does.
-    const due = branch.deadline + ctx.options.graceMs;
     if (now >= due && (await compensateExpired(ctx, branch, log))) return { requeueAfterMs: 100 };
     // An attempt that never reported back, at the limit: the action failed for good.
     if (p && attemptsInBudget(p) >= limits.maxAttempts) {
@@ -86,8 +97,16 @@ export async function reconcileSagaBranch(ctx: ReconcileContext<RegisteredResour
     log.info({ waitingFor: later.branchId, owner: later.owner }, 'compensation waits for a later step to be compensated first');
     return { requeueAfterMs: LATER_STEP_POLL_MS };
   }
-  // The compensation's attempts go on from the action's, with a budget of their own.
-  const base = switching ? withEvent({ ...branch, ...(p ? { phase2: freshBudget(p, Action.COMPENSATE) } : {}) }, 'CompensationStarted', `compensation ordered by ${order.by}`, now) : undefined;
+  // The compensation's attempts go on from the action's, with a budget of their own. With no action
+  // attempt recorded, one may still have run: this term's, unrecorded, or an earlier term's that
+  // led when the step was ordered (as countingOf reasons); it is counted, so numbers never repeat.
+  let base: BranchRecord | undefined;
+  if (switching) {
+    const fence = requireFence(ctx);
+    const mayHaveRun = !p && (ctx.unrecorded.has(found.branch.key) || (BigInt(found.branchKv.modRevision) < BigInt(fence.createRevision) && (await ctx.ledAt(found.branchKv.modRevision))));
+    const phase2 = p ? freshBudget(p, Action.COMPENSATE) : mayHaveRun ? { action: Action.COMPENSATE, state: Phase2State.ACTIVE, attempts: 1, budgetFrom: 1 } : undefined;
+    base = withEvent({ ...branch, ...(phase2 ? { phase2 } : {}) }, 'CompensationStarted', `compensation ordered by ${order.by}`, now);
+  }
   return runAttempt(
     ctx,
     found,

@@ -6,14 +6,14 @@
 import { TransactionAlreadyDecided, TransactionNotFound } from '../../errors.js';
 import type { ReconcileContext, ReconcileResult } from '../../runtime/index.js';
 import { GlobalStatus, Outcome, isTerminal } from '../../states.js';
-import { collectWhenDue } from '../collect.js';
+import { collectWhenDue, reportFinished } from '../collect.js';
 import type { GlobalInCache } from '../mode.js';
 
 export async function reconcileSagaGlobal(ctx: ReconcileContext, { global }: GlobalInCache): Promise<ReconcileResult> {
   const g = global.record;
   if (isTerminal(g.status)) {
-    // Finished by a step's owner: this is where its initiator learns it (reported once).
-    ctx.events.completed(g);
+    // Finished by a step's owner: this is where its initiator learns it.
+    reportFinished(ctx, global);
     return collectWhenDue(ctx, global);
   }
   if (g.status !== GlobalStatus.RUNNING) return;

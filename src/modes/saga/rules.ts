@@ -66,10 +66,13 @@ const NOTHING: SagaMove = { create: [], compensate: [] };
 export function sagaMove(global: GlobalRecord, members: readonly MemberRecord[], changed: MemberRecord, by: string, now: number): SagaMove {
   const group = changed.group ?? 0;
   const all = members.map((m) => (m.owner === changed.owner && m.branchId === changed.branchId ? changed : m));
+  // A member that does not parse could be of any group: nothing that depends on a whole group
+  // moves until it is repaired (it is reported where it is read).
+  const unknown = all.some((m) => m.malformed);
   const ofGroup = all.filter((m) => (m.group ?? 0) === group);
   if (global.status === GlobalStatus.RUNNING) {
     if (changed.tryState === TryState.FAILED) return startCompensation(global, all, by, `step ${changed.branchId} (${changed.owner}/${changed.resource}) failed: ${changed.lastError ?? 'its action failed for good'}`, now);
-    if (changed.tryState !== TryState.SUCCEEDED || !ofGroup.every((m) => m.tryState === TryState.SUCCEEDED)) return NOTHING;
+    if (changed.tryState !== TryState.SUCCEEDED || unknown || !ofGroup.every((m) => m.tryState === TryState.SUCCEEDED)) return NOTHING;
     if (group >= lastGroup(global)) {
       const done = withEvent({ ...global, status: GlobalStatus.SUCCEEDED, completedAt: now }, 'Completed', `all ${all.length} steps succeeded`, now);
       return { global: done, create: [], compensate: [] };
@@ -78,10 +81,12 @@ export function sagaMove(global: GlobalRecord, members: readonly MemberRecord[],
     return { create: next.map((s) => stepBranch(global, s, now)), compensate: [] };
   }
   if (global.status === GlobalStatus.COMPENSATING) {
-    if (!isCompensated(changed) || !ofGroup.every(isCompensated)) return NOTHING;
+    if (!isCompensated(changed) || unknown || !ofGroup.every(isCompensated)) return NOTHING;
     if (group === 0) {
-      const heuristic = all.some((m) => m.resolution !== undefined);
-      const done = withEvent({ ...global, status: GlobalStatus.COMPENSATED, completedAt: now, ...(heuristic ? { heuristic: true } : {}) }, 'Completed', `all ${all.length} steps that ran are compensated${heuristic ? ' (a compensation was resolved by hand)' : ''}`, now);
+      // A compensation resolved by hand is resolved the way the saga went: not heuristic (as in TCC,
+      // only a resolution against the decision is).
+      const byHand = all.filter((m) => m.resolution !== undefined).length;
+      const done = withEvent({ ...global, status: GlobalStatus.COMPENSATED, completedAt: now }, 'Completed', `all ${all.length} steps that ran are compensated${byHand ? ` (${byHand} by hand)` : ''}`, now);
       return { global: done, create: [], compensate: [] };
     }
     return { create: [], compensate: all.filter((m) => (m.group ?? 0) === group - 1) };
@@ -106,5 +111,5 @@ export function startCompensation(global: GlobalRecord, members: readonly Member
  * compensation comes first); undefined when it may.
  */
 export function laterNotCompensated(members: readonly MemberRecord[], member: Pick<MemberRecord, 'group'>): MemberRecord | undefined {
-  return members.find((m) => (m.group ?? 0) > (member.group ?? 0) && !isCompensated(m));
+  return members.find((m) => m.malformed || ((m.group ?? 0) > (member.group ?? 0) && !isCompensated(m)));
 }
