@@ -25,7 +25,7 @@ import type { CheckBack, MessageConsumer, PayloadOf, ResourceName, ResourceOptio
 import { MalformedRecords, Manager, Router, ServiceCounters, Term, TermHistory, serviceStats, type TermEvents } from './runtime/index.js';
 import type { Phase2Outcome } from './stats.js';
 import { boundedWait, throwIfAborted } from './signals.js';
-import type { GlobalStatus } from './states.js';
+import type { GlobalStatus, TryState } from './states.js';
 import { Store, readFromCache, type GlobalRecord, type TransactionRead } from './store/index.js';
 
 export interface ServiceEvents {
@@ -173,6 +173,16 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
   tryBranch<R>(ctx: TxContext, resource: UntypedName<Resources>, payload: unknown, options?: TryOptions): Promise<TryResult<R>>;
   tryBranch(ctx: TxContext, resource: string, payload: unknown, options: TryOptions = {}): Promise<TryResult<unknown>> {
     return this.participant.tryBranch(ctx, resource, payload, options);
+  }
+
+  /** Joins a branch whose Try runs outside this process (a sidecar's service); then reportTry. */
+  registerTry(ctx: TxContext, resource: string, payload: unknown, options: Pick<TryOptions, 'branchId'> = {}): Promise<{ branchId: string; existed: boolean; tryState: TryState }> {
+    return this.participant.registerTry(ctx, resource, payload, options);
+  }
+
+  /** Records the outcome of a Try joined with registerTry. */
+  reportTry(xid: string, branchId: string, outcome: 'succeeded' | 'failed', error?: string): Promise<void> {
+    return this.participant.reportTry(xid, branchId, outcome, error);
   }
 
   // -------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Etcd3, IOptions } from 'etcd3';
+import type { EtcdConnectionOptions } from '../connection.js';
 import { createEtcdClient, etcdFaultHandling } from '../etcd/index.js';
 import { DEFAULT_NAMESPACE, Store, validateNamespace } from '../store/index.js';
 import { CliError, UnreachableError, UsageError } from './errors.js';
@@ -124,6 +125,26 @@ function readPem(path: string, flag: string): Buffer {
   } catch (err) {
     throw new CliError(`cannot read ${flag} file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
+}
+
+/** The connection settings as a service takes them (the sidecar's TxloopService): TLS files read, credentials kept out of logs. */
+export function etcdOptionsOf(config: ConnectionConfig): EtcdConnectionOptions {
+  const tls = config.tls;
+  return {
+    endpoints: config.endpoints,
+    dialTimeoutMs: config.dialTimeoutMs,
+    requestTimeoutMs: config.commandTimeoutMs,
+    ...(tls
+      ? {
+          credentials: {
+            rootCertificate: (tls.cacert !== undefined ? readPem(tls.cacert, '--cacert') : undefined) as Buffer,
+            ...(tls.key !== undefined ? { privateKey: readPem(tls.key, '--key') } : {}),
+            ...(tls.cert !== undefined ? { certChain: readPem(tls.cert, '--cert') } : {}),
+          },
+        }
+      : {}),
+    ...(config.auth ? { auth: config.auth } : {}),
+  };
 }
 
 export interface Connection {

@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import { retrying } from '../backoff.js';
 import type { CallGuard } from '../calls.js';
-import { AbortError, DeadlineExceeded, TransactionAlreadyDecided, TryFailed, UnknownResource, ValidationError, WriteConflict, errorMessage } from '../errors.js';
+import { AbortError, BranchNotFound, DeadlineExceeded, TransactionAlreadyDecided, TryFailed, UnknownResource, ValidationError, WriteConflict, errorMessage } from '../errors.js';
 import type { TxContext } from '../context.js';
 import { tccRules } from '../modes/index.js';
 import { rejectUnknownOptions } from '../options.js';
@@ -75,18 +75,7 @@ export class Participant {
    * first, runs the handler, records whether it succeeded. Throws TryFailed if the handler threw.
    */
   async tryBranch(ctx: TxContext, resource: string, payload: unknown, options: TryOptions = {}): Promise<TryResult<unknown>> {
-    this.o.calls.assertOpen();
-    if (typeof ctx !== 'object' || ctx === null) throw new ValidationError('ctx', 'must be a transaction context { xid, deadline }');
-    const xid = validateXid(ctx.xid, 'ctx.xid');
-    if (typeof ctx.deadline !== 'number' || !Number.isSafeInteger(ctx.deadline) || ctx.deadline <= 0) {
-      throw new ValidationError('ctx.deadline', 'must be epoch milliseconds');
-    }
-    rejectUnknownOptions(options, ['signal', 'branchId'], 'options.');
-    validateResource(resource);
-    const handler = this.o.resources.get(resource);
-    if (!handler) throw new UnknownResource(this.o.app, resource);
-    const data = encodePayload(payload, this.o.maxPayloadBytes);
-    const branchId = options.branchId === undefined ? newBranchId() : validateBranchId(options.branchId, 'options.branchId');
+    const { xid, handler, data, branchId } = this.validTry(ctx, resource, payload, options);
     throwIfAborted(options.signal, xid);
     if (Date.now() >= ctx.deadline) throw new DeadlineExceeded(xid, `transaction ${xid} passed its deadline; Try not started`);
     const running = this.runTry(xid, ctx.deadline, branchId, resource, handler, data, options.signal).catch((err: unknown) => {
@@ -99,6 +88,50 @@ export class Participant {
     } finally {
       this.inFlight.delete(running);
     }
+  }
+
+  /** A Try's arguments, validated: the transaction context, a TCC resource of this service, the payload, the branch id. */
+  private validTry(ctx: TxContext, resource: string, payload: unknown, options: TryOptions): { xid: string; handler: TccResource; data: unknown; branchId: string } {
+    this.o.calls.assertOpen();
+    if (typeof ctx !== 'object' || ctx === null) throw new ValidationError('ctx', 'must be a transaction context { xid, deadline }');
+    const xid = validateXid(ctx.xid, 'ctx.xid');
+    if (typeof ctx.deadline !== 'number' || !Number.isSafeInteger(ctx.deadline) || ctx.deadline <= 0) {
+      throw new ValidationError('ctx.deadline', 'must be epoch milliseconds');
+    }
+    rejectUnknownOptions(options, ['signal', 'branchId'], 'options.');
+    validateResource(resource);
+    const handler = this.o.resources.get(resource);
+    if (!handler) throw new UnknownResource(this.o.app, resource);
+    const data = encodePayload(payload, this.o.maxPayloadBytes);
+    const branchId = options.branchId === undefined ? newBranchId() : validateBranchId(options.branchId, 'options.branchId');
+    return { xid, handler, data, branchId };
+  }
+
+  /**
+   * A Try run outside this process (the sidecar's service runs it): joins the branch first, as
+   * tryBranch does (refused once the global was decided), and returns; reportTry records the outcome.
+   */
+  async registerTry(ctx: TxContext, resource: string, payload: unknown, options: Pick<TryOptions, 'branchId'> = {}): Promise<{ branchId: string; existed: boolean; tryState: TryState }> {
+    const { xid, data, branchId } = this.validTry(ctx, resource, payload, options);
+    if (Date.now() >= ctx.deadline) throw new DeadlineExceeded(xid, `transaction ${xid} passed its deadline; Try not registered`);
+    const { registration, existed } = await this.register(xid, ctx.deadline, branchId, resource, data).catch((err: unknown) => {
+      throw this.o.calls.error(err, `register ${resource} in ${xid}`);
+    });
+    return { branchId, existed, tryState: registration.record.tryState };
+  }
+
+  /** Records the outcome of a Try registered with registerTry (idempotent: the same outcome again changes nothing). */
+  async reportTry(xid: string, branchId: string, outcome: 'succeeded' | 'failed', error?: string): Promise<void> {
+    this.o.calls.assertOpen();
+    validateXid(xid);
+    validateBranchId(branchId);
+    const registered = await this.o.store.branches.get(this.o.app, xid, branchId).catch((err: unknown) => {
+      throw this.o.calls.error(err, `report ${branchId} in ${xid}`);
+    });
+    if (!registered) throw new BranchNotFound(xid, branchId);
+    await this.report({ ...registered, existed: false }, outcome === 'succeeded' ? TryState.SUCCEEDED : TryState.FAILED, error).catch((err: unknown) => {
+      throw this.o.calls.error(err, `report ${branchId} in ${xid}`);
+    });
   }
 
   /** Step 1: joins the branch to the transaction (refused once it was decided). */
