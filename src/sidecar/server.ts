@@ -38,6 +38,12 @@ const OPEN = new Set(['/healthz', '/readyz', '/openapi.json']);
 
 export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
   const app: FastifyInstance = Fastify({ loggerInstance: o.logger.child({ component: 'sidecar-http' }) as unknown as FastifyBaseLogger, bodyLimit: o.bodyLimit ?? 1024 * 1024, logController: new LogController({ disableRequestLogging: true }), ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } } });
+  // JSON only (and REST-TCC's application/tcc+json): anything else is 415, not a string to validate.
+  app.removeContentTypeParser('text/plain');
+  // A POST without a body is an empty object: its schema says what it needs.
+  app.addHook('preValidation', async (req) => {
+    if (req.body === undefined && (req.method === 'POST' || req.method === 'PUT')) req.body = {};
+  });
   app.addContentTypeParser('application/tcc+json', { parseAs: 'string' }, (_req, body, done) => {
     try {
       done(null, JSON.parse(body as string));
