@@ -221,3 +221,88 @@ describe('sidecar: probes, metrics and the contract it serves', () => {
     expect(await env.client.get(`${ns}bank/leader`).string()).toBeNull();
   });
 });
+
+describe('sidecar: sagas and 2-phase messages through it', () => {
+  it("a saga submitted through the sidecar runs its steps on the services' sidecars: action callbacks in order, then compensations in reverse when one refuses (409)", async () => {
+    const { ns } = env.fresh('sc-saga');
+    const svc = await new FakeService().start();
+    running.push(svc);
+    svc.answer = (c) => (c.path === '/pay/action' ? { status: 409, body: { error: 'card declined' } } : { status: 204 });
+    const steps = { resources: { order: { action: '/order/action', compensate: '/order/compensate' }, pay: { action: '/pay/action', compensate: '/pay/compensate' } } };
+    const orderSc = await startSidecarProcess({ endpoints: env.endpoints, ns, app: 'order', serviceUrl: svc.url, resources: { resources: { create: steps.resources.order } } });
+    running.push(orderSc);
+    const paySc = await startSidecarProcess({ endpoints: env.endpoints, ns, app: 'pay', serviceUrl: svc.url, resources: { resources: { charge: steps.resources.pay } } });
+    running.push(paySc);
+    const saga = await orderSc.call('POST', '/v1/sagas', { name: 'checkout', steps: [{ service: 'order', resource: 'create', payload: { order: 42 } }, { service: 'pay', resource: 'charge', payload: { amount: 10 } }] });
+    expect(saga.status).toBe(201);
+    const done = await orderSc.call('POST', `/v1/transactions/${saga.body.xid}/wait`, { timeoutMs: 20_000 });
+    expect(done.body.status).toBe('COMPENSATED');
+    expect(svc.calls.map((c) => c.path)).toEqual(['/order/action', '/pay/action', '/pay/compensate', '/order/compensate']);
+    expect(svc.to('/order/compensate')[0]!.body).toMatchObject({ action: 'compensate', tryState: 'SUCCEEDED', payload: { order: 42 } });
+  });
+
+  it('a message prepared through the sidecar: a consumer sidecar delivers it after submit; a prepare left alone is decided by the check-back callback', async () => {
+    const { ns } = env.fresh('sc-msg');
+    const svc = await new FakeService().start();
+    running.push(svc);
+    svc.answer = (c) => (c.path === '/checkback' ? { status: 200, body: { answer: 'committed' } } : { status: 204 });
+    const shop = await startSidecarProcess({ endpoints: env.endpoints, ns, app: 'shop', serviceUrl: svc.url, resources: { resources: {}, checkBacks: { 'order paid': '/checkback' } } });
+    running.push(shop);
+    const mail = await startSidecarProcess({ endpoints: env.endpoints, ns, app: 'mail', serviceUrl: svc.url, resources: { resources: { receipt: { deliver: '/receipt' } } } });
+    running.push(mail);
+    const consumers = [{ service: 'mail', resource: 'receipt', payload: { order: 42 } }];
+    const submitted = (await shop.call('POST', '/v1/messages', { name: 'order paid', consumers })).body;
+    expect((await shop.call('POST', `/v1/messages/${submitted.xid}/submit`)).status).toBe(204);
+    const orphan = (await shop.call('POST', '/v1/messages', { name: 'order paid', consumers, checkAfterMs: 300 })).body;
+    for (const xid of [submitted.xid, orphan.xid]) expect((await shop.call('POST', `/v1/transactions/${xid}/wait`, { timeoutMs: 20_000 })).body.status).toBe('DELIVERED');
+    expect(svc.to('/checkback').map((c) => c.body.xid)).toEqual([orphan.xid]);
+    expect(svc.to('/receipt').map((c) => c.body.xid).sort()).toEqual([submitted.xid, orphan.xid].sort());
+    expect((await shop.call('GET', `/v1/messages/${submitted.xid}/deliveries`)).body).toMatchObject({ status: 'DELIVERED', deliveries: [{ service: 'mail', status: 'DELIVERED' }] });
+  });
+});
+
+describe('sidecar: fencing across two sidecars of one app', () => {
+  it("a leader sidecar SIGSTOPped in the middle of a confirm loses its lease; the standby runs the confirm again as attempt 2 with a newer fencing token; resumed, the old one's answer is fenced off and it calls nothing more", async () => {
+    const { ns } = env.fresh('sc-fence');
+    const svc = await new FakeService().start();
+    running.push(svc);
+    let releaseFirst: (() => void) | undefined;
+    // The first confirm call is held (the leader is stopped in the middle of it); the rest answer.
+    svc.answer = () => (releaseFirst === undefined ? new Promise((r) => (releaseFirst = () => r({ status: 204 }))) : { status: 204 });
+    const spec = { endpoints: env.endpoints, ns, app: 'bank', serviceUrl: svc.url, resources: { resources: TCC } };
+    const first = await startSidecarProcess({ ...spec, identity: 'sidecar-1', args: ['--lease-ttl', '2', '--handler-timeout', '60s'] });
+    running.push(first);
+    const leaderPid = async (): Promise<number | undefined> => {
+      const raw = await env.client.get(`${ns}bank/leader`).string();
+      return raw ? Number(/\/(\d+)\//.exec(String(JSON.parse(raw).identity))?.[1]) : undefined;
+    };
+    await waitFor(async () => (await leaderPid()) === first.proc.pid, 'sidecar-1 leading');
+    const second = await startSidecarProcess({ ...spec, identity: 'sidecar-2', args: ['--lease-ttl', '2'] });
+    running.push(second);
+    const { xid, deadline } = (await second.call('POST', '/v1/transactions', { name: 'x', timeoutMs: 60_000 })).body;
+    const id = (await second.call('POST', '/v1/branches', { xid, deadline, resource: 'debit' })).body.branchId;
+    await second.call('POST', `/v1/branches/${xid}/${id}/report`, { outcome: 'succeeded' });
+    await second.call('POST', `/v1/transactions/${xid}/commit`);
+    await waitFor(() => svc.to('/debit/confirm').length === 1, 'attempt 1 on the leader, held');
+    first.proc.kill('SIGSTOP');
+    try {
+      await waitFor(() => svc.to('/debit/confirm').length === 2, { what: 'the standby to run the confirm again', timeoutMs: 30_000 });
+      expect((await second.call('POST', `/v1/transactions/${xid}/wait`, { timeoutMs: 20_000 })).body.status).toBe('COMMITTED');
+    } finally {
+      first.proc.kill('SIGCONT');
+    }
+    const [one, two] = svc.to('/debit/confirm');
+    expect([one!.body.attempt, two!.body.attempt]).toEqual([1, 2]);
+    expect(BigInt(two!.headers['txloop-fencing-token'] as string)).toBeGreaterThan(BigInt(one!.headers['txloop-fencing-token'] as string));
+    // The held attempt answers now, to a replica that no longer leads: nothing of it lands.
+    releaseFirst?.();
+    const later = (await second.call('POST', '/v1/transactions', { name: 'later' })).body;
+    const id2 = (await second.call('POST', '/v1/branches', { xid: later.xid, deadline: later.deadline, resource: 'debit' })).body.branchId;
+    await second.call('POST', `/v1/branches/${later.xid}/${id2}/report`, { outcome: 'succeeded' });
+    await second.call('POST', `/v1/transactions/${later.xid}/commit`);
+    expect((await second.call('POST', `/v1/transactions/${later.xid}/wait`, { timeoutMs: 20_000 })).body.status).toBe('COMMITTED');
+    const view = (await second.call('GET', `/v1/transactions/${xid}`)).body;
+    expect(view.branches[0]).toMatchObject({ state: 'DONE', attempts: 2 });
+    expect(svc.to('/debit/confirm').filter((c) => c.body.xid === xid)).toHaveLength(2);
+  });
+});
