@@ -4,6 +4,8 @@ import { parseArgs } from 'node:util';
 export const USAGE = `usage: npm run bench -- [options]
   --mode M           tcc (default): 2-branch TCC transactions; saga: 2-step sagas (one step on each
                      participant); message: 2-phase messages to two consumers (processes layout only)
+  --via V            sdk (default), or sidecar: the same 2-branch TCC transactions through three
+                     txloop sidecar processes next to the SDK's, on one etcd, and the ratio
   --layout L         processes (default): initiator and two participants each in its own process,
                      Trys over HTTP keep-alive, as deployed; inproc: all three in this process
   --concurrencies L  processes layout: the in-flight levels to run, comma-separated (default 16,64,256)
@@ -39,6 +41,8 @@ export type BenchMode = (typeof MODES)[number];
 
 export interface Args {
   mode: BenchMode;
+  /** --via sidecar: the SDK next to sidecars instead of the usual runs. */
+  via: 'sdk' | 'sidecar';
   layout: Layout;
   concurrencies: number[];
   retentionMs: number;
@@ -65,6 +69,7 @@ export function parse(): Args {
   const { values } = parseArgs({
     options: {
       mode: { type: 'string' },
+      via: { type: 'string' },
       layout: { type: 'string' },
       concurrencies: { type: 'string' },
       'retention-ms': { type: 'string' },
@@ -102,8 +107,11 @@ export function parse(): Args {
   if (!MODES.includes(mode)) throw new Error(`--mode must be ${MODES.join(', ')}, got ${JSON.stringify(values.mode)}\n${USAGE}`);
   if (mode !== 'tcc' && layout !== 'processes') throw new Error(`--mode ${mode} runs in the processes layout only\n${USAGE}`);
   const concurrencies = (values.concurrencies ?? '16,64,256').split(',').map((v) => int('concurrencies', v.trim(), 16, 1));
+  const via = values.via ?? 'sdk';
+  if (via !== 'sdk' && via !== 'sidecar') throw new Error(`--via must be sdk or sidecar, got ${JSON.stringify(via)}\n${USAGE}`);
   return {
     mode,
+    via,
     layout,
     concurrencies,
     retentionMs: int('retention-ms', values['retention-ms'], 1000, 0),

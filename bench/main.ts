@@ -54,6 +54,7 @@ import { combineRaw, rawPhase, type RawResult } from './raw.js';
 import { printReport, toJson, type Run } from './report.js';
 import { RequestCounter } from './requests.js';
 import { scaleMain } from './scale.js';
+import { sidecarBench } from './sidecar.js';
 import { TccServices, tccPhase, type TccResult } from './tcc.js';
 
 let interrupted = false;
@@ -64,6 +65,7 @@ async function main(): Promise<void> {
     if (!args.jsonOnly) console.error(s);
   };
   if (args.scale !== undefined) return scaleMain(args, say);
+  if (args.via === 'sidecar') return sidecarBench(args, say);
   if (args.layout === 'processes') return deployment(args, say);
   let etcd: EtcdServer | undefined;
   let client: Etcd3 | undefined;
