@@ -1,0 +1,3 @@
+module github.com/txloop/txloop/clients/go
+
+go 1.19
