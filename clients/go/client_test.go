@@ -155,7 +155,7 @@ func TestBeginSendsItsRequestAndReadsBegun(t *testing.T) {
 	}
 }
 
-func TestDecisionsSendAReasonOnlyWhenGiven(t *testing.T) {
+func TestDecisionsSendTheirReason(t *testing.T) {
 	f := newFakeSidecar(t)
 	for _, route := range []string{"POST /v1/transactions/shop.0123456789/commit", "POST /v1/transactions/shop.0123456789/rollback",
 		"POST /v1/messages/shop.0123456789/submit", "POST /v1/messages/shop.0123456789/discard"} {
@@ -176,8 +176,8 @@ func TestDecisionsSendAReasonOnlyWhenGiven(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := f.requests()
-	if len(got[0].Body) != 0 || got[0].ContentType != "" || len(got[2].Body) != 0 {
-		t.Fatalf("a decision without a reason sent a body: %q", got[0].Body)
+	if string(got[0].Body) != "{}" || got[0].ContentType != "application/json" || string(got[2].Body) != "{}" {
+		t.Fatalf("a decision without a reason sent %q (%s), not {}", got[0].Body, got[0].ContentType)
 	}
 	if reason := decodeBody(t, got[1].Body)["reason"].(string); len(reason) != 1000 {
 		t.Fatalf("the reason is not cut to 1000 bytes: %d", len(reason))

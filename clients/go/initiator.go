@@ -49,13 +49,12 @@ func Reason(reason string) DecideOption {
 	return func(b *decideBody) { b.Reason = excerpt(reason, 1000) }
 }
 
+// decision is the body of a decision: {} without a reason. The contract makes the body optional,
+// but the sidecar refuses a POST without one (422 "body: must be object"), so one is always sent.
 func decision(opts []DecideOption) interface{} {
 	var b decideBody
 	for _, opt := range opts {
 		opt(&b)
-	}
-	if b.Reason == "" {
-		return nil
 	}
 	return &b
 }
