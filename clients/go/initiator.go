@@ -41,7 +41,7 @@ func (c *Client) Begin(ctx context.Context, req BeginRequest) (*Begun, error) {
 type DecideOption func(*decideBody)
 
 type decideBody struct {
-	Reason string `json:"reason,omitempty"`
+	Reason string `json:"reason,omitempty"` // DecideRequest.reason
 }
 
 // Reason records why the decision was made (up to 1000 characters; longer is cut).

@@ -237,6 +237,7 @@ type participant struct {
 	next     http.Handler
 }
 
+// ServeHTTP runs one Try: register, the handler, report (see Client.Participant).
 func (p *participant) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	xid := r.Header.Get(HeaderXid)
 	if xid == "" {
@@ -404,8 +405,10 @@ type tryRecorder struct {
 	body        bytes.Buffer
 }
 
+// Header returns the held-back answer's header.
 func (r *tryRecorder) Header() http.Header { return r.header }
 
+// WriteHeader holds the status back (the first one counts; 1xx are dropped).
 func (r *tryRecorder) WriteHeader(code int) {
 	if r.wroteHeader || code < 200 {
 		return
@@ -413,6 +416,7 @@ func (r *tryRecorder) WriteHeader(code int) {
 	r.status, r.wroteHeader = code, true
 }
 
+// Write holds the body back.
 func (r *tryRecorder) Write(b []byte) (int, error) {
 	if !r.wroteHeader {
 		r.WriteHeader(http.StatusOK)

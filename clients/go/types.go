@@ -373,6 +373,7 @@ type ParticipantLink struct {
 // jsonTime reads a time sent as an RFC 3339 string or as epoch milliseconds; null or absent is zero.
 type jsonTime struct{ time.Time }
 
+// UnmarshalJSON reads an RFC 3339 string, epoch milliseconds or null.
 func (t *jsonTime) UnmarshalJSON(b []byte) error {
 	b = bytes.TrimSpace(b)
 	if len(b) == 0 || bytes.Equal(b, []byte("null")) {
