@@ -119,7 +119,7 @@ const maxWait = 600 * time.Second
 // COMPENSATED, DELIVERED, DISCARDED) and returns it. It waits as long as ctx allows: with no
 // deadline on ctx, until it finishes or ctx is cancelled (in requests of up to 10 minutes each).
 // When ctx's deadline comes first the error is the sidecar's [ErrDeadlineExceeded] problem
-// ("still <status> after waiting …") or ctx's own error, whichever ends first.
+// ("still <status> after waiting …"), asked for a little before ctx ends, or else ctx's own error.
 func (c *Client) WaitForCompletion(ctx context.Context, xid string) (*Transaction, error) {
 	for {
 		wait := maxWait
@@ -132,6 +132,11 @@ func (c *Client) WaitForCompletion(ctx context.Context, xid string) (*Transactio
 			if left < wait {
 				wait = left
 			}
+			// Ask for a little less than what is left, so that the sidecar's answer comes before
+			// ctx ends the request.
+			if wait > 200*time.Millisecond {
+				wait -= 50 * time.Millisecond
+			}
 		}
 		var t Transaction
 		err := c.call(ctx, "waitForCompletion", http.MethodPost, "/v1/transactions/"+escape(xid)+"/wait", nil, map[string]int64{"timeoutMs": millis(wait)}, &t)
@@ -139,7 +144,7 @@ func (c *Client) WaitForCompletion(ctx context.Context, xid string) (*Transactio
 			return &t, nil
 		}
 		// The sidecar's wait ended before ctx's: ask again.
-		if errors.Is(err, ErrDeadlineExceeded) && ctx.Err() == nil && (!bounded || time.Until(deadline) > 10*time.Millisecond) {
+		if errors.Is(err, ErrDeadlineExceeded) && ctx.Err() == nil && (!bounded || time.Until(deadline) > 100*time.Millisecond) {
 			continue
 		}
 		return nil, err

@@ -464,7 +464,8 @@ func TestIntegrationSagaCompensates(t *testing.T) {
 		t.Fatal(err)
 	}
 	tx := waitFinished(ctx, t, e.shop, s.Xid, txloop.StatusCompensated)
-	if tx.Mode != "saga" || len(tx.Steps) != 2 {
+	if tx.Mode != "saga" || len(tx.Steps) != 2 || tx.Steps[0].Resource != "reserve" || tx.Steps[1].Resource != "charge" ||
+		tx.Steps[0].Owner != "bank" || tx.Steps[0].Group >= tx.Steps[1].Group || tx.Steps[0].BranchID == "" {
 		t.Fatalf("saga %+v", tx)
 	}
 	if n := len(e.svc.of("/charge/action", s.Xid)); n != 1 {
@@ -485,7 +486,10 @@ func TestIntegrationSagaSucceeds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFinished(ctx, t, e.shop, s.Xid, txloop.StatusSucceeded)
+	tx := waitFinished(ctx, t, e.shop, s.Xid, txloop.StatusSucceeded)
+	if len(tx.Steps) != 2 || tx.Steps[0].Group != tx.Steps[1].Group {
+		t.Fatalf("a group of two: %+v", tx.Steps)
+	}
 	if len(e.svc.of("/reserve/action", s.Xid)) != 1 || len(e.svc.of("/charge/action", s.Xid)) != 1 || len(e.svc.of("/reserve/compensate", s.Xid)) != 0 {
 		t.Fatal("a group of two did not run each action once")
 	}

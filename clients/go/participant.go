@@ -251,6 +251,12 @@ func (p *participant) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	deadline := time.UnixMilli(ms)
+	if !time.Now().Before(deadline) {
+		pr := newProblem(http.StatusConflict, ErrDeadlineExceeded, fmt.Sprintf("transaction %s passed its deadline; Try not started", xid), "")
+		pr.Xid = xid
+		writeProblem(w, pr)
+		return
+	}
 	ctx, cancel := context.WithDeadline(r.Context(), deadline)
 	defer cancel()
 

@@ -287,6 +287,11 @@ func TestParticipantWithoutTheTransactionHeaders(t *testing.T) {
 	if len(f.sidecar.requests()) != 0 {
 		t.Fatal("the sidecar was called")
 	}
+	// Past the deadline: refused here, the Try never starts.
+	rec := f.try(t, h, `{}`, map[string]string{HeaderDeadline: strconv.FormatInt(time.Now().Add(-time.Second).UnixMilli(), 10)})
+	if p := parseProblem(rec.Code, rec.Header().Get("content-type"), rec.Body.Bytes()); rec.Code != 409 || p.Name != ErrDeadlineExceeded || p.Xid != testXid {
+		t.Fatalf("past the deadline: %d %s", rec.Code, rec.Body)
+	}
 	big := &ParticipantOptions{MaxBodyBytes: 8}
 	h = f.client.Participant("debit", big)(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { t.Error("ran") }))
 	if rec := f.try(t, h, `{"amount":30000}`, nil); rec.Code != http.StatusRequestEntityTooLarge {

@@ -194,8 +194,21 @@ type Transaction struct {
 	Heuristic bool `json:"heuristic"`
 	// Branches are the branches that exist (in a saga, the steps whose group was ordered).
 	Branches []Branch `json:"branches"`
-	// Steps are a saga's declared steps, in order, as the sidecar sends them.
-	Steps []json.RawMessage `json:"steps,omitempty"`
+	// Steps are a saga's declared steps, in order, every one of them (a step whose group was not
+	// ordered yet has no branch).
+	Steps []DeclaredStep `json:"steps,omitempty"`
+}
+
+// DeclaredStep is a saga's step as declared.
+type DeclaredStep struct {
+	// BranchID is the step's branch id.
+	BranchID string `json:"branchId"`
+	// Owner is the service that runs it.
+	Owner string `json:"owner"`
+	// Resource is its resource there.
+	Resource string `json:"resource"`
+	// Group is its group: groups run in order, the steps of one group concurrently.
+	Group int `json:"group"`
 }
 
 // UnmarshalJSON reads the transaction, its times as RFC 3339 strings or epoch milliseconds.
