@@ -50,7 +50,8 @@ func Reason(reason string) DecideOption {
 }
 
 // decision is the body of a decision: {} without a reason. The contract makes the body optional,
-// but the sidecar refuses a POST without one (422 "body: must be object"), so one is always sent.
+// but the first sidecar refused a POST without one (422 "body: must be object"; a bodiless POST
+// is an empty one since main's d25fbfe), so one is always sent: valid for either.
 func decision(opts []DecideOption) interface{} {
 	var b decideBody
 	for _, opt := range opts {
