@@ -160,13 +160,16 @@ describe('the packed tarball, installed into a fresh project (offline from npm c
     expect(out.sql).toBe(readFileSync(join(pkg, 'migrations', 'postgres', '001_txloop_barrier.sql'), 'utf8'));
   });
 
-  it('its binaries run from node_modules/.bin: txloop --help, kubectl-txloop --help, txloop-ensure-etcd, txloop-ensure-postgres', async () => {
+  it('its binaries run from node_modules/.bin: txloop --help, kubectl-txloop --help, txloop-sidecar --help, txloop-ensure-etcd, txloop-ensure-postgres', async () => {
     const bin = join(consumer, 'node_modules', '.bin');
     for (const name of ['txloop', 'kubectl-txloop']) {
       const r = await run(join(bin, name), ['--help'], consumer);
       expect(r.code, `${name}: ${r.stderr}`).toBe(0);
       expect(r.stdout, name).toMatch(/Usage:/);
     }
+    const sidecar = await run(join(bin, 'txloop-sidecar'), ['--help'], consumer);
+    expect(sidecar.code, sidecar.stderr).toBe(0);
+    expect(sidecar.stdout).toMatch(/Usage: txloop sidecar \[options\]/);
     // etcd is there on this machine (the suite needs it), so the script only confirms that.
     const ensure = await run(join(bin, 'txloop-ensure-etcd'), [], consumer);
     expect(ensure.code, ensure.stderr).toBe(0);
