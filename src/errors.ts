@@ -127,6 +127,28 @@ export class NonRetryableError extends TxloopError {
   }
 }
 
+/**
+ * Thrown by a TCC confirm or cancel handler to say the participant settled the branch itself, so
+ * there is nothing to retry and nothing for a human to decide: a REST-TCC participant answering its
+ * confirm with 404 (its reservation was cancelled or expired: `as: 'cancelled'`), or one that takes
+ * no explicit cancel and relies on its own expiry. The branch is DONE with this resolution (`by`,
+ * `reason`, in its timeline and `describe`), like a human's `txloop resolve`; a resolution against
+ * the decision makes the transaction complete as heuristic. Thrown from any other handler (a saga
+ * step, a delivery), it counts as a NonRetryableError.
+ */
+export class ResolvedByParticipant extends TxloopError {
+  override readonly name = 'ResolvedByParticipant';
+  constructor(
+    readonly as: 'confirmed' | 'cancelled',
+    /** Why, in the participant's words: the branch's resolution reason. */
+    readonly reason: string,
+    /** Who settled it, e.g. `participant:<host>`. */
+    readonly by: string,
+  ) {
+    super(`resolved as ${as} by ${by}: ${reason}`);
+  }
+}
+
 export class BranchNotFound extends TxloopError {
   override readonly name = 'BranchNotFound';
   constructor(

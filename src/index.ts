@@ -52,6 +52,7 @@ export {
   TryFailed,
   UnknownResource,
   NonRetryableError,
+  ResolvedByParticipant,
   BranchNotFound,
   OperationRefused,
   RefusalReason,

@@ -189,6 +189,19 @@ describe('TCC phase-2 rules (invariants 3 and 4)', () => {
     expect(done.next.phase2).toMatchObject({ state: Phase2State.DONE, doneAt: NOW });
     expect(done.message).toMatch(/empty rollback/);
   });
+
+  it('an attempt whose participant settled the branch itself (ResolvedByParticipant) is DONE with that resolution at once, not retried nor parked', () => {
+    const started = tccRules.attemptStarted(branch(), Action.CONFIRM, false, NOW);
+    const gone = { as: 'cancelled', reason: 'PUT answered 404', by: 'participant:swiss' } as const;
+    const done = tccRules.attemptFinished(started, 'resolved as cancelled by participant:swiss: PUT answered 404', limits, NOW, NOW + 5, false, gone);
+    expect(done.result).toBe('succeeded');
+    expect(done.requeueAfterMs).toBeUndefined();
+    expect(done.next.phase2).toMatchObject({ action: Action.CONFIRM, state: Phase2State.DONE, attempts: 1, doneAt: NOW + 5, lastError: 'PUT answered 404', resolution: { ...gone, at: NOW + 5 } });
+    expect(done.next.events.at(-1)).toMatchObject({ type: 'Resolved', message: expect.stringContaining('by participant:swiss') });
+    // It counts against the decision like a human's resolution: the commit completes heuristic.
+    const decided = global({ status: GlobalStatus.COMMITTING, decision: { outcome: 'commit', by: 'commit', at: NOW, writeId: 'w' } });
+    expect(tccRules.completed(decided, [member(TryState.SUCCEEDED, { state: Phase2State.DONE, resolution: 'cancelled' })], NOW)?.heuristic).toBe(true);
+  });
 });
 
 describe('TCC completion and retention (invariant 8)', () => {

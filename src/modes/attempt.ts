@@ -5,12 +5,12 @@
  * handler runs, what refuses an attempt and how a finished attempt is written (a saga's may advance
  * the saga in the same Txn).
  */
-import { LeadershipLost, NonRetryableError, errorMessage } from '../errors.js';
+import { LeadershipLost, NonRetryableError, ResolvedByParticipant, errorMessage } from '../errors.js';
 import type { CachedKv } from '../cache/index.js';
 import type { Fence } from '../etcd/index.js';
 import { requireFence, type ReconcileContext, type ReconcileResult } from '../runtime/index.js';
-import type { Action } from '../states.js';
-import type { BranchRecord, Phase2, Versioned } from '../store/index.js';
+import { Action } from '../states.js';
+import type { BranchRecord, Phase2, Resolution, Versioned } from '../store/index.js';
 import type { BranchInCache } from './mode.js';
 import { attemptFinished, attemptStarted, countingOf, parked, type AttemptLimits, type AttemptOutcome } from './tcc/attempts.js';
 import { runHandler } from './tcc/handler.js';
@@ -81,6 +81,7 @@ export async function runAttempt(ctx: ReconcileContext<unknown>, found: BranchIn
   const startedAt = Date.now();
   let error: string | undefined;
   let final = false;
+  let resolved: Omit<Resolution, 'at'> | undefined;
   if (!plan.call) {
     error = plan.missing;
   } else {
@@ -110,11 +111,16 @@ export async function runAttempt(ctx: ReconcileContext<unknown>, found: BranchIn
       }
       error = errorMessage(err) || 'handler failed without a message';
       final = err instanceof NonRetryableError;
+      if (err instanceof ResolvedByParticipant) {
+        // Only a TCC confirm or cancel can be settled by its participant; anything else parks.
+        if (action === Action.CONFIRM || action === Action.CANCEL) resolved = { as: err.as, reason: err.reason, by: err.by };
+        else final = true;
+      }
     }
   }
   const durationMs = Date.now() - startedAt;
   // The outcome builds on the record as written just now (its attempt and event), not the one read.
-  let outcome = attemptFinished(current.record, error, limits, startedAt, Date.now(), final);
+  let outcome = attemptFinished(current.record, error, limits, startedAt, Date.now(), final, resolved);
   let reported: Pick<AttemptOutcome, 'result' | 'message'> | void;
   try {
     reported = plan.finish ? await plan.finish(outcome, current, fence, record) : await record(outcome.next);
@@ -126,10 +132,11 @@ export async function runAttempt(ctx: ReconcileContext<unknown>, found: BranchIn
     throw err;
   }
   ctx.unrecorded.delete(key);
-  if (outcome.result === 'succeeded') log.info({ attempt, action, durationMs }, `${action} done`);
+  if (resolved) log.warn({ attempt, action, durationMs }, outcome.message);
+  else if (outcome.result === 'succeeded') log.info({ attempt, action, durationMs }, `${action} done`);
   else if (outcome.result === 'parked') log.error({ attempt, err: error }, outcome.message);
   else log.warn({ attempt, err: error, retryInMs: outcome.requeueAfterMs }, reported ? outcome.message : `${action} failed; will retry`);
-  ctx.events.phase2({ xid, branchId, resource: branch.resource, action, result: outcome.result, attempt, ...(error !== undefined ? { error } : {}), durationMs });
+  ctx.events.phase2({ xid, branchId, resource: branch.resource, action, result: outcome.result, attempt, ...(error !== undefined && !resolved ? { error } : {}), durationMs });
   return outcome.requeueAfterMs !== undefined ? { requeueAfterMs: outcome.requeueAfterMs } : undefined;
 }
 

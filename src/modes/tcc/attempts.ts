@@ -6,7 +6,7 @@
  */
 import { exponentialBackoffMs } from '../../backoff.js';
 import { Action, Phase2State, TryState } from '../../states.js';
-import { attemptsInBudget, withEvent, type BranchRecord, type OrderRecord, type Phase2 } from '../../store/index.js';
+import { attemptsInBudget, withEvent, type BranchRecord, type OrderRecord, type Phase2, type Resolution } from '../../store/index.js';
 
 export interface AttemptLimits {
   maxAttempts: number;
@@ -125,13 +125,20 @@ export interface AttemptOutcome {
 /**
  * The branch once the attempt recorded in `started` (by {@link attemptStarted}) finished: done,
  * failed with a persisted next retry time (exponential backoff), or parked after its last attempt —
- * or at once when the handler said retrying cannot help (`final`: it threw NonRetryableError).
+ * or at once when the handler said retrying cannot help (`final`: it threw NonRetryableError). A
+ * handler that said its participant settled the branch (`resolved`: it threw ResolvedByParticipant)
+ * makes it DONE with that resolution, as a human's resolve would, its reason kept as the last error.
  */
-export function attemptFinished(started: BranchRecord, error: string | undefined, limits: AttemptLimits, startedAt: number, doneAt: number, final = false): AttemptOutcome {
+export function attemptFinished(started: BranchRecord, error: string | undefined, limits: AttemptLimits, startedAt: number, doneAt: number, final = false, resolved?: Omit<Resolution, 'at'>): AttemptOutcome {
   const p = started.phase2!;
   const { action, attempts: attempt } = p;
   const budget = p.budgetFrom !== undefined ? { budgetFrom: p.budgetFrom } : {};
   const inBudget = attemptsInBudget(p);
+  if (resolved) {
+    const message = `${action} attempt ${attempt}: resolved as ${resolved.as} by ${resolved.by}: ${resolved.reason}`;
+    const phase2: Phase2 = { action, state: Phase2State.DONE, attempts: attempt, ...budget, lastAttemptAt: startedAt, lastError: resolved.reason.slice(0, 2000), doneAt, resolution: { ...resolved, at: doneAt } };
+    return { next: withEvent({ ...started, phase2 }, 'Resolved', message, doneAt), result: 'succeeded', message };
+  }
   if (error === undefined) {
     const empty = action === Action.CANCEL && started.tryState !== TryState.SUCCEEDED ? ' (empty rollback)' : '';
     const message = `${action} succeeded on attempt ${attempt}${empty}`;

@@ -1,7 +1,8 @@
 /**
  * TCC's completion and retention rules, pure (invariant 8): a decided global completes only when
- * every member is done, heuristic when a human resolved one against the decision; a finished one is
- * kept for the retention, and longer while a member's Try may still be running.
+ * every member is done, heuristic when a human (or the participant itself: ResolvedByParticipant)
+ * resolved one against the decision; a finished one is kept for the retention, and longer while a
+ * member's Try may still be running.
  */
 import { GlobalStatus, Phase2State, TryState } from '../../states.js';
 import { withEvent, type GlobalRecord, type MemberRecord } from '../../store/index.js';
@@ -15,7 +16,7 @@ export function completed(global: GlobalRecord, members: readonly MemberRecord[]
   return withEvent(
     { ...global, status, completedAt: now, ...(heuristic ? { heuristic: true } : {}) },
     'Completed',
-    `all branches done: ${status}${heuristic ? ' (heuristic: a branch was resolved by hand against the decision)' : ''}`,
+    `all branches done: ${status}${heuristic ? ' (heuristic: a branch was resolved against the decision)' : ''}`,
     now,
   );
 }
