@@ -83,6 +83,20 @@ export {
   type BarrierTccHandlers,
   type BarrierSagaHandlers,
 } from './barrier/index.js';
+export {
+  RestTccCoordinator,
+  RestTccTooLate,
+  RestTccHeuristic,
+  RestTccPending,
+  LINK_RESOURCE,
+  type ParticipantLink,
+  type LinkOutcome,
+  type ConfirmOutcome,
+  type ConfirmResult,
+  type CancelResult,
+  type RestTccCoordinatorOptions,
+  type RestTccCallOptions,
+} from './resttcc/index.js';
 export type { Phase2Outcome, ServiceStats, QueueStats } from './stats.js';
 export type { LeaderRecord } from './leader.js';
 export { TxloopMetrics, metricsFor, serveMetrics, Registry, type MetricsServerOptions } from './metrics.js';

@@ -1,0 +1,202 @@
+/**
+ * REST-TCC participant links through the coordinator (src/resttcc/): the links become branches of a
+ * txloop transaction of the coordinator's service, confirmed by PUT and cancelled by DELETE with the
+ * engine's retries, and the coordinator answers 204 / 404 / 409 from what the branches say. Real
+ * etcd, real HTTP participants on loopback ports.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { RestTccCoordinator, type ParticipantLink, type ServiceOptions, type TransactionView, type TxloopService } from '../src/index.js';
+import { assertBuilt, runCli } from './helpers/cli.js';
+import { useEtcd, type Harness } from './helpers/harness.js';
+import { recordingFetch, stubParticipant, type StubParticipant, type StubScript } from './helpers/rest-tcc.js';
+
+const env = useEtcd();
+let h: Harness;
+let ns: string;
+const stubs: StubParticipant[] = [];
+
+afterEach(async () => {
+  await Promise.all(stubs.splice(0).map((s) => s.close()));
+});
+
+async function participant(script: StubScript): Promise<StubParticipant> {
+  const s = await stubParticipant(script);
+  stubs.push(s);
+  return s;
+}
+
+async function coordinator(label: string, options: Partial<ServiceOptions> = {}, fetchImpl?: typeof fetch): Promise<{ svc: TxloopService; coord: RestTccCoordinator }> {
+  const fresh = env.fresh(label);
+  h = fresh.h;
+  ns = fresh.ns;
+  const svc = h.service({ app: 'coord', ...options });
+  const coord = new RestTccCoordinator(svc, { waitMs: 20_000, ...(fetchImpl ? { fetch: fetchImpl } : {}) });
+  await svc.start();
+  return { svc, coord };
+}
+
+const branch = (view: TransactionView, id: string) => view.branches.find((b) => b.branchId === id)!;
+
+describe('REST-TCC confirm: every link PUT once it is decided, with the engine retrying it', () => {
+  it('answers confirmed (204) once every participant confirmed; each link is PUT with Accept: application/tcc, once each, a 503 retried', async () => {
+    const p = await participant((method, id, n) => (id === 'b' && n === 1 ? 503 : 204));
+    const { svc, coord } = await coordinator('confirm-ok');
+    const result = await coord.confirm({ participantLinks: [p.link('a', 30_000), p.link('b', 30_000)] });
+    expect(result.outcome).toBe('confirmed');
+    expect(result.links.map((l) => l.state)).toEqual(['confirmed', 'confirmed']);
+    expect(p.callsOf('a').map((c) => c.method)).toEqual(['PUT']);
+    expect(p.callsOf('b').map((c) => c.method)).toEqual(['PUT', 'PUT']);
+    expect(new Set(p.calls.map((c) => c.accept))).toEqual(new Set(['application/tcc']));
+    const view = await svc.waitForCompletion(result.xid, { timeoutMs: 10_000 });
+    expect(view).toMatchObject({ status: 'COMMITTED', heuristic: false });
+    expect(branch(view, 'link-1')).toMatchObject({ resource: 'rest-tcc-link', owner: 'coord', state: 'DONE', attempts: 2 });
+    expect(branch(view, 'link-1').resolution).toBeUndefined();
+  });
+
+  it('a confirm answered 500 is retried with backoff until the participant confirms it', async () => {
+    const p = await participant((method, _id, n) => (method === 'PUT' && n <= 2 ? 500 : 204));
+    const { coord } = await coordinator('confirm-500');
+    const result = await coord.confirm([p.link('a', 30_000)]);
+    expect(result.outcome).toBe('confirmed');
+    expect(result.links[0]).toMatchObject({ state: 'confirmed', attempts: 3 });
+    expect(p.callsOf('a', 'PUT')).toHaveLength(3);
+    const [first, second, third] = p.callsOf('a', 'PUT');
+    // The service's backoff (fastTimings: 20 ms doubling) between the attempts.
+    expect(second!.at - first!.at).toBeGreaterThanOrEqual(15);
+    expect(third!.at - second!.at).toBeGreaterThanOrEqual(35);
+  });
+});
+
+describe('REST-TCC confirm that comes too late (404): no link confirmed', () => {
+  it('every link expired already: nothing is PUT (nor DELETEd), the transaction is rolled back and the confirm answers too-late', async () => {
+    const p = await participant(() => 204);
+    const { svc, coord } = await coordinator('all-expired');
+    const result = await coord.confirm([p.link('a', -1_000), p.link('b', -5)]);
+    expect(result.outcome).toBe('too-late');
+    expect(p.calls).toEqual([]);
+    const view = await svc.waitForCompletion(result.xid, { timeoutMs: 10_000 });
+    expect(view.status).toBe('ROLLED_BACK');
+    expect(view.decision?.reason).toMatch(/every link had expired/);
+    expect(view.heuristic).toBe(false);
+    for (const l of result.links) expect(l).toMatchObject({ state: 'cancelled', reason: expect.stringMatching(/expired .*no DELETE sent/) });
+  });
+
+  it('every PUT answered 404 (the participants cancelled or let them expire): too-late, recorded as resolved by the participants, not retried', async () => {
+    const p = await participant(() => 404);
+    const { svc, coord } = await coordinator('all-404');
+    const result = await coord.confirm([p.link('a', 30_000), p.link('b', 30_000)]);
+    expect(result.outcome).toBe('too-late');
+    expect(p.calls.map((c) => c.method)).toEqual(['PUT', 'PUT']);
+    const view = await svc.waitForCompletion(result.xid, { timeoutMs: 10_000 });
+    expect(view).toMatchObject({ status: 'COMMITTED', heuristic: true });
+    for (const b of view.branches) expect(b).toMatchObject({ state: 'DONE', resolution: 'cancelled', attempts: 1 });
+  });
+});
+
+describe('REST-TCC heuristic outcome (409): some links confirmed and some not, recorded as such', () => {
+  it('a link answering its PUT with 404 is resolved as cancelled by its participant at once; the others confirmed; get and describe show the heuristic outcome', async () => {
+    assertBuilt();
+    const p = await participant((_m, id) => (id === 'gone' ? 404 : 204));
+    const { svc, coord } = await coordinator('put-404');
+    const result = await coord.confirm([p.link('ok', 30_000), p.link('gone', 30_000)]);
+    expect(result.outcome).toBe('heuristic');
+    expect(result.links).toMatchObject([
+      { branchId: 'link-0', state: 'confirmed' },
+      { branchId: 'link-1', state: 'cancelled', attempts: 1, reason: expect.stringMatching(/^PUT answered 404/) },
+    ]);
+    expect(p.callsOf('gone')).toHaveLength(1);
+    const view = await svc.waitForCompletion(result.xid, { timeoutMs: 10_000 });
+    expect(view).toMatchObject({ status: 'COMMITTED', heuristic: true });
+    expect(branch(view, 'link-1')).toMatchObject({ state: 'DONE', action: 'confirm', resolution: 'cancelled' });
+    expect((await svc.get(result.xid)).heuristic).toBe(true);
+
+    const out = await runCli(['--endpoints', env.endpoints.join(','), '--namespace', ns, 'describe', 'gtx', result.xid]);
+    expect(out.code, out.stderr).toBe(0);
+    expect(out.stdout).toMatch(/^Status:\s+COMMITTED \(heuristic\)$/m);
+    const gone = out.stdout.slice(out.stdout.indexOf('  link-1:'));
+    expect(gone).toMatch(/Status:\s+RESOLVED_CANCELLED/);
+    expect(gone).toMatch(new RegExp(`Resolution:\\s+cancelled by participant:${p.host.replace(/\./g, '\\.')} at .*: PUT answered 404`));
+    expect(out.stdout).toMatch(/Resolved\s+\S+\s+coord\/link-1\s+confirm attempt 1: resolved as cancelled/);
+  });
+
+  it('an expired link among live ones is never PUT: recorded as cancelled by its expiry, the rest confirmed', async () => {
+    const p = await participant(() => 204);
+    const { svc, coord } = await coordinator('one-expired');
+    const result = await coord.confirm([p.link('late', -1), p.link('ok', 30_000)]);
+    expect(result.outcome).toBe('heuristic');
+    expect(p.callsOf('late')).toEqual([]);
+    expect(p.callsOf('ok', 'PUT')).toHaveLength(1);
+    expect(result.links[0]).toMatchObject({ state: 'cancelled', reason: expect.stringMatching(/expired at .* before its confirm; never PUT/) });
+    const view = await svc.waitForCompletion(result.xid, { timeoutMs: 10_000 });
+    expect(view).toMatchObject({ status: 'COMMITTED', heuristic: true });
+  });
+
+  it('a link that expires during the retries of its confirm is never PUT after its expiry: its last PUT was answered (503), so it is cancelled by its expiry', async () => {
+    const p = await participant((_m, id) => (id === 'flaky' ? 503 : 204));
+    const rec = recordingFetch();
+    const { coord } = await coordinator('expires-retrying', { retryBaseMs: 100, retryMaxMs: 300, maxAttempts: 50 }, rec.fetch);
+    const flaky = p.link('flaky', 1_200);
+    const expiresAt = Date.parse(flaky.expires);
+    const result = await coord.confirm([p.link('ok', 30_000), flaky]);
+    expect(result.outcome).toBe('heuristic');
+    const puts = rec.sent.filter((s) => s.url === flaky.uri);
+    expect(puts.length).toBeGreaterThanOrEqual(3);
+    for (const s of puts) expect(s.method).toBe('PUT');
+    for (const s of puts) expect(s.at).toBeLessThan(expiresAt);
+    expect(result.links[1]).toMatchObject({ state: 'cancelled', reason: expect.stringMatching(/expired at .* during the retries of its confirm \(last: PUT answered 503.*not PUT after its expiry/) });
+  });
+
+  it('a link that expires after a PUT that got no answer is in doubt: parked for a human, never PUT after its expiry, and the confirm answers heuristic', async () => {
+    const p = await participant((_m, id) => (id === 'silent' ? 'drop' : 204));
+    const rec = recordingFetch();
+    const { svc, coord } = await coordinator('expires-in-doubt', { retryBaseMs: 100, retryMaxMs: 300, maxAttempts: 50 }, rec.fetch);
+    const silent = p.link('silent', 1_000);
+    const result = await coord.confirm([p.link('ok', 30_000), silent]);
+    expect(result.outcome).toBe('heuristic');
+    expect(result.links[1]).toMatchObject({ state: 'parked', reason: expect.stringMatching(/last PUT got no answer.*may or may not be confirmed/) });
+    for (const s of rec.sent.filter((x) => x.url === silent.uri)) expect(s.at).toBeLessThan(Date.parse(silent.expires));
+    const view = await svc.get(result.xid);
+    expect(view.status).toBe('COMMITTING');
+    expect(branch(view, 'link-1').state).toBe('PARKED');
+  });
+});
+
+describe('REST-TCC cancel: DELETE each link; 404 and 405 are fine', () => {
+  it('cancel DELETEs each live link once (204 done, 404 done, 405: relying on the participant expiry, in its timeline), sends nothing to an expired one, and the transaction is rolled back, not heuristic', async () => {
+    const p = await participant((method, id) => (method !== 'DELETE' ? 500 : id === 'gone' ? 404 : id === 'nodelete' ? 405 : 204));
+    const { svc, coord } = await coordinator('cancel');
+    const links: ParticipantLink[] = [p.link('ok', 30_000), p.link('gone', 30_000), p.link('nodelete', 30_000), p.link('expired', -1)];
+    const result = await coord.cancel({ participantLinks: links });
+    expect(result.settled).toBe(true);
+    expect(result.links.map((l) => l.state)).toEqual(['cancelled', 'cancelled', 'cancelled', 'cancelled']);
+    expect(p.calls.map((c) => `${c.method} ${c.id}`).sort()).toEqual(['DELETE gone', 'DELETE nodelete', 'DELETE ok']);
+    expect(new Set(p.calls.map((c) => c.accept))).toEqual(new Set(['application/tcc']));
+    expect(result.links[2]!.reason).toMatch(/DELETE answered 405.*relying on the participant's expiry/);
+    const view = await svc.waitForCompletion(result.xid, { timeoutMs: 10_000 });
+    expect(view).toMatchObject({ status: 'ROLLED_BACK', heuristic: false });
+    expect(branch(view, 'link-0').resolution).toBeUndefined();
+    expect(branch(view, 'link-1').resolution).toBeUndefined();
+    expect(branch(view, 'link-2').resolution).toBe('cancelled');
+  });
+
+  it('a DELETE answered 503 is retried until the participant answers', async () => {
+    const p = await participant((_m, _id, n) => (n === 1 ? 503 : 204));
+    const { coord } = await coordinator('cancel-retry');
+    const result = await coord.cancel([p.link('a', 30_000)]);
+    expect(result.links[0]).toMatchObject({ state: 'cancelled', attempts: 2 });
+    expect(p.callsOf('a', 'DELETE')).toHaveLength(2);
+  });
+});
+
+describe('REST-TCC coordinator input', () => {
+  it('refuses links that are not { uri, expires } with an http(s) URI and an RFC 3339 expiry, naming the field; writes nothing', async () => {
+    const { svc, coord } = await coordinator('input');
+    await expect(coord.confirm({ participantLinks: [] })).rejects.toMatchObject({ name: 'ValidationError', field: 'participantLinks' });
+    await expect(coord.confirm({ participantLinks: [{ uri: 'ftp://x/y', expires: '2030-01-01T00:00:00Z' }] })).rejects.toMatchObject({ field: 'participantLinks[0].uri' });
+    await expect(coord.confirm({ participantLinks: [{ uri: 'http://x/y', expires: 'tomorrow' }] })).rejects.toMatchObject({ field: 'participantLinks[0].expires' });
+    await expect(coord.confirm({ participantLinks: [{ uri: 'http://x/y', expires: '2030-01-01T00:00:00' }] })).rejects.toMatchObject({ field: 'participantLinks[0].expires' });
+    const twice = { uri: 'http://x/y', expires: '2030-01-01T00:00:00+01:00' };
+    await expect(coord.cancel([twice, twice])).rejects.toMatchObject({ field: 'participantLinks[1].uri' });
+    expect(await svc.list()).toEqual([]);
+  });
+});
