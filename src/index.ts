@@ -85,9 +85,15 @@ export {
 } from './barrier/index.js';
 export {
   RestTccCoordinator,
+  RestTccParticipant,
+  MemoryReservations,
+  RestTccClient,
+  RestTccTransaction,
   RestTccTooLate,
   RestTccHeuristic,
   RestTccPending,
+  RestTccTryFailed,
+  RestTccCoordinatorError,
   LINK_RESOURCE,
   type ParticipantLink,
   type LinkOutcome,
@@ -96,6 +102,13 @@ export {
   type CancelResult,
   type RestTccCoordinatorOptions,
   type RestTccCallOptions,
+  type RestTccParticipantOptions,
+  type Reservation,
+  type ReservationState,
+  type ReservationStore,
+  type RestTccTryRequest,
+  type RestTccClientOptions,
+  type RestTccRequestOptions,
 } from './resttcc/index.js';
 export type { Phase2Outcome, ServiceStats, QueueStats } from './stats.js';
 export type { LeaderRecord } from './leader.js';

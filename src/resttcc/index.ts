@@ -8,3 +8,5 @@ export { RestTccCoordinator, linkOutcomes, confirmOutcome, type RestTccCoordinat
 export { LINK_RESOURCE } from './link-resource.js';
 export { TCC_JSON, TCC_ACCEPT, MAX_LINKS, parseLink, parseLinks, parseLinkAnswer, type ParticipantLink, type ParsedLink } from './links.js';
 export { RestTccTooLate, RestTccHeuristic, RestTccPending, RestTccTryFailed, RestTccCoordinatorError, type LinkOutcome } from './errors.js';
+export { RestTccParticipant, MemoryReservations, type RestTccParticipantOptions, type Reservation, type ReservationState, type ReservationStore, type RestTccTryRequest } from './participant.js';
+export { RestTccClient, RestTccTransaction, type RestTccClientOptions, type RestTccRequestOptions } from './client.js';
