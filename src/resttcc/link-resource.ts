@@ -45,11 +45,11 @@ export function linkResource(o: LinkRequests): TccResource<ParticipantLink> {
       await res.body?.cancel().catch(() => undefined);
       return { status: res.status, body: '' };
     }
-    // The first bytes of an error's body say why, for the branch's last error.
-    const body = (await res.text().catch(() => '')).slice(0, 200).replace(/\s+/g, ' ').trim();
-    return { status: res.status, body };
+    // An error's body says why, for the branch's last error: a problem document's detail, or its first bytes.
+    return { status: res.status, body: shortBody(await res.text().catch(() => '')) };
   };
-  const said = (r: { status: number; body: string }): string => `${r.status}${r.body ? `: ${r.body}` : ''}`;
+  // Our reading first, the participant's words last: a member record keeps 200 characters of it.
+  const said = (r: { status: number; body: string }, meaning?: string): string => `${r.status}${meaning ? `: ${meaning}` : ''}${r.body ? ` (it said: ${r.body})` : ''}`;
   const retryable = (status: number): boolean => status === 408 || status === 429 || status >= 500;
 
   return {
@@ -75,9 +75,9 @@ export function linkResource(o: LinkRequests): TccResource<ParticipantLink> {
         throw new Error(`${NO_ANSWER}${errorMessage(err)}${causeOf(err)}`);
       }
       if (r.status >= 200 && r.status < 300) return;
-      if (r.status === 404 || r.status === 410) throw new ResolvedByParticipant('cancelled', `${ANSWERED}${said(r)}: the participant had cancelled the reservation or let it expire`, by);
+      if (r.status === 404 || r.status === 410) throw new ResolvedByParticipant('cancelled', `${ANSWERED}${said(r, 'the participant had cancelled the reservation or let it expire')}`, by);
       if (retryable(r.status)) throw new Error(`${ANSWERED}${said(r)}`);
-      throw new NonRetryableError(`${ANSWERED}${said(r)}: retrying cannot help; fix it, then txloop retry (or resolve)`);
+      throw new NonRetryableError(`${ANSWERED}${said(r, 'retrying cannot help; fix it, then txloop retry (or resolve)')}`);
     },
 
     async cancel(ctx: PhaseTwoContext<ParticipantLink>): Promise<void> {
@@ -92,12 +92,25 @@ export function linkResource(o: LinkRequests): TccResource<ParticipantLink> {
         throw new Error(`DELETE got no answer: ${errorMessage(err)}${causeOf(err)}`);
       }
       if ((r.status >= 200 && r.status < 300) || r.status === 404 || r.status === 410) return;
-      if (r.status === 409) throw new ResolvedByParticipant('confirmed', `DELETE answered ${said(r)}: the participant refused the cancel (it says the reservation is confirmed)`, by);
+      if (r.status === 409) throw new ResolvedByParticipant('confirmed', `DELETE answered ${said(r, 'the participant refused the cancel: it says the reservation is confirmed')}`, by);
       if (retryable(r.status) && r.status !== 501) throw new Error(`DELETE answered ${said(r)}`);
-      const why = r.status === 405 || r.status === 501 ? 'the participant does not take an explicit cancel' : 'the participant refused the explicit cancel';
-      throw new ResolvedByParticipant('cancelled', `DELETE answered ${said(r)}: ${why}; relying on the participant's expiry at ${link.expires}`, by);
+      const why = r.status === 405 || r.status === 501 ? 'no explicit cancel there' : 'the explicit cancel was refused';
+      throw new ResolvedByParticipant('cancelled', `DELETE answered ${said(r, `${why}; relying on the participant's expiry at ${link.expires}`)}`, by);
     },
   };
+}
+
+/** A problem document's detail (or title), else the body's first bytes, on one line. */
+function shortBody(text: string): string {
+  let said = text;
+  try {
+    const doc = JSON.parse(text) as { detail?: unknown; title?: unknown };
+    const words = typeof doc.detail === 'string' ? doc.detail : typeof doc.title === 'string' ? doc.title : undefined;
+    if (words !== undefined) said = words;
+  } catch {
+    // not JSON: its first bytes
+  }
+  return said.replace(/\s+/g, ' ').trim().slice(0, 200);
 }
 
 /** fetch's own error says only "fetch failed"; its cause says why (ECONNREFUSED, a reset, …). */
