@@ -4,19 +4,25 @@
  * engine's retries, and the coordinator answers 204 / 404 / 409 from what the branches say. Real
  * etcd, real HTTP participants on loopback ports.
  */
+import { createServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import Fastify from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
-import { RestTccCoordinator, type ParticipantLink, type ServiceOptions, type TransactionView, type TxloopService } from '../src/index.js';
+import { RestTccClient, RestTccCoordinator, RestTccHeuristic, RestTccParticipant, RestTccTooLate, type ParticipantLink, type ServiceOptions, type TransactionView, type TxloopService } from '../src/index.js';
+import { restTccRoutes } from '../src/resttcc/index.js';
 import { assertBuilt, runCli } from './helpers/cli.js';
-import { useEtcd, type Harness } from './helpers/harness.js';
+import { gate, useEtcd, waitFor, type Harness } from './helpers/harness.js';
 import { recordingFetch, stubParticipant, type StubParticipant, type StubScript } from './helpers/rest-tcc.js';
 
 const env = useEtcd();
 let h: Harness;
 let ns: string;
 const stubs: StubParticipant[] = [];
+const closers: (() => unknown)[] = [];
 
 afterEach(async () => {
   await Promise.all(stubs.splice(0).map((s) => s.close()));
+  for (const c of closers.splice(0).reverse()) await c();
 });
 
 async function participant(script: StubScript): Promise<StubParticipant> {
@@ -198,5 +204,150 @@ describe('REST-TCC coordinator input', () => {
     const twice = { uri: 'http://x/y', expires: '2030-01-01T00:00:00+01:00' };
     await expect(coord.cancel([twice, twice])).rejects.toMatchObject({ field: 'participantLinks[1].uri' });
     expect(await svc.list()).toEqual([]);
+  });
+});
+
+describe('REST-TCC over HTTP: the coordinator routes, a Node initiator and Node participants end to end', () => {
+  /** The coordinator's routes on a fastify 5 server; returns its base URL. */
+  async function routes(coord: RestTccCoordinator): Promise<string> {
+    const app = Fastify();
+    await restTccRoutes(app, coord);
+    closers.push(() => app.close());
+    return app.listen({ port: 0, host: '127.0.0.1' });
+  }
+
+  /** A RestTccParticipant on its own server, and what its handlers did. */
+  async function flights(options: { ttlMs?: number; explicitCancel?: boolean } = {}): Promise<{ url: string; booked: string[]; released: { id: string; expired: boolean }[] }> {
+    const booked: string[] = [];
+    const released: { id: string; expired: boolean }[] = [];
+    const p = new RestTccParticipant<{ seat: string }, string>({
+      path: '/part',
+      ttlMs: options.ttlMs ?? 30_000,
+      sweepMs: 20,
+      ...(options.explicitCancel !== undefined ? { explicitCancel: options.explicitCancel } : {}),
+      try: ({ body }) => body.seat,
+      confirm: ({ id }) => void booked.push(id),
+      cancel: ({ id, expired }) => void released.push({ id, expired }),
+    });
+    const server = createServer(p.listener);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    closers.push(() => {
+      p.close();
+      server.closeAllConnections();
+      return new Promise((resolve) => server.close(resolve));
+    });
+    return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/part`, booked, released };
+  }
+
+  it('an initiator collects two Trys\' links and PUT /coordinator/confirm answers 204: each participant confirmed once, the transaction COMMITTED', async () => {
+    const { svc, coord } = await coordinator('http-confirm');
+    const swiss = await flights();
+    const easyjet = await flights();
+    const client = new RestTccClient(await routes(coord));
+    await client.run(async (tx) => {
+      await tx.try(swiss.url, { seat: '12A' });
+      await tx.try(easyjet.url, { seat: '3C' });
+    });
+    expect(swiss.booked).toHaveLength(1);
+    expect(easyjet.booked).toHaveLength(1);
+    const [view] = await svc.list();
+    expect(view).toMatchObject({ status: 'COMMITTED', heuristic: false });
+    expect(view!.branches).toHaveLength(2);
+  });
+
+  it('409 over HTTP: one participant let its reservation expire: RestTccHeuristic with the xid and each link, the expired link never PUT, recorded as heuristic', async () => {
+    const { svc, coord } = await coordinator('http-409');
+    const swiss = await flights();
+    const easyjet = await flights({ ttlMs: 100 });
+    const client = new RestTccClient(await routes(coord));
+    const tx = client.begin();
+    await tx.try(swiss.url, { seat: '12A' });
+    const late = await tx.try(easyjet.url, { seat: '3C' });
+    await waitFor(() => easyjet.released.length === 1, 'easyjet to release its expired reservation');
+    const err = (await tx.confirm().catch((e: unknown) => e)) as RestTccHeuristic;
+    expect(err).toBeInstanceOf(RestTccHeuristic);
+    expect(err.links.map((l) => [l.uri, l.state])).toEqual([
+      [tx.links[0]!.uri, 'confirmed'],
+      [late.uri, 'cancelled'],
+    ]);
+    expect(swiss.booked).toHaveLength(1);
+    expect(easyjet.booked).toEqual([]);
+    expect(await svc.waitForCompletion(err.xid!, { timeoutMs: 10_000 })).toMatchObject({ status: 'COMMITTED', heuristic: true });
+  });
+
+  it('404 over HTTP: every link expired: an RFC 9457 problem (type, title, status, detail, name, xid); application/json bodies are taken too; a bad body is a 400 naming the field', async () => {
+    const { coord } = await coordinator('http-404');
+    const base = await routes(coord);
+    const expired = { uri: 'http://127.0.0.1:1/part/x', expires: new Date(Date.now() - 1_000).toISOString() };
+    for (const type of ['application/tcc+json', 'application/json']) {
+      const res = await fetch(`${base}/coordinator/confirm`, { method: 'PUT', headers: { 'content-type': type }, body: JSON.stringify({ participantLinks: [expired] }) });
+      expect(res.status, type).toBe(404);
+      expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      expect(await res.json()).toMatchObject({ type: 'https://txloop.dev/problems/RestTccTooLate', title: 'Too late', status: 404, name: 'RestTccTooLate', xid: expect.stringMatching(/^coord\./), detail: expect.stringMatching(/none was confirmed/) });
+    }
+    await expect(new RestTccClient(base).confirm([expired])).rejects.toBeInstanceOf(RestTccTooLate);
+    const bad = await fetch(`${base}/coordinator/cancel`, { method: 'PUT', headers: { 'content-type': 'application/tcc+json' }, body: JSON.stringify({ participantLinks: [{ uri: 'x' }] }) });
+    expect(bad.status).toBe(400);
+    expect(await bad.json()).toMatchObject({ status: 400, name: 'ValidationError', field: 'participantLinks[0].uri' });
+  });
+
+  it('cancel over HTTP answers 204: a participant without explicit cancel (405) keeps its reservation until its expiry, one cancelled already is cancelled again harmlessly', async () => {
+    const { svc, coord } = await coordinator('http-cancel');
+    const noDelete = await flights({ explicitCancel: false, ttlMs: 800 });
+    const swiss = await flights();
+    const client = new RestTccClient(await routes(coord));
+    const tx = client.begin();
+    await tx.try(noDelete.url, { seat: '1A' });
+    const cancelled = await tx.try(swiss.url, { seat: '2B' });
+    expect((await fetch(cancelled.uri, { method: 'DELETE' })).status).toBe(204);
+    await tx.cancel();
+    const [view] = await svc.list();
+    expect(view).toMatchObject({ status: 'ROLLED_BACK', heuristic: false });
+    expect(swiss.released).toHaveLength(1);
+    expect(noDelete.released).toEqual([]);
+    expect(view!.branches.find((b) => b.branchId === 'link-0')).toMatchObject({ state: 'DONE', resolution: 'cancelled', lastError: expect.stringMatching(/DELETE answered 405.*relying on the participant's expiry/) });
+    await waitFor(() => noDelete.released.length === 1, "the participant's own expiry to release it");
+    expect(noDelete.released[0]!.expired).toBe(true);
+  });
+});
+
+describe('REST-TCC recovery: the links are branches like any other', () => {
+  it("a confirm whose coordinator replica stops leading mid-PUT is finished by the standby replica's coordinator", async () => {
+    const fresh = env.fresh('failover');
+    const first = fresh.h.service({ app: 'coord', identity: 'first' });
+    const c1 = new RestTccCoordinator(first, { waitMs: 20_000 });
+    const second = fresh.h.service({ app: 'coord', identity: 'second' });
+    new RestTccCoordinator(second);
+    await first.start();
+    await waitFor(() => first.isLeader(), 'the first replica to lead');
+    await second.start();
+    const held: ServerResponse[] = [];
+    const reached = gate();
+    const p = await participant(() => 204);
+    // The first PUT never gets an answer: its replica is closed meanwhile.
+    const slow = createServer((req, res) => {
+      if (held.length === 0) {
+        held.push(res);
+        reached.open();
+        return;
+      }
+      req.resume();
+      res.writeHead(204).end();
+    });
+    await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
+    closers.push(() => {
+      slow.closeAllConnections();
+      return new Promise((resolve) => slow.close(resolve));
+    });
+    const uri = `http://127.0.0.1:${(slow.address() as AddressInfo).port}/part/a`;
+    const confirming = c1.confirm([{ uri, expires: new Date(Date.now() + 60_000).toISOString() }, p.link('b', 60_000)]).catch((e: unknown) => e);
+    await reached.wait;
+    await first.close();
+    await confirming;
+    const [view] = await second.list();
+    const done = await second.waitForCompletion(view!.xid, { timeoutMs: 20_000 });
+    expect(done).toMatchObject({ status: 'COMMITTED', heuristic: false });
+    expect(done.branches.find((b) => b.branchId === 'link-0')!.attempts).toBeGreaterThanOrEqual(2);
+    expect(second.isLeader()).toBe(true);
   });
 });
