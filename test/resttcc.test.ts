@@ -9,9 +9,11 @@ import type { AddressInfo } from 'node:net';
 import Fastify from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RestTccClient, RestTccCoordinator, RestTccHeuristic, RestTccParticipant, RestTccTooLate, type ParticipantLink, type ServiceOptions, type TransactionView, type TxloopService } from '../src/index.js';
-import { restTccRoutes } from '../src/resttcc/index.js';
+import { LINK_RESOURCE, restTccPlugin, restTccRoutes } from '../src/resttcc/index.js';
+import { parseResources, startSidecar } from '../src/sidecar/index.js';
+import { loadOpenApi } from '../src/sidecar/openapi.js';
 import { assertBuilt, runCli } from './helpers/cli.js';
-import { gate, useEtcd, waitFor, type Harness } from './helpers/harness.js';
+import { fastTimings, gate, quietLogger, useEtcd, waitFor, type Harness } from './helpers/harness.js';
 import { recordingFetch, stubParticipant, type StubParticipant, type StubScript } from './helpers/rest-tcc.js';
 
 const env = useEtcd();
@@ -194,6 +196,43 @@ describe('REST-TCC cancel: DELETE each link; 404 and 405 are fine', () => {
   });
 });
 
+describe('a REST-TCC confirm never cancels', () => {
+  it("a confirm's transaction rolled back (its commit failed, or never came and its deadline passed) sends no DELETE: the links are left as they were, and the confirm sent again confirms them", async () => {
+    const p = await participant(() => 204);
+    const { svc, coord } = await coordinator('confirm-rolled-back');
+    const link = p.link('a', 30_000);
+    // What a confirm whose commit failed leaves: its transaction, with the link's branch, rolled back.
+    const tx = await svc.begin({ name: 'REST-TCC confirm of 1 link', timeoutMs: 10_000 });
+    await svc.tryBranch(tx.context, LINK_RESOURCE, { ...link, call: 'confirm' }, { branchId: 'link-0' });
+    await tx.rollback({ reason: 'its commit failed' });
+    const rolledBack = await svc.waitForCompletion(tx.xid, { timeoutMs: 10_000 });
+    expect(rolledBack).toMatchObject({ status: 'ROLLED_BACK', heuristic: false });
+    expect(branch(rolledBack, 'link-0')).toMatchObject({ state: 'DONE', resolution: 'cancelled', lastError: expect.stringMatching(/this confirm was not decided .*no DELETE sent/) });
+    expect(p.calls).toEqual([]);
+    const again = await coord.confirm([link]);
+    expect(again.outcome).toBe('confirmed');
+    expect(p.calls.map((c) => c.method)).toEqual(['PUT']);
+  });
+
+  it('a confirm whose transaction passed its deadline before its decision answers 503 over HTTP (send it again), and nothing is sent to the participant', async () => {
+    const p = await participant(() => 204);
+    const fresh = env.fresh('confirm-deadline');
+    const svc = fresh.h.service({ app: 'coord' });
+    const coord = new RestTccCoordinator(svc, { timeoutMs: 1 });
+    await svc.start();
+    const app = Fastify();
+    await restTccRoutes(app, coord);
+    closers.push(() => app.close());
+    const base = await app.listen({ port: 0, host: '127.0.0.1' });
+    const res = await fetch(`${base}/coordinator/confirm`, { method: 'PUT', headers: { 'content-type': 'application/tcc+json' }, body: JSON.stringify({ participantLinks: [p.link('a', 30_000)] }) });
+    expect(res.status).toBe(503);
+    expect(await res.json()).toMatchObject({ status: 503, name: 'DeadlineExceeded', detail: expect.stringMatching(/send it again$/) });
+    const [view] = await svc.list();
+    await svc.waitForCompletion(view!.xid, { timeoutMs: 10_000 });
+    expect(p.calls).toEqual([]);
+  });
+});
+
 describe('REST-TCC coordinator input', () => {
   it('refuses links that are not { uri, expires } with an http(s) URI and an RFC 3339 expiry, naming the field; writes nothing', async () => {
     const { svc, coord } = await coordinator('input');
@@ -275,7 +314,7 @@ describe('REST-TCC over HTTP: the coordinator routes, a Node initiator and Node 
     expect(await svc.waitForCompletion(err.xid!, { timeoutMs: 10_000 })).toMatchObject({ status: 'COMMITTED', heuristic: true });
   });
 
-  it('404 over HTTP: every link expired: an RFC 9457 problem (type, title, status, detail, name, xid); application/json bodies are taken too; a bad body is a 400 naming the field', async () => {
+  it('404 over HTTP: every link expired: an RFC 9457 problem (type, title, status, detail, name, xid); application/json bodies are taken too; a bad body is a 422 naming the field', async () => {
     const { coord } = await coordinator('http-404');
     const base = await routes(coord);
     const expired = { uri: 'http://127.0.0.1:1/part/x', expires: new Date(Date.now() - 1_000).toISOString() };
@@ -287,8 +326,8 @@ describe('REST-TCC over HTTP: the coordinator routes, a Node initiator and Node 
     }
     await expect(new RestTccClient(base).confirm([expired])).rejects.toBeInstanceOf(RestTccTooLate);
     const bad = await fetch(`${base}/coordinator/cancel`, { method: 'PUT', headers: { 'content-type': 'application/tcc+json' }, body: JSON.stringify({ participantLinks: [{ uri: 'x' }] }) });
-    expect(bad.status).toBe(400);
-    expect(await bad.json()).toMatchObject({ status: 400, name: 'ValidationError', field: 'participantLinks[0].uri' });
+    expect(bad.status).toBe(422);
+    expect(await bad.json()).toMatchObject({ status: 422, name: 'ValidationError', field: 'participantLinks[0].uri' });
   });
 
   it('cancel over HTTP answers 204: a participant without explicit cancel (405) keeps its reservation until its expiry, one cancelled already is cancelled again harmlessly', async () => {
@@ -349,5 +388,39 @@ describe('REST-TCC recovery: the links are branches like any other', () => {
     expect(done).toMatchObject({ status: 'COMMITTED', heuristic: false });
     expect(done.branches.find((b) => b.branchId === 'link-0')!.attempts).toBeGreaterThanOrEqual(2);
     expect(second.isLeader()).toBe(true);
+  });
+});
+
+describe('REST-TCC through the sidecar', () => {
+  it("startSidecar({ plugins: [restTccPlugin()] }) serves /coordinator/confirm and /coordinator/cancel with the sidecar's token and its openapi.yaml request schemas", async () => {
+    const { ns: namespace } = env.fresh('sidecar');
+    const openapi = loadOpenApi();
+    const sidecar = await startSidecar({
+      app: 'booking',
+      namespace,
+      etcd: { endpoints: env.endpoints },
+      listen: { host: '127.0.0.1', port: 0 },
+      serviceUrl: 'http://127.0.0.1:1',
+      token: 's3cret',
+      resources: parseResources({ resources: {} }, 'test'),
+      logger: quietLogger,
+      service: fastTimings,
+      plugins: [restTccPlugin({ schema: (id) => openapi.route(id) })],
+    });
+    closers.push(() => sidecar.close());
+    const p = await participant((method, id) => (method === 'PUT' && id === 'gone' ? 404 : 204));
+    const client = new RestTccClient(sidecar.url, { headers: { authorization: 'Bearer s3cret' } });
+    await client.confirm([p.link('a', 30_000)]);
+    const err = (await client.confirm([p.link('b', 30_000), p.link('gone', 30_000)]).catch((e: unknown) => e)) as RestTccHeuristic;
+    expect(err).toBeInstanceOf(RestTccHeuristic);
+    expect(err.xid).toMatch(/^booking\./);
+    await client.cancel([p.link('c', 30_000)]);
+    expect(p.calls.map((c) => `${c.method} ${c.id}`).sort()).toEqual(['DELETE c', 'PUT a', 'PUT b', 'PUT gone']);
+    // The sidecar's token and its schemas guard the routes.
+    expect((await new RestTccClient(sidecar.url).cancel([p.link('d', 30_000)]).catch((e: unknown) => e)) as { status?: number }).toMatchObject({ status: 401 });
+    const invalid = await fetch(`${sidecar.url}/coordinator/confirm`, { method: 'PUT', headers: { authorization: 'Bearer s3cret', 'content-type': 'application/tcc+json' }, body: JSON.stringify({ participantLinks: [] }) });
+    expect(invalid.status).toBe(422);
+    expect(await invalid.json()).toMatchObject({ name: 'ValidationError', field: expect.stringMatching(/^body\.participantLinks/) });
+    expect(p.callsOf('d')).toEqual([]);
   });
 });

@@ -13,7 +13,7 @@ import type { TxloopService } from '../service.js';
 import { Phase2State, isTerminal } from '../states.js';
 import { throwIfAborted } from '../signals.js';
 import type { LinkOutcome } from './errors.js';
-import { LINK_RESOURCE, linkResource } from './link-resource.js';
+import { LINK_RESOURCE, linkResource, type LinkPayload } from './link-resource.js';
 import { parseLinks, type ParsedLink, type ParticipantLink } from './links.js';
 
 export interface RestTccCoordinatorOptions {
@@ -81,7 +81,7 @@ export class RestTccCoordinator {
       ...(options.fetch ? { fetch: options.fetch } : {}),
       lastError: async (xid, branchId) => (await service.get(xid)).branches.find((b) => b.branchId === branchId)?.lastError,
     });
-    service.resource<ParticipantLink>(LINK_RESOURCE, handlers, options.retry !== undefined ? { retry: options.retry } : undefined);
+    service.resource<LinkPayload>(LINK_RESOURCE, handlers, options.retry !== undefined ? { retry: options.retry } : undefined);
   }
 
   /**
@@ -120,11 +120,12 @@ export class RestTccCoordinator {
     const name = `REST-TCC ${what} of ${links.length} link${links.length === 1 ? '' : 's'}: ${hosts}`;
     const tx = await this.service.begin({ name: name.length > 128 ? `${name.slice(0, 127)}…` : name, timeoutMs: this.timeoutMs, ...(signal ? { signal } : {}) });
     try {
-      await Promise.all(links.map((l, i) => this.service.tryBranch(tx.context, LINK_RESOURCE, { uri: l.uri, expires: l.expires } satisfies ParticipantLink, { branchId: branchIdOf(i), ...(signal ? { signal } : {}) })));
+      await Promise.all(links.map((l, i) => this.service.tryBranch(tx.context, LINK_RESOURCE, { uri: l.uri, expires: l.expires, call: what } satisfies LinkPayload, { branchId: branchIdOf(i), ...(signal ? { signal } : {}) })));
       if (rollback === undefined) await tx.commit();
       else await tx.rollback({ reason: rollback });
     } catch (err) {
       // Not decided as meant: roll back (a commit that did land makes this lose its CAS, harmlessly).
+      // A confirm's rollback sends no DELETE (link-resource.ts): the requester may send it again.
       await tx.rollback({ reason: `REST-TCC ${what} failed before its decision` }).catch(() => undefined);
       throw err;
     }

@@ -10,4 +10,4 @@ export { TCC_JSON, TCC_ACCEPT, MAX_LINKS, parseLink, parseLinks, parseLinkAnswer
 export { RestTccTooLate, RestTccHeuristic, RestTccPending, RestTccTryFailed, RestTccCoordinatorError, type LinkOutcome } from './errors.js';
 export { RestTccParticipant, MemoryReservations, type RestTccParticipantOptions, type Reservation, type ReservationState, type ReservationStore, type RestTccTryRequest } from './participant.js';
 export { RestTccClient, RestTccTransaction, type RestTccClientOptions, type RestTccRequestOptions } from './client.js';
-export { restTccRoutes, type RestTccRoutesOptions } from './routes.js';
+export { restTccRoutes, restTccPlugin, type RestTccRoutesOptions } from './routes.js';

@@ -17,6 +17,12 @@
  * | DELETE | 409 | resolved as confirmed: the participant refused the cancel of a confirmed link (heuristic) |
  * | DELETE | 408, 429, 5xx, no answer | retried with backoff, until the link expires |
  * | DELETE | — link expired before the attempt | no DELETE: resolved as cancelled by the participant's expiry |
+ * | DELETE | — a confirm's transaction rolled back | no DELETE: resolved as cancelled, the link left to its participant |
+ *
+ * A confirm's transaction is rolled back only when its commit failed (its coordinator then answers
+ * an error, and the requester may send the confirm again) or never came (its coordinator died:
+ * the deadline rolls it back), or when every link had expired. None of these is a cancel: the
+ * links are left as they are, to a later confirm or cancel, or to their participants' expiry.
  */
 import { NonRetryableError, ResolvedByParticipant, errorMessage } from '../errors.js';
 import type { PhaseTwoContext, TccResource } from '../resource.js';
@@ -29,6 +35,11 @@ export const ANSWERED = 'PUT answered ';
 /** The start of one whose PUT got no answer: it may have been confirmed. */
 const NO_ANSWER = 'PUT got no answer: ';
 
+/** A link branch's payload: the link, and which coordinator call made the branch. */
+export interface LinkPayload extends ParticipantLink {
+  call: 'confirm' | 'cancel';
+}
+
 export interface LinkRequests {
   /** Headers added to every PUT and DELETE (e.g. authorization). */
   headers?: Record<string, string>;
@@ -38,7 +49,7 @@ export interface LinkRequests {
   lastError(xid: string, branchId: string): Promise<string | undefined>;
 }
 
-export function linkResource(o: LinkRequests): TccResource<ParticipantLink> {
+export function linkResource(o: LinkRequests): TccResource<LinkPayload> {
   const send = async (method: 'PUT' | 'DELETE', link: ParsedLink, signal: AbortSignal): Promise<{ status: number; body: string }> => {
     const res = await (o.fetch ?? fetch)(link.url, { method, headers: { ...o.headers, accept: TCC_ACCEPT }, redirect: 'manual', signal });
     if (res.ok) {
@@ -55,7 +66,7 @@ export function linkResource(o: LinkRequests): TccResource<ParticipantLink> {
   return {
     try: () => undefined,
 
-    async confirm(ctx: PhaseTwoContext<ParticipantLink>): Promise<void> {
+    async confirm(ctx: PhaseTwoContext<LinkPayload>): Promise<void> {
       const link = parseLink(ctx.payload, 'payload');
       const by = participantOf(link.url);
       if (Date.now() >= link.expiresAt) {
@@ -80,10 +91,11 @@ export function linkResource(o: LinkRequests): TccResource<ParticipantLink> {
       throw new NonRetryableError(`${ANSWERED}${said(r, 'retrying cannot help; fix it, then txloop retry (or resolve)')}`);
     },
 
-    async cancel(ctx: PhaseTwoContext<ParticipantLink>): Promise<void> {
+    async cancel(ctx: PhaseTwoContext<LinkPayload>): Promise<void> {
       const link = parseLink(ctx.payload, 'payload');
       const by = participantOf(link.url);
       if (Date.now() >= link.expiresAt) throw new ResolvedByParticipant('cancelled', `the link expired at ${link.expires}: the participant's own expiry cancelled it; no DELETE sent`, by);
+      if (ctx.payload.call === 'confirm') throw new ResolvedByParticipant('cancelled', `this confirm was not decided (its transaction rolled back): no DELETE sent; the link is left to a later confirm or cancel, or to the participant's expiry at ${link.expires}`, by);
       let r: { status: number; body: string };
       try {
         r = await send('DELETE', link, ctx.signal);
