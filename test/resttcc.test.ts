@@ -61,6 +61,24 @@ describe('REST-TCC confirm: every link PUT once it is decided, with the engine r
     expect(branch(view, 'link-1').resolution).toBeUndefined();
   });
 
+  it('many confirms at once each get their own answer, and waiting on them adds no listener per call to the service', async () => {
+    const p = await participant(() => 204);
+    const { svc, coord } = await coordinator('confirm-many');
+    const warnings: string[] = [];
+    const onWarning = (w: Error): void => void warnings.push(w.name);
+    process.on('warning', onWarning);
+    try {
+      const results = await Promise.all(Array.from({ length: 15 }, (_, i) => coord.confirm([p.link(`l${i}`, 30_000)])));
+      expect(results.map((r) => r.outcome)).toEqual(Array(15).fill('confirmed'));
+      expect(new Set(results.map((r) => r.xid)).size).toBe(15);
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings).not.toContain('MaxListenersExceededWarning');
+    expect(svc.listenerCount('phase2')).toBe(1);
+    expect(p.calls).toHaveLength(15);
+  });
+
   it('a confirm answered 500 is retried with backoff until the participant confirms it', async () => {
     const p = await participant((method, _id, n) => (method === 'PUT' && n <= 2 ? 500 : 204));
     const { coord } = await coordinator('confirm-500');

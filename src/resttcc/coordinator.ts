@@ -68,6 +68,8 @@ export class RestTccCoordinator {
   private readonly waitMs: number;
   private readonly timeoutMs: number;
   private readonly allow: (url: URL) => boolean;
+  /** Calls waiting on a transaction, woken by this replica's events about it (one listener per event for them all). */
+  private readonly waiting = new Map<string, Set<() => void>>();
 
   constructor(
     readonly service: TxloopService,
@@ -82,6 +84,8 @@ export class RestTccCoordinator {
       lastError: async (xid, branchId) => (await service.get(xid)).branches.find((b) => b.branchId === branchId)?.lastError,
     });
     service.resource<LinkPayload>(LINK_RESOURCE, handlers, options.retry !== undefined ? { retry: options.retry } : undefined);
+    const wake = (e: { xid: string }): void => this.waiting.get(e.xid)?.forEach((w) => w());
+    service.on('phase2', wake).on('completed', wake);
   }
 
   /**
@@ -152,9 +156,8 @@ export class RestTccCoordinator {
 
   private nextChange(xid: string, ms: number, signal: AbortSignal | undefined): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      const onEvent = (e: { xid: string }): void => {
-        if (e.xid === xid) done();
-      };
+      const waiters = this.waiting.get(xid) ?? new Set<() => void>();
+      this.waiting.set(xid, waiters);
       const onAbort = (): void => {
         done();
         reject(new AbortError(xid, signal?.reason));
@@ -162,11 +165,12 @@ export class RestTccCoordinator {
       const timer = setTimeout(() => done(), ms);
       const done = (): void => {
         clearTimeout(timer);
-        this.service.off('phase2', onEvent).off('completed', onEvent);
+        waiters.delete(done);
+        if (waiters.size === 0 && this.waiting.get(xid) === waiters) this.waiting.delete(xid);
         signal?.removeEventListener('abort', onAbort);
         resolve();
       };
-      this.service.on('phase2', onEvent).on('completed', onEvent);
+      waiters.add(done);
       signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
