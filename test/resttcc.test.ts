@@ -8,7 +8,7 @@ import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Fastify from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
-import { RestTccClient, RestTccCoordinator, RestTccHeuristic, RestTccParticipant, RestTccTooLate, type ParticipantLink, type ServiceOptions, type TransactionView, type TxloopService } from '../src/index.js';
+import { ResolvedByParticipant, RestTccClient, RestTccCoordinator, RestTccHeuristic, RestTccParticipant, RestTccTooLate, type ParticipantLink, type ServiceOptions, type TransactionView, type TxloopService } from '../src/index.js';
 import { LINK_RESOURCE, restTccPlugin, restTccRoutes } from '../src/resttcc/index.js';
 import { parseResources, startSidecar } from '../src/sidecar/index.js';
 import { loadOpenApi } from '../src/sidecar/openapi.js';
@@ -248,6 +248,27 @@ describe('a REST-TCC confirm never cancels', () => {
     const [view] = await svc.list();
     await svc.waitForCompletion(view!.xid, { timeoutMs: 10_000 });
     expect(p.calls).toEqual([]);
+  });
+});
+
+describe('ResolvedByParticipant outside a TCC confirm or cancel', () => {
+  it("thrown by a message consumer's deliver, it counts as NonRetryableError: parked at once, never recorded as a resolution", async () => {
+    const fresh = env.fresh('resolved-elsewhere');
+    let calls = 0;
+    const bank = fresh.h.service({ app: 'bank' }).consumer('credit', {
+      deliver: () => {
+        calls++;
+        throw new ResolvedByParticipant('cancelled', 'not a TCC branch', 'participant:bank');
+      },
+    });
+    const shop = fresh.h.service({ app: 'shop' });
+    await Promise.all([bank.start(), shop.start()]);
+    const msg = await shop.prepareMessage({ name: 'paid', consumers: [{ service: 'bank', resource: 'credit', branchId: 'credit' }] });
+    await msg.submit();
+    const d = await waitFor(async () => (await shop.deliveries(msg.xid)).deliveries.find((x) => x.status === 'PARKED'), 'the delivery parked');
+    expect(d.attempts).toBe(1);
+    expect(calls).toBe(1);
+    expect((await shop.get(msg.xid)).branches[0]!.resolution).toBeUndefined();
   });
 });
 
