@@ -9,9 +9,8 @@ import type { AddressInfo } from 'node:net';
 import Fastify from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ResolvedByParticipant, RestTccClient, RestTccCoordinator, RestTccHeuristic, RestTccParticipant, RestTccTooLate, type ParticipantLink, type ServiceOptions, type TransactionView, type TxloopService } from '../src/index.js';
-import { LINK_RESOURCE, restTccPlugin, restTccRoutes } from '../src/resttcc/index.js';
+import { LINK_RESOURCE, restTccRoutes } from '../src/resttcc/index.js';
 import { parseResources, startSidecar } from '../src/sidecar/index.js';
-import { loadOpenApi } from '../src/sidecar/openapi.js';
 import { assertBuilt, runCli } from './helpers/cli.js';
 import { fastTimings, gate, quietLogger, useEtcd, waitFor, type Harness } from './helpers/harness.js';
 import { recordingFetch, stubParticipant, type StubParticipant, type StubScript } from './helpers/rest-tcc.js';
@@ -431,9 +430,8 @@ describe('REST-TCC recovery: the links are branches like any other', () => {
 });
 
 describe('REST-TCC through the sidecar', () => {
-  it("startSidecar({ plugins: [restTccPlugin()] }) serves /coordinator/confirm and /coordinator/cancel with the sidecar's token and its openapi.yaml request schemas", async () => {
+  it("every sidecar serves /coordinator/confirm and /coordinator/cancel (restTccPlugin, built in) with the sidecar's token and its openapi.yaml request schemas", async () => {
     const { ns: namespace } = env.fresh('sidecar');
-    const openapi = loadOpenApi();
     const sidecar = await startSidecar({
       app: 'booking',
       namespace,
@@ -444,7 +442,6 @@ describe('REST-TCC through the sidecar', () => {
       resources: parseResources({ resources: {} }, 'test'),
       logger: quietLogger,
       service: fastTimings,
-      plugins: [restTccPlugin({ schema: (id) => openapi.route(id) })],
     });
     closers.push(() => sidecar.close());
     const p = await participant((method, id) => (method === 'PUT' && id === 'gone' ? 404 : 204));

@@ -17,6 +17,7 @@ import { Callbacks } from './callbacks.js';
 import { loadOpenApi } from './openapi.js';
 import type { ResourcesFile } from './resources-file.js';
 import { buildServer } from './server.js';
+import { restTccPlugin } from '../resttcc/index.js';
 
 export interface SidecarOptions {
   app: string;
@@ -82,7 +83,10 @@ export async function startSidecar(o: SidecarOptions): Promise<Sidecar> {
     probed = { at: Date.now(), why };
     return why;
   };
-  const plugins = (o.plugins ?? []).map((p) => (app: FastifyInstance) => p(app, service));
+  // The REST-TCC coordinator (PUT /coordinator/confirm|cancel) on every sidecar: its links become
+  // branches of this service, so it is set up before start(), on every replica.
+  const restTcc = restTccPlugin({ schema: (id) => openapi.route(id) });
+  const plugins = [restTcc, ...(o.plugins ?? [])].map((p) => (app: FastifyInstance) => p(app, service));
   const app = await buildServer({ service, app: o.app, callbacks, resources: o.resources, openapi, registry, logger, ready, plugins, ...(o.token ? { token: o.token } : {}) });
   try {
     await service.start();
