@@ -282,7 +282,7 @@ func (b *bank) confirm() txloop.CallbackFunc {
 			b.out.emit("phase2", with(b.attemptFields(cb), "result", "failed", "error", err.Error()))
 			return err
 		}
-		b.out.emit("phase2", with(b.attemptFields(cb), "result", resultOf(changed, "applied"), "account", b.snapshot()))
+		b.out.emit("phase2", with(b.attemptFields(cb), "result", resultOf(changed, "applied"), "branch", b.acct.Branches[cb.BranchID], "account", b.snapshot()))
 		return nil
 	})
 }
@@ -308,7 +308,7 @@ func (b *bank) cancel(kind string) txloop.CallbackFunc {
 		if empty && changed {
 			result = "empty"
 		}
-		b.out.emit("phase2", with(b.attemptFields(cb), "result", result, "account", b.snapshot()))
+		b.out.emit("phase2", with(b.attemptFields(cb), "result", result, "branch", b.acct.Branches[cb.BranchID], "account", b.snapshot()))
 		return nil
 	}
 }
