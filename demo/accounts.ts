@@ -23,6 +23,8 @@ export interface TransferLeg {
   counterparty?: string;
   /** Confirm/cancel wait this long before touching the account (to show a crash in the middle of phase 2). */
   settleDelayMs?: number;
+  /** The Go bank (demo/go-bank) only: its first confirm of the branch waits this long, or until its caller hangs up. */
+  holdConfirmMs?: number;
 }
 
 /** What a TCC branch did to an account. */

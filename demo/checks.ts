@@ -5,10 +5,10 @@
  */
 import type { TxloopService } from '../src/index.js';
 import { OPENING_BALANCES, type AccountStore } from './accounts.js';
-import { elapsed, note, say, showBalances } from './print.js';
+import { elapsed, note, say, showBalances, type AccountReader } from './print.js';
 
-/** The balances after the three scenarios. */
-const EXPECTED_FINAL: Record<string, number> = { A: 45, B: 50, C: 105 };
+/** The balances after the three TCC scenarios. */
+const EXPECTED_FINAL: Readonly<Record<string, number>> = { A: 45, B: 50, C: 105 };
 
 /** Every expectation that failed so far. */
 export const problems: string[] = [];
@@ -23,7 +23,7 @@ export function expect(ok: boolean, what: string): void {
 const openingTotal = (): number => Object.values(OPENING_BALANCES).reduce((s, n) => s + n, 0);
 
 /** After the scenarios: the expected balances, nothing frozen or pending; prints the verdict. Returns the exit code. */
-export async function finalCheck(store: AccountStore, outcomes: string): Promise<number> {
+export async function finalCheck(store: AccountReader, outcomes: string, expected: Readonly<Record<string, number>> = EXPECTED_FINAL): Promise<number> {
   say();
   say('== Final check ==');
   const final = await showBalances(store, 'final balances');
@@ -34,7 +34,7 @@ export async function finalCheck(store: AccountStore, outcomes: string): Promise
   for (const a of accts) {
     expect(a.frozen === 0, `account ${a.name} still has ${a.frozen} frozen`);
     expect(a.incoming === 0, `account ${a.name} still has ${a.incoming} incoming`);
-    expect(a.balance === EXPECTED_FINAL[a.name], `account ${a.name} ends with ${a.balance}, expected ${EXPECTED_FINAL[a.name]}`);
+    expect(a.balance === expected[a.name], `account ${a.name} ends with ${a.balance}, expected ${expected[a.name]}`);
     const open = Object.entries(a.branches).filter(([, b]) => b.phase === 'tried');
     expect(open.length === 0, `account ${a.name} has branches neither confirmed nor cancelled: ${open.map(([id]) => id).join(', ')}`);
   }

@@ -63,9 +63,12 @@ export function handleSignals(): void {
 }
 
 let watchdog: NodeJS.Timeout | undefined;
+let watchdogMs = 0;
 
 /** Gives up (cleanup, exit 1) when the demo still runs after `ms`. */
 export function startWatchdog(ms: number): void {
+  clearTimeout(watchdog);
+  watchdogMs = ms;
   watchdog = setTimeout(() => {
     warn(`demo: still running after ${ms / 1000}s; giving up`);
     void cleanup().finally(() => process.exit(1));
@@ -74,6 +77,21 @@ export function startWatchdog(ms: number): void {
 
 export function stopWatchdog(): void {
   clearTimeout(watchdog);
+  watchdog = undefined;
+}
+
+/**
+ * Runs `work`, which bounds itself (a build with a time limit of its own), with the watchdog
+ * stopped; the demo then gets the watchdog's whole limit again from the end of `work`.
+ */
+export async function outsideWatchdog<T>(work: () => Promise<T>): Promise<T> {
+  const running = watchdog !== undefined;
+  stopWatchdog();
+  try {
+    return await work();
+  } finally {
+    if (running) startWatchdog(watchdogMs);
+  }
 }
 
 /** The demo's exit code: a Ctrl-C that ends --keep's wait is its normal end, any other signal 130/143. */

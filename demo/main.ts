@@ -14,6 +14,11 @@
  * process it started (three account services, a standby replica, etcd: cluster.ts) is stopped on
  * exit, on errors and on Ctrl-C (lifecycle.ts).
  *
+ * `npm run demo -- go` plays the same transfers with bank-b written in Go (demo/go-bank, on the Go
+ * client beside two sidecars), the SIGKILL hitting its leader sidecar (scenarios/go.ts); it says so
+ * in one line and exits 0 when Go is not installed. `-- saga` and `-- message` are the other
+ * patterns (scenarios/saga.ts, scenarios/message.ts).
+ *
  * `npm run demo -- --keep` then keeps etcd and the services running for the operator's CLI
  * (docs/cli.md): it locks ledger C for audit and makes one more transfer, whose credit confirm on
  * bank-c fails until the branch is parked (the services park after 5 attempts in this
@@ -32,22 +37,25 @@ import { commitScenario } from './scenarios/commit.js';
 import { failoverScenario } from './scenarios/failover.js';
 import { keepForOperators } from './scenarios/keep.js';
 import { rollbackScenario } from './scenarios/rollback.js';
+import { goScenario } from './scenarios/go.js';
 import { messageScenario } from './scenarios/message.js';
 import { sagaScenario } from './scenarios/saga.js';
 
 const WATCHDOG_MS = 80_000;
 
-const USAGE = 'usage: npm run demo [-- --keep | -- saga | -- message]\n  (none)  TCC transfers between three account services\n  --keep  after the checks, keep etcd and the services running with a parked and a TRYING transfer\n          for the txloop CLI (docs/cli.md); Ctrl-C stops everything\n  saga    a checkout saga across three services whose last step fails: compensated in reverse\n  message an "order paid" 2-phase message to two consumers, one down for a while; a killed producer\'s\n          prepares settled by the check-back from PostgreSQL\n';
+const USAGE = 'usage: npm run demo [-- --keep | -- saga | -- message | -- go]\n  (none)  TCC transfers between three account services\n  --keep  after the checks, keep etcd and the services running with a parked and a TRYING transfer\n          for the txloop CLI (docs/cli.md); Ctrl-C stops everything\n  saga    a checkout saga across three services whose last step fails: compensated in reverse\n  message an "order paid" 2-phase message to two consumers, one down for a while; a killed producer\'s\n          prepares settled by the check-back from PostgreSQL\n  go      the TCC transfers with bank-b a Go program beside its sidecar (needs Go 1.19+); its leader\n          sidecar SIGKILLed in the middle of the Go confirm\n';
+const DEMOS = ['saga', 'message', 'go'] as const;
 let keep = false;
-let which: 'tcc' | 'saga' | 'message' = 'tcc';
+let which: 'tcc' | (typeof DEMOS)[number] = 'tcc';
 try {
   const { values, positionals } = parseArgs({ allowPositionals: true, options: { keep: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } } });
   if (values.help) {
     process.stdout.write(USAGE);
     process.exit(0);
   }
-  if (positionals.length > 1 || (positionals[0] !== undefined && positionals[0] !== 'saga' && positionals[0] !== 'message')) throw new Error(`unknown demo ${JSON.stringify(positionals.join(' '))}: use saga or message, or nothing for TCC`);
-  if (positionals[0] === 'saga' || positionals[0] === 'message') which = positionals[0];
+  const asked = DEMOS.find((d) => d === positionals[0]);
+  if (positionals.length > 1 || (positionals[0] !== undefined && !asked)) throw new Error(`unknown demo ${JSON.stringify(positionals.join(' '))}: use saga, message or go, or nothing for TCC`);
+  if (asked) which = asked;
   if (which !== 'tcc' && values.keep) throw new Error('--keep is for the TCC demo');
   keep = values.keep;
 } catch (err) {
@@ -76,7 +84,7 @@ async function main(): Promise<number> {
 startWatchdog(WATCHDOG_MS);
 let code = 1;
 try {
-  code = which === 'saga' ? await sagaScenario() : which === 'message' ? await messageScenario() : await main();
+  code = which === 'saga' ? await sagaScenario() : which === 'message' ? await messageScenario() : which === 'go' ? await goScenario() : await main();
 } catch (err) {
   code = 1;
   // After Ctrl-C the steps fail because their processes are gone; that is not news.

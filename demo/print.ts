@@ -70,12 +70,15 @@ export function showTransaction(v: TransactionView): void {
   table(rows, '      ');
 }
 
-/** Reads every account from etcd and prints them with their totals; returns them by name. */
-export async function showBalances(store: AccountStore, title: string): Promise<Record<string, Account>> {
+/** Where the demo reads an account: etcd (AccountStore), or etcd and the Go bank (`demo -- go`). */
+export type AccountReader = Pick<AccountStore, 'read'>;
+
+/** Reads every account (from etcd) and prints them with their totals; returns them by name. */
+export async function showBalances(store: AccountReader, title: string): Promise<Record<string, Account>> {
   const all: Record<string, Account> = {};
   for (const name of Object.keys(OPENING_BALANCES)) {
     const a = await store.read(name);
-    if (!a) throw new Error(`account ${name} vanished from etcd`);
+    if (!a) throw new Error(`account ${name} vanished`);
     all[name] = a;
   }
   const accts = Object.values(all);

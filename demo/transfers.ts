@@ -4,18 +4,24 @@
  */
 import type { GlobalTransaction, TxloopService } from '../src/index.js';
 import type { Account, TransferLeg } from './accounts.js';
-import type { AccountService } from './cluster.js';
 import { nameLeg, note } from './print.js';
+
+/** A service that serves `POST /try/<debit|credit>` for one account (demo/account-service.ts, demo/go-bank). */
+export interface TryTarget {
+  readonly name: string;
+  readonly account: string;
+  url(path: string): string;
+}
 
 /** One Try call of a transfer: `resource` on the account `via` serves. */
 export interface Leg {
-  via: AccountService;
+  via: TryTarget;
   resource: 'debit' | 'credit';
   body: TransferLeg;
   label: string;
 }
 
-export function leg(via: AccountService, resource: 'debit' | 'credit', amount: number, counterparty: string, extra: Partial<TransferLeg> = {}): Leg {
+export function leg(via: TryTarget, resource: 'debit' | 'credit', amount: number, counterparty: string, extra: Partial<TransferLeg> = {}): Leg {
   return {
     via,
     resource,

@@ -3,10 +3,12 @@
  * real process, with its own etcd and service processes, and checks what it prints and that it cleans
  * up. `--keep` (docs/cli.md's session) is run too: the real CLI against what it leaves running, then
  * Ctrl-C — in the usual order, and with the signal reaching the services and etcd before the demo
- * while the pipe it writes to is gone (`npm run demo -- --keep | tee log`).
+ * while the pipe it writes to is gone (`npm run demo -- --keep | tee log`). `-- saga`, `-- message` and
+ * `-- go` (bank-b a Go program beside two sidecars; one line and exit 0 without Go on PATH) too.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createInterface } from 'node:readline';
 import { assertBuilt, runCli } from './helpers/cli.js';
 import { untilStopped, waitFor, within } from './helpers/wait.js';
@@ -41,11 +43,12 @@ interface Run {
   timedOut: boolean;
 }
 
-function runDemo(demoArgs: string[] = []): Promise<Run> {
+function runDemo(demoArgs: string[] = [], options: { timeoutMs?: number; env?: Record<string, string> } = {}): Promise<Run> {
+  const timeoutMs = options.timeoutMs ?? DEMO_TIMEOUT_MS;
   return new Promise((resolve, reject) => {
     // Own process group, so a timeout can interrupt the demo and everything it started together.
     const [bin, args] = demoCommand(demoArgs);
-    const child = spawn(bin, args, { cwd: root, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(bin, args, { cwd: root, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
     let stdout = '';
     let stderr = '';
     let timedOut = false;
@@ -62,7 +65,7 @@ function runDemo(demoArgs: string[] = []): Promise<Run> {
       timedOut = true;
       signalGroup('SIGINT'); // the demo stops its services and etcd on SIGINT
       setTimeout(() => signalGroup('SIGKILL'), 15_000).unref();
-    }, DEMO_TIMEOUT_MS);
+    }, timeoutMs);
     child.on('error', reject);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
@@ -236,6 +239,85 @@ describe('npm run demo -- saga | message', () => {
     },
     DEMO_TIMEOUT_MS + 30_000,
   );
+});
+
+describe('npm run demo -- go', () => {
+  const hasGo = spawnSync('go', ['env', 'GOVERSION'], { encoding: 'utf8' }).status === 0;
+  // A cold `go build` (the standard library compiled first) comes before the demo's own watchdog.
+  const GO_BUILD_MS = 180_000;
+  const SKIPPED = 'demo -- go needs Go (1.19+): apt-get install golang, or https://go.dev/dl; skipped';
+
+  it(
+    "bank-b in Go beside two sidecars: commit, its refused Try rolls back with an empty cancel, its leader sidecar SIGKILLed in the middle of the held Go confirm and the standby confirms again; money conserved; everything stopped",
+    async () => {
+      const run = await runDemo(['go'], { timeoutMs: GO_BUILD_MS + DEMO_TIMEOUT_MS });
+      const output = `exit ${run.code ?? run.signal}${run.timedOut ? ' (timed out)' : ''}\n--- stdout ---\n${run.stdout}\n--- stderr ---\n${run.stderr}`;
+      expect(run.timedOut, output).toBe(false);
+      expect(run.code, output).toBe(0);
+      const out = run.stdout;
+      if (!hasGo) {
+        // No Go here: the one line, and nothing started.
+        expect(out.trim(), output).toBe(SKIPPED);
+        return;
+      }
+      const s1 = out.indexOf('== 1.');
+      const s2 = out.indexOf('== 2.');
+      const s3 = out.indexOf('== 3.');
+      const fin = out.indexOf('== Final check ==');
+      expect(s1 >= 0 && s1 < s2 && s2 < s3 && s3 < fin, output).toBe(true);
+      expect(out.slice(0, s1), output).toMatch(/leaders \(etcd lease, 2s TTL\): .*bank-b → bank-b\/sidecar#1/);
+      expect(out.slice(s1, s2), output).toMatch(/Try debit\s+B −50 → C\s+via go-bank: ok, branch \w+/);
+      expect(out.slice(s1, s2), output).toMatch(/go-bank\s+confirm B −50 applied \(branch \w+, attempt 1, fencing token \d+\)/);
+      expect(out.slice(s1, s2), output).toMatch(/transaction COMMITTED/);
+      expect(out.slice(s2, s3), output).toMatch(/Try debit\s+B −60 → C\s+via go-bank: REFUSED — go-bank answered 409: .*insufficient funds: account B has 50 available/);
+      expect(out.slice(s2, s3), output).toMatch(/go-bank\s+cancel: empty rollback, its Try \(FAILED\) froze nothing/);
+      expect(out.slice(s2, s3), output).toMatch(/transaction ROLLED_BACK/);
+      expect(out.slice(s2, s3), output).toMatch(/A frozen before: 0, while the transaction was open: 40, after the rollback: 0/);
+      expect(out.slice(s2, s3), output).toMatch(/bank-b\s+debit\s+B −60 → C\s+FAILED\s+cancel DONE after 1 attempt \(empty rollback\)/);
+
+      const part3 = out.slice(s3, fin);
+      const held = /go-bank\s+confirm attempt (\d+) of branch (\w+) started \(fencing token (\d+), called by bank-b\/sidecar#1\): held/.exec(part3);
+      expect(held, output).not.toBeNull();
+      const at = (re: RegExp): number => part3.search(re);
+      expect(at(/SIGKILL → bank-b\/sidecar#1 \(pid \d+\) died \(SIGKILL\)/), output).toBeGreaterThan(at(/confirm attempt \d+ of branch \w+ started/));
+      expect(at(/go-bank\s+confirm attempt \d+ abandoned: its caller hung up/), output).toBeGreaterThan(at(/SIGKILL → /));
+      expect(at(/bank-b\/sidecar#2 became bank-b's leader/), output).toBeGreaterThan(at(/SIGKILL → /));
+      const applied = new RegExp(`go-bank\\s+confirm B −25 applied \\(branch ${held![2]}, attempt (\\d+), fencing token (\\d+)\\)`).exec(part3);
+      expect(applied, output).not.toBeNull();
+      expect(Number(applied![1]), output).toBeGreaterThan(Number(held![1]));
+      expect(BigInt(applied![2]!) > BigInt(held![3]!), output).toBe(true);
+      expect(part3.match(/confirm B −25 applied/g), output).toHaveLength(1);
+      expect(part3, output).toMatch(/transaction COMMITTED after failover/);
+
+      // Money conserved across etcd (A, C) and the Go bank (B): A 70, B 25, C 105.
+      const final = out.slice(fin);
+      expect(final, output).toMatch(/^\s+A\s+70\s+0\s+0\s+70$/m);
+      expect(final, output).toMatch(/^\s+B\s+25\s+0\s+0\s+25$/m);
+      expect(final, output).toMatch(/^\s+C\s+105\s+0\s+0\s+105$/m);
+      expect(final, output).toMatch(/^\s+total\s+200\s+0\s+0\s+200$/m);
+      expect(out, output).toContain("OK: 1: COMMITTED, 2: ROLLED_BACK, 3: COMMITTED after failover of the Go bank's sidecar; money conserved");
+
+      // etcd, the Node banks, the Go bank and both sidecars are gone.
+      const pids = [...out.matchAll(/\bpid (\d+)/g)].map((m) => Number(m[1]));
+      expect(new Set(pids).size, output).toBeGreaterThanOrEqual(6);
+      await waitFor(() => pids.filter(alive).length === 0, { what: `demo processes ${pids.join(', ')} to be gone`, timeoutMs: 5_000 }).catch(() => undefined);
+      expect(pids.filter(alive), output).toEqual([]);
+    },
+    GO_BUILD_MS + DEMO_TIMEOUT_MS + 30_000,
+  );
+
+  it('without Go on PATH: one line saying what it needs, exit 0, nothing started', async () => {
+    const empty = mkdtempSync(join(tmpdir(), 'txloop-no-go-'));
+    try {
+      const run = await runDemo(['go'], { env: { PATH: empty } });
+      const output = `exit ${run.code ?? run.signal}\n--- stdout ---\n${run.stdout}\n--- stderr ---\n${run.stderr}`;
+      expect(run.code, output).toBe(0);
+      expect(run.stdout, output).toBe(`${SKIPPED}\n`);
+      expect(run.stderr, output).toBe('');
+    } finally {
+      rmSync(empty, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('npm run demo -- --keep', () => {

@@ -2,7 +2,7 @@
  * Child processes that report JSON lines on stdout: the tests' fixture services
  * (test/helpers/processes.ts) and the demo's account services (demo/cluster.ts) are both run by this.
  *
- * Each is `node --import tsx <script>` (plain `node <script>` for JavaScript), in the caller's
+ * Each is `node --import tsx <script>` (plain `node <script>` for JavaScript, or any `program`), in the caller's
  * process group (a Ctrl-C in a terminal reaches it too). Every stdout line that parses as a JSON
  * object is an event, kept in order; other stdout lines and, when piped, stderr lines are kept as
  * text. Whatever is still running when this process exits is SIGKILLed.
@@ -23,7 +23,9 @@ export interface SpawnOptions {
   /** Named in error messages. */
   name: string;
   /** The TypeScript (or JavaScript) file to run. */
-  script: string;
+  script?: string;
+  /** A program to run instead of node (a Go binary): `program ...args`; script, nodeArgs and javascript are then unused. */
+  program?: string;
   args?: string[];
   /** Added to this process's environment. */
   env?: Record<string, string>;
@@ -68,7 +70,9 @@ export class JsonLineProcess<E extends ProcessEvent = ProcessEvent> {
     const stderrFd = options.stderrFile === undefined ? undefined : openSync(options.stderrFile, 'w');
     try {
       const loader = options.javascript ? [] : ['--import', 'tsx'];
-      this.child = spawn(process.execPath, [...(options.nodeArgs ?? []), ...loader, options.script, ...(options.args ?? [])], {
+      if ((options.program === undefined) === (options.script === undefined)) throw new Error(`${options.name}: give either a script or a program`);
+      const [file, argv] = options.program !== undefined ? [options.program, options.args ?? []] : [process.execPath, [...(options.nodeArgs ?? []), ...loader, options.script!, ...(options.args ?? [])]];
+      this.child = spawn(file, argv, {
         ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
         env: { ...process.env, ...options.env },
         stdio: [options.stdin ?? 'ignore', 'pipe', stderrFd ?? 'pipe'],
@@ -81,12 +85,19 @@ export class JsonLineProcess<E extends ProcessEvent = ProcessEvent> {
     this.child.stdin?.on('error', () => undefined);
     let stdoutEnded = false;
     this.exit = new Promise((resolve) => {
-      this.child.once('exit', (code, signal) => {
+      const exited = (code: number | null, signal: NodeJS.Signals | null): void => {
         running.delete(this.child);
         this.exitStatus = { code, signal };
         this.finished = stdoutEnded;
         this.wake();
         resolve({ code, signal });
+      };
+      this.child.once('exit', exited);
+      // A program that could not be started (ENOENT, EACCES) reports an 'error' and never exits.
+      this.child.once('error', (err) => {
+        if (this.child.pid !== undefined || this.exitStatus) return;
+        this.stderr.push(`cannot start ${this.name}: ${err.message}`);
+        exited(null, null);
       });
     });
     const stdout = createInterface({ input: this.child.stdout! });
