@@ -100,6 +100,23 @@ export class TryFailed extends TxloopError {
   }
 }
 
+/**
+ * A Try whose outcome is not known: its call got no answer (a timeout, a connection reset after the
+ * request went out). Its branch stays PENDING — it may have reserved — so its cancel is told so
+ * (tryState PENDING) rather than that it failed; a commit refuses it.
+ */
+export class TryOutcomeUnknown extends TxloopError {
+  override readonly name = 'TryOutcomeUnknown';
+  constructor(
+    readonly xid: string,
+    readonly branchId: string,
+    readonly resource: string,
+    override readonly cause: unknown,
+  ) {
+    super(`try of ${resource} in ${xid} (branch ${branchId}) got no answer: ${errorMessage(cause)}; its outcome is unknown, so it stays PENDING (a rollback cancels it as such)`);
+  }
+}
+
 export class UnknownResource extends TxloopError {
   override readonly name = 'UnknownResource';
   constructor(
@@ -190,6 +207,8 @@ export const RefusalReason = {
   WRONG_RESOLUTION: 'wrong-resolution',
   /** a repair the transaction's mode forbids (aborting a submitted message). */
   MODE_FORBIDS: 'mode-forbids',
+  /** a Try's outcome reported again, differently. */
+  ALREADY_REPORTED: 'already-reported',
 } as const;
 export type RefusalReason = (typeof RefusalReason)[keyof typeof RefusalReason];
 

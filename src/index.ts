@@ -52,6 +52,7 @@ export {
   TryFailed,
   UnknownResource,
   NonRetryableError,
+  TryOutcomeUnknown,
   ResolvedByParticipant,
   BranchNotFound,
   OperationRefused,

@@ -20,7 +20,7 @@ import { termEvents } from './term-events.js';
 import { builtInModes, decide } from './modes/index.js';
 import { rejectUnknownOptions, resolveOptions, type ResolvedOptions, type ServiceOptions } from './options.js';
 import { Participant, ResourceRegistry, type TryOptions, type TryResult } from './participant/index.js';
-import type { CheckBack, MessageConsumer, PayloadOf, ResourceName, ResourceOptions, ResultOf, RegisteredResource, SagaStep, TccResource, UntypedName, UntypedResources } from './resource.js';
+import type { CheckBack, MessageConsumer, PayloadOf, ResourceName, ResourceOptions, ResultOf, RegisteredResource, SagaStep, TccResource, TryContext, UntypedName, UntypedResources } from './resource.js';
 
 import { MalformedRecords, Manager, Router, ServiceCounters, Term, TermHistory, serviceStats, type TermEvents } from './runtime/index.js';
 import type { Phase2Outcome } from './stats.js';
@@ -178,6 +178,11 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
   /** Joins a branch whose Try runs outside this process (a sidecar's service); then reportTry. */
   registerTry(ctx: TxContext, resource: string, payload: unknown, options: Pick<TryOptions, 'branchId'> = {}): Promise<{ branchId: string; existed: boolean; tryState: TryState }> {
     return this.participant.registerTry(ctx, resource, payload, options);
+  }
+
+  /** A Try whose handler is `call` instead of the resource's (the sidecar's proxied Try). */
+  tryWith(ctx: TxContext, resource: string, payload: unknown, options: TryOptions, call: (ctx: TryContext) => Promise<unknown>): Promise<TryResult<unknown>> {
+    return this.participant.tryWith(ctx, resource, payload, options, call);
   }
 
   /** Records the outcome of a Try joined with registerTry. */

@@ -307,3 +307,91 @@ describe('sidecar: fencing across two sidecars of one app', () => {
     expect(svc.to('/debit/confirm').filter((c) => c.body.xid === xid)).toHaveLength(2);
   });
 });
+
+describe('sidecar: what the review found', () => {
+  it("a Try's outcome is reported once: the same again is a no-op, another is refused (409), even after the commit — which confirms as decided", async () => {
+    const { sc, svc } = await setup('sc-report-once');
+    const { xid, deadline } = (await sc.call('POST', '/v1/transactions', { name: 'x' })).body;
+    const id = (await sc.call('POST', '/v1/branches', { xid, deadline, resource: 'debit' })).body.branchId;
+    expect((await sc.call('POST', `/v1/branches/${xid}/${id}/report`, { outcome: 'succeeded' })).status).toBe(204);
+    expect((await sc.call('POST', `/v1/branches/${xid}/${id}/report`, { outcome: 'succeeded' })).status).toBe(204);
+    await sc.call('POST', `/v1/transactions/${xid}/commit`);
+    const flip = await sc.call('POST', `/v1/branches/${xid}/${id}/report`, { outcome: 'failed', error: 'second thoughts' });
+    expect(flip).toMatchObject({ status: 409, body: { name: 'OperationRefused', reason: 'already-reported', xid, branchId: id } });
+    expect((await sc.call('POST', `/v1/transactions/${xid}/wait`, {})).body.status).toBe('COMMITTED');
+    expect(svc.to('/debit/confirm').map((c) => c.body.tryState)).toEqual(['SUCCEEDED']);
+  });
+
+  it('a proxied Try that gets no answer stays PENDING (504 TryOutcomeUnknown): its cancel is told PENDING, not FAILED; one whose service refuses the connection failed (424)', async () => {
+    const { sc, svc } = await setup('sc-try-unknown');
+    svc.answer = (c) => (c.path === '/debit/try' ? new Promise(() => undefined) : { status: 204 });
+    const { xid, deadline } = (await sc.call('POST', '/v1/transactions', { name: 'x', timeoutMs: 1_500 })).body;
+    const unknown = await sc.call('POST', '/v1/tries', { xid, deadline, resource: 'debit', branchId: 'slow' });
+    expect(unknown).toMatchObject({ status: 504, body: { name: 'TryOutcomeUnknown', xid, branchId: 'slow' } });
+    await sc.call('POST', `/v1/transactions/${xid}/rollback`);
+    await waitFor(() => svc.to('/debit/cancel').length > 0, { what: 'the cancel', timeoutMs: 20_000 });
+    expect(svc.to('/debit/cancel')[0]!.body).toMatchObject({ branchId: 'slow', tryState: 'PENDING' });
+    expect(svc.to('/debit/cancel')[0]!.headers['txloop-try-state']).toBe('PENDING');
+
+    const { ns } = env.fresh('sc-try-refused');
+    const closed = await new FakeService().start();
+    await closed.stop(); // a port nothing listens on any more
+    const down = await startSidecarProcess({ endpoints: env.endpoints, ns, app: 'bank', serviceUrl: closed.url, resources: { resources: TCC } });
+    running.push(down);
+    const t = (await down.call('POST', '/v1/transactions', { name: 'x' })).body;
+    const refused = await down.call('POST', '/v1/tries', { xid: t.xid, deadline: t.deadline, resource: 'debit', branchId: 'b' });
+    expect(refused).toMatchObject({ status: 424, body: { name: 'TryFailed' } });
+    expect(refused.body.detail).toMatch(/ECONNREFUSED/);
+  });
+
+  it("only the resources file's TCC resources can be registered: not REST-TCC's own link resource", async () => {
+    const { sc } = await setup('sc-register-own');
+    const { xid, deadline } = (await sc.call('POST', '/v1/transactions', { name: 'x' })).body;
+    const r = await sc.call('POST', '/v1/branches', { xid, deadline, resource: 'rest-tcc-link', payload: { uri: 'http://127.0.0.1:1/x', expires: '2030-01-01T00:00:00Z' } });
+    expect(r).toMatchObject({ status: 422, body: { name: 'UnknownResource', resource: 'rest-tcc-link' } });
+  });
+
+  it('a report after the transaction was rolled back and collected: a failed Try had nothing to undo (204); a succeeded one is refused (409) for the service to release itself', async () => {
+    const { sc } = await setup('sc-report-collected', { resources: TCC }, { args: ['--retention', '1ms', '--handler-timeout', '100ms'] });
+    const { xid, deadline } = (await sc.call('POST', '/v1/transactions', { name: 'x', timeoutMs: 300 })).body;
+    const a = (await sc.call('POST', '/v1/branches', { xid, deadline, resource: 'debit' })).body.branchId;
+    const b = (await sc.call('POST', '/v1/branches', { xid, deadline, resource: 'debit' })).body.branchId;
+    await waitFor(async () => (await sc.call('GET', `/v1/transactions/${xid}`)).status === 404, { what: 'rolled back and collected', timeoutMs: 20_000 });
+    expect((await sc.call('POST', `/v1/branches/${xid}/${a}/report`, { outcome: 'failed' })).status).toBe(204);
+    expect(await sc.call('POST', `/v1/branches/${xid}/${b}/report`, { outcome: 'succeeded' })).toMatchObject({ status: 409, body: { name: 'TransactionAlreadyDecided', outcome: 'rollback' } });
+  });
+
+  it('SIGTERM answers a pending wait at once (503) and exits 0, instead of waiting it out', async () => {
+    const { sc } = await setup('sc-sigterm-wait');
+    const { xid } = (await sc.call('POST', '/v1/transactions', { name: 'x', timeoutMs: 600_000 })).body;
+    const waiting = sc.call('POST', `/v1/transactions/${xid}/wait`, { timeoutMs: 600_000 });
+    await waitFor(async () => /txloop_sidecar_http_requests_in_flight\{route="\/v1\/transactions\/:xid\/wait"\} 1/.test(String((await sc.call('GET', '/metrics')).body)), 'the wait in flight');
+    sc.proc.kill('SIGTERM');
+    expect(await waiting).toMatchObject({ status: 503 });
+    expect((await sc.proc.exit).code).toBe(0);
+  });
+
+  it('with etcd unreachable it says so on stderr and exits 1 after --start-timeout, not silently', () => {
+    const r = spawnSync(process.execPath, [CLI, 'sidecar', '--endpoints', 'http://127.0.0.1:1', '--app', 'bank', '--listen', '127.0.0.1:0', '--service-url', 'http://127.0.0.1:2', '--resources', '/dev/null', '--start-timeout', '1s', '--log-level', 'silent'], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^error: .*127\.0\.0\.1:1/m);
+  });
+
+  it('a failure that is not a request problem (a malformed record) is a generic 500, its detail kept in the log', async () => {
+    const { sc, ns } = await setup('sc-500');
+    await env.client.put(`${ns}bank/gtx/bank.zzzzzzzzzzzz1`).value('{"v":1}');
+    const r = await sc.call('GET', '/v1/transactions/bank.zzzzzzzzzzzz1');
+    expect(r).toMatchObject({ status: 500, body: { name: 'InternalError', detail: 'the sidecar failed to handle the request (see its log)' } });
+  });
+
+  it("the bearer scheme is case-insensitive; a --service-url with credentials is refused at start", async () => {
+    const token = 'another-long-secret-5678';
+    const { sc } = await setup('sc-bearer', { resources: TCC }, { token });
+    const r = await fetch(`${sc.url}/v1/transactions`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `bearer ${token}` }, body: '{"name":"x"}' });
+    expect(r.status).toBe(201);
+    const bad = spawnSync(process.execPath, [CLI, 'sidecar', '--endpoints', env.endpoints.join(','), '--app', 'bank', '--listen', '127.0.0.1:0', '--service-url', 'http://user:pw@127.0.0.1:2', '--resources', '/dev/null'], { encoding: 'utf8', timeout: 30_000 });
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toMatch(/--service-url: must not carry credentials/);
+    expect(bad.stderr).not.toMatch(/pw/);
+  });
+});

@@ -260,11 +260,11 @@ func (p *participant) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithDeadline(r.Context(), deadline)
 	defer cancel()
 
-	if branchID := r.Header.Get(HeaderBranchID); branchID != "" && r.Header.Get(HeaderIdempotencyKey) == xid+"/"+branchID+"/try" {
-		if p.o.Token != "" && !bearerMatches(r, p.o.Token) {
-			writeProblem(w, newProblem(http.StatusUnauthorized, ErrUnauthorized, "a bearer token is required (authorization: Bearer <token>)", ""))
-			return
-		}
+	// The sidecar's own call for POST /v1/tries has registered the branch already and reports it
+	// itself. Only a caller proving it is the sidecar (the shared token) skips the registration:
+	// headers alone can be sent by anyone, and a Try run unregistered would never be confirmed
+	// or cancelled. Without a token such a call is registered like any other.
+	if branchID := r.Header.Get(HeaderBranchID); branchID != "" && r.Header.Get(HeaderIdempotencyKey) == xid+"/"+branchID+"/try" && p.o.Token != "" && bearerMatches(r, p.o.Token) {
 		t := &TryContext{Xid: xid, BranchID: branchID, Resource: p.resource, Deadline: deadline, ViaSidecar: true}
 		p.next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, tryContextKey{}, t)))
 		return

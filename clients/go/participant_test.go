@@ -314,9 +314,31 @@ func TestParticipantPassesTheSidecarsOwnTryCallThrough(t *testing.T) {
 	if len(f.sidecar.requests()) != 0 {
 		t.Fatalf("the middleware registered or reported a Try the sidecar runs: %v", f.calls(t))
 	}
+	// The same headers without the sidecar's token are not the sidecar's call: the Try is
+	// registered (and reported) like any other, never run unregistered.
 	headers["authorization"] = "Bearer wrong"
-	if rec := f.try(t, h, `{}`, headers); rec.Code != http.StatusUnauthorized {
-		t.Fatalf("a wrong token: %d", rec.Code)
+	seen = nil
+	f.try(t, h, `{}`, headers)
+	if seen != nil && seen.ViaSidecar {
+		t.Fatalf("a call with a wrong token was taken for the sidecar's: %+v", seen)
+	}
+	if len(f.sidecar.requests()) == 0 {
+		t.Fatal("a call with a wrong token ran without registering its branch")
+	}
+}
+
+func TestParticipantForgedSidecarHeadersWithoutATokenStillRegister(t *testing.T) {
+	f := newParticipantFixture(t)
+	ran := false
+	h := f.client.Participant("debit", nil)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ran = true
+		if tc, _ := TryFromContext(r.Context()); tc != nil && tc.ViaSidecar {
+			t.Fatalf("forged headers taken for the sidecar's call: %+v", tc)
+		}
+	}))
+	f.try(t, h, `{}`, map[string]string{HeaderBranchID: "x1", HeaderIdempotencyKey: testXid + "/x1/try"})
+	if !ran || len(f.sidecar.requests()) == 0 {
+		t.Fatalf("ran %v, sidecar calls %d: the Try must be registered before it runs", ran, len(f.sidecar.requests()))
 	}
 }
 

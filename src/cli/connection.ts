@@ -40,21 +40,21 @@ export const ENV = {
   password: 'TXLOOP_PASSWORD',
 } as const;
 
-const UNIT_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, 'μs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-const PART = String.raw`(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)`;
+const UNIT_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, 'μs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+const PART = String.raw`(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h|d)`;
 const GO_DURATION = new RegExp(`^(?:${PART})+$`);
 
 /**
  * A duration as Go (and so etcdctl) writes them: `500ms`, `3s`, `1m30s`, `1.5s`, `1h`; also a bare
  * number of seconds. Between 1ms and 1h.
  */
-export function parseDuration(value: string, flag: string): number {
+export function parseDuration(value: string, flag: string, maxMs = 3_600_000): number {
   const v = value.trim();
   let ms = 0;
   if (/^\d+(?:\.\d+)?$/.test(v)) ms = Number(v) * 1000;
   else if (GO_DURATION.test(v)) for (const [, n, unit] of v.matchAll(new RegExp(PART, 'g'))) ms += Number(n) * UNIT_MS[unit!]!;
   else throw new UsageError(`invalid ${flag} ${JSON.stringify(value)}: use a duration like 500ms, 3s or 1m30s`);
-  if (!(ms >= 1 && ms <= 3_600_000)) throw new UsageError(`invalid ${flag} ${JSON.stringify(value)}: must be between 1ms and 1h`);
+  if (!(ms >= 1 && ms <= maxMs)) throw new UsageError(`invalid ${flag} ${JSON.stringify(value)}: must be between 1ms and ${maxMs >= 86_400_000 ? `${maxMs / 86_400_000}d` : '1h'}`);
   return Math.round(ms);
 }
 

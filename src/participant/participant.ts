@@ -6,11 +6,11 @@
 import type { Logger } from 'pino';
 import { retrying } from '../backoff.js';
 import type { CallGuard } from '../calls.js';
-import { AbortError, BranchNotFound, DeadlineExceeded, TransactionAlreadyDecided, TryFailed, UnknownResource, ValidationError, WriteConflict, errorMessage } from '../errors.js';
+import { AbortError, DeadlineExceeded, OperationRefused, RefusalReason, TransactionAlreadyDecided, TryFailed, TryOutcomeUnknown, UnknownResource, ValidationError, WriteConflict, errorMessage } from '../errors.js';
 import type { TxContext } from '../context.js';
 import { tccRules } from '../modes/index.js';
 import { rejectUnknownOptions } from '../options.js';
-import type { TccResource } from '../resource.js';
+import type { TccResource, TryContext } from '../resource.js';
 import { throwIfAborted } from '../signals.js';
 import { Mode, TryState } from '../states.js';
 import { appOfXid, encodePayload, newBranchId, newWriteId, validateBranchId, validateResource, validateXid, withEvent, type BranchRecord, type Registration, type Store } from '../store/index.js';
@@ -120,7 +120,13 @@ export class Participant {
     return { branchId, existed, tryState: registration.record.tryState };
   }
 
-  /** Records the outcome of a Try registered with registerTry (idempotent: the same outcome again changes nothing). */
+  /**
+   * Records the outcome of a Try registered with registerTry. The same outcome again changes
+   * nothing; another one is refused (a branch's Try has one outcome). A branch collected with its
+   * rolled-back transaction meanwhile: a failed Try had nothing to undo; a succeeded one is
+   * refused with TransactionAlreadyDecided — nobody else knows what it reserved, so the service
+   * must release it itself.
+   */
   async reportTry(xid: string, branchId: string, outcome: 'succeeded' | 'failed', error?: string): Promise<void> {
     this.o.calls.assertOpen();
     validateXid(xid);
@@ -128,10 +134,38 @@ export class Participant {
     const registered = await this.o.store.branches.get(this.o.app, xid, branchId).catch((err: unknown) => {
       throw this.o.calls.error(err, `report ${branchId} in ${xid}`);
     });
-    if (!registered) throw new BranchNotFound(xid, branchId);
-    await this.report({ ...registered, existed: false }, outcome === 'succeeded' ? TryState.SUCCEEDED : TryState.FAILED, error).catch((err: unknown) => {
+    const wanted = outcome === 'succeeded' ? TryState.SUCCEEDED : TryState.FAILED;
+    if (!registered) {
+      if (wanted === TryState.FAILED) return;
+      throw new TransactionAlreadyDecided(xid, 'rollback', 'ROLLED_BACK', 'unknown (rolled back and collected before the Try reported; release what it reserved)');
+    }
+    const recorded = registered.record.tryState;
+    if (recorded !== TryState.PENDING && recorded !== wanted) {
+      throw new OperationRefused(xid, RefusalReason.ALREADY_REPORTED, `branch ${branchId} of ${xid}: its Try is already recorded as ${recorded}; a Try has one outcome`, branchId);
+    }
+    await this.report({ ...registered, existed: false }, wanted, error).catch((err: unknown) => {
       throw this.o.calls.error(err, `report ${branchId} in ${xid}`);
     });
+  }
+
+  /**
+   * A Try this process does not run itself but calls (the sidecar's POST /v1/tries): the same
+   * register → run → report as tryBranch, with `call` in place of the resource's Try handler. A
+   * `call` that throws TryOutcomeUnknown leaves the branch PENDING.
+   */
+  async tryWith(ctx: TxContext, resource: string, payload: unknown, options: TryOptions, call: (ctx: TryContext) => Promise<unknown>): Promise<TryResult<unknown>> {
+    const { xid, handler, data, branchId } = this.validTry(ctx, resource, payload, options);
+    throwIfAborted(options.signal, xid);
+    if (Date.now() >= ctx.deadline) throw new DeadlineExceeded(xid, `transaction ${xid} passed its deadline; Try not started`);
+    const running = this.runTry(xid, ctx.deadline, branchId, resource, { ...handler, try: call }, data, options.signal).catch((err: unknown) => {
+      throw this.o.calls.error(err, `try of ${resource} in ${xid}`);
+    });
+    this.inFlight.set(running, ctx.deadline);
+    try {
+      return await running;
+    } finally {
+      this.inFlight.delete(running);
+    }
   }
 
   /** Step 1: joins the branch to the transaction (refused once it was decided). */
@@ -191,6 +225,11 @@ export class Participant {
       if (callerSignal?.aborted) throw new AbortError(xid, callerSignal.reason);
       result = await handler.try({ xid, branchId, resource, payload: data, deadline, signal });
     } catch (err) {
+      // No answer: it may have reserved; the branch stays PENDING, and its cancel says so.
+      if (err instanceof TryOutcomeUnknown) {
+        log.warn({ err: errorMessage(err) }, 'try got no answer; its outcome is unknown');
+        throw err;
+      }
       log.info({ err: errorMessage(err) }, 'try failed');
       await this.report(registration, TryState.FAILED, errorMessage(err));
       // The caller gave up: that is what it should hear, not the handler's reaction to it.

@@ -40,6 +40,8 @@ export class Callbacks {
       throw new ValidationError('--service-url', `${JSON.stringify(o.serviceUrl)} is not a URL like http://127.0.0.1:8080`);
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ValidationError('--service-url', 'must be an http:// or https:// URL');
+    // Credentials in the URL would end up in every callback's error, in etcd and in the logs.
+    if (url.username || url.password) throw new ValidationError('--service-url', 'must not carry credentials; use --token-file for the bearer token both directions carry');
     this.base = url.toString().replace(/\/$/, '');
   }
 
@@ -106,7 +108,15 @@ export class Callbacks {
   }
 
   private async call(path: string, body: CallbackBody, signal: AbortSignal): Promise<void> {
-    const headers = { 'txloop-xid': body.xid, 'txloop-branch-id': body.branchId, 'txloop-attempt': String(body.attempt), 'txloop-fencing-token': body.fencingToken, 'idempotency-key': `${body.xid}/${body.branchId}/${body.action}` };
+    const headers = {
+      'txloop-xid': body.xid,
+      'txloop-branch-id': body.branchId,
+      'txloop-action': body.action,
+      'txloop-attempt': String(body.attempt),
+      'txloop-fencing-token': body.fencingToken,
+      ...(body.tryState ? { 'txloop-try-state': body.tryState } : {}),
+      'idempotency-key': `${body.xid}/${body.branchId}/${body.action}`,
+    };
     const res = await this.post(path, body, headers, signal);
     if ((res.status >= 200 && res.status < 300) || res.status === 410) {
       await res.body?.cancel().catch(() => undefined);
@@ -130,10 +140,18 @@ export class Callbacks {
     } catch (err) {
       if (signal.aborted) throw err;
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      throw new Error(`callback POST ${this.base}${path} failed: ${cause?.code ?? cause?.message ?? (err as Error).message}`);
+      const message = `callback POST ${this.base}${path} failed: ${cause?.code ?? cause?.message ?? (err as Error).message}`;
+      // Refused or unresolvable: the request never reached the service.
+      if ((cause?.code && NOT_SENT.has(cause.code)) || cause?.message === 'bad port') throw new CallbackNotSent(message);
+      throw new Error(message);
     }
   }
 }
+
+const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH']);
+
+/** A callback that never reached the service (connection refused, no such host). */
+export class CallbackNotSent extends Error {}
 
 /** The service's Try path answered an error status. */
 export class TryAnswered extends Error {

@@ -27,6 +27,7 @@ const STATUS: Record<string, number> = {
   OperationRefused: 409,
   WriteConflict: 409,
   TryFailed: 424,
+  TryOutcomeUnknown: 504,
   EtcdUnavailable: 503,
   EtcdError: 502,
   ServiceClosed: 503,
@@ -39,7 +40,7 @@ const STATUS: Record<string, number> = {
   UnsupportedMediaType: 415,
 };
 
-const TITLES: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 409: 'Conflict', 413: 'Content Too Large', 415: 'Unsupported Media Type', 422: 'Unprocessable Content', 424: 'Failed Dependency', 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable' };
+const TITLES: Record<number, string> = { 504: 'Gateway Timeout', 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 409: 'Conflict', 413: 'Content Too Large', 415: 'Unsupported Media Type', 422: 'Unprocessable Content', 424: 'Failed Dependency', 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable' };
 
 /** The context fields a problem carries, as the SDK errors name them. */
 const FIELDS = ['xid', 'branchId', 'field', 'outcome', 'decidedBy', 'branchIds', 'resource', 'reason', 'maybeWritten', 'mode', 'kind', 'op'] as const;
@@ -50,7 +51,9 @@ export function problem(name: string, detail: string, fields: Record<string, unk
 
 /** The problem for an error a route threw. Errors that are not txloop's are 500, their message kept out of the body. */
 export function problemOf(err: unknown): Problem {
-  if (err instanceof TxloopError) {
+  // A txloop error with no status of its own (a malformed record, a terminal error) is an
+  // internal failure like any other: said generically here, logged by the server.
+  if (err instanceof TxloopError && STATUS[err.name] !== undefined) {
     const fields: Record<string, unknown> = {};
     const e = err as unknown as Record<string, unknown>;
     for (const f of FIELDS) if (e[f] !== undefined) fields[f] = e[f];

@@ -5,12 +5,12 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { Histogram, type Registry } from 'prom-client';
+import { Gauge, Histogram, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
-import { TryFailed, UnknownResource, ValidationError, errorMessage } from '../errors.js';
+import { TryOutcomeUnknown, UnknownResource, ValidationError, errorMessage } from '../errors.js';
 import type { TxloopService } from '../service.js';
 import { GlobalStatus } from '../states.js';
-import { TryAnswered, type Callbacks } from './callbacks.js';
+import { CallbackNotSent, TryAnswered, type Callbacks } from './callbacks.js';
 import type { OpenApi } from './openapi.js';
 import { problem, problemOf, type Problem } from './problems.js';
 import type { ResourcesFile } from './resources-file.js';
@@ -31,6 +31,8 @@ export interface ServerOptions {
   bodyLimit?: number;
   /** Extra routes (REST-TCC's coordinator). */
   plugins?: ((app: FastifyInstance) => Promise<void>)[];
+  /** Aborted when the sidecar stops: long waits answer at once (503) instead of holding the shutdown. */
+  closing: AbortSignal;
 }
 
 /** Routes anyone on the loopback may call, token or not: the probes and the contract. */
@@ -39,7 +41,17 @@ const OPEN = new Set(['/healthz', '/readyz', '/openapi.json']);
 export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
   const app: FastifyInstance = Fastify({ loggerInstance: o.logger.child({ component: 'sidecar-http' }) as unknown as FastifyBaseLogger, bodyLimit: o.bodyLimit ?? 1024 * 1024, logController: new LogController({ disableRequestLogging: true }), ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } } });
   // JSON only (and REST-TCC's application/tcc+json): anything else is 415, not a string to validate.
-  app.removeContentTypeParser('text/plain');
+  // An empty JSON body is an empty object, as an absent one is: the schema says what is needed.
+  app.removeContentTypeParser(['text/plain', 'application/json']);
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    if ((body as string).trim() === '') return done(null, {});
+    try {
+      done(null, JSON.parse(body as string));
+    } catch (err) {
+      (err as FastifyError).statusCode = 400;
+      done(err as Error, undefined);
+    }
+  });
   // A POST without a body is an empty object: its schema says what it needs.
   app.addHook('preValidation', async (req) => {
     if (req.body === undefined && (req.method === 'POST' || req.method === 'PUT')) req.body = {};
@@ -53,13 +65,20 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
     }
   });
   const seconds = new Histogram({ name: 'txloop_sidecar_http_request_duration_seconds', help: 'Sidecar HTTP requests by route and status', labelNames: ['method', 'route', 'status'], registers: [o.registry], buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5] });
-  app.addHook('onResponse', async (req, reply) => {
-    seconds.observe({ method: req.method, route: req.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+  const inFlight = new Gauge({ name: 'txloop_sidecar_http_requests_in_flight', help: 'Sidecar HTTP requests being handled, by route', labelNames: ['route'], registers: [o.registry] });
+  app.addHook('onRequest', async (req) => {
+    inFlight.inc({ route: req.routeOptions.url ?? 'unmatched' });
   });
-  const expected = o.token ? Buffer.from(`Bearer ${o.token}`) : undefined;
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url ?? 'unmatched';
+    inFlight.dec({ route });
+    seconds.observe({ method: req.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+  });
+  const expected = o.token ? Buffer.from(o.token) : undefined;
   app.addHook('onRequest', async (req, reply) => {
     if (!expected || OPEN.has(req.url.split('?')[0]!)) return;
-    const given = Buffer.from(req.headers.authorization ?? '');
+    // The scheme is case-insensitive (RFC 9110); the token is compared in constant time.
+    const given = Buffer.from(/^bearer +(\S+)$/i.exec(req.headers.authorization ?? '')?.[1] ?? '');
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) return send(reply, problem('Unauthorized', 'a bearer token is required (authorization: Bearer <token>)'));
   });
   app.setErrorHandler((err: FastifyError, _req, reply) => {
@@ -112,7 +131,7 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
     return reply.code(204).send();
   });
   app.post('/v1/transactions/:xid/wait', schema('waitForCompletion'), async (req: Req<{ timeoutMs?: number } | undefined, Xid>) =>
-    s.waitForCompletion(req.params.xid, { timeoutMs: req.body?.timeoutMs ?? 30_000 }),
+    s.waitForCompletion(req.params.xid, { timeoutMs: req.body?.timeoutMs ?? 30_000, signal: o.closing }),
   );
   app.post('/v1/sagas', schema('saga'), async (req: Req<Parameters<TxloopService['saga']>[0]>, reply) => reply.code(201).send(await s.saga(req.body)));
   app.post('/v1/messages', schema('prepareMessage'), async (req: Req<Parameters<TxloopService['prepareMessage']>[0]>, reply) => {
@@ -131,8 +150,15 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
 
   // Participant
   type Register = { xid: string; deadline: number; resource: string; payload?: unknown; branchId?: string };
+  /** A TCC resource of the resources file: the only ones a caller may register (not, say, REST-TCC's own link resource). */
+  const tccSpec = (resource: string) => {
+    const spec = o.resources.resources.get(resource);
+    if (!spec || spec.kind !== 'tcc') throw new UnknownResource(o.app, resource);
+    return spec;
+  };
   app.post('/v1/branches', schema('register'), async (req: Req<Register>, reply) => {
     const b = req.body;
+    tccSpec(b.resource);
     return reply.code(201).send(await s.registerTry({ xid: b.xid, deadline: b.deadline }, b.resource, b.payload, b.branchId !== undefined ? { branchId: b.branchId } : {}));
   });
   app.post('/v1/branches/:xid/:branchId/report', schema('report'), async (req: Req<{ outcome: 'succeeded' | 'failed'; error?: string }, Xid & { branchId: string }>, reply) => {
@@ -141,21 +167,19 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
   });
   app.post('/v1/tries', schema('try'), async (req: Req<Register>) => {
     const b = req.body;
-    const spec = o.resources.resources.get(b.resource);
-    if (!spec || spec.kind !== 'tcc') throw new UnknownResource(o.app, b.resource);
+    const spec = tccSpec(b.resource);
     if (!spec.try) throw new ValidationError('resource', `resource ${b.resource} has no try path in the resources file: add one, or register and report the branch yourself`);
-    const reg = await s.registerTry({ xid: b.xid, deadline: b.deadline }, b.resource, b.payload, b.branchId !== undefined ? { branchId: b.branchId } : {});
-    if (reg.existed && reg.tryState === 'SUCCEEDED') return { branchId: reg.branchId, replayed: true };
-    if (reg.existed && reg.tryState === 'FAILED') throw new TryFailed(b.xid, reg.branchId, b.resource, new Error('the Try of this branch failed before'));
-    let result: unknown;
-    try {
-      result = await o.callbacks.tryCall(spec.try, { xid: b.xid, deadline: b.deadline, branchId: reg.branchId, resource: b.resource }, b.payload, AbortSignal.timeout(Math.max(1, b.deadline - Date.now())));
-    } catch (err) {
-      await s.reportTry(b.xid, reg.branchId, 'failed', errorMessage(err));
-      throw new TryFailed(b.xid, reg.branchId, b.resource, err instanceof TryAnswered ? err : new Error(errorMessage(err)));
-    }
-    await s.reportTry(b.xid, reg.branchId, 'succeeded');
-    return { branchId: reg.branchId, replayed: false, ...(result !== undefined ? { result } : {}) };
+    const tryPath = spec.try;
+    const done = await s.tryWith({ xid: b.xid, deadline: b.deadline }, b.resource, b.payload, b.branchId !== undefined ? { branchId: b.branchId } : {}, async (ctx) => {
+      try {
+        return await o.callbacks.tryCall(tryPath, { xid: ctx.xid, deadline: ctx.deadline, branchId: ctx.branchId, resource: ctx.resource }, ctx.payload, ctx.signal);
+      } catch (err) {
+        // An answer (an error status) or a request that never left: the Try failed. No answer: unknown.
+        if (err instanceof TryAnswered || err instanceof CallbackNotSent) throw err;
+        throw new TryOutcomeUnknown(ctx.xid, ctx.branchId, ctx.resource, err);
+      }
+    });
+    return done.replayed ? { branchId: done.branchId, replayed: true } : { branchId: done.branchId, replayed: false, ...(done.result !== undefined ? { result: done.result } : {}) };
   });
 
   for (const plugin of o.plugins ?? []) await plugin(app);

@@ -36,6 +36,10 @@ export interface SidecarOptions {
   logger?: Logger;
   /** Engine options for its TxloopService (timings, attempts, retention). */
   service?: Omit<ServiceOptions, 'app' | 'namespace' | 'etcd' | 'client' | 'logger' | 'metrics'>;
+  /** Origins (http://host:port) of REST-TCC participants it may call besides loopback ones. @default [] */
+  restTccAllow?: string[];
+  /** How long the first list of its keys may take before it gives up (etcd unreachable). @default 30_000 */
+  startTimeoutMs?: number;
   /** Extra routes on its server (REST-TCC's coordinator). */
   plugins?: ((app: FastifyInstance, service: TxloopService) => Promise<void>)[];
 }
@@ -85,11 +89,16 @@ export async function startSidecar(o: SidecarOptions): Promise<Sidecar> {
   };
   // The REST-TCC coordinator (PUT /coordinator/confirm|cancel) on every sidecar: its links become
   // branches of this service, so it is set up before start(), on every replica.
-  const restTcc = restTccPlugin({ schema: (id) => openapi.route(id) });
+  // It PUTs and DELETEs the links it is given: only to loopback participants unless allowed more.
+  const allowed = new Set((o.restTccAllow ?? []).map((origin) => new URL(origin).origin));
+  const restTcc = restTccPlugin({ schema: (id) => openapi.route(id), allow: (url) => LOOPBACK.has(url.hostname.replace(/^\[|\]$/g, '')) || allowed.has(url.origin) });
   const plugins = [restTcc, ...(o.plugins ?? [])].map((p) => (app: FastifyInstance) => p(app, service));
-  const app = await buildServer({ service, app: o.app, callbacks, resources: o.resources, openapi, registry, logger, ready, plugins, ...(o.token ? { token: o.token } : {}) });
+  const closing = new AbortController();
+  const app = await buildServer({ service, app: o.app, callbacks, resources: o.resources, openapi, registry, logger, ready, plugins, closing: closing.signal, ...(o.token ? { token: o.token } : {}) });
+  // Nothing else holds the event loop while the first list retries against an etcd that is down.
+  const alive = setInterval(() => undefined, 1_000);
   try {
-    await service.start();
+    await service.start({ timeoutMs: o.startTimeoutMs ?? 30_000 });
     started = true;
     await app.listen({ host: listen.host, port: listen.port });
   } catch (err) {
@@ -97,17 +106,20 @@ export async function startSidecar(o: SidecarOptions): Promise<Sidecar> {
     await service.close().catch(() => undefined);
     client.close();
     throw err;
+  } finally {
+    clearInterval(alive);
   }
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : listen.port;
   const url = `http://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${port}`;
   logger.info({ url, app: o.app, resources: [...o.resources.resources.keys()] }, 'sidecar listening');
-  let closing: Promise<void> | undefined;
+  let stopping: Promise<void> | undefined;
   return {
     url,
     service,
     close: () =>
-      (closing ??= (async () => {
+      (stopping ??= (async () => {
+        closing.abort(new Error('the sidecar is stopping'));
         await app.close();
         await service.close();
         client.close();

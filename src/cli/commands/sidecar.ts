@@ -4,7 +4,7 @@
  * (--endpoints, TLS, --user, --namespace, TXLOOP_* defaults). Prints `{"event":"ready","url":…}` on
  * stdout once it listens; logs (pino JSON) go to stderr; SIGTERM or SIGINT stop it gracefully.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { Command } from 'commander';
 import { pino } from 'pino';
 import { startSidecar, loadResourcesFile } from '../../sidecar/index.js';
@@ -22,6 +22,8 @@ interface SidecarFlags {
   handlerTimeout?: string;
   leaseTtl?: string;
   retention?: string;
+  startTimeout?: string;
+  restTccAllow?: string;
   logLevel: string;
 }
 
@@ -39,7 +41,9 @@ export function sidecarCommand(name: string): Command {
     .option('--max-attempts <n>', 'phase-2 attempts before a branch is parked (default 10)')
     .option('--handler-timeout <duration>', 'a callback running longer is a failed attempt (default 30s)')
     .option('--lease-ttl <seconds>', 'leader lease TTL (default 10)')
-    .option('--retention <duration>', 'how long finished transactions are kept (default 1h)')
+    .option('--retention <duration>', 'how long finished transactions are kept (default 1h, at most 30d)')
+    .option('--rest-tcc-allow <origins>', 'REST-TCC participants (http://host:port, comma-separated) the coordinator may PUT/DELETE besides loopback ones')
+    .option('--start-timeout <duration>', 'give up when etcd has not answered the first list by then (default 30s)')
     .option('--log-level <level>', 'pino level of the logs on stderr', 'info')
     .addHelpText(
       'after',
@@ -77,11 +81,13 @@ Example:
         ...(token ? { token } : {}),
         resources: loadResourcesFile(resourcesPath),
         logger,
+        ...(flags.restTccAllow !== undefined ? { restTccAllow: originsOf(flags.restTccAllow) } : {}),
+        ...(flags.startTimeout !== undefined ? { startTimeoutMs: parseDuration(flags.startTimeout, '--start-timeout') } : {}),
         service: {
           ...(flags.maxAttempts !== undefined ? { maxAttempts: positive(flags.maxAttempts, '--max-attempts') } : {}),
           ...(flags.handlerTimeout !== undefined ? { handlerTimeoutMs: parseDuration(flags.handlerTimeout, '--handler-timeout') } : {}),
           ...(flags.leaseTtl !== undefined ? { leaseTtlSeconds: positive(flags.leaseTtl, '--lease-ttl') } : {}),
-          ...(flags.retention !== undefined ? { retentionMs: parseDuration(flags.retention, '--retention') } : {}),
+          ...(flags.retention !== undefined ? { retentionMs: parseDuration(flags.retention, '--retention', 30 * 86_400_000) } : {}),
         },
       });
       process.stdout.write(`${JSON.stringify({ event: 'ready', url: sidecar.url, app })}\n`);
@@ -105,14 +111,35 @@ function tokenOf(file: string | undefined): string | undefined {
   let token = process.env[SIDECAR_ENV.token];
   if (file !== undefined) {
     try {
+      // A regular file of a token's size: not a FIFO or a device the read would hang on.
+      const st = statSync(file);
+      if (!st.isFile() || st.size > 4096) throw new UsageError(`--token-file ${file} must be a regular file of at most 4 KiB holding the token`);
       token = readFileSync(file, 'utf8');
     } catch (err) {
+      if (err instanceof UsageError) throw err;
       throw new UsageError(`cannot read --token-file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
   }
   token = token?.trim();
   if (token !== undefined && !/^[!-~]{16,512}$/.test(token)) throw new UsageError('the sidecar token must be 16-512 printable characters without spaces');
   return token || undefined;
+}
+
+function originsOf(value: string): string[] {
+  return value
+    .split(',')
+    .map((v) => v.trim())
+    .filter(Boolean)
+    .map((v) => {
+      let url: URL;
+      try {
+        url = new URL(v);
+      } catch {
+        throw new UsageError(`invalid --rest-tcc-allow ${JSON.stringify(v)}: use origins like http://10.0.0.5:8080`);
+      }
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`invalid --rest-tcc-allow ${JSON.stringify(v)}: http:// or https:// only`);
+      return url.origin;
+    });
 }
 
 function positive(v: string, flag: string): number {
