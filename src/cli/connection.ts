@@ -137,6 +137,7 @@ export function etcdOptionsOf(config: ConnectionConfig): EtcdConnectionOptions {
     ...(tls
       ? {
           credentials: {
+            // Without --cacert, grpc falls back to the system's trusted roots.
             rootCertificate: (tls.cacert !== undefined ? readPem(tls.cacert, '--cacert') : undefined) as Buffer,
             ...(tls.key !== undefined ? { privateKey: readPem(tls.key, '--key') } : {}),
             ...(tls.cert !== undefined ? { certChain: readPem(tls.cert, '--cert') } : {}),
@@ -164,25 +165,9 @@ export interface Connection {
  * passes gRPC's default 4 MiB, and so may one watch response under `-w`.
  */
 export function connect(config: ConnectionConfig, overrides: Partial<IOptions> = {}): Connection {
-  const tls = config.tls;
   const faults = etcdFaultHandling(config.endpoints.length);
   const client = createEtcdClient(
-    {
-      endpoints: config.endpoints,
-      dialTimeoutMs: config.dialTimeoutMs,
-      requestTimeoutMs: config.commandTimeoutMs + 1000,
-      ...(tls
-        ? {
-            credentials: {
-              // Without --cacert, grpc falls back to the system's trusted roots.
-              rootCertificate: (tls.cacert !== undefined ? readPem(tls.cacert, '--cacert') : undefined) as Buffer,
-              ...(tls.key !== undefined ? { privateKey: readPem(tls.key, '--key') } : {}),
-              ...(tls.cert !== undefined ? { certChain: readPem(tls.cert, '--cert') } : {}),
-            },
-          }
-        : {}),
-      ...(config.auth ? { auth: config.auth } : {}),
-    },
+    { ...etcdOptionsOf(config), requestTimeoutMs: config.commandTimeoutMs + 1000 },
     // A command a human waits on reconnects sooner than a service does.
     { reconnectBackoffMs: { initial: 200, max: 1000 }, overrides: { faultHandling: { ...faults, global: bounded(faults.global, config) }, ...overrides } },
   );

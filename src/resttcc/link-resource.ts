@@ -86,6 +86,8 @@ export function linkResource(o: LinkRequests): TccResource<LinkPayload> {
         throw new Error(`${NO_ANSWER}${errorMessage(err)}${causeOf(err)}`);
       }
       if (r.status >= 200 && r.status < 300) return;
+      // A gateway's 502/504 is not the participant's answer: it may have confirmed behind it.
+      if (r.status === 502 || r.status === 504) throw new Error(`${NO_ANSWER}${said(r, 'a gateway answered, not the participant: in doubt')}`);
       if (r.status === 404 || r.status === 410) throw new ResolvedByParticipant('cancelled', `${ANSWERED}${said(r, 'the participant had cancelled the reservation or let it expire')}`, by);
       if (retryable(r.status)) throw new Error(`${ANSWERED}${said(r)}`);
       throw new NonRetryableError(`${ANSWERED}${said(r, 'retrying cannot help; fix it, then txloop retry (or resolve)')}`);
