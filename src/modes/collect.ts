@@ -3,7 +3,7 @@
  * retention, then collect it with everything of it; and how it reads the global's members from the
  * cache.
  */
-import { MalformedRecord } from '../errors.js';
+import { MalformedRecord, WriteConflict } from '../errors.js';
 import { requireFence, type ReconcileContext, type ReconcileResult } from '../runtime/index.js';
 import { parseMember, type GlobalRecord, type MemberRecord, type Versioned } from '../store/index.js';
 import { collectableAt } from './tcc/completion.js';
@@ -16,6 +16,27 @@ import { collectableAt } from './tcc/completion.js';
 export function reportFinished(ctx: ReconcileContext, global: Versioned<GlobalRecord>): void {
   const fence = ctx.fence();
   if (fence && BigInt(global.modRevision) > BigInt(fence.createRevision)) ctx.events.completed(global.record);
+}
+
+/**
+ * Writes the completion `rule` computes from the global's members as the cache holds them (TCC's
+ * COMMITTED/ROLLED_BACK, a message's DELIVERED), reports it, and returns it with the members
+ * counted; undefined while a member is not done, one is malformed, or the cache was behind (the
+ * write lost its compares: the watch event that made it so re-queues the global).
+ */
+export async function completeWhenDone(ctx: ReconcileContext, global: Versioned<GlobalRecord>, rule: (g: GlobalRecord, members: MemberRecord[], now: number) => GlobalRecord | undefined): Promise<{ next: GlobalRecord; members: number } | undefined> {
+  const seen = membersOf(ctx, global.record.xid);
+  if (seen === undefined) return undefined;
+  const next = rule(global.record, seen.members, Date.now());
+  if (!next) return undefined;
+  try {
+    await ctx.store.globals.complete(global, next, requireFence(ctx), seen.revision);
+  } catch (err) {
+    if (err instanceof WriteConflict) return undefined;
+    throw err;
+  }
+  ctx.events.completed(next);
+  return { next, members: seen.members.length };
 }
 
 /** Collects the finished `global` once its retention passed; until then asks to be looked at again. */

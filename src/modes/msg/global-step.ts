@@ -10,13 +10,13 @@
  * - DELIVERED or DISCARDED: collected after the retention.
  */
 import type { Logger } from 'pino';
-import { LeadershipLost, TransactionAlreadyDecided, TransactionNotFound, WriteConflict, errorMessage } from '../../errors.js';
+import { LeadershipLost, TransactionAlreadyDecided, TransactionNotFound, errorMessage } from '../../errors.js';
 import type { CheckBackAnswer, RegisteredResource } from '../../resource.js';
 import { requireFence, type ReconcileContext, type ReconcileResult } from '../../runtime/index.js';
 import { GlobalStatus, Outcome } from '../../states.js';
 import type { GlobalRecord } from '../../store/index.js';
 import type { GlobalInCache } from '../mode.js';
-import { collectWhenDue, membersOf, reportFinished } from '../collect.js';
+import { collectWhenDue, completeWhenDone, reportFinished } from '../collect.js';
 import { runHandler } from '../tcc/handler.js';
 import { delivered } from './completion.js';
 
@@ -26,30 +26,18 @@ const ANSWERS: readonly CheckBackAnswer[] = ['committed', 'rolled-back', 'unknow
 const unregisteredSaid = new WeakMap<object, Set<string>>();
 
 export async function reconcileMessageGlobal(ctx: ReconcileContext<RegisteredResource>, { global }: GlobalInCache, signal: AbortSignal): Promise<ReconcileResult> {
-  const { store, logger } = ctx;
   const g = global.record;
-  const xid = g.xid;
-  const log = logger.child({ xid });
-  const fence = requireFence(ctx);
+  const log = ctx.logger.child({ xid: g.xid });
+  // Only the leader reconciles a message; the steps below act on that.
+  requireFence(ctx);
   const now = Date.now();
   switch (g.status) {
     case GlobalStatus.PREPARED:
       if (now < g.deadline) return { requeueAfterMs: g.deadline - now };
       return checkBack(ctx, g, log, signal);
     case GlobalStatus.SUBMITTED: {
-      const seen = membersOf(ctx, xid);
-      if (seen === undefined) return;
-      const next = delivered(g, seen.members, now);
-      if (!next) return;
-      try {
-        await store.globals.complete(global, next, fence, seen.revision);
-      } catch (err) {
-        // The cache was behind (a member not seen yet, our own completion): its watch event re-queues it.
-        if (err instanceof WriteConflict) return;
-        throw err;
-      }
-      log.info({ consumers: seen.members.length }, 'message DELIVERED: every consumer acknowledged');
-      ctx.events.completed(next);
+      const done = await completeWhenDone(ctx, global, delivered);
+      if (done) log.info({ consumers: done.members }, 'message DELIVERED: every consumer acknowledged');
       return;
     }
     case GlobalStatus.DISCARDED:

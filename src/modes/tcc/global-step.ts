@@ -3,22 +3,22 @@
  * deadline, finishes a fan-out that did not fit the decision Txn, completes it once every branch is
  * done, and collects it after the retention.
  */
-import { MalformedRecord, TransactionAlreadyDecided, TransactionNotFound, WriteConflict } from '../../errors.js';
+import { TransactionAlreadyDecided, TransactionNotFound } from '../../errors.js';
 import { GlobalStatus, Mode, Outcome } from '../../states.js';
 import { requireFence, type ReconcileContext, type ReconcileResult } from '../../runtime/index.js';
-import { orderFor, parseMember, type MemberRecord } from '../../store/index.js';
+import { orderFor } from '../../store/index.js';
 import type { GlobalInCache, TransactionMode } from '../mode.js';
 import { completed, fannedOut } from './completion.js';
-import { collectWhenDue, membersOf } from '../collect.js';
+import { collectWhenDue, completeWhenDone } from '../collect.js';
 import { actionFor } from './decision.js';
 
 /** `mode` is TCC's mode object: the deadline means what it says (`deadlineOutcome`). */
 export async function reconcileTccGlobal(ctx: ReconcileContext, { global }: GlobalInCache, mode: Pick<TransactionMode, 'deadlineOutcome'>): Promise<ReconcileResult> {
-  const { store, options, logger } = ctx;
+  const { store, logger } = ctx;
   const g = global.record;
   const xid = g.xid;
   const log = logger.child({ xid });
-  const fence = requireFence(ctx);
+  requireFence(ctx);
   const now = Date.now();
 
   switch (g.status) {
@@ -44,19 +44,8 @@ export async function reconcileTccGlobal(ctx: ReconcileContext, { global }: Glob
         );
         return;
       }
-      const seen = membersOf(ctx, xid);
-      if (seen === undefined) return;
-      const next = completed(g, seen.members, now);
-      if (!next) return;
-      try {
-        await store.globals.complete(global, next, fence, seen.revision);
-      } catch (err) {
-        // The cache was behind (e.g. our own completion not yet seen): the watch event re-queues it.
-        if (err instanceof WriteConflict) return;
-        throw err;
-      }
-      log.info({ status: next.status, branches: seen.members.length, heuristic: next.heuristic ?? false }, `transaction ${next.status}`);
-      ctx.events.completed(next);
+      const done = await completeWhenDone(ctx, global, completed);
+      if (done) log.info({ status: done.next.status, branches: done.members, heuristic: done.next.heuristic ?? false }, `transaction ${done.next.status}`);
       return;
     }
     case GlobalStatus.COMMITTED:
