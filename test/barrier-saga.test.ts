@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { BarrierRefused, EtcdBarrier, NonRetryableError, type BarrierTxn, type SagaStep, type StepContext, type TxloopService } from '../src/index.js';
+import { BarrierRefused, EtcdBarrier, NonRetryableError, type BarrierTxn, type SagaStep, type StepContext } from '../src/index.js';
 import { PgBarrier } from '../src/barrier/postgres/index.js';
 import { gate, useEtcd, waitFor, type Harness } from './helpers/harness.js';
 import { usePostgres } from './helpers/barrier.js';

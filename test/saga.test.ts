@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { BranchRegistrationRefused, NonRetryableError, OperationRefused, TransactionAlreadyDecided, ValidationError, type SagaStep, type StepContext, type TxloopService } from '../src/index.js';
 import { Action, Mode } from '../src/index.js';
 import { orderFor } from '../src/store/index.js';
-import { sagaMove } from '../src/modes/saga/index.js';
+import { sagaMoveBy } from '../src/modes/saga/index.js';
 import { capturingLogger, gate, useEtcd, waitFor, type Harness } from './helpers/harness.js';
 import { spawnReplica, stopReplica } from './helpers/processes.js';
 
@@ -242,8 +242,7 @@ describe('saga: forward in order, compensation in reverse', () => {
   });
 });
 
-const sagaMoveForTest = (read: Parameters<Parameters<import('../src/store/index.js').Store['sagas']['finishStep']>[3]>[0], member: import('../src/store/index.js').MemberRecord) =>
-  sagaMove(read.global.record, read.members.map((m) => m.record), member, 'operator:test', Date.now());
+const sagaMoveForTest = sagaMoveBy('operator:test');
 
 describe('saga: the initiator is not needed once etcd holds the saga', () => {
   it('a saga whose initiator process was SIGKILLed right after submit runs on and finishes its compensation', async () => {

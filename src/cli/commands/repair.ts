@@ -9,8 +9,6 @@ import { OperationRefused, RefusalReason, TransactionAlreadyDecided, Transaction
 import { alreadyDecided, builtInModes, decide, sagaRules } from '../../modes/index.js';
 import { GlobalStatus, Mode, isOpen } from '../../states.js';
 import type { BranchRecord, Resolution, Store } from '../../store/index.js';
-
-type SagaMover = Parameters<Store['sagas']['finishStep']>[3];
 import { CliError, UsageError } from '../errors.js';
 import { explainNotFound, ownerOf } from '../lookup.js';
 import { parseBranchArg, parseRef, parseXidArg } from '../refs.js';
@@ -165,7 +163,7 @@ Example:
         const by = operator();
         const mode = (await store.branches.get(owner, ref.xid, ref.branchId))?.record.mode;
         // A saga step's resolution moves the saga on in the same Txn, as its own compensation would.
-        const move = mode === Mode.SAGA ? (read: Parameters<SagaMover>[0], member: Parameters<SagaMover>[1]) => sagaRules.sagaMove(read.global.record, read.members.map((m) => m.record), member, by, Date.now()) : undefined;
+        const move = mode === Mode.SAGA ? sagaRules.sagaMoveBy(by) : undefined;
         const b = await store.repairs.resolveBranch(owner, ref.xid, ref.branchId, opts.as, reason, by, { dryRun: opts.dryRun ?? false, force: opts.force ?? false, ...(move ? { move } : {}) });
         const wanted = { confirm: 'confirmed', cancel: 'cancelled', action: 'compensated', compensate: 'compensated', deliver: 'delivered' }[b.phase2?.action ?? 'cancel'];
         if (wanted !== opts.as) io.warn(`warning: the decision ordered ${b.phase2?.action ?? 'nothing'} for this branch; resolving it as ${opts.as} makes the transaction heuristic`);

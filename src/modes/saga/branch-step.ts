@@ -12,8 +12,8 @@ import { Action, GlobalStatus, Outcome, Phase2State, TryState } from '../../stat
 import { attemptsInBudget, freshBudget, memberOf, withEvent, type BranchRecord, type GlobalRecord, type Versioned } from '../../store/index.js';
 import { runAttempt } from '../attempt.js';
 import type { BranchInCache } from '../mode.js';
-import { limitsFor, refusal, waitBeforeAttempt, type AttemptOutcome } from '../tcc/attempts.js';
-import { laterNotCompensated, sagaMove } from './rules.js';
+import { limitsFor, refusal, waitBeforeAttempt } from '../tcc/attempts.js';
+import { laterNotCompensated, sagaMoveBy } from './rules.js';
 
 /** How long an owner whose compensation must wait for a later step looks again (normally its order comes only once they are done). */
 const LATER_STEP_POLL_MS = 1_000;
@@ -68,9 +68,9 @@ export async function reconcileSagaBranch(ctx: ReconcileContext<RegisteredResour
         limits,
         call: call('action', branch),
         missing,
-        finish: async (outcome, current) => {
+        finish: async (outcome, current, _fence, record) => {
           if (outcome.result === 'failed') {
-            await record(ctx, current, outcome.next);
+            await record(outcome.next);
             return;
           }
           const next = outcome.result === 'succeeded' ? { ...outcome.next, tryState: TryState.SUCCEEDED } : failedForGood(outcome.next, outcome.next.phase2?.lastError ?? 'failed', Date.now());
@@ -117,9 +117,9 @@ export async function reconcileSagaBranch(ctx: ReconcileContext<RegisteredResour
       refuse: (b) => refusal(b, Action.COMPENSATE, limits),
       call: call('compensate', base ?? branch),
       missing,
-      finish: async (outcome, current) => {
-        if (outcome.result !== 'succeeded') return void (await record(ctx, current, outcome.next));
-        const written = await ctx.store.sagas.finishStep(requireFence(ctx), current, outcome.next, (read, member) => sagaMove(read.global.record, read.members.map((m) => m.record), member, `participant:${ctx.app}`, Date.now()));
+      finish: async (outcome, current, fence, record) => {
+        if (outcome.result !== 'succeeded') return void (await record(outcome.next));
+        const written = await ctx.store.sagas.finishStep(fence, current, outcome.next, sagaMoveBy(`participant:${ctx.app}`));
         ctx.expectations.wrote(written.key, written.modRevision);
       },
     },
@@ -135,8 +135,9 @@ function failedForGood(b: BranchRecord, error: string, now: number): BranchRecor
 
 async function finishAction(ctx: ReconcileContext<RegisteredResource>, current: Versioned<BranchRecord>, next: BranchRecord): Promise<void> {
   let moved: GlobalRecord | undefined;
+  const moveOf = sagaMoveBy(`participant:${ctx.app}`);
   const written = await ctx.store.sagas.finishStep(requireFence(ctx), current, next, (read, member) => {
-    const move = sagaMove(read.global.record, read.members.map((m) => m.record), member, `participant:${ctx.app}`, Date.now());
+    const move = moveOf(read, member);
     moved = move.global;
     return move;
   });
@@ -146,11 +147,6 @@ async function finishAction(ctx: ReconcileContext<RegisteredResource>, current: 
     ctx.events.decided(moved);
     ctx.logger.warn({ xid: moved.xid, branch: next.branchId }, `saga compensating: ${moved.decision?.reason ?? ''}`);
   }
-}
-
-async function record(ctx: ReconcileContext<RegisteredResource>, current: Versioned<BranchRecord>, next: AttemptOutcome['next']): Promise<void> {
-  const written = await ctx.store.branches.recordProgress(requireFence(ctx), current, next);
-  ctx.expectations.wrote(written.key, written.modRevision);
 }
 
 /**

@@ -20,5 +20,5 @@ export const saga: TransactionMode<RegisteredResource> = {
   branchWords: SAGA_WORDS,
 };
 
-export { sagaMove, startCompensation, currentGroup, laterNotCompensated, isCompensated, stepBranch, planOf, lastGroup, type SagaMove } from './rules.js';
+export { sagaMove, sagaMoveBy, startCompensation, currentGroup, laterNotCompensated, isCompensated, stepBranch, planOf, lastGroup, type SagaMove } from './rules.js';
 export { SAGA_WORDS, sagaStepStatus } from './words.js';

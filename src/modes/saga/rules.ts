@@ -94,6 +94,14 @@ export function sagaMove(global: GlobalRecord, members: readonly MemberRecord[],
   return NOTHING;
 }
 
+/**
+ * The move a step's finish (or an operator's resolution) writes, by `by`, as store/sagas.ts
+ * finishStep asks for it: from the saga and its members read at one revision.
+ */
+export function sagaMoveBy(by: string): (read: { global: { record: GlobalRecord }; members: readonly { record: MemberRecord }[] }, member: MemberRecord) => SagaMove {
+  return (read, member) => sagaMove(read.global.record, read.members.map((m) => m.record), member, by, Date.now());
+}
+
 /** RUNNING → COMPENSATING: the steps of the group the saga is at are ordered to compensate. */
 export function startCompensation(global: GlobalRecord, members: readonly MemberRecord[], by: string, reason: string, now: number, writeId = newWriteId()): SagaMove {
   const group = currentGroup(members);
