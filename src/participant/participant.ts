@@ -74,20 +74,8 @@ export class Participant {
    * Runs this service's Try for `resource` inside the initiator's transaction: registers the branch
    * first, runs the handler, records whether it succeeded. Throws TryFailed if the handler threw.
    */
-  async tryBranch(ctx: TxContext, resource: string, payload: unknown, options: TryOptions = {}): Promise<TryResult<unknown>> {
-    const { xid, handler, data, branchId } = this.validTry(ctx, resource, payload, options);
-    throwIfAborted(options.signal, xid);
-    if (Date.now() >= ctx.deadline) throw new DeadlineExceeded(xid, `transaction ${xid} passed its deadline; Try not started`);
-    const running = this.runTry(xid, ctx.deadline, branchId, resource, handler, data, options.signal).catch((err: unknown) => {
-      throw this.o.calls.error(err, `try of ${resource} in ${xid}`);
-    });
-    // close() waits for Trys in flight: a Try whose result is never recorded leaves its cancel unsure.
-    this.inFlight.set(running, ctx.deadline);
-    try {
-      return await running;
-    } finally {
-      this.inFlight.delete(running);
-    }
+  tryBranch(ctx: TxContext, resource: string, payload: unknown, options: TryOptions = {}): Promise<TryResult<unknown>> {
+    return this.tryWith(ctx, resource, payload, options);
   }
 
   /** A Try's arguments, validated: the transaction context, a TCC resource of this service, the payload, the branch id. */
@@ -149,17 +137,18 @@ export class Participant {
   }
 
   /**
-   * A Try this process does not run itself but calls (the sidecar's POST /v1/tries): the same
-   * register → run → report as tryBranch, with `call` in place of the resource's Try handler. A
+   * tryBranch with `call` in place of the resource's Try handler: a Try this process does not run
+   * itself but calls (the sidecar's POST /v1/tries), with the same register → run → report. A
    * `call` that throws TryOutcomeUnknown leaves the branch PENDING.
    */
-  async tryWith(ctx: TxContext, resource: string, payload: unknown, options: TryOptions, call: (ctx: TryContext) => Promise<unknown>): Promise<TryResult<unknown>> {
+  async tryWith(ctx: TxContext, resource: string, payload: unknown, options: TryOptions = {}, call?: (ctx: TryContext) => Promise<unknown>): Promise<TryResult<unknown>> {
     const { xid, handler, data, branchId } = this.validTry(ctx, resource, payload, options);
     throwIfAborted(options.signal, xid);
     if (Date.now() >= ctx.deadline) throw new DeadlineExceeded(xid, `transaction ${xid} passed its deadline; Try not started`);
-    const running = this.runTry(xid, ctx.deadline, branchId, resource, { ...handler, try: call }, data, options.signal).catch((err: unknown) => {
+    const running = this.runTry(xid, ctx.deadline, branchId, resource, call ? { ...handler, try: call } : handler, data, options.signal).catch((err: unknown) => {
       throw this.o.calls.error(err, `try of ${resource} in ${xid}`);
     });
+    // close() waits for Trys in flight: a Try whose result is never recorded leaves its cancel unsure.
     this.inFlight.set(running, ctx.deadline);
     try {
       return await running;
