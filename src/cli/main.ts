@@ -14,6 +14,7 @@ import { describeCommand } from './commands/describe.js';
 import { getCommand } from './commands/get.js';
 import { abortCommand, resolveCommand, retryCommand } from './commands/repair.js';
 import { topCommand } from './commands/top.js';
+import { mirrorCommand } from './commands/mirror.js';
 import { sidecarCommand } from './commands/sidecar.js';
 
 // gRPC sets the TLS server name to the endpoint's IP address, which Node flags as deprecated (DEP0123)
@@ -56,7 +57,7 @@ Examples:
   ${name} retry orders.m3x9k2a7f1c0q8wz             # re-queue its parked branches now
   ${name} top                                       # leaders and their queues`,
     );
-  for (const cmd of [getCommand(name), describeCommand(name), topCommand(name), retryCommand(name), abortCommand(name), resolveCommand(name), sidecarCommand(name)]) {
+  for (const cmd of [getCommand(name), describeCommand(name), topCommand(name), retryCommand(name), abortCommand(name), resolveCommand(name), sidecarCommand(name), mirrorCommand(name)]) {
     program.addCommand(cmd);
   }
   // Every subcommand: throw instead of exiting, and leave error printing to main(); its help also

@@ -23,6 +23,8 @@ export interface KubeApiserver {
   readonly kubeconfig: string;
   readonly binDir: string;
   kubectl(args: string[], input?: string): { status: number | null; stdout: string; stderr: string };
+  /** Stops the apiserver (SIGTERM; its etcd keeps its data), runs `meanwhile`, starts it again on the same port and waits until it is ready. */
+  restart(meanwhile?: () => Promise<void>): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -55,13 +57,19 @@ export async function startKubeApiserver(): Promise<KubeApiserver> {
   if (key.status !== 0) throw new Error(`openssl genrsa failed: ${key.stderr}`);
   let etcd: EtcdServer | undefined;
   let proc: ChildProcess | undefined;
-  const stop = async (): Promise<void> => {
+  const halt = async (): Promise<void> => {
     if (proc && proc.exitCode === null) {
       const exited = new Promise((r) => proc!.once('exit', r));
       proc.kill('SIGTERM');
       await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
-      if (proc.exitCode === null) proc.kill('SIGKILL');
+      if (proc.exitCode === null) {
+        proc.kill('SIGKILL');
+        await exited;
+      }
     }
+  };
+  const stop = async (): Promise<void> => {
+    await halt();
     await etcd?.stop();
     rmSync(state, { recursive: true, force: true });
   };
@@ -69,7 +77,7 @@ export async function startKubeApiserver(): Promise<KubeApiserver> {
     etcd = await startEtcd();
     const port = await freePort();
     const log: string[] = [];
-    proc = spawn(join(binDir, 'kube-apiserver'), [
+    const args = [
       `--etcd-servers=${etcd.endpoints.join(',')}`,
       '--bind-address=127.0.0.1',
       '--advertise-address=127.0.0.1',
@@ -86,8 +94,12 @@ export async function startKubeApiserver(): Promise<KubeApiserver> {
       '--endpoint-reconciler-type=none',
       '--enable-aggregator-routing=true',
       '--profiling=false',
-    ], { stdio: ['ignore', 'ignore', 'pipe'] });
-    proc.stderr!.on('data', (d: Buffer) => log.push(d.toString()));
+    ];
+    const launch = (): void => {
+      proc = spawn(join(binDir, 'kube-apiserver'), args, { stdio: ['ignore', 'ignore', 'pipe'] });
+      proc.stderr!.on('data', (d: Buffer) => log.push(d.toString()));
+    };
+    launch();
     const url = `https://127.0.0.1:${port}`;
     const kubeconfig = join(state, 'kubeconfig');
     writeFileSync(
@@ -98,14 +110,23 @@ export async function startKubeApiserver(): Promise<KubeApiserver> {
       const r = spawnSync('kubectl', ['--kubeconfig', kubeconfig, ...args], { encoding: 'utf8', input, timeout: 60_000 });
       return { status: r.status, stdout: r.stdout, stderr: r.stderr };
     };
-    const deadline = Date.now() + 90_000;
-    for (;;) {
-      if (proc.exitCode !== null) throw new Error(`kube-apiserver exited (${proc.exitCode}): ${log.join('').slice(-2000)}`);
-      if (kubectl(['get', '--raw', '/readyz']).stdout.trim() === 'ok') break;
-      if (Date.now() > deadline) throw new Error(`kube-apiserver not ready within 90s: ${log.join('').slice(-2000)}`);
-      await new Promise((r) => setTimeout(r, 250));
-    }
-    return { url, token, kubeconfig, binDir, kubectl, stop };
+    const ready = async (): Promise<void> => {
+      const deadline = Date.now() + 90_000;
+      for (;;) {
+        if (proc!.exitCode !== null) throw new Error(`kube-apiserver exited (${proc!.exitCode}): ${log.join('').slice(-2000)}`);
+        if (kubectl(['get', '--raw', '/readyz']).stdout.trim() === 'ok') break;
+        if (Date.now() > deadline) throw new Error(`kube-apiserver not ready within 90s: ${log.join('').slice(-2000)}`);
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    };
+    await ready();
+    const restart = async (meanwhile?: () => Promise<void>): Promise<void> => {
+      await halt();
+      await meanwhile?.();
+      launch();
+      await ready();
+    };
+    return { url, token, kubeconfig, binDir, kubectl, restart, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -1,18 +1,16 @@
 /**
  * Repairs: retry, abort, resolve. Each change is one etcd Txn from the store whose compares enforce the
  * invariants; when they forbid the change the command refuses (exit 1) and changes nothing.
- * --dry-run runs every check and prints what would change, without writing.
+ * --dry-run runs every check and prints what would change, without writing. The repairs themselves
+ * are in ../repairs.ts, shared with the Kubernetes mirror's spec.repair.
  */
 import { userInfo } from 'node:os';
 import { Command, Option } from 'commander';
-import { OperationRefused, RefusalReason, TransactionAlreadyDecided, TransactionNotFound } from '../../errors.js';
-import { alreadyDecided, builtInModes, decide, sagaRules } from '../../modes/index.js';
-import { GlobalStatus, Mode, isOpen } from '../../states.js';
-import type { BranchRecord, Resolution, Store } from '../../store/index.js';
-import { CliError, UsageError } from '../errors.js';
-import { explainNotFound, ownerOf } from '../lookup.js';
+import type { Resolution } from '../../store/index.js';
+import { UsageError } from '../errors.js';
 import { parseBranchArg, parseRef, parseXidArg } from '../refs.js';
-import { action, eachTarget } from '../runtime.js';
+import { abortRepair, resolveRepair, retryRepair, type RepairResult } from '../repairs.js';
+import { action, eachTarget, type Io } from '../runtime.js';
 
 interface DryRun {
   dryRun?: boolean;
@@ -37,8 +35,6 @@ function reasonArg(reason: string | undefined, required: boolean): string | unde
   return r;
 }
 
-const suffix = (dryRun: boolean | undefined): string => (dryRun ? ' (dry run)' : '');
-
 // ---------------------------------------------------------------------------------------------
 
 export function retryCommand(name: string): Command {
@@ -52,18 +48,7 @@ export function retryCommand(name: string): Command {
         const refs = (args[0] as string[]).map(parseRef);
         await eachTarget(io, refs, async (ref) => {
           const { store } = await io.connect();
-          if (ref.kind === 'branch') {
-            const owner = await ownerOf(store, ref);
-            const b = await store.repairs.retryBranch(owner, ref.xid, ref.branchId, operator(), opts.dryRun).catch(async (err: unknown) => {
-              throw await inTableWords(store, owner, err);
-            });
-            io.out(`${branchName(b)} ${opts.dryRun ? 'would be re-queued' : 're-queued'} for ${b.phase2?.action ?? 'phase 2'}${suffix(opts.dryRun)}`);
-            return;
-          }
-          const branches = await store.repairs.retryParkedBranches(ref.xid, operator(), opts.dryRun).catch(async (err: unknown) => {
-            throw await explainNotFound(store, err);
-          });
-          for (const b of branches) io.out(`${branchName(b)} ${opts.dryRun ? 'would be re-queued' : 're-queued'} for ${b.phase2?.action ?? 'phase 2'}${suffix(opts.dryRun)}`);
+          print(io, await retryRepair(store, ref.kind === 'branch' ? { xid: ref.xid, branchId: ref.branchId } : { xid: ref.xid }, operator(), opts.dryRun));
         });
       }),
     );
@@ -87,43 +72,11 @@ export function abortCommand(name: string): Command {
     .action(
       action<AbortFlags>(async (io, args, opts) => {
         const xid = parseXidArg(args[0] as string);
-        const by = operator();
         const reason = reasonArg(opts.reason, false) ?? `aborted with ${name} abort`;
         const { store } = await io.connect();
-        try {
-          const { global, members } = await store.globals.read(xid);
-          if (!global) throw new TransactionNotFound(xid);
-          const g = global.record;
-          if (!isOpen(g.status)) throw alreadyDecided(g);
-          // Its producer's check-back answers from the producer's own data; a discard here while
-          // its local transaction may still commit would lose a committed message.
-          if (g.mode === Mode.MESSAGE && !opts.force) {
-            throw new CliError(`cannot abort ${xid}: it is a PREPARED message, which its producer's check-back decides from its own data (at ${new Date(g.deadline).toISOString()}); discarding it now loses the message if its local transaction commits — pass --force only when you know it did not`);
-          }
-          if (opts.dryRun) {
-            if (g.mode === Mode.MESSAGE) io.out(`gtx/${xid} would be discarded: nothing is delivered to its ${g.consumers?.length ?? 0} consumer(s)${suffix(true)}`);
-            else io.out(`gtx/${xid} would be rolled back (${g.mode}): ${members.length} branch(es) so far${suffix(true)}`);
-            return;
-          }
-          const res = await decide(store, builtInModes(), xid, { outcome: 'rollback', by, reason });
-          if (res.global.mode === Mode.MESSAGE) io.out(`gtx/${xid} aborted: ${res.global.status}, nothing is delivered`);
-          else io.out(`gtx/${xid} aborted: ${res.global.status}, ${res.global.mode === Mode.SAGA ? 'compensation' : 'cancel'} ordered for ${res.ordered}/${res.total} branch(es)`);
-        } catch (err) {
-          // The error's own message names the xid again: say it once.
-          if (err instanceof TransactionAlreadyDecided) throw new CliError(abortRefused(xid, err));
-          throw await explainNotFound(store, err);
-        }
+        print(io, await abortRepair(store, xid, { by: operator(), reason, force: opts.force ?? false, howToForce: 'pass --force', dryRun: opts.dryRun ?? false }));
       }),
     );
-}
-
-/** Why an abort was refused, in the words of the global's mode: a submitted message is never taken back. */
-function abortRefused(xid: string, err: TransactionAlreadyDecided): string {
-  if (err.status === GlobalStatus.SUBMITTED || err.status === GlobalStatus.DELIVERED) {
-    return `cannot abort ${xid}: it is a 2-phase message already submitted (by ${err.decidedBy}, now ${err.status}); a submitted message is delivered, never rolled back: retry or resolve its parked deliveries instead`;
-  }
-  if (err.status === GlobalStatus.DISCARDED) return `cannot abort ${xid}: the message was already discarded (by ${err.decidedBy}); nothing is delivered`;
-  return `cannot abort ${xid}: it was already decided: ${err.outcome} (by ${err.decidedBy}, now ${err.status}); only an undecided transaction (TRYING, RUNNING, PREPARED) can be aborted`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -159,32 +112,14 @@ Example:
         const ref = parseBranchArg(args[0] as string);
         const reason = reasonArg(opts.reason, true)!;
         const { store } = await io.connect();
-        const owner = await ownerOf(store, ref);
-        const by = operator();
-        const mode = (await store.branches.get(owner, ref.xid, ref.branchId))?.record.mode;
-        // A saga step's resolution moves the saga on in the same Txn, as its own compensation would.
-        const move = mode === Mode.SAGA ? sagaRules.sagaMoveBy(by) : undefined;
-        const b = await store.repairs.resolveBranch(owner, ref.xid, ref.branchId, opts.as, reason, by, { dryRun: opts.dryRun ?? false, force: opts.force ?? false, ...(move ? { move } : {}) });
-        const wanted = { confirm: 'confirmed', cancel: 'cancelled', action: 'compensated', compensate: 'compensated', deliver: 'delivered' }[b.phase2?.action ?? 'cancel'];
-        if (wanted !== opts.as) io.warn(`warning: the decision ordered ${b.phase2?.action ?? 'nothing'} for this branch; resolving it as ${opts.as} makes the transaction heuristic`);
-        io.out(`${branchName(b)} ${opts.dryRun ? 'would be resolved' : 'resolved'} as ${opts.as}${suffix(opts.dryRun)}`);
+        print(io, await resolveRepair(store, ref, { as: opts.as, reason, by: operator(), dryRun: opts.dryRun ?? false, force: opts.force ?? false }));
       }),
     );
 }
 
 // ---------------------------------------------------------------------------------------------
 
-function branchName(b: BranchRecord): string {
-  return `branch/${b.xid}/${b.branchId}`;
-}
-
-/** A retry refused because the branch is not parked, saying what the tables show it is instead. */
-async function inTableWords(store: Store, owner: string, err: unknown): Promise<unknown> {
-  if (!(err instanceof OperationRefused) || err.reason !== RefusalReason.NOT_PARKED || !err.branchId) return err;
-  const current = await store.branches.get(owner, err.xid, err.branchId).catch(() => undefined);
-  if (!current) return err;
-  // Before its owner acts on an order, the order says which action it is waiting for.
-  const order = current.record.phase2 ? undefined : await store.branches.getOrder(owner, err.xid, err.branchId).catch(() => undefined);
-  const word = builtInModes().of(current.record.mode).branchStatus(current.record, order);
-  return new OperationRefused(err.xid, err.reason, `branch ${err.branchId} of ${err.xid} is not parked (it is ${word}); only parked branches can be retried`, err.branchId);
+function print(io: Io, result: RepairResult): void {
+  for (const w of result.warnings) io.warn(w);
+  for (const line of result.lines) io.out(line);
 }

@@ -100,7 +100,7 @@ Example:
     });
 }
 
-function listenOf(value: string): { host: string; port: number } {
+export function listenOf(value: string): { host: string; port: number } {
   const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(value.trim());
   const port = m ? Number(m[2]) : NaN;
   if (!m || port > 65535) throw new UsageError(`invalid --listen ${JSON.stringify(value)}: use host:port, e.g. 127.0.0.1:7480 (port 0 picks a free one)`);
