@@ -114,6 +114,7 @@ afterAll(async () => {
 describe('txloop mirror', () => {
   it('a parked branch appears as a Transaction with its printer columns, and disappears once txloop retry fixes it', async () => {
     ledgerDown = true;
+    const writesBefore = await metric(a.url, 'txloop_mirror_apiserver_writes_total', 'kind="transaction"');
     const { xid } = await parkedTransaction('pay order 1');
     const line = await waitFor(() => kube.kubectl(['get', 'txn', '-n', KNS]).stdout.split('\n').find((l) => l.startsWith(`${xid} `) && /\s1\s/.test(l)), `kubectl get txn to list ${xid}`);
     const header = kube.kubectl(['get', 'txn', '-n', KNS]).stdout.split('\n')[0]!;
@@ -132,6 +133,9 @@ describe('txloop mirror', () => {
     expect(r.code, r.stderr).toBe(0);
     await waitFor(() => getJson('txn', xid) === undefined, `Transaction ${xid} to be deleted once it completed`);
     expect((await orders.get(xid)).status).toBe('COMMITTED');
+    const writes = (await metric(a.url, 'txloop_mirror_apiserver_writes_total', 'kind="transaction"')) - writesBefore;
+    console.log(`mirror write cost: one transaction parked, then fixed: ${writes} Transaction writes (apply, status, delete)`);
+    expect(writes).toBeGreaterThanOrEqual(3);
   });
 
   it('a transaction not finished past its deadline + grace is mirrored as Stuck, with STUCK FOR, and deleted once it finishes', async () => {

@@ -1,0 +1,123 @@
+/**
+ * The mirror at its boundaries: a malformed record in etcd is logged once naming its key and shown
+ * as a Transaction that needs eyes, without stopping the loop; a repair asked with annotations that
+ * the CRD rejects is refused in status and its annotations removed; probes and metrics; bad flags,
+ * no kubeconfig and an unreachable etcd each end it with one clear line.
+ */
+import { randomBytes } from 'node:crypto';
+import { readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Etcd3 } from 'etcd3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startEtcd, type EtcdServer } from '../../src/testing.js';
+import { JsonLineProcess } from '../../tools/processes.js';
+import { CLI, assertBuilt, runCli, waitFor } from '../helpers/cli.js';
+import { startKubeApiserver, type KubeApiserver } from '../helpers/kube.js';
+
+const CRDS = fileURLToPath(new URL('../../crds/', import.meta.url));
+const NS = `edges-${randomBytes(4).toString('hex')}/`;
+const KNS = `edges-${randomBytes(3).toString('hex')}`;
+type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+let kube: KubeApiserver;
+let etcd: EtcdServer;
+let client: Etcd3;
+let mirror: JsonLineProcess;
+let url = '';
+
+const getJson = (kind: string, name: string): Json | undefined => {
+  const r = kube.kubectl(['get', kind, name, '-n', KNS, '-o', 'json']);
+  return r.status === 0 ? (JSON.parse(r.stdout) as Json) : undefined;
+};
+
+beforeAll(async () => {
+  assertBuilt();
+  kube = await startKubeApiserver();
+  for (const f of readdirSync(CRDS)) expect(kube.kubectl(['apply', '-f', `${CRDS}${f}`]).status, f).toBe(0);
+  for (const crd of ['participants.txloop.io', 'transactions.txloop.io']) expect(kube.kubectl(['wait', '--for=condition=Established', `crd/${crd}`, '--timeout=60s']).status).toBe(0);
+  expect(kube.kubectl(['create', 'namespace', KNS]).status).toBe(0);
+  etcd = await startEtcd();
+  client = new Etcd3({ hosts: etcd.endpoints });
+  mirror = new JsonLineProcess({
+    name: 'mirror',
+    script: CLI,
+    javascript: true,
+    args: ['mirror', '--endpoints', etcd.endpoints.join(','), '--namespace', NS, '--kubeconfig', kube.kubeconfig, '--kube-namespace', KNS, '--listen', '127.0.0.1:0', '--lease-ttl', '3s', '--log-level', 'info'],
+  });
+  url = String((await mirror.waitForEvent((e) => e.event === 'ready', 'the mirror ready', { timeoutMs: 30_000 })).url);
+}, 600_000);
+
+afterAll(async () => {
+  await mirror?.stop('SIGTERM', 5_000).catch(() => undefined);
+  client?.close();
+  await etcd?.stop();
+  await kube?.stop();
+});
+
+describe('txloop mirror at its boundaries', () => {
+  it('serves /healthz, /readyz (leader or not) and /metrics', async () => {
+    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    const ready = await fetch(`${url}/readyz`);
+    expect(ready.status).toBe(200);
+    await waitFor(async () => ((await (await fetch(`${url}/readyz`)).json()) as Json).leader === true, 'the only mirror to lead');
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    for (const series of ['txloop_mirror_leader 1', 'txloop_mirror_etcd_changes_total', 'txloop_mirror_objects{kind="transaction"}', 'workqueue_depth{name="mirror"}']) expect(metrics).toContain(series);
+  });
+
+  it('a malformed global record is logged once naming its key, shown as a Transaction that needs eyes, and the loop goes on', async () => {
+    const xid = 'orders.0000bad0000bad01';
+    const key = `${NS}orders/gtx/${xid}`;
+    await client.put(key).value('{"v":1,"xid":');
+    const obj = await waitFor(() => getJson('txn', xid), `a Transaction for the malformed ${key}`, 30_000);
+    expect(obj.status).toMatchObject({ xid, status: 'MALFORMED', branchesDone: '0/0' });
+    expect(obj.status.conditions[0]).toMatchObject({ type: 'NeedsAttention', status: 'True', reason: 'Malformed' });
+    expect(obj.status.conditions[0].message).toContain(key);
+    // Written again (an unrelated change elsewhere, then the same bad value): still one log line.
+    await client.put(`${NS}orders/gtx/orders.0000good000good01`).value('{}');
+    await client.put(key).value('{"v":1,"xid":');
+    await waitFor(() => getJson('txn', 'orders.0000good000good01'), 'the second malformed record mirrored too');
+    const lines = mirror.stderr.filter((l) => l.includes(key) && l.includes('malformed record'));
+    expect(lines).toHaveLength(1);
+    // Deleting the records: the Transactions go with them.
+    await client.delete().prefix(`${NS}orders/`);
+    await waitFor(() => getJson('txn', xid) === undefined && getJson('txn', 'orders.0000good000good01') === undefined, 'both Transactions deleted');
+  });
+
+  it('an annotated repair the CRD rejects is refused in status (InvalidRequest) and its annotations removed', async () => {
+    // A Transaction made by hand for a transaction whose record cannot be read: not the mirror's, so it stays.
+    const xid = 'orders.0000bad0000bad02';
+    await client.put(`${NS}orders/gtx/${xid}`).value('not json');
+    await waitFor(() => getJson('txn', xid), 'the Transaction of the malformed record');
+    const ann = kube.kubectl(['annotate', 'txn', xid, '-n', KNS, 'txloop.io/repair=resolve', 'txloop.io/repair-reason=by hand']);
+    expect(ann.status, ann.stderr).toBe(0);
+    const refused = await waitFor(() => {
+      const o = getJson('txn', xid);
+      const c = o?.status?.conditions?.find((x: Json) => x.type === 'RepairRefused');
+      return o && c && !o.metadata.annotations?.['txloop.io/repair'] ? c : undefined;
+    }, 'RepairRefused and the annotations removed');
+    expect(refused.reason).toBe('InvalidRequest');
+    expect(refused.message).toMatch(/resolve needs a branch and as/);
+    // A valid request on a transaction that cannot be read is refused by the repair itself, naming the record.
+    expect(kube.kubectl(['patch', 'txn', xid, '-n', KNS, '--type', 'merge', '-p', JSON.stringify({ spec: { repair: { action: 'abort', reason: 'clean up' } } })]).status).toBe(0);
+    const second = await waitFor(() => {
+      const o = getJson('txn', xid);
+      const c = o?.status?.conditions?.find((x: Json) => x.type === 'RepairRefused' && x.reason === 'AbortRefused');
+      return o && c && o.spec.repair === undefined ? c : undefined;
+    }, 'the abort refused');
+    expect(second.message).toMatch(/malformed|cannot be used|not valid JSON|invalid/i);
+    await client.delete().prefix(`${NS}orders/`);
+    await waitFor(() => getJson('txn', xid) === undefined, 'the Transaction deleted with its record');
+  });
+
+  it('bad flags, no Kubernetes configuration and an unreachable etcd each end the mirror with one clear line', async () => {
+    const ns = await runCli(['mirror', '--kube-namespace', 'Not_A_Namespace', '--kubeconfig', kube.kubeconfig]);
+    expect(ns.code).toBe(2);
+    expect(ns.stderr).toMatch(/invalid --kube-namespace "Not_A_Namespace"/);
+    const none = await runCli(['mirror', '--endpoints', etcd.endpoints.join(','), '--kubeconfig', '/nonexistent/kubeconfig']);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toMatch(/mirror: .*\/nonexistent\/kubeconfig/);
+    const down = await runCli(['mirror', '--endpoints', 'http://127.0.0.1:1', '--kubeconfig', kube.kubeconfig, '--start-timeout', '2s']);
+    expect(down.code).toBe(1);
+    expect(down.stderr.trim().split('\n').filter((l) => !l.startsWith('{'))).toEqual([expect.stringMatching(/did not answer the first list within 2s \(--start-timeout\)/)]);
+  });
+});
