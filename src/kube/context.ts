@@ -1,7 +1,7 @@
 /** What the mirror's reconcilers share: the etcd model, the apiserver's objects, the edge to write through. */
 import type { ListWatch, KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { Model } from '../cli/model.js';
+import type { Model } from '../cli/index.js';
 import type { Store } from '../store/index.js';
 import type { KubeApi, KubeObject } from './api.js';
 import type { Condition } from './objects.js';

@@ -18,7 +18,7 @@ import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
 import { RetryBackoff } from '../backoff.js';
 import { Informer } from '../cache/index.js';
-import { Model } from '../cli/model.js';
+import { Model } from '../cli/index.js';
 import { ConnectionState, LeaderElector } from '../etcd/index.js';
 import { Controller, Workqueue } from '../runtime/index.js';
 import { Store } from '../store/index.js';

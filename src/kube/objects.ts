@@ -6,7 +6,7 @@
  * transactions that need eyes are mirrored).
  */
 import { isDeepStrictEqual } from 'node:util';
-import { MALFORMED, type BranchItem, type GlobalItem, type ServiceItem } from '../cli/model.js';
+import { MALFORMED, type BranchItem, type GlobalItem, type ServiceItem } from '../cli/index.js';
 import { isTerminal } from '../states.js';
 
 export const GROUP = 'txloop.io';

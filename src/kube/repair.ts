@@ -7,8 +7,7 @@
  * a mirror that dies between the repair and the clear never repeats it.
  */
 import { MalformedRecord, TxloopError } from '../errors.js';
-import { abortRepair, resolveRepair, retryRepair } from '../cli/repairs.js';
-import { CliError } from '../cli/errors.js';
+import { CliError, abortRepair, resolveRepair, retryRepair } from '../cli/index.js';
 import { validateBranchId } from '../store/index.js';
 import type { Resolution, Store } from '../store/index.js';
 import type { KubeObject } from './api.js';
@@ -100,7 +99,7 @@ export async function runRepair(store: Store, xid: string, request: RepairReques
       request.action === 'retry'
         ? await retryRepair(store, { xid, ...(request.branch !== undefined ? { branchId: request.branch } : {}) }, by)
         : request.action === 'abort'
-          ? await abortRepair(store, xid, { by, reason: request.reason, howToForce: 'use txloop abort --force', ...{} })
+          ? await abortRepair(store, xid, { by, reason: request.reason, howToForce: 'use txloop abort --force' })
           : await resolveRepair(store, { xid, branchId: request.branch! }, { as: request.as!, reason: request.reason, by });
     const lines = [...result.lines, ...result.warnings];
     return { repaired: true, message: (lines.length > 0 ? lines.join('; ') : `${request.action}: nothing to do`).slice(0, 1024) };
