@@ -174,6 +174,8 @@ export function resolveOptions(options: ServiceOptions): ResolvedOptions {
   const labels = new Map<string, string>();
   const o = renameDeprecated(options as unknown as Record<string, unknown>, labels);
   const app = validateApp(options.app);
+  // The Kubernetes mirror elects its leader on <ns>txloop-mirror/leader: a service of that name would contend for it.
+  if (app === 'txloop-mirror') throw new ValidationError('app', '"txloop-mirror" is reserved: the Kubernetes mirror elects its leader under that name');
   const namespace = validateNamespace(options.namespace ?? DEFAULTS.namespace);
   if (options.identity !== undefined && (typeof options.identity !== 'string' || options.identity.length === 0 || options.identity.length > 200)) {
     throw new ValidationError('identity', 'must be a non-empty string of at most 200 characters');

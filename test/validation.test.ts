@@ -30,6 +30,7 @@ describe('invariant 9: API input is validated with clear errors and nothing half
     const make = (o: object) => () => new TxloopService({ app: 'ok', logger: quietLogger, etcd: { endpoints: env.endpoints }, ...o });
     expect(make({ app: 'Bad_Name' })).toThrow(/app: "Bad_Name" is not a valid service name/);
     expect(make({ app: '' })).toThrow(ValidationError);
+    expect(make({ app: 'txloop-mirror' })).toThrow(/app: "txloop-mirror" is reserved/);
     expect(make({ namespace: 'no-slash' })).toThrow(/namespace: .*must be a non-empty key prefix ending in '\/'/);
     expect(make({ leaseTtlSeconds: 0 })).toThrow(/leaseTtlSeconds: must be an integer from 1/);
     expect(make({ deadThreshold: -1 })).toThrow(/deadThreshold/);
