@@ -6,7 +6,10 @@
  * writes; an apiserver restart is caught up with; a healthy workload costs no Transaction writes.
  */
 import { randomBytes } from 'node:crypto';
-import { readdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -227,6 +230,14 @@ describe('txloop mirror', () => {
     // The apps of the in-process services are there too; the mirror's own election is not an app.
     const names = kube.kubectl(['get', 'txp', '-n', KNS, '-o', 'name']).stdout.trim().split('\n').sort();
     expect(names).toEqual(['participant.txloop.io/bank', 'participant.txloop.io/ledger', 'participant.txloop.io/orders']);
+
+    // The same leader as `kubectl txloop`, the CLI found by kubectl's plugin discovery on PATH.
+    const bin = mkdtempSync(join(tmpdir(), 'kubectl-plugin-'));
+    symlinkSync(CLI, join(bin, 'kubectl-txloop'));
+    const plugin = spawnSync('kubectl', ['txloop', 'get', 'leaders', 'ledger', '--endpoints', etcd.endpoints.join(','), '--namespace', NS], { encoding: 'utf8', env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } });
+    rmSync(bin, { recursive: true, force: true });
+    expect(plugin.status, plugin.stderr).toBe(0);
+    expect(plugin.stdout).toMatch(new RegExp(`^APP\\s+LEADER[^\\n]*\\nledger\\s+${next}\\s`));
   });
 
   it('a healthy workload costs no Transaction write: apiserver writes per etcd change', async () => {
@@ -260,6 +271,8 @@ describe('txloop mirror', () => {
     ledgerDown = true;
     const { xid } = await parkedTransaction('pay order 4');
     await waitFor(() => getJson('txn', xid), `Transaction ${xid} (by the leader)`);
+    // What an operator sees (captured for the README).
+    console.log(`kubectl get txloop -n ${KNS}:\n${kube.kubectl(['get', 'txloop', '-n', KNS]).stdout}`);
     expect(await metric(b.url, 'txloop_mirror_apiserver_writes_total')).toBe(0);
     expect(await metric(a.url, 'txloop_mirror_apiserver_writes_total')).toBeGreaterThan(0);
     expect((await fetch(`${b.url}/readyz`)).status).toBe(200);
