@@ -7,7 +7,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -131,4 +131,28 @@ export async function startKubeApiserver(): Promise<KubeApiserver> {
     await stop();
     throw err;
   }
+}
+
+const CRDS = join(ROOT, 'crds');
+
+/** Applies crds/ and waits until both are Established, then creates `namespace` (when given) for a test's objects. */
+export function installCrds(kube: KubeApiserver, namespace?: string): void {
+  for (const f of readdirSync(CRDS)) {
+    const r = kube.kubectl(['apply', '-f', join(CRDS, f)]);
+    if (r.status !== 0) throw new Error(`kubectl apply ${f}: ${r.stderr}`);
+  }
+  for (const crd of ['participants.txloop.io', 'transactions.txloop.io']) {
+    const r = kube.kubectl(['wait', '--for=condition=Established', `crd/${crd}`, '--timeout=60s']);
+    if (r.status !== 0) throw new Error(`${crd} not Established: ${r.stderr}`);
+  }
+  if (namespace !== undefined) {
+    const r = kube.kubectl(['create', 'namespace', namespace]);
+    if (r.status !== 0) throw new Error(`kubectl create namespace ${namespace}: ${r.stderr}`);
+  }
+}
+
+/** An object as `kubectl get -o json` returns it, or undefined when it does not exist. */
+export function kubeObject(kube: KubeApiserver, namespace: string, kind: string, name: string): Record<string, any> | undefined { // eslint-disable-line @typescript-eslint/no-explicit-any
+  const r = kube.kubectl(['get', kind, name, '-n', namespace, '-o', 'json']);
+  return r.status === 0 ? (JSON.parse(r.stdout) as Record<string, unknown>) : undefined;
 }

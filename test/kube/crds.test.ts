@@ -4,17 +4,13 @@
  * status subresource kept apart from spec, and spec.repair validated (an action, a reason; resolve
  * naming its branch and outcome) with a Transaction's xid fixed once set.
  */
-import { readdirSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startKubeApiserver, type KubeApiserver } from '../helpers/kube.js';
+import { installCrds, startKubeApiserver, type KubeApiserver } from '../helpers/kube.js';
 
-const CRDS = fileURLToPath(new URL('../../crds/', import.meta.url));
 let kube: KubeApiserver;
 beforeAll(async () => {
   kube = await startKubeApiserver();
-  for (const f of readdirSync(CRDS)) expect(kube.kubectl(['apply', '-f', `${CRDS}${f}`]).status, f).toBe(0);
-  for (const crd of ['participants.txloop.io', 'transactions.txloop.io']) expect(kube.kubectl(['wait', '--for=condition=Established', `crd/${crd}`, '--timeout=60s']).status).toBe(0);
+  installCrds(kube);
 });
 afterAll(async () => {
   await kube?.stop();

@@ -5,16 +5,13 @@
  * no kubeconfig and an unreachable etcd each end it with one clear line.
  */
 import { randomBytes } from 'node:crypto';
-import { readdirSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEtcd, type EtcdServer } from '../../src/testing.js';
 import { JsonLineProcess } from '../../tools/processes.js';
 import { CLI, assertBuilt, runCli, waitFor } from '../helpers/cli.js';
-import { startKubeApiserver, type KubeApiserver } from '../helpers/kube.js';
+import { installCrds, kubeObject, startKubeApiserver, type KubeApiserver } from '../helpers/kube.js';
 
-const CRDS = fileURLToPath(new URL('../../crds/', import.meta.url));
 const NS = `edges-${randomBytes(4).toString('hex')}/`;
 const KNS = `edges-${randomBytes(3).toString('hex')}`;
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -25,17 +22,12 @@ let client: Etcd3;
 let mirror: JsonLineProcess;
 let url = '';
 
-const getJson = (kind: string, name: string): Json | undefined => {
-  const r = kube.kubectl(['get', kind, name, '-n', KNS, '-o', 'json']);
-  return r.status === 0 ? (JSON.parse(r.stdout) as Json) : undefined;
-};
+const getJson = (kind: string, name: string): Json | undefined => kubeObject(kube, KNS, kind, name);
 
 beforeAll(async () => {
   assertBuilt();
   kube = await startKubeApiserver();
-  for (const f of readdirSync(CRDS)) expect(kube.kubectl(['apply', '-f', `${CRDS}${f}`]).status, f).toBe(0);
-  for (const crd of ['participants.txloop.io', 'transactions.txloop.io']) expect(kube.kubectl(['wait', '--for=condition=Established', `crd/${crd}`, '--timeout=60s']).status).toBe(0);
-  expect(kube.kubectl(['create', 'namespace', KNS]).status).toBe(0);
+  installCrds(kube, KNS);
   etcd = await startEtcd();
   client = new Etcd3({ hosts: etcd.endpoints });
   mirror = new JsonLineProcess({

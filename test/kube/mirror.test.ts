@@ -7,20 +7,18 @@
  */
 import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TxloopService } from '../../src/index.js';
 import { startEtcd, type EtcdServer } from '../../src/testing.js';
 import { JsonLineProcess } from '../../tools/processes.js';
 import { CLI, assertBuilt, runCli, waitFor } from '../helpers/cli.js';
-import { startKubeApiserver, type KubeApiserver } from '../helpers/kube.js';
+import { installCrds, kubeObject, startKubeApiserver, type KubeApiserver } from '../helpers/kube.js';
 import { spawnReplica, stopReplica, type Replica } from '../helpers/processes.js';
 
-const CRDS = fileURLToPath(new URL('../../crds/', import.meta.url));
 const NS = `mirror-${randomBytes(4).toString('hex')}/`;
 const KNS = `txloop-${randomBytes(3).toString('hex')}`;
 const quiet = pino({ level: process.env.TXLOOP_TEST_LOG ?? 'silent' });
@@ -59,10 +57,7 @@ async function metric(url: string, name: string, labels = ''): Promise<number> {
   return sum;
 }
 
-function getJson(kind: string, name: string): Json | undefined {
-  const r = kube.kubectl(['get', kind, name, '-n', KNS, '-o', 'json']);
-  return r.status === 0 ? (JSON.parse(r.stdout) as Json) : undefined;
-}
+const getJson = (kind: string, name: string): Json | undefined => kubeObject(kube, KNS, kind, name);
 
 /** A committed transaction whose ledger confirm fails until `ledgerDown` is cleared: parked after 2 attempts. */
 async function parkedTransaction(name: string): Promise<{ xid: string; ledgerBranch: string }> {
@@ -79,9 +74,7 @@ let a: { proc: JsonLineProcess; url: string };
 beforeAll(async () => {
   assertBuilt();
   kube = await startKubeApiserver();
-  for (const f of readdirSync(CRDS)) expect(kube.kubectl(['apply', '-f', `${CRDS}${f}`]).status, f).toBe(0);
-  for (const crd of ['participants.txloop.io', 'transactions.txloop.io']) expect(kube.kubectl(['wait', '--for=condition=Established', `crd/${crd}`, '--timeout=60s']).status).toBe(0);
-  expect(kube.kubectl(['create', 'namespace', KNS]).status).toBe(0);
+  installCrds(kube, KNS);
   etcd = await startEtcd();
   const common = { namespace: NS, etcd: { endpoints: etcd.endpoints }, leaseTtlSeconds: 10, retryBaseMs: 20, retryMaxMs: 100, graceMs: 200, statsIntervalMs: 500, logger: quiet, maxAttempts: 2 };
   orders = new TxloopService({ app: 'orders', ...common });
