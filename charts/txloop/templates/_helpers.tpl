@@ -229,7 +229,7 @@ The sidecar listens on 127.0.0.1:7480 only, so its probes run inside the contain
       command:
         - node
         - -e
-        - fetch('http://127.0.0.1:7480/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))
+        - "fetch('http://127.0.0.1:7480/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"
     initialDelaySeconds: 10
     periodSeconds: 10
     timeoutSeconds: 5
@@ -239,7 +239,7 @@ The sidecar listens on 127.0.0.1:7480 only, so its probes run inside the contain
       command:
         - node
         - -e
-        - fetch('http://127.0.0.1:7480/readyz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))
+        - "fetch('http://127.0.0.1:7480/readyz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"
     initialDelaySeconds: 3
     periodSeconds: 5
     timeoutSeconds: 5
@@ -257,7 +257,9 @@ The sidecar listens on 127.0.0.1:7480 only, so its probes run inside the contain
       mountPath: {{ include "txloop.tokenDir" $root }}
       readOnly: true
     {{- end }}
-    {{- include "txloop.etcdVolumeMounts" $root | nindent 4 }}
+    {{- with include "txloop.etcdVolumeMounts" $root }}
+    {{- . | trim | nindent 4 }}
+    {{- end }}
 {{- end -}}
 
 {{/*
