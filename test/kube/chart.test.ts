@@ -20,7 +20,6 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CHART = join(ROOT, 'charts', 'txloop');
 const DEMO_BANKS = join(CHART, 'examples', 'demo-banks.yaml');
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
 type K8sObject = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string> }; [k: string]: any };
 
 const ENDPOINTS = ['--set', 'etcd.endpoints={https://etcd-0.etcd.db.svc:2379,https://etcd-1.etcd.db.svc:2379}'];
@@ -204,7 +203,7 @@ describe('helm template', () => {
     const repair = one(objs, 'ClusterRole', 'txloop-repair');
     expect(repair.rules).toEqual([{ apiGroups: ['txloop.io'], resources: ['transactions'], verbs: ['update', 'patch'] }]);
     expect(repair.metadata.labels).toMatchObject({ 'rbac.authorization.k8s.io/aggregate-to-edit': 'true', 'rbac.authorization.k8s.io/aggregate-to-admin': 'true' });
-    expect(repair.metadata.labels['rbac.authorization.k8s.io/aggregate-to-view']).toBeUndefined();
+    expect(repair.metadata.labels?.['rbac.authorization.k8s.io/aggregate-to-view']).toBeUndefined();
     expect(ofKind(render([...ENDPOINTS, '--set', 'rbac.aggregateClusterRoles=false']), 'ClusterRole')).toEqual([]);
   });
 
@@ -290,7 +289,7 @@ describe('helm template', () => {
     const objs = render(VALUE_SETS['metrics.serviceMonitor.enabled=true']!);
     const sm = one(objs, 'ServiceMonitor', 'txloop-mirror');
     expect(sm.apiVersion).toBe('monitoring.coreos.com/v1');
-    expect(sm.metadata.labels.release).toBe('prometheus');
+    expect(sm.metadata.labels?.release).toBe('prometheus');
     expect(sm.spec.selector.matchLabels).toEqual(one(objs, 'Service', 'txloop-mirror').spec.selector);
     expect(sm.spec.namespaceSelector).toEqual({ matchNames: ['txloop-system'] });
     expect(sm.spec.endpoints).toEqual([{ port: 'http-metrics', path: '/metrics', interval: '60s', scrapeTimeout: '30s' }]);
