@@ -159,6 +159,10 @@ describe('helm template', () => {
     expect(tuned.spec.replicas).toBe(3);
     expect(containerOf(tuned, 'mirror').args).toEqual(['mirror', '--kube-namespace=$(POD_NAMESPACE)', '--identity=$(POD_NAME)', '--listen=0.0.0.0:9500', '--lease-ttl=5s', '--grace=30s', '--resync=10m', '--log-level=debug']);
     expect(envOf(containerOf(tuned, 'mirror')).TXLOOP_NAMESPACE.value).toBe('prod/');
+
+    // A topology spread constraint without a labelSelector spreads the mirror's own pods.
+    const spread = mirrorOf(render([...ENDPOINTS, '--set-json', 'mirror.topologySpreadConstraints=[{"maxSkew":1,"topologyKey":"kubernetes.io/hostname","whenUnsatisfiable":"ScheduleAnyway"}]']));
+    expect(spread.spec.template.spec.topologySpreadConstraints).toEqual([{ maxSkew: 1, topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'ScheduleAnyway', labelSelector: { matchLabels: spread.spec.selector.matchLabels } }]);
   });
 
   it('every container runs as user 10001, non-root, read-only root filesystem, no privilege escalation, all capabilities dropped, RuntimeDefault seccomp', () => {
