@@ -20,7 +20,7 @@ import { RetryBackoff } from '../backoff.js';
 import { Informer } from '../cache/index.js';
 import { Model } from '../cli/index.js';
 import { ConnectionState, LeaderElector } from '../etcd/index.js';
-import { Controller, Workqueue } from '../runtime/index.js';
+import { Controller, Workqueue, type ReconcileResult } from '../runtime/index.js';
 import { Store } from '../store/index.js';
 import { KubeApi, messageOf, type KindName, type KubeObject } from './api.js';
 import type { MirrorContext } from './context.js';
@@ -173,7 +173,9 @@ export class Mirror {
     return this.closing;
   }
 
-  private reconcile(key: string) {
+  private reconcile(key: string): Promise<ReconcileResult> {
+    // Before both apiserver caches are listed, every object would look missing: wait for them.
+    if (!this.ready()) return Promise.resolve({ requeueAfterMs: 500 });
     if (key.startsWith('txn/')) return reconcileTransaction(this.ctx, key.slice(4));
     return reconcileParticipant(this.ctx, key.slice(4));
   }
