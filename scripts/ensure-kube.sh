@@ -10,6 +10,7 @@ HELM_VERSION="${TXLOOP_HELM_VERSION:-v3.21.4}"
 CACHE="${TXLOOP_KUBE_CACHE:-$HOME/.cache/txloop/kube}"
 OUT="$CACHE/bin"
 mkdir -p "$OUT"
+command -v kubectl >/dev/null || { echo "txloop: the Kubernetes tests need kubectl on PATH (https://kubernetes.io/docs/tasks/tools/)" >&2; exit 1; }
 command -v go >/dev/null || { echo "txloop: the Kubernetes tests need Go (apt-get install golang-go, or https://go.dev/dl)" >&2; exit 1; }
 export GOTOOLCHAIN=local CGO_ENABLED=0
 IFS=. read -r major minor patch <<<"${KUBE_VERSION#v}"
