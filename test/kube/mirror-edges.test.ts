@@ -49,8 +49,8 @@ afterAll(async () => {
 describe('txloop mirror at its boundaries', () => {
   it('serves /healthz, /readyz (leader or not) and /metrics', async () => {
     expect((await fetch(`${url}/healthz`)).status).toBe(200);
-    const ready = await fetch(`${url}/readyz`);
-    expect(ready.status).toBe(200);
+    // Ready once etcd and both kinds in the apiserver were listed (the ready line only says it listens).
+    await waitFor(async () => (await fetch(`${url}/readyz`)).status === 200, '/readyz 200');
     await waitFor(async () => ((await (await fetch(`${url}/readyz`)).json()) as Json).leader === true, 'the only mirror to lead');
     const metrics = await (await fetch(`${url}/metrics`)).text();
     for (const series of ['txloop_mirror_leader 1', 'txloop_mirror_etcd_changes_total', 'txloop_mirror_objects{kind="transaction"}', 'workqueue_depth{name="mirror"}']) expect(metrics).toContain(series);

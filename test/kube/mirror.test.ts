@@ -127,7 +127,8 @@ describe('txloop mirror', () => {
     ledgerDown = false;
     const r = await cli('retry', xid);
     expect(r.code, r.stderr).toBe(0);
-    await waitFor(() => getJson('txn', xid) === undefined, `Transaction ${xid} to be deleted once it completed`);
+    await waitFor(() => getJson('txn', xid) === undefined, `Transaction ${xid} to be deleted once its branch is no longer parked`);
+    await orders.waitForCompletion(xid, { timeoutMs: 15_000 });
     expect((await orders.get(xid)).status).toBe('COMMITTED');
     const writes = (await metric(a.url, 'txloop_mirror_apiserver_writes_total', 'kind="transaction"')) - writesBefore;
     console.log(`mirror write cost: one transaction parked, then fixed: ${writes} Transaction writes (apply, status, delete)`);
@@ -175,6 +176,7 @@ describe('txloop mirror', () => {
     const ann = kube.kubectl(['annotate', 'txn', xid, '-n', KNS, 'txloop.io/repair=retry', 'txloop.io/repair-reason=ledger really back']);
     expect(ann.status, ann.stderr).toBe(0);
     await waitFor(() => getJson('txn', xid) === undefined, `Transaction ${xid} gone once the annotated retry completed it`, 30_000);
+    await orders.waitForCompletion(xid, { timeoutMs: 15_000 });
     expect((await orders.get(xid)).status).toBe('COMMITTED');
   });
 
