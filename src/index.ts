@@ -115,5 +115,5 @@ export {
   type RestTccRequestOptions,
 } from './resttcc/index.js';
 export type { Phase2Outcome, ServiceStats, QueueStats } from './stats.js';
-export type { LeaderRecord } from './leader.js';
+export type { LeaderRecord, ReplicaRecord } from './leader.js';
 export { TxloopMetrics, metricsFor, serveMetrics, Registry, type MetricsServerOptions } from './metrics.js';

@@ -6,7 +6,7 @@ export { readFromCache, type KvCache } from './cached-read.js';
 export type { Registration } from './branches.js';
 export type { DecisionPlan, DecisionRule, DecisionWritten } from './decisions.js';
 export type { SagaWrite } from './sagas.js';
-export { Keys, DEFAULT_NAMESPACE, BRANCH_ID_RULE, appOfXid, validateApp, validateBranchId, validateNamespace, validateResource, validateXid, type ParsedKey } from './keys.js';
+export { Keys, DEFAULT_NAMESPACE, BRANCH_ID_RULE, appOfXid, replicaIdOf, validateApp, validateBranchId, validateNamespace, validateReplicaId, validateResource, validateXid, type ParsedKey } from './keys.js';
 export { newBranchId, newWriteId, newXid } from './ids.js';
 export {
   MAX_EVENTS,
@@ -28,5 +28,5 @@ export {
   type SagaStepPlan,
   type TimelineEvent,
 } from './records.js';
-export { parseBranch, parseGlobal, parseJsonObject, parseLeaderRecord, parseMember, parseOrder, parseStatsRecord } from './parse.js';
+export { parseBranch, parseGlobal, parseJsonObject, parseLeaderRecord, parseMember, parseOrder, parseReplicaRecord, parseStatsRecord } from './parse.js';
 export { encodePayload } from './payload.js';

@@ -9,6 +9,7 @@
  *   <ns><owner>/order/<xid>/<branchId>       phase-2 order written by the decision: confirm | cancel
  *   <ns><app>/leader                         leader election (lease-bound)
  *   <ns><app>/stats                          leader's workqueue figures for `txloop top` (lease-bound)
+ *   <ns><app>/replica/<replicaId>            one record per live replica, leader or standby (lease-bound)
  *
  * Every prefix ends in `/`, so app `pay` never matches `payments`. Versions before 0.2 kept member
  * records under `<ns><app>/link/…`: those are read, kept up to date and collected like members, so a
@@ -25,6 +26,8 @@ const XID_RE = /^([a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?)\.([0-9a-z]{8,40})$/;
 const BRANCH_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 export const BRANCH_ID_RULE = '1-64 letters, digits, ".", "_" or "-", starting with a letter or digit (a UUID or ULID fits)';
 const RESOURCE_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+/** A replica's id is its election lease's id in hex (replicaIdOf): a positive int64, so 1-16 hex digits. */
+const REPLICA_ID_RE = /^[0-9a-f]{1,16}$/;
 
 export function validateApp(app: unknown, field = 'app'): string {
   if (typeof app !== 'string' || !APP_RE.test(app)) {
@@ -62,6 +65,25 @@ export function validateResource(resource: unknown, field = 'resource'): string 
     throw new ValidationError(field, `${JSON.stringify(resource)} is not a valid resource name: 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit`);
   }
   return resource;
+}
+
+export function validateReplicaId(replicaId: unknown, field = 'replicaId'): string {
+  if (typeof replicaId !== 'string' || !REPLICA_ID_RE.test(replicaId)) {
+    throw new ValidationError(field, `${JSON.stringify(replicaId)} is not a replica id (the replica's lease id in lowercase hex, 1-16 digits)`);
+  }
+  return replicaId;
+}
+
+/**
+ * The id of the replica holding lease `leaseId` (decimal, as etcd3 returns it and records keep it):
+ * the lease id in hex. A lease id is unique in the cluster for as long as the lease lives and the
+ * record is bound to it, so it names one replica's life without any sanitising of hostnames or
+ * identities (which may hold anything); each new lease of a replica is a new id, and the old record
+ * goes with the old lease. Hex, because that is how etcdctl prints lease ids (`etcdctl lease
+ * timetolive 694d9a3c…`) and how `txloop get leaders -o wide` shows the leader's lease.
+ */
+export function replicaIdOf(leaseId: string): string {
+  return BigInt(leaseId).toString(16);
 }
 
 /** The initiator app is encoded in the xid, so any service can find the global from the xid alone. */
@@ -119,6 +141,13 @@ export class Keys {
   stats(app: string): string {
     return `${this.ns}${app}/stats`;
   }
+  /** A replica's presence record (replicaIdOf its lease). */
+  replica(app: string, replicaId: string): string {
+    return `${this.ns}${app}/replica/${replicaId}`;
+  }
+  replicasOf(app: string): string {
+    return `${this.ns}${app}/replica/`;
+  }
 
   /** Classifies a key read from etcd; undefined for keys txloop does not own (they are ignored). */
   parse(key: string): ParsedKey | undefined {
@@ -129,6 +158,7 @@ export class Keys {
     if (parts.length === 2 && kind === 'leader') return { kind: 'leader', app };
     if (parts.length === 2 && kind === 'stats') return { kind: 'stats', app };
     if (parts.length === 3 && kind === 'gtx' && a && XID_RE.test(a)) return { kind: 'global', app, xid: a };
+    if (parts.length === 3 && kind === 'replica' && a && REPLICA_ID_RE.test(a)) return { kind: 'replica', app, replicaId: a };
     if (parts.length === 5 && (kind === 'member' || kind === 'link') && a && b && c && XID_RE.test(a) && APP_RE.test(b) && BRANCH_ID_RE.test(c)) {
       return { kind: 'member', app, xid: a, owner: b, branchId: c };
     }
@@ -142,5 +172,6 @@ export class Keys {
 export type ParsedKey =
   | { kind: 'leader' | 'stats'; app: string }
   | { kind: 'global'; app: string; xid: string }
+  | { kind: 'replica'; app: string; replicaId: string }
   | { kind: 'member'; app: string; xid: string; owner: string; branchId: string }
   | { kind: 'branch' | 'order'; app: string; owner: string; xid: string; branchId: string };

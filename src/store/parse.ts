@@ -8,7 +8,7 @@
  */
 import { MalformedRecord } from '../errors.js';
 import { Action, GlobalStatus, MODE_NAME_RULE, Mode, Phase2State, TryState, isDecided } from '../states.js';
-import type { LeaderRecord } from '../leader.js';
+import type { LeaderRecord, ReplicaRecord } from '../leader.js';
 import type { ServiceStats } from '../stats.js';
 import { validateApp, validateBranchId, validateResource } from './keys.js';
 import type { BranchRecord, GlobalRecord, MemberRecord, OrderRecord } from './records.js';
@@ -226,6 +226,20 @@ export function parseLeaderRecord(key: string, raw: string | Buffer): LeaderReco
   num(key, o, 'since');
   if (o.lease !== undefined && typeof o.lease !== 'string') throw new MalformedRecord(key, 'lease must be a string');
   return o as unknown as LeaderRecord;
+}
+
+/**
+ * A replica's presence record. Only written by 0.2 and later (the election), so every field is
+ * required: a record missing one was not written by a replica.
+ */
+export function parseReplicaRecord(key: string, raw: string | Buffer): ReplicaRecord {
+  const o = parseJsonObject(key, raw);
+  str(key, o, 'identity');
+  if (typeof o.host !== 'string') throw new MalformedRecord(key, 'host must be a string');
+  if (typeof o.pid !== 'number' || !Number.isSafeInteger(o.pid) || o.pid < 0) throw new MalformedRecord(key, `pid must be a process id (a whole number from 0), got ${JSON.stringify(o.pid)}`);
+  num(key, o, 'since');
+  if (typeof o.lease !== 'string' || !/^[1-9][0-9]{0,18}$/.test(o.lease)) throw new MalformedRecord(key, `lease must be a lease id in decimal, got ${JSON.stringify(o.lease)}`);
+  return o as unknown as ReplicaRecord;
 }
 
 export function parseStatsRecord(key: string, raw: string | Buffer): ServiceStats {
