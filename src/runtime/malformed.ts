@@ -8,7 +8,7 @@
  */
 import type { Logger } from 'pino';
 
-export const MALFORMED_KINDS = ['gtx', 'member', 'branch', 'order', 'leader', 'stats', 'unknown'] as const;
+export const MALFORMED_KINDS = ['gtx', 'member', 'branch', 'order', 'leader', 'stats', 'replica', 'unknown'] as const;
 export type MalformedKind = (typeof MALFORMED_KINDS)[number];
 
 interface Known {

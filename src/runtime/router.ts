@@ -6,7 +6,7 @@
 import { MalformedRecord } from '../errors.js';
 import type { CachedKv, MemberIndex } from '../cache/index.js';
 import { Slices, nextTurn } from '../slices.js';
-import { finishedSummary, parseBranch, parseGlobal, parseLeaderRecord, parseMember, parseOrder, parseStatsRecord, type BranchRecord, type Keys, type ParsedKey } from '../store/index.js';
+import { finishedSummary, parseBranch, parseGlobal, parseLeaderRecord, parseMember, parseOrder, parseReplicaRecord, parseStatsRecord, type BranchRecord, type Keys, type ParsedKey } from '../store/index.js';
 import type { MalformedKind, MalformedRecords } from './malformed.js';
 import { BranchCounts } from './stats.js';
 import type { Term } from './term.js';
@@ -19,9 +19,11 @@ const PARSERS: Record<ParsedKey['kind'], (key: string, entry: CachedKv) => unkno
   order: (key, e) => parseOrder.ofEntry(key, e),
   leader: (key, e) => parseLeaderRecord(key, e.value),
   stats: (key, e) => parseStatsRecord(key, e.value),
+  // Other replicas' presence: checked like every record, and nothing else (no work follows from it).
+  replica: (key, e) => parseReplicaRecord(key, e.value),
 };
 
-const KIND: Record<ParsedKey['kind'], MalformedKind> = { global: 'gtx', member: 'member', branch: 'branch', order: 'order', leader: 'leader', stats: 'stats' };
+const KIND: Record<ParsedKey['kind'], MalformedKind> = { global: 'gtx', member: 'member', branch: 'branch', order: 'order', leader: 'leader', stats: 'stats', replica: 'replica' };
 
 /** The word counted for a branch record that does not parse, or whose mode this service does not run. */
 const MALFORMED = 'MALFORMED';
@@ -60,7 +62,7 @@ export class Router {
     malformed.seen(key, kv?.modRevision);
     const parsed = keys.parse(key);
     if (!parsed || parsed.app !== app) {
-      if (kv) malformed.report(key, 'unknown', `not a txloop key: expected ${keys.app(app)}gtx/<xid>, member/<xid>/<owner>/<branch>, branch/<xid>/<branch>, order/<xid>/<branch>, leader or stats`, kv.modRevision);
+      if (kv) malformed.report(key, 'unknown', `not a txloop key: expected ${keys.app(app)}gtx/<xid>, member/<xid>/<owner>/<branch>, branch/<xid>/<branch>, order/<xid>/<branch>, leader, stats or replica/<replica-id>`, kv.modRevision);
       return;
     }
     if (kv) {
