@@ -26,7 +26,7 @@ import { MalformedRecords, Manager, Router, ServiceCounters, Term, TermHistory, 
 import type { Phase2Outcome } from './stats.js';
 import { boundedWait, throwIfAborted } from './signals.js';
 import type { GlobalStatus, TryState } from './states.js';
-import { Store, readFromCache, type GlobalRecord, type TransactionRead } from './store/index.js';
+import { Store, readFromCache, replicaIdOf, type GlobalRecord, type TransactionRead } from './store/index.js';
 
 export interface ServiceEvents {
   /** This replica started or stopped leading its service. */
@@ -125,6 +125,7 @@ export class TxloopService<Resources extends object = UntypedResources> extends 
       client: this.client,
       prefix: this.store.keys.app(this.app),
       leaderKey: this.store.keys.leader(this.app),
+      replicaKey: (leaseId) => this.store.keys.replica(this.app, replicaIdOf(leaseId)),
       identity: this.identity,
       leaseTtlSeconds: o.leaseTtlSeconds,
       resyncMs: o.resyncMs,

@@ -7,13 +7,16 @@
  *   confirmed keep-alive is older than the TTL minus a safety margin;
  * - a campaign can "win" after its lease already expired; here the put carries the lease, so etcd
  *   itself refuses a put on an expired lease, and a stale lease is revoked and discarded.
+ *
+ * Every replica, leader or standby, also announces itself: each lease it is granted gets one presence
+ * record (`presenceKey`), bound to that lease, so the record lives exactly as long as the lease.
  */
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import type { Etcd3, Lease, Watcher } from 'etcd3';
 import type { Logger } from 'pino';
 import { RetryBackoff } from '../backoff.js';
-import type { LeaderRecord } from '../leader.js';
+import type { LeaderRecord, ReplicaRecord } from '../leader.js';
 import type { ConnectionState } from './connection-state.js';
 import { cmp, op, type Fence } from './kv.js';
 import { cancelWatcher } from './watch.js';
@@ -26,6 +29,8 @@ export interface LeaderElectorOptions {
   logger: Logger;
   /** Where election failures go (one line per outage); without it each failure is logged. */
   connection?: ConnectionState;
+  /** The key of this replica's presence record for a lease (decimal id); without it, none is written. */
+  presenceKey?(leaseId: string): string;
 }
 
 export interface LeaderElectorEvents {
@@ -45,11 +50,18 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
   private watcher: Watcher | undefined;
   private checkTimer: NodeJS.Timeout | undefined;
   private readonly backoff: RetryBackoff;
+  /** Aborted by stop(): a presence put waiting to retry gives up at once. */
+  private readonly closed = new AbortController();
 
   constructor(private readonly options: LeaderElectorOptions) {
     super();
     // Retries start fast (a lost race is not an outage) and spread out, jittered, while etcd is down.
-    this.backoff = new RetryBackoff({ initialMs: Math.min(200, (options.ttlSeconds * 1000) / 10), maxMs: Math.max(1_000, options.ttlSeconds * 1000) });
+    this.backoff = this.newBackoff();
+  }
+
+  private newBackoff(): RetryBackoff {
+    const ttlMs = this.options.ttlSeconds * 1000;
+    return new RetryBackoff({ initialMs: Math.min(200, ttlMs / 10), maxMs: Math.max(1_000, ttlMs) });
   }
 
   start(): void {
@@ -84,6 +96,7 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
         .catch(() => undefined);
     }
     await this.dropLease();
+    this.closed.abort();
     await this.loop;
   }
 
@@ -150,6 +163,52 @@ export class LeaderElector extends EventEmitter<LeaderElectorEvents> {
     this.grantedLease = leaseId;
     this.confirmedAt = sentAt;
     this.lease = lease;
+    // Not awaited: the campaign goes ahead at once, leadership is won no later for it. Nor by stop():
+    // a put still in flight then is refused or deleted with the revoked lease, and ends silently.
+    if (this.options.presenceKey) void this.announce(lease, leaseId, this.options.presenceKey(leaseId));
+  }
+
+  /**
+   * Puts this replica's presence record for `lease`, bound to it: one put per lease, retried with
+   * backoff while `lease` is still this replica's and the put fails. The retry is here, not in the
+   * election loop, because a leader holding its term turns that loop no more, and a replica that
+   * holds a live lease must be seen. A new lease announces itself anew; a revoked or expired one takes
+   * its record with it (a put that reaches etcd after the revoke is refused: the lease is gone).
+   */
+  private async announce(lease: Lease, leaseId: string, key: string): Promise<void> {
+    const { client, identity, logger } = this.options;
+    const record: ReplicaRecord = { identity, host: hostname(), pid: process.pid, since: Date.now(), lease: leaseId };
+    const value = Buffer.from(JSON.stringify(record));
+    const backoff = this.newBackoff();
+    for (let failures = 0; ; failures++) {
+      if (this.stopped || this.lease !== lease) return;
+      try {
+        await client.kv.put({ key: Buffer.from(key), value, lease: leaseId });
+        if (failures > 0) logger.info({ key, failures }, 'replica presence record written');
+        return;
+      } catch (err) {
+        if (this.stopped || this.lease !== lease) return;
+        // One line per lease, however long it takes: the election reports an outage itself.
+        if (failures === 0) logger.warn({ key, err: (err as Error).message }, 'replica presence record not written; retrying while its lease lives');
+      }
+      await this.pause(backoff.nextMs());
+    }
+  }
+
+  /** Waits `ms`, or less once stop() was called. */
+  private pause(ms: number): Promise<void> {
+    const signal = this.closed.signal;
+    return new Promise((resolve) => {
+      if (signal.aborted) return resolve();
+      const done = (): void => {
+        clearTimeout(t);
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const t = setTimeout(done, ms);
+      t.unref();
+      signal.addEventListener('abort', done);
+    });
   }
 
   private async dropLease(): Promise<void> {

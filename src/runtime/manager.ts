@@ -17,6 +17,8 @@ export interface ManagerOptions {
   /** The service's prefix (watched) and leader key. */
   prefix: string;
   leaderKey: string;
+  /** The key of this replica's presence record while it holds lease `leaseId` (decimal). */
+  replicaKey(leaseId: string): string;
   identity: string;
   leaseTtlSeconds: number;
   resyncMs: number;
@@ -94,7 +96,7 @@ export class Manager {
       }
       throw err;
     }
-    const elector = new LeaderElector({ client, key: this.o.leaderKey, identity: this.o.identity, ttlSeconds: this.o.leaseTtlSeconds, logger, connection });
+    const elector = new LeaderElector({ client, key: this.o.leaderKey, presenceKey: this.o.replicaKey, identity: this.o.identity, ttlSeconds: this.o.leaseTtlSeconds, logger, connection });
     this.elector = elector;
     elector.on('started', (fence) => this.lead(fence));
     elector.on('stopped', () => void this.stepDown());
