@@ -25,7 +25,7 @@ const order = (xid: string, branchId: string) => JSON.stringify({ v: 1, xid, bra
 
 /**
  * What reads a record: the command listing its type (`gtx`: globals and members, `branches`:
- * branches and orders, `services`: leader and stats records), `any` command covering its service's
+ * branches and orders, `services`: leader, stats and presence records), `any` command covering its service's
  * prefix (a key of no record type there), or `any` command covering the whole namespace (`ns`: a
  * key of no service).
  */
@@ -40,6 +40,8 @@ const POISON: [string, string, RegExp, Reader][] = [
   ['Bad_App/gtx/orders.0000000000000009', '{}', /^"Bad_App" is not a service name$/, 'ns'],
   ['orders/gtx/orders.0000000000000008/extra', '{}', /^a gtx key is /, 'gtx'],
   ['bank/leader/extra', '{}', /^a leader key is /, 'services'],
+  ['bank/replica/NOT-HEX', '{}', /^"NOT-HEX" is not a replica id$/, 'services'],
+  ['bank/replica', '{}', /^a replica key is .*<app>\/replica\/<replica-id>$/, 'any'],
   ['bank/order/orders.0000000000000007/-x', '{}', /^"-x" is not a branch id$/, 'branches'],
   ['bank/gtx/orders.0000000000000006', '{}', /^transaction orders\.0000000000000006 belongs under .*orders\/, not .*bank\/$/, 'gtx'],
   // Values that fail validation, one under every prefix.
@@ -50,6 +52,7 @@ const POISON: [string, string, RegExp, Reader][] = [
   ['pay/leader', '{"identity":5}', /^identity must be a non-empty string$/, 'services'],
   ['pay/stats', '{"identity":"pay#1"}', /^at must be a finite number$/, 'services'],
   ['odd/stats', stats({ malformed: 'lots' }), /^malformed must map record kinds to counts$/, 'services'],
+  ['pay/replica/1f', '{"identity":"pay#1","pid":1,"since":1,"lease":"31"}', /^host must be a string$/, 'services'],
   // Well-formed records pointing at nothing.
   ['orders/link/orders.00000000000000b1/bank/abcd1001', link('orders.00000000000000b1', 'abcd1001'), /^orphan member: transaction orders\.00000000000000b1 has no global record$/, 'gtx'],
   ['bank/order/orders.00000000000000b2/abcd1002', order('orders.00000000000000b2', 'abcd1002'), /^orphan order: branch orders\.00000000000000b2\/abcd1002 has no branch record$/, 'branches'],
@@ -144,7 +147,7 @@ describe('records the CLI cannot use', () => {
       const seen = warnings(w.stderr());
       // -w lists the namespace whole, as before.
       for (const [k] of POISON) expect(seen.get(`${ns}${k}`), k).toHaveLength(1);
-      expect(seen.get(`${ns}bank/weird/later`)).toEqual(['unknown record type "weird" (a service keeps gtx, member, link, branch, order, leader, stats)']);
+      expect(seen.get(`${ns}bank/weird/later`)).toEqual(['unknown record type "weird" (a service keeps gtx, member, link, branch, order, leader, stats, replica)']);
       expect(seen.get(`${ns}orders/gtx/orders.00000000000000c1`)).toHaveLength(1);
       expect(seen.get(`${ns}bank/weird/last`)).toHaveLength(1);
     } finally {
@@ -169,7 +172,7 @@ describe('records the CLI cannot use', () => {
 
   it("top shows the MALFORMED count a leader publishes (an SDK leader counts what it found), <none> without stats", async () => {
     const r = await cli('top');
-    expect(table(r.stdout).header).toEqual(['APP', 'LEADER', 'QUEUE', 'PROCESSING', 'WAITING', 'REQUEUES', 'SUCCEEDED', 'FAILED', 'PARKED', 'MALFORMED', 'UPDATED']);
+    expect(table(r.stdout).header).toEqual(['APP', 'LEADER', 'REPLICAS', 'QUEUE', 'PROCESSING', 'WAITING', 'REQUEUES', 'SUCCEEDED', 'FAILED', 'PARKED', 'MALFORMED', 'UPDATED']);
     expect(row(r.stdout, 'audit')?.MALFORMED).toBe('5');
     // The SDK's leader publishes the records under its own prefix that it cannot use; top shows their sum.
     await waitFor(async () => {

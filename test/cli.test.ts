@@ -259,7 +259,8 @@ describe('reading', () => {
   it("get leaders and top show each service's current leader, its queue depth, requeues and failures", async () => {
     const leaders = await cli('get', 'leaders');
     expect(leaders.code, leaders.stderr).toBe(0);
-    expect(table(leaders.stdout).header).toEqual(['APP', 'LEADER', 'HOST', 'PID', 'AGE']);
+    expect(table(leaders.stdout).header).toEqual(['APP', 'LEADER', 'HOST', 'PID', 'REPLICAS', 'AGE']);
+    expect(row(leaders.stdout, 'bank')?.REPLICAS).toBe('1');
     expect(row(leaders.stdout, 'bank')?.PID).toBe(String(process.pid));
     expect(row(leaders.stdout, 'orders')?.LEADER).not.toBe('<none>');
     // -o wide: the lease in hex, as etcdctl prints lease ids; -o json keeps the record's decimal.
@@ -271,7 +272,7 @@ describe('reading', () => {
       const bankRow = row(r.stdout, 'bank');
       return bankRow && bankRow.PARKED === '2' ? r : undefined;
     }, 'the bank leader to publish stats counting its 2 parked branches');
-    expect(table(top.stdout).header).toEqual(['APP', 'LEADER', 'QUEUE', 'PROCESSING', 'WAITING', 'REQUEUES', 'SUCCEEDED', 'FAILED', 'PARKED', 'MALFORMED', 'UPDATED']);
+    expect(table(top.stdout).header).toEqual(['APP', 'LEADER', 'REPLICAS', 'QUEUE', 'PROCESSING', 'WAITING', 'REQUEUES', 'SUCCEEDED', 'FAILED', 'PARKED', 'MALFORMED', 'UPDATED']);
     const bankRow = row(top.stdout, 'bank')!;
     expect(Number(bankRow.QUEUE)).toBeGreaterThanOrEqual(0);
     expect(Number(bankRow.FAILED)).toBeGreaterThanOrEqual(2);

@@ -3,9 +3,9 @@
  * must tell the operator what is wrong with each key it cannot use (`<ns>bank/branch/not-a-xid`,
  * `<ns>bank/gtx/`, `<ns>bank/weird/x`).
  */
-import { validateApp, validateBranchId, validateXid } from '../store/index.js';
+import { validateApp, validateBranchId, validateReplicaId, validateXid } from '../store/index.js';
 
-type Part = 'xid' | 'owner' | 'branchId';
+type Part = 'xid' | 'owner' | 'branchId' | 'replicaId';
 
 /** What follows `<app>/<type>` in each record type's key. */
 const LAYOUT: Record<string, Part[]> = {
@@ -17,12 +17,14 @@ const LAYOUT: Record<string, Part[]> = {
   order: ['xid', 'branchId'],
   leader: [],
   stats: [],
+  replica: ['replicaId'],
 };
 
 const PART: Record<Part, { label: string; valid: (s: string) => unknown }> = {
   xid: { label: 'transaction id', valid: validateXid },
   owner: { label: 'service name', valid: validateApp },
   branchId: { label: 'branch id', valid: validateBranchId },
+  replicaId: { label: 'replica id', valid: validateReplicaId },
 };
 
 /** The problem with `key` (under namespace `ns`), which Keys.parse rejected. */

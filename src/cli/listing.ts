@@ -1,7 +1,7 @@
 /**
  * What `get` and `top` read, and only that: per service, the prefixes of the record types they show
  * (`<ns><app>/gtx/` with its member records for transactions, `<ns><app>/branch/` with its orders for
- * branches, `<ns><app>/leader` and `stats` for services), streamed in chunks of whole groups (a
+ * branches, `<ns><app>/leader`, `stats` and `replica/` for services), streamed in chunks of whole groups (a
  * global with its members, a branch with its order) so nothing holds more than a chunk of records.
  *
  * Which services: `--app`'s, the one a transaction's name implies, or, for the whole namespace, the
@@ -83,7 +83,7 @@ export async function hasKeys(snap: Snapshot, keys: Keys, app: string): Promise<
 function typePrefixes(keys: Keys, app: string): string[] {
   const p = keys.app(app);
   // `leader` and `stats` are single keys, read as prefixes so that `<app>/leader/x` is seen with them.
-  return [`${p}branch/`, `${p}gtx/`, `${p}leader`, `${p}link/`, `${p}member/`, `${p}order/`, `${p}stats`];
+  return [`${p}branch/`, `${p}gtx/`, `${p}leader`, `${p}link/`, `${p}member/`, `${p}order/`, `${p}replica/`, `${p}stats`];
 }
 
 /** Records in `strays` the keys under the service's prefix that are under no record type's prefix. */
@@ -220,10 +220,10 @@ export async function namedBranches(snap: Snapshot, keys: Keys, apps: string[], 
   return model;
 }
 
-/** Each service's leader and stats records (and whatever else is under those two keys' prefixes). */
+/** Each service's leader, stats and presence records (and whatever else is under the leader and stats keys' prefixes). */
 export async function readServices(snap: Snapshot, keys: Keys, apps: string[], into: Model): Promise<void> {
   for (const app of apps) {
-    const found = await Promise.all([keys.leader(app), keys.stats(app)].map((p) => snap.all(prefixSpan(p))));
+    const found = await Promise.all([keys.leader(app), keys.stats(app), keys.replicasOf(app)].map((p) => snap.all(prefixSpan(p))));
     for (const kvs of found) set(into, kvs);
   }
 }

@@ -16,6 +16,7 @@ import {
   parseLeaderRecord,
   parseMember,
   parseOrder,
+  parseReplicaRecord,
   parseStatsRecord,
   type BranchRecord,
   type GlobalRecord,
@@ -23,7 +24,7 @@ import {
   type OrderRecord,
   type ParsedKey,
 } from '../store/index.js';
-import type { LeaderRecord } from '../leader.js';
+import type { LeaderRecord, ReplicaRecord } from '../leader.js';
 import type { ServiceStats } from '../stats.js';
 import { keyProblem } from './key-problems.js';
 
@@ -86,6 +87,8 @@ export interface ServiceItem {
   app: string;
   leader?: Entry<LeaderRecord>;
   stats?: Entry<ServiceStats>;
+  /** Every presence record of the app (one per live replica, the leader's included), by key. */
+  replicas: Entry<ReplicaRecord>[];
 }
 
 /** The entry a key gets, given the parse function of its kind; undefined deletes it. */
@@ -105,6 +108,8 @@ export class Model {
   private readonly orders = new Map<string, Entry<OrderRecord>>();
   private readonly leaders = new Map<string, Entry<LeaderRecord>>();
   private readonly stats = new Map<string, Entry<ServiceStats>>();
+  /** app → presence key → presence record */
+  private readonly replicas = new Map<string, Map<string, Entry<ReplicaRecord>>>();
   /** Keys under the namespace that are no txloop key → why. */
   private readonly strays = new Map<string, string>();
 
@@ -155,6 +160,13 @@ export class Model {
       case 'stats':
         update(this.stats, p.app, entryOf(parseStatsRecord));
         return { kind: 'service', app: p.app };
+      case 'replica': {
+        let r = this.replicas.get(p.app);
+        if (!r) this.replicas.set(p.app, (r = new Map()));
+        update(r, key, entryOf(parseReplicaRecord));
+        if (r.size === 0) this.replicas.delete(p.app);
+        return { kind: 'service', app: p.app };
+      }
     }
   }
 
@@ -194,6 +206,7 @@ export class Model {
     yield* this.orders.values();
     yield* this.leaders.values();
     yield* this.stats.values();
+    for (const r of this.replicas.values()) yield* r.values();
   }
 
   private entryAt(key: string): Entry<unknown> | undefined {
@@ -211,6 +224,8 @@ export class Model {
         return this.leaders.get(p.app);
       case 'stats':
         return this.stats.get(p.app);
+      case 'replica':
+        return this.replicas.get(p.app)?.get(key);
       default:
         return undefined;
     }
@@ -218,7 +233,7 @@ export class Model {
 
   /** Every app with at least one key in the namespace, sorted. */
   apps(): string[] {
-    const apps = new Set<string>([...this.leaders.keys(), ...this.stats.keys()]);
+    const apps = new Set<string>([...this.leaders.keys(), ...this.stats.keys(), ...this.replicas.keys()]);
     for (const xid of this.globals.keys()) apps.add(appOfXid(xid));
     for (const xid of this.members.keys()) apps.add(appOfXid(xid));
     for (const key of this.branches.keys()) {
@@ -294,7 +309,10 @@ export class Model {
   service(app: string): ServiceItem {
     const leader = this.leaders.get(app);
     const stats = this.stats.get(app);
-    return { app, ...(leader ? { leader } : {}), ...(stats ? { stats } : {}) };
+    // Oldest first (a malformed one, without a time, last), then by key.
+    const since = (e: Entry<ReplicaRecord>): number => e.record?.since ?? Number.MAX_SAFE_INTEGER;
+    const replicas = [...(this.replicas.get(app)?.values() ?? [])].sort((a, b) => since(a) - since(b) || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    return { app, ...(leader ? { leader } : {}), ...(stats ? { stats } : {}), replicas };
   }
 
   private parse<T>(key: string, value: Buffer, parse: (key: string, raw: Buffer) => T): Entry<T> {

@@ -119,9 +119,18 @@ export const leaderColumns: Sortable<ServiceItem>[] = [
   { header: 'LEADER', value: (s) => (s.leader ? (s.leader.record?.identity ?? MALFORMED) : NONE), minWidth: 20 },
   { header: 'HOST', value: (s) => s.leader?.record?.host ?? NONE, minWidth: 12 },
   { header: 'PID', value: (s) => (s.leader?.record?.pid !== undefined ? String(s.leader.record.pid) : NONE), minWidth: 7 },
+  { header: 'REPLICAS', value: (s) => String(replicaCount(s)), sortKey: (s) => replicaCount(s) },
   { header: 'LEASE', value: (s) => leaseHex(s.leader?.record?.lease), wide: true, minWidth: 16 },
   { header: 'AGE', value: (s) => age(s.leader?.record?.since), sortKey: (s) => -(s.leader?.record?.since ?? 0) },
 ];
+
+/**
+ * The replicas of a service that announced themselves (leader and standbys): its presence records
+ * that parse. Each lives as long as its replica's lease; a malformed one is named on stderr, not counted.
+ */
+export function replicaCount(s: ServiceItem): number {
+  return s.replicas.filter((r) => r.record !== undefined).length;
+}
 
 /** A lease id in hex, as etcdctl prints it (`etcdctl lease timetolive 694d9a3c…`); the record keeps it in decimal. */
 function leaseHex(lease: string | undefined): string {
@@ -142,6 +151,7 @@ const num = (n: number | undefined): string => (n === undefined ? NONE : String(
 export const topColumns: Sortable<ServiceItem>[] = [
   { header: 'APP', value: (s) => s.app },
   { header: 'LEADER', value: (s) => (s.leader ? (s.leader.record?.identity ?? MALFORMED) : NONE) },
+  { header: 'REPLICAS', value: (s) => String(replicaCount(s)), sortKey: (s) => replicaCount(s) },
   { header: 'QUEUE', value: (s) => num(queue(s, 'depth')), sortKey: (s) => queue(s, 'depth') ?? -1 },
   { header: 'PROCESSING', value: (s) => num(queue(s, 'processing')) },
   { header: 'WAITING', value: (s) => num(queue(s, 'waiting')) },
@@ -163,8 +173,8 @@ function malformedTotal(s: ServiceItem): number | undefined {
 }
 
 export function serviceJson(s: ServiceItem): unknown {
-  const part = (e: ServiceItem['leader'] | ServiceItem['stats']): unknown => (e ? (e.record ?? malformedJson(e.key, e.problem, e.raw)) : null);
-  return { app: s.app, leader: part(s.leader), stats: part(s.stats) };
+  const part = (e: ServiceItem['leader'] | ServiceItem['stats'] | ServiceItem['replicas'][number]): unknown => (e ? (e.record ?? malformedJson(e.key, e.problem, e.raw)) : null);
+  return { app: s.app, leader: part(s.leader), stats: part(s.stats), replicas: s.replicas.map(part) };
 }
 
 // ---------------------------------------------------------------------------------------------
