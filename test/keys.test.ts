@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Keys, appOfXid, newBranchId, newXid, validateApp, validateBranchId, validateXid } from '../src/store/index.js';
+import { Keys, appOfXid, newBranchId, newXid, replicaIdOf, validateApp, validateBranchId, validateReplicaId, validateXid } from '../src/store/index.js';
 
 describe('key layout and ids', () => {
   it('xids name their initiator app, validate, are unique, and sort by creation time', () => {
@@ -34,5 +34,20 @@ describe('key layout and ids', () => {
     for (const bad of ['', '-a', 'a-', 'A', 'a_b', 'a.b', 'a/b', 'a'.repeat(64), 42]) {
       expect(() => validateApp(bad)).toThrow(/use 1-63 lowercase letters, digits and '-'/);
     }
+  });
+
+  it("a replica's presence key is named by its lease id in hex, and only such a key parses as one", () => {
+    const keys = new Keys('txloop/');
+    const lease = '7587868470380693516'; // as etcd3 returns lease ids: decimal
+    const id = replicaIdOf(lease);
+    expect(id).toBe(BigInt(lease).toString(16));
+    expect(validateReplicaId(id)).toBe(id);
+    expect(keys.replica('pay', id)).toBe(`txloop/pay/replica/${id}`);
+    expect(keys.parse(keys.replica('pay', id))).toEqual({ kind: 'replica', app: 'pay', replicaId: id });
+    expect(keys.replica('pay', id).startsWith(keys.replicasOf('pay'))).toBe(true);
+    expect(replicaIdOf(String(2n ** 63n - 1n))).toBe('7fffffffffffffff');
+    for (const bad of ['', 'NOTHEX', 'ABC', '1'.repeat(17), 'a/b']) expect(keys.parse(`txloop/pay/replica/${bad}`)).toBeUndefined();
+    expect(keys.parse('txloop/pay/replica')).toBeUndefined();
+    expect(() => validateReplicaId('host-1')).toThrow(/not a replica id/);
   });
 });

@@ -30,9 +30,9 @@ async function setup(label: string, resources: Record<string, unknown> = { resou
   return { ns, sc, svc };
 }
 
-/** The records under `prefix`: the leader's election and stats keys come and go on their own. */
+/** The records under `prefix`: the leader's election and stats keys, and each replica's presence, come and go on their own. */
 async function keysUnder(prefix: string): Promise<string[]> {
-  return (await env.client.getAll().prefix(prefix).keys()).filter((k) => !/\/(leader|stats)$/.test(k));
+  return (await env.client.getAll().prefix(prefix).keys()).filter((k) => !/\/(leader|stats|replica\/[0-9a-f]+)$/.test(k));
 }
 
 describe('sidecar: the initiator and participant routes, end to end', () => {
