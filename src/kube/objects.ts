@@ -52,7 +52,7 @@ export interface TransactionStatus {
 
 export interface ParticipantStatus {
   leader?: { identity: string; since: string };
-  replicasSeen?: number;
+  replicasSeen: number;
   queueDepth: number;
   inFlight: number;
   parkedBranches: number;
@@ -128,8 +128,8 @@ export function transactionStatus(g: GlobalItem, why: { reason: string; message:
 
 export interface ParticipantInputs {
   service: ServiceItem;
-  /** Presence records of the app's replicas, when the services publish them. */
-  replicas?: number;
+  /** The app's replicas that announced themselves (presence records that parse). */
+  replicas: number;
   now: number;
   /** When the mirror last saw the app with a leader (undefined: never, since it started). */
   leaderLastSeen: number | undefined;
@@ -173,7 +173,7 @@ export function participantStatus(p: ParticipantInputs): { status: ParticipantSt
   return {
     status: {
       ...(leader ? { leader: { identity: leader.identity, since: iso(leader.since) } } : {}),
-      ...(p.replicas !== undefined ? { replicasSeen: p.replicas } : {}),
+      replicasSeen: p.replicas,
       queueDepth: q ? q.globals.depth + q.branches.depth : 0,
       inFlight: q ? q.globals.processing + q.branches.processing : 0,
       parkedBranches: parked,

@@ -4,6 +4,7 @@
  * has nothing left. A status that differs only in its heartbeat is written at most every
  * heartbeatEveryMs (the leader publishes every few seconds; the apiserver need not hear each one).
  */
+import { replicaCount } from '../cli/index.js';
 import type { KubeObject } from './api.js';
 import { MANAGED_BY, type MirrorContext } from './context.js';
 import { keepTransitionTimes, participantStatus, sameStatus, type Condition, type ParticipantStatus } from './objects.js';
@@ -21,10 +22,9 @@ export async function reconcileParticipant(ctx: MirrorContext, app: string): Pro
     return;
   }
   if (service.leader?.record) ctx.leaderSeen.set(app, now);
-  const replicas = (service as { replicas?: unknown[] }).replicas;
   const { status, recheckAfterMs } = participantStatus({
     service,
-    ...(replicas ? { replicas: replicas.length } : {}),
+    replicas: replicaCount(service),
     now,
     leaderLastSeen: ctx.leaderSeen.get(app),
     watchingSince: ctx.watchingSince,

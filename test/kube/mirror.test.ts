@@ -215,6 +215,7 @@ describe('txloop mirror', () => {
     expect(['ledger-1', 'ledger-2']).toContain(first);
     const cols = kube.kubectl(['get', 'txp', 'ledger', '-n', KNS]).stdout;
     expect(cols).toMatch(new RegExp(`^NAME\\s+APP\\s+LEADER\\s+QUEUE\\s+PARKED\\s+READY\\s+AGE\\nledger\\s+ledger\\s+${first}\\s+0\\s+0\\s+True\\s+\\d+s\\n$`));
+    await waitFor(() => getJson('txp', 'ledger')?.status?.replicasSeen === 2, 'Participant ledger to count its 2 replicas');
     const leader = replicas.find((r) => r.identity === first)!;
     leader.kill('SIGKILL');
     const next = await waitFor(() => {
@@ -222,6 +223,8 @@ describe('txloop mirror', () => {
       return id && id !== first ? id : undefined;
     }, 'Participant ledger to show the standby leading', 30_000);
     expect(next).toBe(first === 'ledger-1' ? 'ledger-2' : 'ledger-1');
+    // The killed replica's presence goes with its lease.
+    await waitFor(() => getJson('txp', 'ledger')?.status?.replicasSeen === 1, 'Participant ledger to count 1 replica');
     // The apps of the in-process services are there too; the mirror's own election is not an app.
     const names = kube.kubectl(['get', 'txp', '-n', KNS, '-o', 'name']).stdout.trim().split('\n').sort();
     expect(names).toEqual(['participant.txloop.io/bank', 'participant.txloop.io/ledger', 'participant.txloop.io/orders']);

@@ -8,7 +8,7 @@ import { hostname } from 'node:os';
 import { Command } from 'commander';
 import { pino } from 'pino';
 import { createEtcdClient } from '../../etcd/index.js';
-import { MIRROR_DEFAULTS, Mirror, podNamespace, serveMirror } from '../../kube/index.js';
+import type { Mirror } from '../../kube/index.js';
 import { etcdOptionsOf, parseDuration, resolveConnection, type GlobalOptions } from '../connection.js';
 import { CliError, UsageError } from '../errors.js';
 import { listenOf } from './sidecar.js';
@@ -36,7 +36,7 @@ export function mirrorCommand(name: string): Command {
     .option('--kubeconfig <file>', 'kubeconfig to use (default: KUBECONFIG, ~/.kube/config, or the pod service account)')
     .option('--identity <name>', "this replica's name in the mirror's election (default host/pid)")
     .option('--listen <host:port>', 'where /healthz, /readyz and /metrics are served', '127.0.0.1:7481')
-    .option('--lease-ttl <duration>', "the mirror's own leader lease", `${MIRROR_DEFAULTS.leaseTtlSeconds}s`)
+    .option('--lease-ttl <duration>', "the mirror's own leader lease", '10s')
     .option('--grace <duration>', 'a transaction not finished this long past its deadline is mirrored', '1m')
     .option('--resync <duration>', 'relist both sides and look at every object this often', '5m')
     .option('--service-lease-ttl <duration>', "the services' lease TTL: an app without a leader for longer is Degraded", '10s')
@@ -56,6 +56,8 @@ Example:
     .action(async (...params: unknown[]) => {
       const cmd = params[params.length - 1] as Command;
       const flags = cmd.opts<MirrorFlags>();
+      // Loaded only for this command: the Kubernetes client costs every other command ~0.5 s and ~100 MB.
+      const { Mirror, podNamespace, serveMirror } = await import('../../kube/index.js');
       const connection = resolveConnection(cmd.optsWithGlobals<GlobalOptions>());
       const kubeNamespace = flags.kubeNamespace ?? podNamespace() ?? 'default';
       if (!NAMESPACE_RE.test(kubeNamespace)) throw new UsageError(`invalid --kube-namespace ${JSON.stringify(kubeNamespace)}: a Kubernetes namespace name (lower case letters, digits, '-')`);
