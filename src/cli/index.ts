@@ -6,4 +6,5 @@
 export { MALFORMED, Model, type BranchItem, type GlobalItem, type ServiceItem } from './model.js';
 export { abortRepair, resolveRepair, retryRepair, type RepairResult } from './repairs.js';
 export { CliError } from './errors.js';
+export { ownerOf } from './lookup.js';
 export { replicaCount } from './views.js';

@@ -128,9 +128,13 @@ export class KubeApi {
     return out;
   }
 
-  /** Sets the status the mirror owns (server-side apply on the status subresource). */
-  async applyStatus(kind: KindName, name: string, status: unknown): Promise<KubeObject> {
-    const body = { apiVersion: `${GROUP}/${VERSION}`, kind: KIND[kind], metadata: { name, namespace: this.namespace }, status };
+  /**
+   * Sets the status the mirror owns (server-side apply on the status subresource), only over the
+   * object version it computed it from (`resourceVersion`: else 409, and the reconcile runs again):
+   * a deposed leader waking up with an old view cannot overwrite its successor's writes.
+   */
+  async applyStatus(kind: KindName, name: string, status: unknown, resourceVersion: string | undefined): Promise<KubeObject> {
+    const body = { apiVersion: `${GROUP}/${VERSION}`, kind: KIND[kind], metadata: { name, namespace: this.namespace, ...(resourceVersion ? { resourceVersion } : {}) }, status };
     const out = (await this.bounded(`status of ${kind} ${name}`, this.co.patchNamespacedCustomObjectStatus({ ...this.target(kind, name), body, fieldManager: FIELD_MANAGER, force: true }, apply))) as KubeObject;
     this.wrote(kind, 'status');
     return out;
@@ -143,13 +147,14 @@ export class KubeApi {
     return out;
   }
 
-  /** Deletes the object if it is still the one seen (`uid`); gone already is fine. */
-  async delete(kind: KindName, name: string, uid?: string): Promise<void> {
+  /** Deletes the object if it is still the version seen (else 409 is thrown: look again); gone already is fine. */
+  async delete(kind: KindName, name: string, seen: KubeObject['metadata']): Promise<void> {
+    const preconditions = { ...(seen.uid ? { uid: seen.uid } : {}), ...(seen.resourceVersion ? { resourceVersion: seen.resourceVersion } : {}) };
     try {
-      await this.bounded(`delete ${kind} ${name}`, this.co.deleteNamespacedCustomObject({ ...this.target(kind, name), ...(uid ? { body: { preconditions: { uid } } } : {}) }));
+      await this.bounded(`delete ${kind} ${name}`, this.co.deleteNamespacedCustomObject({ ...this.target(kind, name), body: { preconditions } }));
       this.wrote(kind, 'delete');
     } catch (err) {
-      if (statusOf(err) !== 404 && statusOf(err) !== 409) throw err;
+      if (statusOf(err) !== 404) throw err;
     }
   }
 

@@ -33,7 +33,34 @@ export interface MirrorContext {
   watchingSince: number;
   /** Repair outcomes written but not yet seen back from the apiserver, by object name. */
   outcomes: Map<string, Condition>;
+  /** The resourceVersion of the mirror's last write of each object (`txn/<name>`, `txp/<name>`) until the cache shows it. */
+  written: Map<string, string>;
   metrics: MirrorMetrics;
   logger: Logger;
   now(): number;
+}
+
+/** Whether `a` is a later resourceVersion than `b` (they are etcd revisions; opaque ones are never "later"). */
+function laterVersion(a: string, b: string | undefined): boolean {
+  return b !== undefined && /^\d+$/.test(a) && /^\d+$/.test(b) && BigInt(a) > BigInt(b);
+}
+
+/**
+ * Whether the cache still shows `key` from before the mirror's own last write of it: acting on it
+ * would undo that write (or run a repair again), so the reconcile waits for the watch to catch up.
+ */
+export function cacheLags(ctx: MirrorContext, key: string, cached: KubeObject | undefined): boolean {
+  const mine = ctx.written.get(key);
+  if (mine === undefined) return false;
+  if (cached && !laterVersion(mine, cached.metadata.resourceVersion)) {
+    ctx.written.delete(key);
+    return false;
+  }
+  return cached !== undefined;
+}
+
+/** Notes the version a write returned, for cacheLags. */
+export function remember(ctx: MirrorContext, key: string, obj: KubeObject): KubeObject {
+  if (obj.metadata.resourceVersion !== undefined) ctx.written.set(key, obj.metadata.resourceVersion);
+  return obj;
 }

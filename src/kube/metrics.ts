@@ -14,6 +14,7 @@ export class MirrorMetrics {
   readonly writes = new Counter<'kind' | 'verb'>({ name: 'txloop_mirror_apiserver_writes_total', help: 'Writes the mirror made to the Kubernetes API (apply, status, patch, delete).', labelNames: ['kind', 'verb'], registers: [this.registry] });
   readonly repairs = new Counter<'action' | 'result'>({ name: 'txloop_mirror_repairs_total', help: 'Declarative repairs run (result: repaired, refused, invalid).', labelNames: ['action', 'result'], registers: [this.registry] });
   readonly reconcileErrors = new Counter<'kind'>({ name: 'txloop_mirror_reconcile_errors_total', help: 'Reconciles that failed and were retried with backoff.', labelNames: ['kind'], registers: [this.registry] });
+  readonly resyncs = new Counter({ name: 'txloop_mirror_resyncs_total', help: 'Full relists of the apiserver side, each followed by a look at every object.', registers: [this.registry] });
   readonly leading = new Gauge({ name: 'txloop_mirror_leader', help: '1 while this mirror replica leads (writes), else 0.', registers: [this.registry] });
   readonly objects: Gauge<'kind'>;
 

@@ -22,6 +22,7 @@ import { Model } from '../cli/index.js';
 import { ConnectionState, LeaderElector } from '../etcd/index.js';
 import { Controller, Workqueue, type ReconcileResult } from '../runtime/index.js';
 import { Store } from '../store/index.js';
+import type { KubernetesObject, ListWatch } from '@kubernetes/client-node';
 import { KubeApi, messageOf, type KindName, type KubeObject } from './api.js';
 import type { MirrorContext } from './context.js';
 import { MirrorMetrics } from './metrics.js';
@@ -108,6 +109,7 @@ export class Mirror {
       leaderSeen: new Map(),
       watchingSince: Date.now(),
       outcomes: new Map(),
+      written: new Map(),
       metrics: this.metrics,
       logger: o.logger,
       now: () => Date.now(),
@@ -167,7 +169,7 @@ export class Mirror {
       await this.elector.stop();
       this.metrics.leading.set(0);
       await this.controller.stop();
-      await Promise.all([this.ctx.transactions.stop(), this.ctx.participants.stop(), this.informer.stop()]);
+      await Promise.all([this.ctx.transactions.stop(), this.ctx.participants.stop(), ...[...this.pending.values()].map((lw) => lw.stop()), this.informer.stop()]);
       this.metrics.base.untrack(this.queue);
     })();
     return this.closing;
@@ -219,6 +221,7 @@ export class Mirror {
 
   private resync(): void {
     // Relist the apiserver side (the etcd informer relists on its own schedule), then look at everything.
+    this.metrics.resyncs.inc();
     for (const kind of ['transaction', 'participant'] as const) if (!this.down.has(kind)) this.startWatch(kind);
     this.enqueueAll();
   }
@@ -226,17 +229,25 @@ export class Mirror {
   private readonly backoffs: Record<KindName, RetryBackoff> = { transaction: new RetryBackoff({ initialMs: 200, maxMs: 10_000 }), participant: new RetryBackoff({ initialMs: 200, maxMs: 10_000 }) };
   private readonly down = new Set<KindName>();
 
+  /** A list+watch still making its first list, by kind: it replaces the one serving once listed. */
+  private readonly pending = new Map<KindName, ListWatch<KubeObject & KubernetesObject>>();
+
   /**
-   * A fresh list+watch of `kind` in place of the last one: at start, at each resync, and after the
-   * apiserver went away (client-node's ListWatch stops on an error). Its first list re-adds every
-   * object it finds, so the leader looks at each again.
+   * A fresh list+watch of `kind` to replace the one serving: at each resync, and after the apiserver
+   * went away (client-node's ListWatch stops on an error). The one serving keeps answering the
+   * reconcilers until the new one has listed — a cache that has not listed yet would show every
+   * object as missing — and is stopped then.
    */
   private startWatch(kind: KindName): void {
     if (this.stopped) return;
     const field = kind === 'transaction' ? 'transactions' : 'participants';
-    const previous = this.ctx[field];
+    void this.pending.get(kind)?.stop();
     const lw = this.api.listWatch(kind, () => {
-      if (this.ctx[field] !== lw || this.stopped) return;
+      if (this.pending.get(kind) !== lw || this.stopped) return;
+      this.pending.delete(kind);
+      const previous = this.ctx[field];
+      this.ctx[field] = lw;
+      if (previous !== lw) void previous.stop();
       this.synced[kind] = true;
       this.backoffs[kind].reset();
       if (this.down.delete(kind)) {
@@ -244,19 +255,18 @@ export class Mirror {
         this.enqueueAll();
       }
     });
+    this.pending.set(kind, lw);
     const key = (o: KubeObject): string => `${kind === 'transaction' ? 'txn' : 'txp'}/${o.metadata.name}`;
     for (const event of ['add', 'update', 'delete'] as const) lw.on(event, (o) => this.enqueue(key(o)));
     lw.on('error', (err) => {
-      // A stopped watch reports its own abort: only the current one's failures count.
-      if (this.ctx[field] !== lw || this.stopped) return;
+      // A watch that was replaced reports its own abort: only the serving or pending one's failures count.
+      if ((this.ctx[field] !== lw && this.pending.get(kind) !== lw) || this.stopped) return;
       if (!this.down.has(kind)) this.o.logger.warn({ kind, server: this.api.server, err: messageOf(err) }, 'lost the apiserver watch; retrying with backoff');
       this.down.add(kind);
       clearTimeout(this.restarts.get(kind));
       this.restarts.set(kind, setTimeout(() => this.startWatch(kind), this.backoffs[kind].nextMs()));
     });
-    this.ctx[field] = lw;
-    void previous.stop();
-    void lw.start().catch((err: unknown) => lw === this.ctx[field] && this.o.logger.warn({ kind, err: messageOf(err) }, 'apiserver watch failed to start'));
+    void lw.start().catch((err: unknown) => this.pending.get(kind) === lw && this.o.logger.warn({ kind, err: messageOf(err) }, 'apiserver watch failed to start'));
   }
 
   private reportProblems(problems: string[]): void {

@@ -6,7 +6,7 @@
  */
 import { replicaCount } from '../cli/index.js';
 import type { KubeObject } from './api.js';
-import { MANAGED_BY, type MirrorContext } from './context.js';
+import { MANAGED_BY, cacheLags, remember, type MirrorContext } from './context.js';
 import { keepTransitionTimes, participantStatus, sameStatus, type Condition, type ParticipantStatus } from './objects.js';
 import type { ReconcileResult } from '../runtime/index.js';
 
@@ -14,11 +14,12 @@ export async function reconcileParticipant(ctx: MirrorContext, app: string): Pro
   if (!ctx.leading()) return;
   const { api, model } = ctx;
   let obj = ctx.participants.get(app, api.namespace) as KubeObject | undefined;
+  if (cacheLags(ctx, `txp/${app}`, obj)) return { requeueAfterMs: 100 };
   const now = ctx.now();
   const service = model.service(app);
   const present = app !== ctx.mirrorApp && (service.leader !== undefined || service.stats !== undefined || model.apps().includes(app));
   if (!present) {
-    if (obj && ctx.leading()) await api.delete('participant', app, obj.metadata.uid);
+    if (obj && ctx.leading()) await api.delete('participant', app, obj.metadata);
     return;
   }
   if (service.leader?.record) ctx.leaderSeen.set(app, now);
@@ -33,7 +34,7 @@ export async function reconcileParticipant(ctx: MirrorContext, app: string): Pro
   });
   if (!obj) {
     if (!ctx.leading()) return;
-    obj = await api.applyObject('participant', app, { [MANAGED_BY.key]: MANAGED_BY.value, 'txloop.io/app': app }, { app });
+    obj = remember(ctx, `txp/${app}`, await api.applyObject('participant', app, { [MANAGED_BY.key]: MANAGED_BY.value, 'txloop.io/app': app }, { app }));
   }
   const observed = obj.status as ParticipantStatus | undefined;
   status.conditions = keepTransitionTimes(status.conditions, observed?.conditions as Condition[] | undefined, now);
@@ -42,7 +43,7 @@ export async function reconcileParticipant(ctx: MirrorContext, app: string): Pro
     const heartbeatOnly = observed?.lastHeartbeat !== undefined && status.lastHeartbeat !== undefined && sameStatus({ ...status, lastHeartbeat: observed.lastHeartbeat }, observed);
     const due = heartbeatOnly ? Date.parse(observed.lastHeartbeat!) + ctx.heartbeatEveryMs - now : 0;
     if (due > 0) after = after === undefined ? due : Math.min(after, due);
-    else if (ctx.leading()) await api.applyStatus('participant', app, status);
+    else if (ctx.leading()) remember(ctx, `txp/${app}`, await api.applyStatus('participant', app, status, obj.metadata.resourceVersion));
   }
   return after !== undefined ? { requeueAfterMs: after + 50 } : undefined;
 }

@@ -6,8 +6,8 @@
  * cleared; a request whose generation already has an outcome is cleared without running again, so
  * a mirror that dies between the repair and the clear never repeats it.
  */
-import { MalformedRecord, TxloopError } from '../errors.js';
-import { CliError, abortRepair, resolveRepair, retryRepair } from '../cli/index.js';
+import { EtcdError, MalformedRecord, TxloopError, WriteConflict } from '../errors.js';
+import { CliError, abortRepair, ownerOf, resolveRepair, retryRepair } from '../cli/index.js';
 import { validateBranchId } from '../store/index.js';
 import type { Resolution, Store } from '../store/index.js';
 import type { KubeObject } from './api.js';
@@ -79,13 +79,24 @@ export function outcomeRecorded(obj: KubeObject): Condition | undefined {
   return conditions.find((c) => (c.type === 'Repaired' || c.type === 'RepairRefused') && c.status === 'True' && c.observedGeneration === generation);
 }
 
-/** Who asked: the field manager that set spec.repair (kubectl-edit, kubectl-patch, a GitOps tool, ...), as the CLI records `operator:<login>`. */
+/** Who set the annotations (kept across their move into spec.repair, where the mirror is the field's manager). */
+export const REQUESTED_BY = 'txloop.io/repair-requested-by';
+
+/** The field manager (kubectl-annotate, kubectl-patch, a GitOps tool, ...) that wrote `field` of the object. */
+export function managerOf(obj: KubeObject, has: (fields: Record<string, unknown>) => boolean): string | undefined {
+  for (const f of obj.metadata.managedFields ?? []) if (f.fieldsV1 && has(f.fieldsV1) && f.manager && f.manager !== 'txloop-mirror') return f.manager;
+  return undefined;
+}
+
+/**
+ * Who asked, as the repair records it (the CLI records `operator:<login>`): `kubernetes:<field
+ * manager>`, stamped with the request (the object's uid and generation) so a repair run again after
+ * a crash recognises its own earlier effect. Kubernetes tells the mirror the tool, not the person:
+ * the apiserver's audit log has who.
+ */
 export function requester(obj: KubeObject): string {
-  for (const f of obj.metadata.managedFields ?? []) {
-    const spec = f.fieldsV1?.['f:spec'] as Record<string, unknown> | undefined;
-    if (spec?.['f:repair'] !== undefined && f.manager && f.manager !== 'txloop-mirror') return `kubernetes:${f.manager}`;
-  }
-  return 'kubernetes';
+  const manager = obj.metadata.annotations?.[REQUESTED_BY] ?? managerOf(obj, (f) => (f['f:spec'] as Record<string, unknown> | undefined)?.['f:repair'] !== undefined);
+  return `kubernetes:${manager ?? 'unknown'}#${(obj.metadata.uid ?? '').slice(0, 8)}.${obj.metadata.generation ?? 0}`;
 }
 
 /**
@@ -95,6 +106,33 @@ export function requester(obj: KubeObject): string {
  */
 export async function runRepair(store: Store, xid: string, request: RepairRequest, by: string): Promise<{ repaired: boolean; message: string }> {
   try {
+    return await runOnce(store, xid, request, by);
+  } catch (err) {
+    // etcd failing, or a write racing another: not an answer to the request, so it is tried again.
+    if (err instanceof EtcdError || err instanceof WriteConflict || !(err instanceof TxloopError || err instanceof CliError || err instanceof MalformedRecord)) throw err;
+    // A mirror that died after the repair but before recording its outcome runs it again: the
+    // record then already carries this request's stamp, and the refusal is this request's own success.
+    if (await doneBy(store, xid, request, by)) return { repaired: true, message: `${request.action} already done by this request (${by})` };
+    return { repaired: false, message: err.message.slice(0, 1024) };
+  }
+}
+
+/** Whether the transaction's record shows `request` done with this very `by` stamp (abort: the decision; resolve: the branch's resolution). */
+async function doneBy(store: Store, xid: string, request: RepairRequest, by: string): Promise<boolean> {
+  try {
+    if (request.action === 'abort') return (await store.globals.get(xid))?.record.decision?.by === by;
+    if (request.action === 'resolve' && request.branch !== undefined) {
+      const owner = await ownerOf(store, { xid, branchId: request.branch });
+      return (await store.branches.get(owner, xid, request.branch))?.record.phase2?.resolution?.by === by;
+    }
+  } catch {
+    // unreadable: not shown done
+  }
+  return false;
+}
+
+async function runOnce(store: Store, xid: string, request: RepairRequest, by: string): Promise<{ repaired: boolean; message: string }> {
+  {
     const result =
       request.action === 'retry'
         ? await retryRepair(store, { xid, ...(request.branch !== undefined ? { branchId: request.branch } : {}) }, by)
@@ -103,9 +141,6 @@ export async function runRepair(store: Store, xid: string, request: RepairReques
           : await resolveRepair(store, { xid, branchId: request.branch! }, { as: request.as!, reason: request.reason, by });
     const lines = [...result.lines, ...result.warnings];
     return { repaired: true, message: (lines.length > 0 ? lines.join('; ') : `${request.action}: nothing to do`).slice(0, 1024) };
-  } catch (err) {
-    if (err instanceof TxloopError || err instanceof CliError || err instanceof MalformedRecord) return { repaired: false, message: err.message.slice(0, 1024) };
-    throw err;
   }
 }
 

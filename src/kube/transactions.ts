@@ -8,10 +8,10 @@
  *    while it shows a repair's outcome and its transaction has not finished.
  * An unfinished transaction is looked at again when its deadline + grace comes.
  */
-import { statusOf, type KubeObject } from './api.js';
-import { MANAGED_BY, type MirrorContext } from './context.js';
+import { messageOf, statusOf, type KubeObject } from './api.js';
+import { MANAGED_BY, cacheLags, remember, type MirrorContext } from './context.js';
 import { keepTransitionTimes, needsEyes, sameStatus, stuckAt, transactionStatus, type Condition } from './objects.js';
-import { ANNOTATION, annotationRepair, invalidCondition, outcomeRecorded, repairCondition, requester, runRepair, specRepair } from './repair.js';
+import { ANNOTATION, REQUESTED_BY, annotationRepair, invalidCondition, managerOf, outcomeRecorded, repairCondition, requester, runRepair, specRepair } from './repair.js';
 import type { ReconcileResult } from '../runtime/index.js';
 import { isTerminal } from '../states.js';
 
@@ -21,6 +21,9 @@ export async function reconcileTransaction(ctx: MirrorContext, name: string): Pr
   if (!ctx.leading()) return;
   const { api } = ctx;
   let obj = ctx.transactions.get(name, api.namespace) as KubeObject | undefined;
+  const key = `txn/${name}`;
+  // The cache from before the mirror's own last write: acting on it could run a repair again.
+  if (cacheLags(ctx, key, obj)) return { requeueAfterMs: 100 };
   const now = ctx.now();
 
   if (obj && annotationRepair(obj)) {
@@ -40,7 +43,7 @@ export async function reconcileTransaction(ctx: MirrorContext, name: string): Pr
       else {
         const result = await runRepair(ctx.store, xid, asked.request, requester(obj));
         outcome = repairCondition(result, asked.request, generation, now);
-        ctx.logger.info({ xid, action: asked.request.action, repaired: result.repaired, message: result.message }, 'declarative repair');
+        ctx.logger.info({ xid, action: asked.request.action, reason: asked.request.reason, by: requester(obj), repaired: result.repaired, message: result.message }, 'declarative repair');
       }
       ctx.metrics.repairs.inc({ action: 'request' in asked ? asked.request.action : 'invalid', result: outcome.type === 'Repaired' ? 'repaired' : 'invalid' in asked ? 'invalid' : 'refused' });
       ctx.outcomes.set(name, outcome);
@@ -56,7 +59,7 @@ export async function reconcileTransaction(ctx: MirrorContext, name: string): Pr
   if (!g || (!why && !recordPending && (!obj || (mirrored && !showsOutcome)))) {
     if (obj) {
       if (!ctx.leading()) return;
-      await api.delete('transaction', name, obj.metadata.uid);
+      await api.delete('transaction', name, obj.metadata);
       ctx.outcomes.delete(name);
     }
     return recheck(g ? stuckAt(g, ctx.graceMs) : undefined, now);
@@ -64,13 +67,13 @@ export async function reconcileTransaction(ctx: MirrorContext, name: string): Pr
 
   if (!obj) {
     if (!ctx.leading()) return;
-    obj = await api.applyObject('transaction', name, { [MANAGED_BY.key]: MANAGED_BY.value, 'txloop.io/app': g.app }, { xid });
+    obj = remember(ctx, key, await api.applyObject('transaction', name, { [MANAGED_BY.key]: MANAGED_BY.value, 'txloop.io/app': g.app }, { xid }));
   }
   const desired = transactionStatus(g, why, ctx.graceMs, kept, now);
   desired.conditions = keepTransitionTimes(desired.conditions, obj.status?.conditions as Condition[] | undefined, now);
   if (!sameStatus(desired, obj.status)) {
     if (!ctx.leading()) return;
-    obj = await api.applyStatus('transaction', name, desired);
+    obj = remember(ctx, key, await api.applyStatus('transaction', name, desired, obj.metadata.resourceVersion));
   }
   if (asked) await clearRepair(ctx, obj);
   else ctx.outcomes.delete(name);
@@ -91,17 +94,18 @@ function recheck(at: number | undefined, now: number): ReconcileResult {
 /** Clears spec.repair once its outcome is in status, unless a newer request replaced it meanwhile. */
 async function clearRepair(ctx: MirrorContext, obj: KubeObject): Promise<void> {
   if (!outcomeRecorded(obj) || !ctx.leading()) return;
+  const requestedBy = obj.metadata.annotations?.[REQUESTED_BY] !== undefined ? [{ op: 'remove', path: `/metadata/annotations/${pointer(REQUESTED_BY)}` }] : [];
   try {
-    await ctx.api.patch('transaction', obj.metadata.name, [
-      { op: 'test', path: '/metadata/generation', value: obj.metadata.generation },
-      { op: 'remove', path: '/spec/repair' },
-    ]);
+    remember(ctx, `txn/${obj.metadata.name}`, await ctx.api.patch('transaction', obj.metadata.name, [{ op: 'test', path: '/metadata/generation', value: obj.metadata.generation }, { op: 'remove', path: '/spec/repair' }, ...requestedBy]));
   } catch (err) {
     // 422: the generation moved on (a newer request) or the request is gone: the watch re-queues it.
     if (statusOf(err) !== 422 && statusOf(err) !== 404) throw err;
   }
-  ctx.outcomes.delete(obj.metadata.name);
+  // The outcome stays in ctx.outcomes until the cache shows the request cleared (see reconcile).
 }
+
+/** A JSON pointer segment (RFC 6901). */
+const pointer = (segment: string): string => segment.replace(/~/g, '~0').replace(/\//g, '~1');
 
 /** `kubectl annotate … txloop.io/repair=retry txloop.io/repair-reason=…` becomes spec.repair, in one patch that removes the annotations. */
 async function moveAnnotationsToSpec(ctx: MirrorContext, obj: KubeObject): Promise<void> {
@@ -110,19 +114,22 @@ async function moveAnnotationsToSpec(ctx: MirrorContext, obj: KubeObject): Promi
   const annotations = obj.metadata.annotations ?? {};
   const remove = Object.values(ANNOTATION)
     .filter((a) => a in annotations)
-    .map((a) => ({ op: 'remove', path: `/metadata/annotations/${a.replace(/~/g, '~0').replace(/\//g, '~1')}` }));
+    .map((a) => ({ op: 'remove', path: `/metadata/annotations/${pointer(a)}` }));
   const guard = { op: 'test', path: '/metadata/resourceVersion', value: obj.metadata.resourceVersion };
+  // Once moved, spec.repair's manager is the mirror: who annotated is kept beside it until it is cleared.
+  const by = managerOf(obj, (f) => ((f['f:metadata'] as Record<string, unknown> | undefined)?.['f:annotations'] as Record<string, unknown> | undefined)?.[`f:${ANNOTATION.action}`] !== undefined);
+  const keepBy = by !== undefined ? [{ op: 'add', path: `/metadata/annotations/${pointer(REQUESTED_BY)}`, value: by }] : [];
   try {
-    await ctx.api.patch('transaction', obj.metadata.name, [guard, ...remove, { op: 'add', path: '/spec/repair', value: repair }]);
+    remember(ctx, `txn/${obj.metadata.name}`, await ctx.api.patch('transaction', obj.metadata.name, [guard, ...remove, ...keepBy, { op: 'add', path: '/spec/repair', value: repair }]));
   } catch (err) {
     if (statusOf(err) !== 422) throw err;
+    // A failed `test` (the object changed since it was read) is a 422 too: read it again.
+    if (/test(ing)? (operation|value)|testing value|test failed/i.test(messageOf(err))) throw err;
     // The request does not pass the CRD's validation (or the object changed: then the watch re-queues it).
     const now = ctx.now();
     ctx.outcomes.set(obj.metadata.name, invalidCondition(`the txloop.io/repair annotations are not a valid repair: ${messageOfInvalid(err)}`, obj.metadata.generation, now));
     ctx.metrics.repairs.inc({ action: 'invalid', result: 'invalid' });
-    await ctx.api.patch('transaction', obj.metadata.name, [guard, ...remove]).catch((e: unknown) => {
-      if (statusOf(e) !== 422) throw e;
-    });
+    remember(ctx, `txn/${obj.metadata.name}`, await ctx.api.patch('transaction', obj.metadata.name, [guard, ...remove]));
   }
 }
 

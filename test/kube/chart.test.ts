@@ -228,6 +228,8 @@ describe('helm template', () => {
     expect(svc.spec.selector).toEqual(selector);
     expect(svc.spec.ports).toEqual([{ name: 'http-metrics', port: 9402, targetPort: 'http-metrics', protocol: 'TCP' }]);
     expect(ofKind(render([...ENDPOINTS, '--set', 'mirror.podDisruptionBudget.enabled=false']), 'PodDisruptionBudget')).toEqual([]);
+    // One mirror pod with minAvailable 1 would block every drain: no PDB then.
+    expect(ofKind(render([...ENDPOINTS, '--set', 'mirror.replicas=1']), 'PodDisruptionBudget')).toEqual([]);
     expect(one(render([...ENDPOINTS, '--set', 'mirror.podDisruptionBudget.minAvailable=50%']), 'PodDisruptionBudget').spec.minAvailable).toBe('50%');
   });
 

@@ -24,6 +24,15 @@ let url = '';
 
 const getJson = (kind: string, name: string): Json | undefined => kubeObject(kube, KNS, kind, name);
 
+/** A metric's value on the mirror, summed over its label sets. */
+async function metric(name: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`))
+    .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+}
+
 beforeAll(async () => {
   assertBuilt();
   kube = await startKubeApiserver();
@@ -34,7 +43,7 @@ beforeAll(async () => {
     name: 'mirror',
     script: CLI,
     javascript: true,
-    args: ['mirror', '--endpoints', etcd.endpoints.join(','), '--namespace', NS, '--kubeconfig', kube.kubeconfig, '--kube-namespace', KNS, '--listen', '127.0.0.1:0', '--lease-ttl', '3s', '--log-level', 'info'],
+    args: ['mirror', '--endpoints', etcd.endpoints.join(','), '--namespace', NS, '--kubeconfig', kube.kubeconfig, '--kube-namespace', KNS, '--listen', '127.0.0.1:0', '--lease-ttl', '3s', '--resync', '2s', '--service-lease-ttl', '2s', '--log-level', 'info'],
   });
   url = String((await mirror.waitForEvent((e) => e.event === 'ready', 'the mirror ready', { timeoutMs: 30_000 })).url);
 }, 600_000);
@@ -99,6 +108,50 @@ describe('txloop mirror at its boundaries', () => {
     expect(second.message).toMatch(/malformed|cannot be used|not valid JSON|invalid/i);
     await client.delete().prefix(`${NS}orders/`);
     await waitFor(() => getJson('txn', xid) === undefined, 'the Transaction deleted with its record');
+  });
+
+  it('a resync (every 2s here) writes nothing when nothing changed, and a repair outcome survives it', async () => {
+    const xid = 'orders.0000bad0000bad03';
+    await client.put(`${NS}orders/gtx/${xid}`).value('{"v":1');
+    await waitFor(() => getJson('txn', xid), 'the Transaction of the malformed record');
+    expect(kube.kubectl(['patch', 'txn', xid, '-n', KNS, '--type', 'merge', '-p', JSON.stringify({ spec: { repair: { action: 'retry', reason: 'try again' } } })]).status).toBe(0);
+    const refused = () => getJson('txn', xid)?.status?.conditions?.find((x: Json) => x.type === 'RepairRefused' && x.reason === 'RetryRefused');
+    await waitFor(() => refused() && getJson('txn', xid)?.spec.repair === undefined, 'the retry refused and cleared');
+    // Settled: the app's Participant (no leader at all) past its lease TTL, so Degraded.
+    await waitFor(() => (getJson('txp', 'orders')?.status?.conditions as Json[] | undefined)?.some((c) => c.type === 'Degraded' && c.status === 'True'), 'Participant orders Degraded');
+    await waitFor(async () => (await metric('workqueue_depth')) === 0, 'the queue to drain');
+    const writes = await metric('txloop_mirror_apiserver_writes_total');
+    const pBefore = JSON.stringify(getJson('txp', 'orders')?.status);
+    const before = (await (await fetch(`${url}/metrics`)).text()).split('\n').filter((l) => l.startsWith('txloop_mirror_apiserver_writes_total{')).join('; ');
+    const resyncs = await metric('txloop_mirror_resyncs_total');
+    await waitFor(async () => (await metric('txloop_mirror_resyncs_total')) >= resyncs + 3, 'three resyncs', 30_000);
+    await waitFor(async () => (await metric('workqueue_depth')) === 0, 'the queue to drain');
+    const lines = async () => (await (await fetch(`${url}/metrics`)).text()).split('\n').filter((l) => l.startsWith('txloop_mirror_apiserver_writes_total{')).join('; ');
+    expect(await metric('txloop_mirror_apiserver_writes_total'), `${before} → ${await lines()} ${pBefore} → ${JSON.stringify(getJson('txp', 'orders')?.status)}`).toBe(writes);
+    expect(refused()).toBeDefined();
+    await client.delete().prefix(`${NS}orders/`);
+    await waitFor(() => getJson('txn', xid) === undefined, 'the Transaction deleted with its record');
+  });
+
+  it('a Participant is Ready while its leader publishes, Degraded with parked branches, and Degraded (NoLeader) once leaderless for longer than the lease TTL', async () => {
+    const now = Date.now();
+    const queue = { depth: 3, processing: 1, waiting: 0, adds: 9, retries: 2, unfinishedWorkMs: 0, longestRunningProcessorMs: 0 };
+    // A stand-in for a service: its records written by hand (a real one's are bound to its lease), and one transaction of its own.
+    await client.put(`${NS}ghost/leader`).value(JSON.stringify({ identity: 'ghost-0', host: 'h', pid: 7, since: now, lease: '1' }));
+    await client.put(`${NS}ghost/stats`).value(JSON.stringify({ identity: 'ghost-0', at: now, queues: { globals: queue, branches: queue }, phase2: { succeeded: 1, failed: 0, parked: 2, completed: 0, collected: 0 }, branches: { PARKED: 2 } }));
+    await client.put(`${NS}ghost/gtx/ghost.0000ghost000ghost1`).value('{}');
+    const cond = (type: string) => (getJson('txp', 'ghost')?.status?.conditions as Json[] | undefined)?.find((c) => c.type === type);
+    await waitFor(() => cond('Ready')?.status === 'True' && cond('Degraded')?.status === 'True', 'ghost Ready and Degraded');
+    expect(getJson('txp', 'ghost')!.status).toMatchObject({ leader: { identity: 'ghost-0' }, queueDepth: 6, inFlight: 2, parkedBranches: 2, replicasSeen: 0 });
+    expect(cond('Degraded')).toMatchObject({ reason: 'BranchesParked' });
+    await client.delete().key(`${NS}ghost/leader`);
+    await client.delete().key(`${NS}ghost/stats`);
+    await waitFor(() => cond('Ready')?.status === 'False', 'ghost not Ready');
+    expect(cond('Ready')).toMatchObject({ reason: 'NoLeader' });
+    // Nothing changes in etcd when the lease TTL (2s here) has passed: the mirror comes back to it by itself.
+    await waitFor(() => cond('Degraded')?.reason === 'NoLeader', 'ghost Degraded: no leader', 15_000);
+    await client.delete().prefix(`${NS}ghost/`);
+    await waitFor(() => getJson('txp', 'ghost') === undefined, 'the Participant deleted once its app has no key left', 30_000);
   });
 
   it('bad flags, no Kubernetes configuration and an unreachable etcd each end the mirror with one clear line', async () => {

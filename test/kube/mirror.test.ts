@@ -133,6 +133,7 @@ describe('txloop mirror', () => {
     const writes = (await metric(a.url, 'txloop_mirror_apiserver_writes_total', 'kind="transaction"')) - writesBefore;
     console.log(`mirror write cost: one transaction parked, then fixed: ${writes} Transaction writes (apply, status, delete)`);
     expect(writes).toBeGreaterThanOrEqual(3);
+    expect(writes).toBeLessThanOrEqual(4);
   });
 
   it('a transaction not finished past its deadline + grace is mirrored as Stuck, with STUCK FOR, and deleted once it finishes', async () => {

@@ -71,6 +71,9 @@ Example:
       const identity = flags.identity ?? `${hostname()}/${process.pid}`;
       const logger = pino({ level: flags.logLevel, base: { component: 'mirror', identity } }, pino.destination(2));
 
+      // client-node's watch restarts run un-awaited (an auth plugin failing there rejects nowhere):
+      // log it and go on, the mirror's own backoff restarts the watch, rather than let Node exit.
+      process.on('unhandledRejection', (err) => logger.error({ err: err instanceof Error ? err.message : String(err) }, 'unhandled rejection (ignored)'));
       const client = createEtcdClient(etcdOptionsOf(connection));
       let mirror: Mirror;
       try {
