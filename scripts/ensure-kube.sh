@@ -2,7 +2,8 @@
 # Builds the real kube-apiserver and helm the Kubernetes tests run, from Go modules (the module
 # proxy only: nothing else is downloaded), once per version: the binaries and a stamp stay in
 # ${TXLOOP_KUBE_CACHE:-$HOME/.cache/txloop/kube}, outside the checkout, so a clean clone (CI) finds
-# them built. A cold build takes about 10 CPU-minutes for kube-apiserver and 3 for helm.
+# them built. Measured on 2 cores with the Go modules already downloaded and an empty build cache:
+# both in 4 min 45 s wall (9 CPU-minutes); with them built, 0.0 s.
 # Prints the cache's bin directory on stdout.
 set -euo pipefail
 KUBE_VERSION="${TXLOOP_KUBE_VERSION:-v1.34.4}"
@@ -16,7 +17,7 @@ export GOTOOLCHAIN=local CGO_ENABLED=0
 IFS=. read -r major minor patch <<<"${KUBE_VERSION#v}"
 
 if [ "$(cat "$OUT/kube-apiserver.stamp" 2>/dev/null)" != "$KUBE_VERSION" ] || [ ! -x "$OUT/kube-apiserver" ]; then
-  echo "txloop: building kube-apiserver $KUBE_VERSION into $OUT (once; about 10 minutes)" >&2
+  echo "txloop: building kube-apiserver $KUBE_VERSION into $OUT (once; about 5 minutes on 2 cores)" >&2
   staging="v0.${minor}.${patch}"
   work="$(mktemp -d)"
   trap 'rm -rf "$work"' EXIT
