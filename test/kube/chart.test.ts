@@ -14,7 +14,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { kubeBinDir, startKubeApiserver, type KubeApiserver } from '../helpers/kube.js';
+import { Etcd3 } from 'etcd3';
+import { startEtcd } from '../../src/testing.js';
+import { JsonLineProcess } from '../../tools/processes.js';
+import { waitFor } from '../helpers/cli.js';
+import { kubeBinDir, kubeObject, startKubeApiserver, type KubeApiserver } from '../helpers/kube.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CHART = join(ROOT, 'charts', 'txloop');
@@ -188,8 +192,8 @@ describe('helm template', () => {
     const role = one(objs, 'Role', 'txloop-mirror');
     expect(role.metadata.namespace).toBe('txloop-system');
     expect(role.rules).toEqual([
-      { apiGroups: ['txloop.io'], resources: ['participants', 'transactions'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] },
-      { apiGroups: ['txloop.io'], resources: ['participants/status', 'transactions/status'], verbs: ['get', 'update', 'patch'] },
+      { apiGroups: ['txloop.io'], resources: ['participants', 'transactions'], verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'] },
+      { apiGroups: ['txloop.io'], resources: ['participants/status', 'transactions/status'], verbs: ['patch'] },
     ]);
     const binding = one(objs, 'RoleBinding', 'txloop-mirror');
     expect(binding.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'txloop-mirror' });
@@ -496,11 +500,46 @@ describe('helm install on a real kube-apiserver', () => {
     const canI = (verb: string, resource: string, namespace = 'txloop-system') =>
       kube.kubectl(['auth', 'can-i', verb, resource, '-n', namespace, '--as=system:serviceaccount:txloop-system:txloop-mirror']).stdout.trim();
     expect(canI('patch', 'transactions.txloop.io', 'txloop-system')).toBe('yes');
-    expect(canI('update', 'participants.txloop.io/status')).toBe('yes');
+    expect(canI('patch', 'participants.txloop.io/status')).toBe('yes');
+    expect(canI('update', 'transactions.txloop.io')).toBe('no');
     expect(canI('delete', 'transactions.txloop.io')).toBe('yes');
     expect(canI('get', 'secrets')).toBe('no');
     expect(canI('list', 'pods')).toBe('no');
     expect(canI('list', 'transactions.txloop.io', 'default')).toBe('no');
+  });
+
+  it("the mirror works with only the RBAC the chart gives it: run with its ServiceAccount's token, it creates, writes status, clears a repair and deletes, and nothing is forbidden", async () => {
+    // The release of the test above, in txloop-system: its ServiceAccount, Role and RoleBinding.
+    const token = kube.kubectl(['create', 'token', 'txloop-mirror', '-n', 'txloop-system', '--duration', '1h']);
+    expect(token.status, token.stderr).toBe(0);
+    const dir = mkdtempSync(join(tmpdir(), 'txloop-sa-'));
+    const kubeconfig = join(dir, 'kubeconfig');
+    writeFileSync(kubeconfig, readFileSync(kube.kubeconfig, 'utf8').replace(/token: .*/, `token: ${token.stdout.trim()}`));
+    const etcd = await startEtcd();
+    const client = new Etcd3({ hosts: etcd.endpoints });
+    const ns = 'rbac/';
+    const mirror = new JsonLineProcess({ name: 'mirror-as-sa', script: join(ROOT, 'dist', 'cli', 'main.js'), javascript: true, args: ['mirror', '--endpoints', etcd.endpoints.join(','), '--namespace', ns, '--kubeconfig', kubeconfig, '--kube-namespace', 'txloop-system', '--listen', '127.0.0.1:0', '--lease-ttl', '3s', '--log-level', 'info'] });
+    const get = (kind: string, name: string) => kubeObject(kube, 'txloop-system', kind, name);
+    try {
+      await mirror.waitForEvent((e) => e.event === 'ready', 'the mirror ready', { timeoutMs: 30_000 });
+      const xid = 'orders.0000rbac0000rbac1';
+      await client.put(`${ns}orders/gtx/${xid}`).value('{"v":1');
+      await waitFor(() => get('txn', xid)?.status?.status === 'MALFORMED', 'a Transaction with its status (create, status patch)', 30_000);
+      await waitFor(() => get('txp', 'orders'), 'a Participant');
+      expect(kube.kubectl(['patch', 'txn', xid, '-n', 'txloop-system', '--type', 'merge', '-p', JSON.stringify({ spec: { repair: { action: 'abort', reason: 'rbac check' } } })]).status).toBe(0);
+      await waitFor(() => {
+        const o = get('txn', xid);
+        return o && o.spec.repair === undefined && (o.status.conditions as { type: string }[]).some((c) => c.type === 'RepairRefused');
+      }, 'the repair outcome recorded and the request cleared (patch)', 30_000);
+      await client.delete().prefix(ns);
+      await waitFor(() => get('txn', xid) === undefined && get('txp', 'orders') === undefined, 'both deleted (delete)', 30_000);
+      expect(mirror.stderr.filter((l) => /forbidden/i.test(l))).toEqual([]);
+    } finally {
+      await mirror.stop('SIGTERM', 5_000);
+      client.close();
+      await etcd.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('helm install accepts every other value set on the API server, each in its own namespace (ServiceMonitor aside: no prometheus-operator CRDs here)', () => {
