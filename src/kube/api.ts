@@ -158,11 +158,16 @@ export class KubeApi {
     }
   }
 
-  /** A list+watch cache of one kind in the namespace (not started); `onListed` is told of each list that succeeded. */
-  listWatch(kind: KindName, onListed?: () => void): k8s.ListWatch<KubeObject & k8s.KubernetesObject> {
+  /**
+   * A list+watch cache of one kind in the namespace (not started); `onListed` is told of each list
+   * that succeeded. One no longer `wanted` when its list comes back fails instead of opening a watch
+   * (client-node's stop() does not stop a list in flight).
+   */
+  listWatch(kind: KindName, wanted: () => boolean, onListed?: () => void): k8s.ListWatch<KubeObject & k8s.KubernetesObject> {
     const path = `/apis/${GROUP}/${VERSION}/namespaces/${this.namespace}/${PLURAL[kind]}`;
     const list = async (): Promise<k8s.KubernetesListObject<KubeObject & k8s.KubernetesObject>> => {
       const out = (await this.bounded(`list ${kind}`, this.co.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: this.namespace, plural: PLURAL[kind] }))) as k8s.KubernetesListObject<KubeObject & k8s.KubernetesObject>;
+      if (!wanted()) throw new Error(`list of ${kind} no longer wanted (replaced or stopped)`);
       // Told after the list's objects are in the cache: ListWatch adds them right after this resolves.
       setImmediate(() => onListed?.());
       return out;

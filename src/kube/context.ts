@@ -31,10 +31,10 @@ export interface MirrorContext {
   /** When the mirror last saw each app with a leader. */
   leaderSeen: Map<string, number>;
   watchingSince: number;
-  /** Repair outcomes written but not yet seen back from the apiserver, by object name. */
-  outcomes: Map<string, Condition>;
-  /** The resourceVersion of the mirror's last write of each object (`txn/<name>`, `txp/<name>`) until the cache shows it. */
-  written: Map<string, string>;
+  /** Repair outcomes not yet seen back from the apiserver, by object name, for the object (uid) they answer. */
+  outcomes: Map<string, { uid: string | undefined; condition: Condition }>;
+  /** The resourceVersion of the mirror's last write of each object (`txn/<name>`, `txp/<name>`), and when, until the cache shows it. */
+  written: Map<string, { version: string; at: number }>;
   metrics: MirrorMetrics;
   logger: Logger;
   now(): number;
@@ -45,22 +45,31 @@ function laterVersion(a: string, b: string | undefined): boolean {
   return b !== undefined && /^\d+$/.test(a) && /^\d+$/.test(b) && BigInt(a) > BigInt(b);
 }
 
+/** How long a write may take to come back through the watch before the cache is trusted again (a watch that died is restarted meanwhile). */
+const LAG_LIMIT_MS = 5_000;
+
 /**
- * Whether the cache still shows `key` from before the mirror's own last write of it: acting on it
- * would undo that write (or run a repair again), so the reconcile waits for the watch to catch up.
+ * Whether the cache still shows `key` from before the mirror's own last write of it (or not yet at
+ * all, after a create): acting on it would undo that write, or run a repair again, so the
+ * reconcile waits for the watch to catch up — for LAG_LIMIT_MS at most.
  */
 export function cacheLags(ctx: MirrorContext, key: string, cached: KubeObject | undefined): boolean {
   const mine = ctx.written.get(key);
   if (mine === undefined) return false;
-  if (cached && !laterVersion(mine, cached.metadata.resourceVersion)) {
+  if (ctx.now() - mine.at > LAG_LIMIT_MS || (cached && !laterVersion(mine.version, cached.metadata.resourceVersion))) {
     ctx.written.delete(key);
     return false;
   }
-  return cached !== undefined;
+  return true;
 }
 
 /** Notes the version a write returned, for cacheLags. */
 export function remember(ctx: MirrorContext, key: string, obj: KubeObject): KubeObject {
-  if (obj.metadata.resourceVersion !== undefined) ctx.written.set(key, obj.metadata.resourceVersion);
+  if (obj.metadata.resourceVersion !== undefined) ctx.written.set(key, { version: obj.metadata.resourceVersion, at: ctx.now() });
   return obj;
+}
+
+/** The object is gone by the mirror's own delete: nothing to wait for. */
+export function forget(ctx: MirrorContext, key: string): void {
+  ctx.written.delete(key);
 }

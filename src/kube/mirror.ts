@@ -98,8 +98,8 @@ export class Mirror {
       api: this.api,
       model,
       store,
-      transactions: this.api.listWatch('transaction'),
-      participants: this.api.listWatch('participant'),
+      transactions: this.api.listWatch('transaction', () => false),
+      participants: this.api.listWatch('participant', () => false),
       leading: () => this.elector.isLeader(),
       graceMs: d.graceMs,
       leaderlessAfterMs: d.leaderlessAfterMs,
@@ -138,6 +138,9 @@ export class Mirror {
     for (const kind of ['transaction', 'participant'] as const) this.startWatch(kind);
     this.controller.start();
     this.elector.on('started', () => {
+      // What an earlier term remembered of its own writes says nothing of what happened since.
+      this.ctx.outcomes.clear();
+      this.ctx.written.clear();
       this.metrics.leading.set(1);
       this.o.logger.info({ identity: this.o.identity }, 'mirror leads: reconciling every object');
       this.enqueueAll();
@@ -242,7 +245,7 @@ export class Mirror {
     if (this.stopped) return;
     const field = kind === 'transaction' ? 'transactions' : 'participants';
     void this.pending.get(kind)?.stop();
-    const lw = this.api.listWatch(kind, () => {
+    const lw = this.api.listWatch(kind, () => this.pending.get(kind) === lw && !this.stopped, () => {
       if (this.pending.get(kind) !== lw || this.stopped) return;
       this.pending.delete(kind);
       const previous = this.ctx[field];

@@ -6,7 +6,7 @@
  */
 import { replicaCount } from '../cli/index.js';
 import type { KubeObject } from './api.js';
-import { MANAGED_BY, cacheLags, remember, type MirrorContext } from './context.js';
+import { MANAGED_BY, cacheLags, forget, remember, type MirrorContext } from './context.js';
 import { keepTransitionTimes, participantStatus, sameStatus, type Condition, type ParticipantStatus } from './objects.js';
 import type { ReconcileResult } from '../runtime/index.js';
 
@@ -19,7 +19,10 @@ export async function reconcileParticipant(ctx: MirrorContext, app: string): Pro
   const service = model.service(app);
   const present = app !== ctx.mirrorApp && (service.leader !== undefined || service.stats !== undefined || model.apps().includes(app));
   if (!present) {
-    if (obj && ctx.leading()) await api.delete('participant', app, obj.metadata);
+    if (obj && ctx.leading()) {
+      await api.delete('participant', app, obj.metadata);
+      forget(ctx, `txp/${app}`);
+    }
     return;
   }
   if (service.leader?.record) ctx.leaderSeen.set(app, now);

@@ -95,7 +95,9 @@ export function managerOf(obj: KubeObject, has: (fields: Record<string, unknown>
  * the apiserver's audit log has who.
  */
 export function requester(obj: KubeObject): string {
-  const manager = obj.metadata.annotations?.[REQUESTED_BY] ?? managerOf(obj, (f) => (f['f:spec'] as Record<string, unknown> | undefined)?.['f:repair'] !== undefined);
+  const setter = obj.metadata.managedFields?.find((f) => (f.fieldsV1?.['f:spec'] as Record<string, unknown> | undefined)?.['f:repair'] !== undefined)?.manager;
+  // spec.repair set by the mirror itself is a moved annotation request: who annotated is kept beside it.
+  const manager = setter === 'txloop-mirror' ? obj.metadata.annotations?.[REQUESTED_BY] : setter;
   return `kubernetes:${manager ?? 'unknown'}#${(obj.metadata.uid ?? '').slice(0, 8)}.${obj.metadata.generation ?? 0}`;
 }
 
@@ -121,14 +123,16 @@ export async function runRepair(store: Store, xid: string, request: RepairReques
 async function doneBy(store: Store, xid: string, request: RepairRequest, by: string): Promise<boolean> {
   try {
     if (request.action === 'abort') return (await store.globals.get(xid))?.record.decision?.by === by;
-    if (request.action === 'resolve' && request.branch !== undefined) {
-      const owner = await ownerOf(store, { xid, branchId: request.branch });
-      return (await store.branches.get(owner, xid, request.branch))?.record.phase2?.resolution?.by === by;
-    }
-  } catch {
-    // unreadable: not shown done
+    if (request.branch === undefined) return false;
+    const owner = await ownerOf(store, { xid, branchId: request.branch });
+    const branch = (await store.branches.get(owner, xid, request.branch))?.record;
+    if (request.action === 'resolve') return branch?.phase2?.resolution?.by === by;
+    // A retry leaves its mark in the branch's timeline (store/repairs.ts).
+    return branch?.events.some((e) => e.type === 'Retried' && e.message === `re-queued by ${by}`) ?? false;
+  } catch (err) {
+    if (err instanceof EtcdError) throw err;
+    return false; // unreadable: not shown done
   }
-  return false;
 }
 
 async function runOnce(store: Store, xid: string, request: RepairRequest, by: string): Promise<{ repaired: boolean; message: string }> {

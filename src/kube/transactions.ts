@@ -8,8 +8,8 @@
  *    while it shows a repair's outcome and its transaction has not finished.
  * An unfinished transaction is looked at again when its deadline + grace comes.
  */
-import { messageOf, statusOf, type KubeObject } from './api.js';
-import { MANAGED_BY, cacheLags, remember, type MirrorContext } from './context.js';
+import { statusOf, type KubeObject } from './api.js';
+import { MANAGED_BY, cacheLags, forget, remember, type MirrorContext } from './context.js';
 import { keepTransitionTimes, needsEyes, sameStatus, stuckAt, transactionStatus, type Condition } from './objects.js';
 import { ANNOTATION, REQUESTED_BY, annotationRepair, invalidCondition, managerOf, outcomeRecorded, repairCondition, requester, runRepair, specRepair } from './repair.js';
 import type { ReconcileResult } from '../runtime/index.js';
@@ -33,7 +33,9 @@ export async function reconcileTransaction(ctx: MirrorContext, name: string): Pr
   const xid = obj && typeof obj.spec?.xid === 'string' ? obj.spec.xid : name;
   const g = ctx.model.global(xid);
 
-  let outcome = ctx.outcomes.get(name);
+  // An outcome answers one object: a Transaction deleted and made again starts with none.
+  const held = ctx.outcomes.get(name);
+  let outcome = held && obj && held.uid === obj.metadata.uid ? held.condition : undefined;
   const asked = obj ? specRepair(obj) : undefined;
   if (obj && asked) {
     const generation = obj.metadata.generation;
@@ -46,7 +48,7 @@ export async function reconcileTransaction(ctx: MirrorContext, name: string): Pr
         ctx.logger.info({ xid, action: asked.request.action, reason: asked.request.reason, by: requester(obj), repaired: result.repaired, message: result.message }, 'declarative repair');
       }
       ctx.metrics.repairs.inc({ action: 'request' in asked ? asked.request.action : 'invalid', result: outcome.type === 'Repaired' ? 'repaired' : 'invalid' in asked ? 'invalid' : 'refused' });
-      ctx.outcomes.set(name, outcome);
+      ctx.outcomes.set(name, { uid: obj.metadata.uid, condition: outcome });
     }
   }
   const kept = keptConditions(obj, outcome);
@@ -60,8 +62,9 @@ export async function reconcileTransaction(ctx: MirrorContext, name: string): Pr
     if (obj) {
       if (!ctx.leading()) return;
       await api.delete('transaction', name, obj.metadata);
-      ctx.outcomes.delete(name);
+      forget(ctx, key);
     }
+    ctx.outcomes.delete(name);
     return recheck(g ? stuckAt(g, ctx.graceMs) : undefined, now);
   }
 
@@ -115,7 +118,9 @@ async function moveAnnotationsToSpec(ctx: MirrorContext, obj: KubeObject): Promi
   const remove = Object.values(ANNOTATION)
     .filter((a) => a in annotations)
     .map((a) => ({ op: 'remove', path: `/metadata/annotations/${pointer(a)}` }));
-  const guard = { op: 'test', path: '/metadata/resourceVersion', value: obj.metadata.resourceVersion };
+  // Over the version read (else 409: read again). A failed `test` op would be a 422 with no detail,
+  // the same answer as the CRD refusing the request.
+  const guard = { op: 'replace', path: '/metadata/resourceVersion', value: obj.metadata.resourceVersion };
   // Once moved, spec.repair's manager is the mirror: who annotated is kept beside it until it is cleared.
   const by = managerOf(obj, (f) => ((f['f:metadata'] as Record<string, unknown> | undefined)?.['f:annotations'] as Record<string, unknown> | undefined)?.[`f:${ANNOTATION.action}`] !== undefined);
   const keepBy = by !== undefined ? [{ op: 'add', path: `/metadata/annotations/${pointer(REQUESTED_BY)}`, value: by }] : [];
@@ -123,13 +128,11 @@ async function moveAnnotationsToSpec(ctx: MirrorContext, obj: KubeObject): Promi
     remember(ctx, `txn/${obj.metadata.name}`, await ctx.api.patch('transaction', obj.metadata.name, [guard, ...remove, ...keepBy, { op: 'add', path: '/spec/repair', value: repair }]));
   } catch (err) {
     if (statusOf(err) !== 422) throw err;
-    // A failed `test` (the object changed since it was read) is a 422 too: read it again.
-    if (/test(ing)? (operation|value)|testing value|test failed/i.test(messageOf(err))) throw err;
     // The request does not pass the CRD's validation (or the object changed: then the watch re-queues it).
     const now = ctx.now();
-    ctx.outcomes.set(obj.metadata.name, invalidCondition(`the txloop.io/repair annotations are not a valid repair: ${messageOfInvalid(err)}`, obj.metadata.generation, now));
+    ctx.outcomes.set(obj.metadata.name, { uid: obj.metadata.uid, condition: invalidCondition(`the txloop.io/repair annotations are not a valid repair: ${messageOfInvalid(err)}`, obj.metadata.generation, now) });
     ctx.metrics.repairs.inc({ action: 'invalid', result: 'invalid' });
-    remember(ctx, `txn/${obj.metadata.name}`, await ctx.api.patch('transaction', obj.metadata.name, [guard, ...remove]));
+    if (ctx.leading()) remember(ctx, `txn/${obj.metadata.name}`, await ctx.api.patch('transaction', obj.metadata.name, [guard, ...remove]));
   }
 }
 
