@@ -179,6 +179,8 @@ describe('txloop mirror', () => {
     await waitFor(() => getJson('txn', xid) === undefined, `Transaction ${xid} gone once the annotated retry completed it`, 30_000);
     await orders.waitForCompletion(xid, { timeoutMs: 15_000 });
     expect((await orders.get(xid)).status).toBe('COMMITTED');
+    // Who annotated is what the retry records, though the mirror moved the request into spec.repair.
+    expect((await cli('describe', 'gtx', xid)).stdout).toMatch(/re-queued by kubernetes:kubectl-annotate#/);
   });
 
   it('spec.repair abort of a committed transaction is refused as the invariants forbid it: RepairRefused, nothing changed', async () => {
