@@ -7,6 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import * as k8s from '@kubernetes/client-node';
+import { raceAbort } from '../signals.js';
 import { FIELD_MANAGER, GROUP, KIND, PLURAL, VERSION } from './objects.js';
 
 export type KindName = keyof typeof PLURAL;
@@ -65,17 +66,20 @@ export function statusOf(err: unknown): number {
   return err instanceof k8s.ApiException ? err.code : 0;
 }
 
-/** A failed call in one line: the apiserver's own message when it gave one. */
-export function messageOf(err: unknown): string {
-  if (err instanceof k8s.ApiException) {
-    try {
-      const body = JSON.parse(String(err.body)) as { message?: string };
-      if (body.message) return `${err.code}: ${body.message}`;
-    } catch {
-      // not a Status object
-    }
-    return `${err.code}: ${String(err.body).slice(0, 300)}`;
+/** What the apiserver said of a failed call: its Status object's message, else the body itself. */
+export function apiMessage(err: { body?: unknown }): string {
+  try {
+    const body = JSON.parse(String(err.body)) as { message?: string };
+    if (body.message) return body.message;
+  } catch {
+    // not a Status object
   }
+  return String(err.body).slice(0, 300);
+}
+
+/** A failed call in one line: the status and the apiserver's own message when there was an answer. */
+export function messageOf(err: unknown): string {
+  if (err instanceof k8s.ApiException) return `${err.code}: ${apiMessage(err)}`;
   return err instanceof Error ? err.message : String(err);
 }
 
@@ -104,16 +108,8 @@ export class KubeApi {
     return { group: GROUP, version: VERSION, namespace: this.namespace, plural: PLURAL[kind], name };
   }
 
-  private async bounded<T>(what: string, call: Promise<T>): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what}: no answer from the apiserver within ${this.timeoutMs}ms`)), this.timeoutMs);
-    });
-    try {
-      return await Promise.race([call, timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
+  private bounded<T>(what: string, call: Promise<T>): Promise<T> {
+    return raceAbort(call, AbortSignal.timeout(this.timeoutMs), () => new Error(`${what}: no answer from the apiserver within ${this.timeoutMs}ms`));
   }
 
   private wrote(kind: KindName, verb: WriteVerb): void {

@@ -81,6 +81,7 @@ export class Mirror {
   private readonly reported = new Set<string>();
   private readonly synced = { etcd: false, transaction: false, participant: false };
   private readonly restarts = new Map<KindName, NodeJS.Timeout>();
+  private readonly resyncMs: number;
   private resyncTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private closing: Promise<void> | undefined;
@@ -127,8 +128,6 @@ export class Mirror {
     });
     this.resyncMs = d.resyncMs;
   }
-
-  private readonly resyncMs: number;
 
   /** Lists etcd (rejects if the first list fails), starts the apiserver caches and joins the election. */
   async start(): Promise<void> {
@@ -196,12 +195,12 @@ export class Mirror {
       if (value === undefined && key.endsWith('/leader')) this.ctx.leaderSeen.set(change.app, Date.now());
       return this.enqueue(`txp/${change.app}`);
     }
-    const parsed = change.kind === 'branch' ? model.keys.parse(change.key) : undefined;
-    const xid = change.kind === 'global' ? change.xid : parsed && 'xid' in parsed ? parsed.xid : undefined;
-    if (xid !== undefined) this.enqueue(`txn/${xid}`);
+    // A global, member, branch or order key: it names its transaction and its app.
+    const parsed = model.keys.parse(key);
+    if (!parsed || !('xid' in parsed)) return;
+    this.enqueue(`txn/${parsed.xid}`);
     // A new app shows up with its first key of any kind.
-    const app = model.keys.parse(key)?.app;
-    if (app !== undefined && !this.ctx.participants.get(app, this.o.kubeNamespace)) this.enqueue(`txp/${app}`);
+    if (!this.ctx.participants.get(parsed.app, this.o.kubeNamespace)) this.enqueue(`txp/${parsed.app}`);
   }
 
   private enqueue(key: string): void {

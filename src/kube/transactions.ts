@@ -8,7 +8,7 @@
  *    while it shows a repair's outcome and its transaction has not finished.
  * An unfinished transaction is looked at again when its deadline + grace comes.
  */
-import { statusOf, type KubeObject } from './api.js';
+import { apiMessage, statusOf, type KubeObject } from './api.js';
 import { MANAGED_BY, cacheLags, forget, remember, type MirrorContext } from './context.js';
 import { keepTransitionTimes, needsEyes, sameStatus, stuckAt, transactionStatus, type Condition } from './objects.js';
 import { ANNOTATION, REQUESTED_BY, annotationRepair, invalidCondition, managerOf, outcomeRecorded, repairCondition, requester, runRepair, specRepair } from './repair.js';
@@ -130,17 +130,8 @@ async function moveAnnotationsToSpec(ctx: MirrorContext, obj: KubeObject): Promi
     if (statusOf(err) !== 422) throw err;
     // The request does not pass the CRD's validation (or the object changed: then the watch re-queues it).
     const now = ctx.now();
-    ctx.outcomes.set(obj.metadata.name, { uid: obj.metadata.uid, condition: invalidCondition(`the txloop.io/repair annotations are not a valid repair: ${messageOfInvalid(err)}`, obj.metadata.generation, now) });
+    ctx.outcomes.set(obj.metadata.name, { uid: obj.metadata.uid, condition: invalidCondition(`the txloop.io/repair annotations are not a valid repair: ${apiMessage(err as { body?: unknown })}`, obj.metadata.generation, now) });
     ctx.metrics.repairs.inc({ action: 'invalid', result: 'invalid' });
     if (ctx.leading()) remember(ctx, `txn/${obj.metadata.name}`, await ctx.api.patch('transaction', obj.metadata.name, [guard, ...remove]));
-  }
-}
-
-function messageOfInvalid(err: unknown): string {
-  const body = (err as { body?: unknown }).body;
-  try {
-    return (JSON.parse(String(body)) as { message?: string }).message ?? String(body);
-  } catch {
-    return String(body);
   }
 }

@@ -82,6 +82,8 @@ Example:
         client.close();
         throw new CliError(`mirror: ${(err as Error).message}`);
       }
+      // A referenced timer, not withDeadline's unref'd one: with etcd unreachable nothing else keeps
+      // Node alive, and it would exit 13 (an unsettled await) before saying why.
       let timer: NodeJS.Timeout | undefined;
       try {
         await Promise.race([
