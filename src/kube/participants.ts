@@ -17,7 +17,8 @@ export async function reconcileParticipant(ctx: MirrorContext, app: string): Pro
   if (cacheLags(ctx, `txp/${app}`, obj)) return { requeueAfterMs: 100 };
   const now = ctx.now();
   const service = model.service(app);
-  const present = app !== ctx.mirrorApp && (service.leader !== undefined || service.stats !== undefined || model.apps().includes(app));
+  // Its own records first: only an app without any needs the scan of every key that apps() makes.
+  const present = app !== ctx.mirrorApp && (service.leader !== undefined || service.stats !== undefined || service.replicas.length > 0 || model.apps().includes(app));
   if (!present) {
     if (obj && ctx.leading()) {
       await api.delete('participant', app, obj.metadata);
